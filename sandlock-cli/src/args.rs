@@ -1,0 +1,150 @@
+//! Command-line grammar. Every flag parses straight into the core's policy
+//! types, so a malformed value is rejected by clap (exit 2) with a message
+//! naming the flag and the value.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sandlock_core::policy::{self, AddHost, NetRule, PortSet};
+use sandlock_core::Policy;
+
+/// Run untrusted programs under Landlock + seccomp with a supervisor that
+/// owns their network egress. No root, no containers.
+#[derive(Debug, Parser)]
+#[command(name = "sandlock", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run CMD confined: `sandlock run [OPTIONS] -- CMD [ARGS...]`.
+    Run(Box<RunArgs>),
+    /// Report what this kernel supports; exit non-zero if sandlock can't run.
+    Check,
+}
+
+/// Options of `sandlock run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Allow reading and executing PATH and everything below it (repeatable).
+    #[arg(short = 'r', long = "fs-read", value_name = "PATH")]
+    fs_read: Vec<PathBuf>,
+
+    /// Allow reading, writing and executing PATH and below (repeatable).
+    #[arg(short = 'w', long = "fs-write", value_name = "PATH")]
+    fs_write: Vec<PathBuf>,
+
+    /// Start from nothing instead of the minimal system view (/usr, /lib*,
+    /// /bin, /sbin, /etc without secrets, a few devices).
+    #[arg(long)]
+    no_system_view: bool,
+
+    /// Print the effective policy and exit without running anything.
+    #[arg(long)]
+    pub show_policy: bool,
+
+    /// Allow outbound connections: host, host:PORT[,PORT], IP, CIDR,
+    /// [IPv6]:PORT, :PORT (any host), * (anything); prefix udp:// for UDP
+    /// (repeatable). Names are resolved once at start and pinned.
+    #[arg(long = "net-allow", value_name = "SPEC", value_parser = parse_rule)]
+    net_allow: Vec<NetRule>,
+
+    /// Give the sandbox a static name NAME -> IP, used to resolve
+    /// --net-allow names and in its virtual /etc/hosts (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP", value_parser = parse_add_host)]
+    add_host: Vec<AddHost>,
+
+    /// Ports the workload may bind and listen on: 8080,9000-9005 (default none).
+    #[arg(long = "net-allow-bind", value_name = "PORTS", value_parser = parse_bind)]
+    net_allow_bind: Vec<PortSet>,
+
+    /// Set an environment variable for the workload (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// Pass only PATH, HOME, TERM, LANG (and --env) to the workload.
+    #[arg(long)]
+    clean_env: bool,
+
+    /// Working directory of the workload.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+
+    /// Kill the whole workload tree after SECS seconds (exit status 124).
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+
+    /// When started as root, keep capabilities instead of dropping them all.
+    #[arg(long)]
+    keep_caps: bool,
+
+    /// Do not print denials on stderr.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+
+    /// Append denials and allowed connections to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+fn reason(e: sandlock_core::Error) -> String {
+    match e {
+        sandlock_core::Error::InvalidValue { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+fn parse_rule(s: &str) -> Result<NetRule, String> {
+    NetRule::parse(s).map_err(reason)
+}
+
+fn parse_add_host(s: &str) -> Result<AddHost, String> {
+    AddHost::parse(s).map_err(reason)
+}
+
+fn parse_bind(s: &str) -> Result<PortSet, String> {
+    PortSet::parse(s, "--net-allow-bind", s).map_err(reason)
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    policy::parse_env(s).map_err(reason)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    policy::parse_timeout(s).map_err(reason)
+}
+
+fn absolute(flag: &str, p: PathBuf) -> anyhow::Result<PathBuf> {
+    std::path::absolute(&p).map_err(|e| anyhow::anyhow!("invalid value '{}' for '{flag}': {e}", p.display()))
+}
+
+impl RunArgs {
+    /// Builds the policy and the command line.
+    pub fn into_policy(self) -> anyhow::Result<(Policy, Vec<OsString>)> {
+        let mut p = Policy::default();
+        p.fs.system_view = !self.no_system_view;
+        p.fs.read = self.fs_read.into_iter().map(|x| absolute("--fs-read", x)).collect::<anyhow::Result<_>>()?;
+        p.fs.write = self.fs_write.into_iter().map(|x| absolute("--fs-write", x)).collect::<anyhow::Result<_>>()?;
+        p.net.allow = self.net_allow;
+        p.net.hosts = self.add_host;
+        for b in &self.net_allow_bind {
+            p.net.bind.extend(b);
+        }
+        p.process.env = self.env;
+        p.process.clean_env = self.clean_env;
+        p.process.cwd = self.cwd.map(|c| absolute("--cwd", c)).transpose()?;
+        p.process.timeout = self.timeout;
+        p.process.keep_caps = self.keep_caps;
+        p.report.quiet = self.quiet;
+        p.report.audit = self.audit;
+        Ok((p, self.command))
+    }
+}

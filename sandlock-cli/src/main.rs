@@ -1,0 +1,63 @@
+//! `sandlock`: run a program confined by Landlock and seccomp, with a
+//! supervisor that owns its network egress.
+
+mod args;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sandlock_core::{check, Error, ExitOutcome, Sandbox};
+
+use args::{Cli, Command};
+
+/// Exit status when sandlock itself fails to set up the sandbox.
+const SETUP_FAILURE: u8 = 125;
+/// Exit status for bad command-line input (clap uses the same).
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check => {
+            let report = check::probe();
+            println!("{report}");
+            if report.can_run() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Run(run) => {
+            let show = run.show_policy;
+            let (policy, argv) = match run.into_policy() {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("sandlock: {e:#}");
+                    return ExitCode::from(USAGE);
+                }
+            };
+            if show {
+                println!("{policy}");
+                return ExitCode::SUCCESS;
+            }
+            let timeout = policy.process.timeout;
+            let quiet = policy.report.quiet;
+            match Sandbox::new(policy).run(&argv) {
+                Ok(outcome) => {
+                    if let (ExitOutcome::TimedOut, Some(t), false) = (outcome, timeout, quiet) {
+                        eprintln!("sandlock: timed out after {}s; killed the workload tree", t.as_secs_f64());
+                    }
+                    ExitCode::from(outcome.code().clamp(0, 255) as u8)
+                }
+                Err(e) => {
+                    eprintln!("sandlock: {e}");
+                    ExitCode::from(match e {
+                        Error::Command { status, .. } => status.clamp(0, 255) as u8,
+                        Error::InvalidValue { .. } => USAGE,
+                        _ => SETUP_FAILURE,
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Denial reporting: one line per denial on sandlock's stderr, and, when
+//! asked, JSON lines in an audit file (denials and allowed connections).
+//!
+//! Owns the wording users see. It must never include anything the
+//! workload could use to learn a secret, and never block the supervisor on
+//! a slow terminal for longer than one write.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{Error, Result};
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed by a rule.
+    Allow,
+    /// Denied.
+    Deny,
+}
+
+/// One decision about one syscall.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// The thread that made the call.
+    pub pid: i32,
+    /// The syscall's name: connect, sendto, bind, socket, ...
+    pub syscall: &'a str,
+    /// What it targeted, e.g. `10.0.0.5:443`.
+    pub target: &'a str,
+    /// The decision.
+    pub verdict: Verdict,
+    /// The rule that decided, or why nothing allowed it.
+    pub rule: &'a str,
+}
+
+/// Where events go.
+#[derive(Debug)]
+pub struct Reporter {
+    quiet: bool,
+    audit: Option<Mutex<File>>,
+}
+
+impl Reporter {
+    /// Opens the audit file (append) if one is given.
+    pub fn new(quiet: bool, audit: Option<&Path>) -> Result<Reporter> {
+        let audit = match audit {
+            Some(p) => Some(Mutex::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| Error::setup(format!("--audit {}", p.display()), e))?,
+            )),
+            None => None,
+        };
+        Ok(Reporter { quiet, audit })
+    }
+
+    /// A reporter that prints denials and writes no file.
+    pub fn stderr_only() -> Reporter {
+        Reporter { quiet: false, audit: None }
+    }
+
+    /// True when allowed events are wanted (only the audit file takes them).
+    pub fn wants_allows(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// Records one event.
+    pub fn record(&self, ev: &Event<'_>) {
+        if ev.verdict == Verdict::Allow && self.audit.is_none() {
+            return;
+        }
+        let comm = comm_of(ev.pid);
+        if ev.verdict == Verdict::Deny && !self.quiet {
+            let line = format!(
+                "sandlock: denied {} {} from pid {} ({}): {}\n",
+                ev.syscall, ev.target, ev.pid, comm, ev.rule
+            );
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+        if let Some(file) = &self.audit {
+            let time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let json = serde_json::json!({
+                "time": time,
+                "pid": ev.pid,
+                "comm": comm,
+                "syscall": ev.syscall,
+                "target": ev.target,
+                "verdict": match ev.verdict { Verdict::Allow => "allow", Verdict::Deny => "deny" },
+                "rule": ev.rule,
+            });
+            let mut line = json.to_string();
+            line.push('\n');
+            if let Ok(mut f) = file.lock() {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+/// The short command name of a thread, as `ps` shows it.
+fn comm_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}

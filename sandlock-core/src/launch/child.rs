@@ -1,0 +1,126 @@
+//! The workload's last steps before exec, in the order that keeps every
+//! window closed: die with the reaper, drop capabilities, no_new_privs,
+//! Landlock, seccomp, hand the listener to the supervisor, wait for its
+//! go-ahead, close every stray fd, exec. A failing step exits 125 after
+//! reporting; nothing runs unconfined.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::unistd::Pid;
+
+use super::{Prepared, Report, Stage};
+
+pub(super) fn run(mut p: Prepared, reaper: Pid, report: OwnedFd, go: OwnedFd) -> ! {
+    let rep = report.as_raw_fd();
+    let fail = |stage: Stage, errno: i32| -> ! {
+        Report::SetupFailed(stage, errno).send(rep);
+        // SAFETY: terminate without running inherited atexit handlers.
+        unsafe { libc::_exit(125) }
+    };
+    // SAFETY: prctl/getppid take integers.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if libc::getppid() != reaper.as_raw() {
+            fail(Stage::Parent, 0);
+        }
+    }
+    restore_signals();
+    if let Some(cwd) = &p.cwd {
+        // SAFETY: cwd is a valid C string.
+        if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+            fail(Stage::Cwd, errno());
+        }
+    }
+    if p.drop_caps {
+        if let Err(e) = drop_capabilities() {
+            fail(Stage::Caps, e);
+        }
+    }
+    // SAFETY: integer prctl.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        fail(Stage::Landlock, errno());
+    }
+    match p.ruleset.take().map(|r| r.restrict_self()) {
+        Some(Ok(status)) if status.ruleset != landlock::RulesetStatus::NotEnforced => {}
+        Some(Err(_)) => fail(Stage::Landlock, errno()),
+        _ => fail(Stage::Landlock, libc::ENOSYS),
+    }
+    let listener = install_filter(&p.bpf).unwrap_or_else(|e| fail(Stage::Seccomp, e));
+    Report::NotifyFd(listener).send(rep);
+    let mut byte = 0u8;
+    // SAFETY: reads one byte into a local.
+    if unsafe { libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) } != 1 {
+        fail(Stage::Handshake, errno());
+    }
+    drop(go);
+    close_all_but(rep);
+    let argv = ptrs(&p.argv);
+    let envp = ptrs(&p.envp);
+    // SAFETY: all three pointers are NULL-terminated arrays of valid C
+    // strings that live until execve replaces this image.
+    unsafe { libc::execve(p.exec_path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = errno();
+    Report::ExecFailed(e).send(rep);
+    // SAFETY: as above.
+    unsafe { libc::_exit(if e == libc::ENOENT || e == libc::ENOTDIR { 127 } else { 126 }) }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn ptrs(v: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+    v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// Unblocks every signal and restores SIGPIPE, which the Rust runtime set
+/// to ignored in the supervisor and exec would otherwise keep ignored.
+fn restore_signals() {
+    // SAFETY: sigset manipulation on a local and signal() with SIG_DFL.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Empties every capability set. The bounding set can only be emptied
+/// with CAP_SETPCAP; without it there is nothing to regain anyway.
+fn drop_capabilities() -> Result<(), i32> {
+    use caps::CapSet;
+    let _ = caps::clear(None, CapSet::Bounding);
+    for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::clear(None, set).map_err(|_| libc::EPERM)?;
+    }
+    Ok(())
+}
+
+fn install_filter(bpf: &[libc::sock_filter]) -> Result<i32, i32> {
+    let prog = libc::sock_fprog { len: bpf.len() as u16, filter: bpf.as_ptr() as *mut _ };
+    let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    // WAIT_KILLABLE_RECV (5.19): once the supervisor has taken a
+    // notification, only a fatal signal interrupts the wait, so an action
+    // done on the workload's behalf is never replayed by a restarted call.
+    for flags in [base | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, base] {
+        // SAFETY: `prog` points at `bpf`, alive for the call.
+        let r = unsafe { crate::sys::seccomp_set_filter(flags, &prog) };
+        if r >= 0 {
+            return Ok(r as i32);
+        }
+        if errno() != libc::EINVAL {
+            break;
+        }
+    }
+    Err(errno())
+}
+
+fn close_all_but(keep: i32) {
+    // SAFETY: close_range on integer ranges of our own fd table.
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+    }
+}

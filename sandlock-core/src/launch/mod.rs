@@ -1,0 +1,214 @@
+//! Launch: everything between a policy and the workload's `execve`.
+//!
+//! Owns the process layout:
+//!
+//! ```text
+//! sandlock (supervisor, multi-threaded after launch)
+//!   └─ reaper: single-threaded, child subreaper, dies with nothing left behind
+//!        └─ workload: pdeathsig, caps dropped, no_new_privs, Landlock, seccomp, exec
+//! ```
+//!
+//! Everything that allocates (BPF, Landlock ruleset, argv/envp, paths) is
+//! prepared before the first fork, while the supervisor is still
+//! single-threaded. The reaper outlives a SIGKILLed supervisor just long
+//! enough to kill the whole workload tree and remove the private temp dir.
+//! This module must never let the workload exec before the supervisor holds
+//! the notification fd, and never exec unconfined when a step fails.
+
+mod child;
+mod landlock;
+mod reaper;
+pub mod seccomp;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use ::landlock::RulesetCreated;
+use nix::unistd::{fork, ForkResult, Pid};
+
+pub use self::landlock::{abi_version, build as build_ruleset, grants};
+use crate::{Error, Result};
+
+/// Everything the child needs, allocated before fork.
+pub struct Prepared {
+    /// Absolute path of the program to exec.
+    pub exec_path: CString,
+    /// argv, argv[0] as the user wrote it.
+    pub argv: Vec<CString>,
+    /// The workload's environment as `KEY=VALUE`.
+    pub envp: Vec<CString>,
+    /// Working directory to enter before exec.
+    pub cwd: Option<CString>,
+    /// The Landlock ruleset to enforce.
+    pub ruleset: Option<RulesetCreated>,
+    /// The seccomp program.
+    pub bpf: Vec<libc::sock_filter>,
+    /// Drop every capability before exec.
+    pub drop_caps: bool,
+    /// The private temp dir the reaper removes at the end.
+    pub tmpdir: PathBuf,
+}
+
+/// One record on the launch pipe, from the reaper or the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The workload's pid.
+    Pid(i32),
+    /// The workload installed its filter; the listener is its fd `n`.
+    NotifyFd(i32),
+    /// A confinement step failed (`stage`, errno); the workload exited 125.
+    SetupFailed(Stage, i32),
+    /// execve failed with this errno; the workload exited 126 or 127.
+    ExecFailed(i32),
+    /// The workload exited with this raw wait status; its tree is gone.
+    Exited(i32),
+}
+
+/// Confinement steps, named in setup failure messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Stage {
+    /// The supervisor died before the workload started.
+    Parent = 1,
+    /// Entering `--cwd`.
+    Cwd = 2,
+    /// Dropping capabilities.
+    Caps = 3,
+    /// Landlock restrict_self.
+    Landlock = 4,
+    /// Installing the seccomp filter.
+    Seccomp = 5,
+    /// Handing the notification fd to the supervisor.
+    Handshake = 6,
+}
+
+impl Stage {
+    fn from_i32(v: i32) -> Stage {
+        match v {
+            2 => Stage::Cwd,
+            3 => Stage::Caps,
+            4 => Stage::Landlock,
+            5 => Stage::Seccomp,
+            6 => Stage::Handshake,
+            _ => Stage::Parent,
+        }
+    }
+
+    /// Human name of the step.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Parent => "supervisor vanished before start",
+            Stage::Cwd => "cannot enter --cwd",
+            Stage::Caps => "cannot drop capabilities",
+            Stage::Landlock => "cannot enforce Landlock",
+            Stage::Seccomp => "cannot install seccomp filter",
+            Stage::Handshake => "notification fd hand-over failed",
+        }
+    }
+}
+
+const RECORD: usize = 12;
+
+impl Report {
+    fn encode(self) -> [u8; RECORD] {
+        let (tag, a, b) = match self {
+            Report::Pid(p) => (1, p, 0),
+            Report::NotifyFd(n) => (2, n, 0),
+            Report::SetupFailed(s, e) => (3, s as i32, e),
+            Report::ExecFailed(e) => (4, e, 0),
+            Report::Exited(s) => (5, s, 0),
+        };
+        let mut out = [0u8; RECORD];
+        out[..4].copy_from_slice(&(tag as u32).to_ne_bytes());
+        out[4..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..].copy_from_slice(&b.to_ne_bytes());
+        out
+    }
+
+    fn decode(buf: &[u8; RECORD]) -> Option<Report> {
+        let word = |i: usize| i32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        Some(match word(0) {
+            1 => Report::Pid(word(4)),
+            2 => Report::NotifyFd(word(4)),
+            3 => Report::SetupFailed(Stage::from_i32(word(4)), word(8)),
+            4 => Report::ExecFailed(word(4)),
+            5 => Report::Exited(word(4)),
+            _ => return None,
+        })
+    }
+
+    /// Writes the record with one write(2): async-signal-safe, and atomic
+    /// on a pipe because it is shorter than PIPE_BUF.
+    fn send(self, fd: libc::c_int) {
+        let rec = self.encode();
+        // SAFETY: writes from a live stack buffer of RECORD bytes.
+        unsafe { libc::write(fd, rec.as_ptr().cast(), RECORD) };
+    }
+}
+
+/// The supervisor's end of a launched sandbox.
+pub struct Spawned {
+    /// The reaper's pid.
+    pub reaper: Pid,
+    reports: File,
+    go: Option<File>,
+}
+
+impl Spawned {
+    /// Reads the next report; `None` when both reaper and workload are gone.
+    pub fn next_report(&mut self) -> io::Result<Option<Report>> {
+        let mut buf = [0u8; RECORD];
+        match self.reports.read_exact(&mut buf) {
+            Ok(()) => Ok(Report::decode(&buf)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fd to poll for reports.
+    pub fn reports_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.reports.as_fd()
+    }
+
+    /// Lets the workload go on to exec: the supervisor holds its listener.
+    pub fn release(&mut self) -> io::Result<()> {
+        use std::io::Write;
+        match self.go.take() {
+            Some(mut go) => go.write_all(b"g"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("pipe", io::Error::from(e)))
+}
+
+/// Forks the reaper, which forks the workload. Must be called while the
+/// calling process is single-threaded.
+pub fn spawn(prepared: Prepared) -> Result<Spawned> {
+    let (report_rd, report_wr) = pipe()?;
+    let (go_rd, go_wr) = pipe()?;
+    let supervisor = nix::unistd::getpid();
+    // SAFETY: the supervisor is single-threaded here (documented contract
+    // of this function), so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
+        ForkResult::Child => {
+            drop(report_rd);
+            drop(go_wr);
+            reaper::run(prepared, supervisor, report_wr, go_rd)
+        }
+        ForkResult::Parent { child } => {
+            drop(report_wr);
+            drop(go_rd);
+            // The reaper and workload own the rest of `prepared`; the
+            // ruleset fd must not linger in the supervisor.
+            drop(prepared);
+            Ok(Spawned { reaper: child, reports: File::from(report_rd), go: Some(File::from(go_wr)) })
+        }
+    }
+}

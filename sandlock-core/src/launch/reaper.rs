@@ -1,0 +1,118 @@
+//! The reaper: a single-threaded process between the supervisor and the
+//! workload. It is a child subreaper, so every orphan of the workload tree
+//! lands on it; when the workload's main process exits, or the supervisor
+//! dies (even by SIGKILL, seen through PDEATHSIG), it kills every remaining
+//! descendant, removes the private temp dir, reports, and exits.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+
+use super::{child, Prepared, Report, Stage};
+
+/// The signal the kernel sends the reaper when the supervisor dies.
+const PARENT_DIED: Signal = Signal::SIGUSR1;
+
+pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd, go: OwnedFd) -> ! {
+    // Block everything catchable: the reaper must survive the terminal's
+    // SIGINT/SIGHUP, and takes SIGCHLD and PARENT_DIED synchronously.
+    let all = SigSet::all();
+    let _ = all.thread_block();
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, PARENT_DIED as libc::c_ulong);
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    if getppid() != supervisor {
+        Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());
+        cleanup_and_exit(&prepared, 0);
+    }
+    let me = getpid();
+    // SAFETY: the reaper is single-threaded.
+    let workload = match unsafe { fork() } {
+        Ok(ForkResult::Child) => child::run(prepared, me, report, go),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            Report::SetupFailed(Stage::Parent, e as i32).send(report.as_raw_fd());
+            cleanup_and_exit(&prepared, 0);
+        }
+    };
+    drop(go);
+    Report::Pid(workload.as_raw()).send(report.as_raw_fd());
+
+    let mut waitset = SigSet::empty();
+    waitset.add(Signal::SIGCHLD);
+    waitset.add(PARENT_DIED);
+    loop {
+        if let Some(status) = reap(workload) {
+            kill_tree(me);
+            cleanup(&prepared);
+            Report::Exited(status).send(report.as_raw_fd());
+            exit(0);
+        }
+        if getppid() != supervisor {
+            kill_tree(me);
+            cleanup_and_exit(&prepared, 0);
+        }
+        // PARENT_DIED is also how the supervisor aborts a failed launch.
+        if waitset.wait() == Ok(PARENT_DIED) {
+            kill_tree(me);
+            cleanup_and_exit(&prepared, 0);
+        }
+    }
+}
+
+/// Reaps every exited child; returns the workload's raw status once it
+/// has exited.
+fn reap(workload: Pid) -> Option<i32> {
+    let mut found = None;
+    loop {
+        let mut raw = 0;
+        // SAFETY: waitpid writes the status into our local.
+        let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+        if pid <= 0 {
+            return found;
+        }
+        if pid == workload.as_raw() {
+            found = Some(raw);
+        }
+    }
+}
+
+/// Kills every descendant. Orphans of killed processes are re-parented to
+/// the reaper (a subreaper), so repeating until no child remains reaches
+/// the whole tree, however deep and however it double-forked.
+fn kill_tree(me: Pid) {
+    let path = format!("/proc/self/task/{}/children", me.as_raw());
+    loop {
+        let listed = std::fs::read_to_string(&path).unwrap_or_default();
+        for pid in listed.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            // SAFETY: signalling our own child by pid; it cannot be reused
+            // before we reap it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Err(nix::errno::Errno::ECHILD) => return,
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
+            _ => {}
+        }
+    }
+}
+
+fn cleanup(prepared: &Prepared) {
+    let _ = std::fs::remove_dir_all(&prepared.tmpdir);
+}
+
+fn cleanup_and_exit(prepared: &Prepared, code: i32) -> ! {
+    cleanup(prepared);
+    exit(code)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers and buffered
+    // stdio inherited from the supervisor, which are not ours to flush.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,33 @@
+//! # sandlock-core
+//!
+//! The one core behind every sandlock front door. A [`Policy`] says what a
+//! workload may touch; [`Sandbox::run`] launches the workload confined by
+//! Landlock and seccomp, and supervises it from outside: the supervisor
+//! answers trapped syscalls, performs every network connect on the
+//! workload's behalf, and serves virtual files.
+//!
+//! Module map (each module's own doc says what it owns and must never do):
+//!
+//! - [`policy`]: the policy value and the parsers that build it.
+//! - [`network`]: host pinning, the virtual `/etc/hosts`, socket addresses.
+//! - `launch`: everything that happens before `execve` (fork, capabilities,
+//!   Landlock, seccomp, the notify-fd hand-over).
+//! - `supervisor`: the seccomp user-notification loop and its handlers.
+//! - [`audit`]: denial reporting on stderr and as JSON lines.
+//! - [`check`]: what this kernel supports.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod audit;
+pub mod check;
+mod error;
+mod launch;
+pub mod network;
+pub mod policy;
+mod sandbox;
+mod supervisor;
+mod sys;
+
+pub use error::{Error, Result};
+pub use policy::Policy;
+pub use sandbox::{ExitOutcome, Sandbox};

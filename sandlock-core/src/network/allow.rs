@@ -1,0 +1,209 @@
+//! Pinned names and the egress allowlist.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use ipnet::IpNet;
+
+use super::canonical_ip;
+use crate::policy::{HostPattern, NetPolicy, PortSet, Proto};
+use crate::{Error, Result};
+
+/// Names pinned to addresses for the life of the sandbox: `--add-host`
+/// entries and every host named by a rule, resolved once at start.
+#[derive(Debug, Clone, Default)]
+pub struct Pinned {
+    entries: Vec<(String, Vec<IpAddr>)>,
+}
+
+impl Pinned {
+    /// Pins `--add-host` names first, then resolves every rule host that
+    /// they do not cover. `localhost` is always loopback.
+    pub fn resolve(net: &NetPolicy) -> Result<Pinned> {
+        let mut pinned = Pinned::default();
+        for h in &net.hosts {
+            pinned.add(&h.name, h.addr);
+        }
+        for rule in &net.allow {
+            let HostPattern::Name(name) = &rule.host else { continue };
+            if pinned.lookup(name).is_some() {
+                continue;
+            }
+            if name == "localhost" {
+                pinned.add(name, IpAddr::from([127, 0, 0, 1]));
+                pinned.add(name, "::1".parse().expect("literal"));
+                continue;
+            }
+            let addrs = (name.as_str(), 0u16).to_socket_addrs().map_err(|e| Error::Resolve {
+                flag: "--net-allow",
+                host: name.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut any = false;
+            for a in addrs {
+                pinned.add(name, a.ip());
+                any = true;
+            }
+            if !any {
+                return Err(Error::Resolve { flag: "--net-allow", host: name.clone(), reason: "no addresses".into() });
+            }
+        }
+        Ok(pinned)
+    }
+
+    fn add(&mut self, name: &str, ip: IpAddr) {
+        let ip = canonical_ip(ip);
+        match self.entries.iter_mut().find(|(n, _)| n == name) {
+            Some((_, ips)) if !ips.contains(&ip) => ips.push(ip),
+            Some(_) => {}
+            None => self.entries.push((name.to_string(), vec![ip])),
+        }
+    }
+
+    /// The pinned addresses of `name`, if it is pinned.
+    pub fn lookup(&self, name: &str) -> Option<&[IpAddr]> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, ips)| ips.as_slice())
+    }
+
+    /// Every pinned (name, addresses) pair, in the order they were pinned.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[IpAddr])> {
+        self.entries.iter().map(|(n, ips)| (n.as_str(), ips.as_slice()))
+    }
+
+    /// Content of the sandbox's virtual `/etc/hosts`: localhost lines and
+    /// one line per pinned address.
+    pub fn hosts_file(&self) -> Vec<u8> {
+        let mut out = String::from(
+            "# sandlock virtual /etc/hosts: localhost and the names pinned for this sandbox\n\
+             127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        );
+        for (name, ips) in &self.entries {
+            if name == "localhost" {
+                continue;
+            }
+            for ip in ips {
+                out.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        out.into_bytes()
+    }
+}
+
+/// The outcome of an egress check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by the rule quoted.
+    Allow(String),
+    /// Denied, with the reason quoted to the user.
+    Deny(&'static str),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    proto: Proto,
+    /// `None` is any address.
+    nets: Option<Vec<IpNet>>,
+    ports: PortSet,
+    spec: String,
+}
+
+/// The allowlist in address form, consulted on every connect, send and bind.
+#[derive(Debug, Clone, Default)]
+pub struct Egress {
+    rules: Vec<Rule>,
+    bind: PortSet,
+}
+
+impl Egress {
+    /// Turns a policy's rules into address form using the pinned names.
+    pub fn new(net: &NetPolicy, pinned: &Pinned) -> Egress {
+        let rules = net
+            .allow
+            .iter()
+            .map(|r| Rule {
+                proto: r.proto,
+                nets: match &r.host {
+                    HostPattern::Any => None,
+                    HostPattern::Net(n) => Some(vec![*n]),
+                    HostPattern::Name(name) => {
+                        Some(pinned.lookup(name).unwrap_or_default().iter().map(|ip| IpNet::from(*ip)).collect())
+                    }
+                },
+                ports: r.ports.clone(),
+                spec: r.spec.clone(),
+            })
+            .collect();
+        Egress { rules, bind: net.bind.clone() }
+    }
+
+    /// May the workload send to `dest` over `proto`?
+    pub fn check(&self, proto: Proto, dest: SocketAddr) -> Decision {
+        let ip = canonical_ip(dest.ip());
+        for r in &self.rules {
+            let host_ok = r.nets.as_ref().is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)));
+            if r.proto == proto && host_ok && r.ports.contains(dest.port()) {
+                return Decision::Allow(r.spec.clone());
+            }
+        }
+        Decision::Deny("not in --net-allow")
+    }
+
+    /// May the workload bind (port != 0) or listen on `port`?
+    pub fn check_bind(&self, port: u16) -> Decision {
+        if self.bind.contains(port) {
+            Decision::Allow(format!("--net-allow-bind {}", self.bind))
+        } else {
+            Decision::Deny("not in --net-allow-bind")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AddHost, NetRule};
+
+    fn policy(rules: &[&str], hosts: &[&str]) -> NetPolicy {
+        NetPolicy {
+            allow: rules.iter().map(|r| NetRule::parse(r).unwrap()).collect(),
+            hosts: hosts.iter().map(|h| AddHost::parse(h).unwrap()).collect(),
+            bind: PortSet::parse("8080,9000-9001", "--net-allow-bind", "").unwrap(),
+        }
+    }
+
+    fn allowed(e: &Egress, proto: Proto, a: &str) -> bool {
+        matches!(e.check(proto, a.parse().unwrap()), Decision::Allow(_))
+    }
+
+    #[test]
+    fn names_are_pinned_and_matched() {
+        let net = policy(&["api.test:443", "udp://dns.test:53", "10.1.0.0/16:22"], &["api.test:127.0.0.2", "dns.test:127.0.0.3"]);
+        let pinned = Pinned::resolve(&net).unwrap();
+        let e = Egress::new(&net, &pinned);
+        assert!(allowed(&e, Proto::Tcp, "127.0.0.2:443"));
+        assert!(allowed(&e, Proto::Tcp, "[::ffff:127.0.0.2]:443"));
+        assert!(!allowed(&e, Proto::Tcp, "127.0.0.2:80"));
+        assert!(!allowed(&e, Proto::Udp, "127.0.0.2:443"));
+        assert!(allowed(&e, Proto::Udp, "127.0.0.3:53"));
+        assert!(!allowed(&e, Proto::Tcp, "127.0.0.3:53"));
+        assert!(allowed(&e, Proto::Tcp, "10.1.200.3:22"));
+        assert!(!allowed(&e, Proto::Tcp, "10.2.0.1:22"));
+        assert_eq!(e.check(Proto::Tcp, "10.2.0.1:22".parse().unwrap()), Decision::Deny("not in --net-allow"));
+        let hosts = String::from_utf8(pinned.hosts_file()).unwrap();
+        assert!(hosts.contains("127.0.0.2\tapi.test\n") && hosts.contains("127.0.0.1\tlocalhost\n"));
+    }
+
+    #[test]
+    fn unspecified_address_is_loopback() {
+        let net = policy(&["127.0.0.1:8080"], &[]);
+        let e = Egress::new(&net, &Pinned::resolve(&net).unwrap());
+        assert!(allowed(&e, Proto::Tcp, "0.0.0.0:8080"));
+        assert!(!allowed(&e, Proto::Tcp, "[::]:8080"));
+    }
+
+    #[test]
+    fn bind_ports() {
+        let e = Egress::new(&policy(&[], &[]), &Pinned::default());
+        assert!(matches!(e.check_bind(9001), Decision::Allow(_)));
+        assert_eq!(e.check_bind(9002), Decision::Deny("not in --net-allow-bind"));
+    }
+}

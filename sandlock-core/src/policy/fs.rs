@@ -1,0 +1,75 @@
+//! Filesystem grants and the minimal system view.
+
+use std::path::PathBuf;
+
+/// Directories every policy may read and execute, unless
+/// `--no-system-view`. Missing ones are skipped.
+pub const SYSTEM_READ_DIRS: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc"];
+
+/// Devices every policy may read and write, when present.
+pub const SYSTEM_RW_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty"];
+
+/// Entries of `/etc` that the system view never grants, even when sandlock
+/// runs as root. Patterns are matched per directory entry; a trailing `*`
+/// is a prefix match, a leading `*` a suffix match.
+pub const ETC_SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh/ssh_host_*_key",
+    "/etc/ssl/private",
+    "/etc/security/opasswd",
+    "/etc/krb5.keytab",
+];
+
+/// Filesystem part of a policy.
+#[derive(Debug, Clone)]
+pub struct FsPolicy {
+    /// Read + execute grants (`-r`).
+    pub read: Vec<PathBuf>,
+    /// Read + write + execute grants (`-w`).
+    pub write: Vec<PathBuf>,
+    /// Start from the minimal system view (default true).
+    pub system_view: bool,
+}
+
+impl Default for FsPolicy {
+    fn default() -> Self {
+        FsPolicy { read: Vec::new(), write: Vec::new(), system_view: true }
+    }
+}
+
+/// True when `path` (a child of a directory the system view walks) is one
+/// of [`ETC_SECRETS`].
+pub(crate) fn is_etc_secret(path: &str) -> bool {
+    ETC_SECRETS.iter().any(|pat| match pat.split_once('*') {
+        None => path == *pat,
+        Some((pre, suf)) => path.len() >= pre.len() + suf.len() && path.starts_with(pre) && path.ends_with(suf),
+    })
+}
+
+/// Directories under `/etc` that hold a secret and are therefore granted
+/// entry by entry instead of whole.
+pub(crate) fn etc_dir_holds_secret(dir: &str) -> bool {
+    ETC_SECRETS.iter().any(|pat| pat.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_recognised() {
+        for p in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssl/private"] {
+            assert!(is_etc_secret(p), "{p}");
+        }
+        for p in ["/etc/passwd", "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_config", "/etc/ssl/certs"] {
+            assert!(!is_etc_secret(p), "{p}");
+        }
+        assert!(etc_dir_holds_secret("/etc") && etc_dir_holds_secret("/etc/ssh") && etc_dir_holds_secret("/etc/ssl"));
+        assert!(!etc_dir_holds_secret("/etc/apt"));
+    }
+}

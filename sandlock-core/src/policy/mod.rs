@@ -1,0 +1,157 @@
+//! The policy: what a workload may read, write, execute and reach.
+//!
+//! Owns the one [`Policy`] type every front door builds, and the parsers for
+//! the textual forms of its parts (`--net-allow` specs, port lists, host
+//! entries). Parsing happens once, here, and produces typed values, so later
+//! stages never re-validate strings. This module must never touch the system
+//! beyond reading the filesystem to make paths absolute: resolution of names
+//! and Landlock handles live in later stages.
+
+pub(crate) mod fs;
+mod net;
+mod ports;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
+pub use net::{AddHost, HostPattern, NetRule, Proto};
+pub use ports::PortSet;
+
+/// Everything a sandbox is allowed to do. Built by the CLI, profiles, the C
+/// ABI and the Python SDK alike.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Filesystem grants.
+    pub fs: FsPolicy,
+    /// Network egress and listening.
+    pub net: NetPolicy,
+    /// Environment, working directory, time limit, capabilities.
+    pub process: ProcessPolicy,
+    /// Where denials are reported.
+    pub report: ReportPolicy,
+}
+
+/// Network part of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct NetPolicy {
+    /// Allowed destinations (`--net-allow`). Empty: no outbound network.
+    pub allow: Vec<NetRule>,
+    /// Static names for the sandbox (`--add-host`).
+    pub hosts: Vec<AddHost>,
+    /// Ports the workload may bind and listen on (`--net-allow-bind`).
+    pub bind: PortSet,
+}
+
+impl NetPolicy {
+    /// True when the workload may create inet sockets at all.
+    pub fn inet_enabled(&self) -> bool {
+        !self.allow.is_empty() || !self.bind.is_empty()
+    }
+
+    /// True when any UDP rule exists.
+    pub fn udp_enabled(&self) -> bool {
+        self.allow.iter().any(|r| r.proto == Proto::Udp)
+    }
+
+    /// True when the sandbox sees a virtual `/etc/hosts`.
+    pub fn virtual_hosts(&self) -> bool {
+        self.inet_enabled() || !self.hosts.is_empty()
+    }
+}
+
+/// Process part of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessPolicy {
+    /// Extra environment variables (`--env`), applied last.
+    pub env: Vec<(String, String)>,
+    /// Keep only PATH, HOME, TERM, LANG and `env` (`--clean-env`).
+    pub clean_env: bool,
+    /// Working directory of the workload (`--cwd`); default: sandlock's own.
+    pub cwd: Option<PathBuf>,
+    /// Kill the whole tree after this long (`--timeout`).
+    pub timeout: Option<Duration>,
+    /// Keep capabilities when started as root (`--keep-caps`).
+    pub keep_caps: bool,
+}
+
+/// Reporting part of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct ReportPolicy {
+    /// Do not print denial lines on stderr (`-q`).
+    pub quiet: bool,
+    /// Append denial and connection events as JSON lines (`--audit`).
+    pub audit: Option<PathBuf>,
+}
+
+/// Parses `KEY=VALUE` as given to `--env`.
+pub fn parse_env(value: &str) -> crate::Result<(String, String)> {
+    let (k, v) = value
+        .split_once('=')
+        .ok_or_else(|| crate::Error::invalid("--env", value, "expected KEY=VALUE"))?;
+    if k.is_empty() || k.contains('\0') || v.contains('\0') {
+        return Err(crate::Error::invalid("--env", value, "empty key or NUL byte"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Parses a positive number of seconds (fractions allowed) for `--timeout`.
+pub fn parse_timeout(value: &str) -> crate::Result<Duration> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| crate::Error::invalid("--timeout", value, "expected a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(crate::Error::invalid("--timeout", value, "must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl fmt::Display for Policy {
+    /// The effective policy, as `--show-policy` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[filesystem]")?;
+        if self.fs.system_view {
+            writeln!(f, "system view: read/exec {}", SYSTEM_READ_DIRS.join(" "))?;
+            writeln!(f, "             minus /etc secrets: {}", fs::ETC_SECRETS.join(" "))?;
+            writeln!(f, "             read/write {}", SYSTEM_RW_DEVICES.join(" "))?;
+        } else {
+            writeln!(f, "system view: none (--no-system-view)")?;
+        }
+        for p in &self.fs.read {
+            writeln!(f, "read/exec:  {}", p.display())?;
+        }
+        for p in &self.fs.write {
+            writeln!(f, "read/write: {}", p.display())?;
+        }
+        writeln!(f, "temp dir:   private, exported as TMPDIR, removed on exit")?;
+        writeln!(f, "[network]")?;
+        if !self.net.inet_enabled() {
+            writeln!(f, "inet sockets: denied (no --net-allow)")?;
+        }
+        for r in &self.net.allow {
+            writeln!(f, "allow: {r}")?;
+        }
+        for h in &self.net.hosts {
+            writeln!(f, "host:  {} -> {}", h.name, h.addr)?;
+        }
+        if self.net.bind.is_empty() {
+            writeln!(f, "bind:  none")?;
+        } else {
+            writeln!(f, "bind:  {}", self.net.bind)?;
+        }
+        writeln!(f, "[process]")?;
+        writeln!(f, "clean env: {}", self.process.clean_env)?;
+        for (k, v) in &self.process.env {
+            writeln!(f, "env: {k}={v}")?;
+        }
+        if let Some(cwd) = &self.process.cwd {
+            writeln!(f, "cwd: {}", cwd.display())?;
+        }
+        match self.process.timeout {
+            Some(t) => writeln!(f, "timeout: {}s", t.as_secs_f64())?,
+            None => writeln!(f, "timeout: none")?,
+        }
+        writeln!(f, "keep caps: {}", self.process.keep_caps)
+    }
+}

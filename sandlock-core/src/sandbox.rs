@@ -1,0 +1,332 @@
+//! A sandbox run from start to exit status: prepare (everything that
+//! allocates), launch, supervise, wait.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::audit::Reporter;
+use crate::launch::{self, seccomp::FilterSpec, Prepared, Report};
+use crate::network::{Egress, Pinned};
+use crate::supervisor::{Config, Supervisor, VirtualFile};
+use crate::{sys, Error, Policy, Result};
+
+/// How the workload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitOutcome {
+    /// It exited with this code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+    /// `--timeout` expired and sandlock killed the tree.
+    TimedOut,
+}
+
+impl ExitOutcome {
+    /// The exit status a front door reports: the code, 128+signal, or 124.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitOutcome::Exited(c) => c,
+            ExitOutcome::Signaled(s) => 128 + s,
+            ExitOutcome::TimedOut => 124,
+        }
+    }
+}
+
+/// Environment variables `--clean-env` keeps.
+const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "TERM", "LANG"];
+/// Used when the environment has no PATH.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+/// Signals sandlock forwards to the workload.
+const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// A policy ready to run commands.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    policy: Policy,
+}
+
+impl Sandbox {
+    /// Wraps a policy.
+    pub fn new(policy: Policy) -> Sandbox {
+        Sandbox { policy }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs `argv` confined and waits for it. Must be called while the
+    /// process is single-threaded (sandlock forks before it starts its
+    /// own threads).
+    pub fn run(&self, argv: &[OsString]) -> Result<ExitOutcome> {
+        let Some(cmd) = argv.first() else {
+            return Err(Error::Command { cmd: String::new(), reason: "no command given".into(), status: 125 });
+        };
+        let net = &self.policy.net;
+        let pinned = Pinned::resolve(net)?;
+        let egress = Egress::new(net, &pinned);
+        let reporter = Reporter::new(self.policy.report.quiet, self.policy.report.audit.as_deref())?;
+        let mut files = Vec::new();
+        if net.virtual_hosts() {
+            files.push(VirtualFile::new("/etc/hosts", &pinned.hosts_file()).map_err(|e| Error::setup("virtual /etc/hosts", e))?);
+        }
+        let spec = FilterSpec { trap_open: !files.is_empty(), inet: net.inet_enabled(), udp: net.udp_enabled() };
+        let bpf = launch::seccomp::build(spec)?;
+
+        let tmpdir = TempDir::create()?;
+        let envp = self.environment(&tmpdir.0);
+        let exec_path = find_program(cmd, &envp)?;
+        let grants = launch::grants(&self.policy.fs, &tmpdir.0)?;
+        let ruleset = launch::build_ruleset(&grants)?;
+        let prepared = Prepared {
+            exec_path,
+            argv: argv.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_>>()?,
+            envp: envp.iter().map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat())).collect::<Result<_>>()?,
+            cwd: self.policy.process.cwd.as_ref().map(|c| cstring(c.as_os_str().as_bytes())).transpose()?,
+            ruleset: Some(ruleset),
+            bpf,
+            drop_caps: !self.policy.process.keep_caps,
+            tmpdir: tmpdir.0.clone(),
+        };
+        // From here on the reaper owns the temp dir's removal.
+        let tmp_path = tmpdir.release();
+        let spawned = launch::spawn(prepared);
+        let mut spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp_path);
+                return Err(e);
+            }
+        };
+
+        let mut mask = SigSet::empty();
+        for s in FORWARDED {
+            mask.add(*s);
+        }
+        mask.thread_block().map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
+
+        let cfg = SupervisorParts { egress, files, reporter, inet: spec.inet, udp: spec.udp };
+        let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
+        if result.is_err() {
+            // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
+            // kill the whole tree and remove the temp dir.
+            let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
+        }
+        let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        result
+    }
+
+    /// The workload's environment: inherited (or the clean subset), then
+    /// TMPDIR, then `--env`.
+    fn environment(&self, tmpdir: &Path) -> Vec<(OsString, OsString)> {
+        let p = &self.policy.process;
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k))
+            .collect();
+        let mut set = |k: &str, v: OsString| {
+            env.retain(|(ek, _)| ek != OsStr::new(k));
+            env.push((OsString::from(k), v));
+        };
+        set("TMPDIR", tmpdir.as_os_str().to_owned());
+        for (k, v) in &p.env {
+            set(k, OsString::from(v));
+        }
+        env
+    }
+}
+
+struct SupervisorParts {
+    egress: Egress,
+    files: Vec<VirtualFile>,
+    reporter: Reporter,
+    inet: bool,
+    udp: bool,
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::invalid("argument", &String::from_utf8_lossy(bytes), "contains a NUL byte"))
+}
+
+/// Waits for the launch handshake, starts the supervisor, then waits for
+/// the workload's exit while forwarding signals and enforcing the timeout.
+fn wait(
+    spawned: &mut launch::Spawned,
+    sigfd: &SignalFd,
+    parts: SupervisorParts,
+    timeout: Option<std::time::Duration>,
+    cmd: &OsStr,
+) -> Result<ExitOutcome> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut parts = Some(parts);
+    let mut workload: Option<OwnedFd> = None;
+    let mut exec_error: Option<i32> = None;
+    let mut setup_error: Option<(launch::Stage, i32)> = None;
+    let mut timed_out = false;
+    let mut _supervisor = None;
+    loop {
+        let wait_ms = match deadline {
+            Some(d) if !timed_out => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            _ => -1,
+        };
+        let mut fds = [PollFd::new(spawned.reports_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        let ready = match poll(&mut fds, PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::setup("poll", std::io::Error::from(e))),
+        };
+        let reports_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let signal_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if ready == 0 {
+            // Deadline passed: kill the workload; the reaper kills the rest.
+            timed_out = true;
+            if let Some(w) = &workload {
+                let _ = sys::pidfd_send_signal(w.as_fd(), libc::SIGKILL);
+            }
+            continue;
+        }
+        if signal_ready {
+            if let Ok(Some(info)) = sigfd.read_signal() {
+                // Signals the terminal sent already reached the workload,
+                // which shares our process group; forward only the ones a
+                // process sent to sandlock itself.
+                if info.ssi_code != libc::SI_KERNEL {
+                    if let Some(w) = &workload {
+                        let _ = sys::pidfd_send_signal(w.as_fd(), info.ssi_signo as i32);
+                    }
+                }
+            }
+        }
+        if !reports_ready {
+            continue;
+        }
+        let report = spawned.next_report().map_err(|e| Error::setup("reading launch reports", e))?;
+        match report {
+            Some(Report::Pid(pid)) => {
+                workload = Some(sys::pidfd_open(pid).map_err(|e| Error::setup("pidfd_open", e))?);
+            }
+            Some(Report::NotifyFd(n)) => {
+                let w = workload.as_ref().ok_or_else(|| Error::setup("launch", std::io::Error::other("notify fd before pid")))?;
+                let listener = sys::pidfd_getfd(w.as_fd(), n).map_err(|e| Error::setup("pidfd_getfd (taking the seccomp listener)", e))?;
+                let p = parts.take().expect("one listener per run");
+                let cfg = Config {
+                    listener,
+                    egress: p.egress,
+                    inet: p.inet,
+                    udp: p.udp,
+                    abstract_unix_scoped: launch::abi_version() >= 6,
+                    files: p.files,
+                    reporter: p.reporter,
+                };
+                _supervisor = Some(Supervisor::start(cfg).map_err(|e| Error::setup("starting supervisor threads", e))?);
+                spawned.release().map_err(|e| Error::setup("releasing the workload", e))?;
+            }
+            Some(Report::SetupFailed(stage, errno)) => setup_error = Some((stage, errno)),
+            Some(Report::ExecFailed(errno)) => exec_error = Some(errno),
+            Some(Report::Exited(raw)) => {
+                if let Some((stage, errno)) = setup_error {
+                    return Err(Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno)));
+                }
+                if let Some(errno) = exec_error {
+                    let status = if errno == libc::ENOENT || errno == libc::ENOTDIR { 127 } else { 126 };
+                    return Err(Error::Command {
+                        cmd: cmd.to_string_lossy().into_owned(),
+                        reason: std::io::Error::from_raw_os_error(errno).to_string(),
+                        status,
+                    });
+                }
+                if timed_out {
+                    return Ok(ExitOutcome::TimedOut);
+                }
+                return Ok(decode_status(raw));
+            }
+            None => {
+                if let Some((stage, errno)) = setup_error {
+                    return Err(Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno)));
+                }
+                return Err(Error::setup("launch", std::io::Error::other("the reaper exited without a status")));
+            }
+        }
+    }
+}
+
+fn decode_status(raw: i32) -> ExitOutcome {
+    if libc::WIFEXITED(raw) {
+        ExitOutcome::Exited(libc::WEXITSTATUS(raw))
+    } else if libc::WIFSIGNALED(raw) {
+        ExitOutcome::Signaled(libc::WTERMSIG(raw))
+    } else {
+        ExitOutcome::Exited(255)
+    }
+}
+
+/// Finds the program like execvp would, with the workload's PATH; tells
+/// "not found" (127) from "not executable" (126) before anything starts.
+fn find_program(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<CString> {
+    let name = cmd.as_bytes();
+    let not_found = || Error::Command { cmd: cmd.to_string_lossy().into_owned(), reason: "command not found".into(), status: 127 };
+    if name.is_empty() {
+        return Err(not_found());
+    }
+    if name.contains(&b'/') {
+        return cstring(name);
+    }
+    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let mut found_not_exec = None;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let candidate = Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(name));
+        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let c = cstring(candidate.as_os_str().as_bytes())?;
+        // SAFETY: access() on a valid C string.
+        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(c);
+        }
+        found_not_exec.get_or_insert(c);
+    }
+    match found_not_exec {
+        Some(c) => Ok(c),
+        None => Err(not_found()),
+    }
+}
+
+/// The private temp dir, removed on drop until the reaper takes it over.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Result<TempDir> {
+        let base = std::env::var_os("TMPDIR").filter(|t| Path::new(t).is_absolute()).unwrap_or_else(|| OsString::from("/tmp"));
+        let mut template = Path::new(&base).join("sandlock.XXXXXX").into_os_string().into_vec();
+        template.push(0);
+        // SAFETY: mkdtemp rewrites the X's in our NUL-terminated buffer.
+        let r = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+        if r.is_null() {
+            return Err(Error::setup(format!("creating a private temp dir in {}", Path::new(&base).display()), std::io::Error::last_os_error()));
+        }
+        template.pop();
+        Ok(TempDir(PathBuf::from(OsString::from_vec(template))))
+    }
+
+    fn release(self) -> PathBuf {
+        let p = self.0.clone();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

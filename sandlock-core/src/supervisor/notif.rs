@@ -1,0 +1,133 @@
+//! One trapped syscall: its arguments, the workload's memory behind them,
+//! and the answer.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+
+use crate::sys;
+
+/// How to answer a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Let the kernel run the syscall as the workload asked. Only where
+    /// Landlock enforces the result or a swapped argument only hurts the
+    /// workload.
+    Continue,
+    /// The syscall returns this value.
+    Value(i64),
+    /// The syscall fails with this errno.
+    Errno(i32),
+    /// Already answered (ADDFD with SEND).
+    Done,
+}
+
+impl Reply {
+    /// Maps an io::Error from an action done on the workload's behalf to
+    /// the errno the workload sees.
+    pub fn from_io(e: &io::Error) -> Reply {
+        Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// A received notification.
+pub struct Notif {
+    fd: RawFd,
+    /// Notification id.
+    pub id: u64,
+    /// The thread that made the call.
+    pub pid: i32,
+    nr: i64,
+    args: [u64; 6],
+}
+
+impl Notif {
+    pub fn new(fd: RawFd, req: &libc::seccomp_notif) -> Notif {
+        Notif { fd, id: req.id, pid: req.pid as i32, nr: req.data.nr as i64, args: req.data.args }
+    }
+
+    /// Syscall number.
+    pub fn nr(&self) -> i64 {
+        self.nr
+    }
+
+    /// Raw 64-bit argument `i`.
+    pub fn arg(&self, i: usize) -> u64 {
+        self.args[i]
+    }
+
+    /// Argument `i` as the C `int` the kernel reads.
+    pub fn int(&self, i: usize) -> i32 {
+        self.args[i] as u32 as i32
+    }
+
+    /// Reads `len` bytes at `addr` in the calling task's memory.
+    pub fn read(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        sys::read_mem_exact(self.pid, addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads a NUL-terminated string (at most `max` bytes).
+    pub fn read_cstr(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        sys::read_cstr(self.pid, addr, max, &mut out)?;
+        Ok(out)
+    }
+
+    /// Writes `data` at `addr` in the calling task (syscall out-params).
+    pub fn write(&self, addr: u64, data: &[u8]) -> io::Result<()> {
+        let local = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+        let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
+        // SAFETY: `local` describes our own readable buffer; the remote
+        // range is checked by the kernel against the task's mappings.
+        let n = unsafe { libc::process_vm_writev(self.pid, &local, 1, &remote, 1, 0) };
+        if n as usize == data.len() {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EFAULT))
+        }
+    }
+
+    /// True while the notification is still pending: the memory just read
+    /// belonged to the task that is still waiting for this answer.
+    pub fn still_valid(&self) -> bool {
+        sys::notif::id_valid(self.fd, self.id)
+    }
+
+    /// Duplicates the workload's fd `fd` into the supervisor.
+    pub fn dup_fd(&self, fd: i32) -> io::Result<OwnedFd> {
+        let pidfd = sys::pidfd_open(self.pid).or_else(|_| sys::pidfd_open(tgid_of(self.pid)?))?;
+        sys::pidfd_getfd(pidfd.as_fd(), fd)
+    }
+
+    /// Installs `src` in the workload and answers with its number.
+    pub fn inject(&self, src: RawFd, cloexec: bool) -> Reply {
+        match sys::notif::addfd_send(self.fd, self.id, src, cloexec) {
+            Ok(_) => Reply::Done,
+            // The task is gone or interrupted: nothing to answer.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Reply::Done,
+            Err(e) => Reply::from_io(&e),
+        }
+    }
+
+    /// Sends the answer. A vanished task (ENOENT) needs none.
+    pub fn answer(&self, reply: Reply) {
+        let (val, error, flags) = match reply {
+            Reply::Done => return,
+            Reply::Continue => (0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+            Reply::Value(v) => (v, 0, 0),
+            Reply::Errno(e) => (0, -e.abs().max(1), 0),
+        };
+        let _ = sys::notif::send(self.fd, self.id, val, error, flags);
+    }
+}
+
+/// The thread group id of thread `tid`, for kernels without PIDFD_THREAD.
+fn tgid_of(tid: i32) -> io::Result<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+}
