@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,6 +43,8 @@ pub struct Event<'a> {
 pub struct Reporter {
     quiet: bool,
     audit: Option<Mutex<File>>,
+    /// Denial lines already printed by [`Reporter::record_once`].
+    printed: Mutex<HashSet<String>>,
 }
 
 impl Reporter {
@@ -57,12 +60,12 @@ impl Reporter {
             )),
             None => None,
         };
-        Ok(Reporter { quiet, audit })
+        Ok(Reporter { quiet, audit, printed: Mutex::default() })
     }
 
     /// A reporter that prints denials and writes no file.
     pub fn stderr_only() -> Reporter {
-        Reporter { quiet: false, audit: None }
+        Reporter { quiet: false, audit: None, printed: Mutex::default() }
     }
 
     /// True when allowed events are wanted (only the audit file takes them).
@@ -70,13 +73,27 @@ impl Reporter {
         self.audit.is_some()
     }
 
+    /// Records one event, printing its denial line only the first time
+    /// the same (syscall, target, rule) is denied. For denials that every
+    /// name lookup triggers (a UDP socket probe), where one line explains
+    /// them all; the audit file still gets every event.
+    pub fn record_once(&self, ev: &Event<'_>) {
+        let key = format!("{}\0{}\0{}", ev.syscall, ev.target, ev.rule);
+        let first = self.printed.lock().map(|mut p| p.insert(key)).unwrap_or(true);
+        self.emit(ev, first);
+    }
+
     /// Records one event.
     pub fn record(&self, ev: &Event<'_>) {
+        self.emit(ev, true);
+    }
+
+    fn emit(&self, ev: &Event<'_>, print: bool) {
         if ev.verdict == Verdict::Allow && self.audit.is_none() {
             return;
         }
         let comm = comm_of(ev.pid);
-        if ev.verdict == Verdict::Deny && !self.quiet {
+        if ev.verdict == Verdict::Deny && !self.quiet && print {
             let line = format!(
                 "sandlock: denied {} {} from pid {} ({}): {}\n",
                 ev.syscall, ev.target, ev.pid, comm, ev.rule

@@ -91,6 +91,10 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
     if rest == "*" {
         return Ok((HostPattern::Any, PortSet::any()));
     }
+    // A bare address or network, IPv6 included, takes every port.
+    if let Some(net) = parse_net(rest) {
+        return Ok((HostPattern::Net(net), PortSet::any()));
+    }
     if let Some(ports) = rest.strip_prefix(':') {
         return Ok((HostPattern::Any, PortSet::parse(ports, FLAG, spec)?));
     }
@@ -107,10 +111,6 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
             },
         };
         return Ok((HostPattern::Net(net), ports));
-    }
-    // A bare address or network, IPv6 included, takes every port.
-    if let Some(net) = parse_net(rest) {
-        return Ok((HostPattern::Net(net), PortSet::any()));
     }
     let (host, ports) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, PortSet::parse(p, FLAG, spec)?),

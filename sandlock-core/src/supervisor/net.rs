@@ -97,7 +97,7 @@ fn family_name(f: i32) -> String {
 pub fn socket(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let (family, ty, proto) = (n.int(0), n.int(1) & 0xf, n.int(2));
     let deny = |errno: i32, what: String, why: &str| {
-        report(sup, n, "socket", &what, Verdict::Deny, why);
+        sup.reporter.record_once(&Event { pid: n.pid, syscall: "socket", target: &what, verdict: Verdict::Deny, rule: why });
         Reply::Errno(errno)
     };
     if family == libc::AF_NETLINK {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing sandlock needs on Debian, when missing.
+# Sourced by demo.sh and test.sh; safe to run repeatedly.
+set -euo pipefail
+
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v getent >/dev/null || need+=(libc-bin)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${need[*]} (run as root or install them)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "cargo not found: install a Rust toolchain (rustup or apt-get install cargo)" >&2
+        exit 1
+    fi
+fi
