@@ -12,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::audit::Reporter;
-use crate::launch::{self, seccomp::FilterSpec, Prepared, Report};
+use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared, Report};
 use crate::network::{Egress, Pinned};
 use crate::supervisor::{Config, Supervisor, VirtualFile};
 use crate::{sys, Error, Policy, Result};
@@ -70,6 +70,8 @@ impl Sandbox {
         let Some(cmd) = argv.first() else {
             return Err(Error::Command { cmd: String::new(), reason: "no command given".into(), status: 125 });
         };
+        let t0 = Instant::now();
+        let tm = |w: &str| if std::env::var_os("SL_T").is_some() { eprintln!("{w}: {:?}", t0.elapsed()) };
         let net = &self.policy.net;
         let pinned = Pinned::resolve(net)?;
         let egress = Egress::new(net, &pinned);
@@ -79,19 +81,32 @@ impl Sandbox {
             files.push(VirtualFile::new("/etc/hosts", &pinned.hosts_file()).map_err(|e| Error::setup("virtual /etc/hosts", e))?);
         }
         let spec = FilterSpec { trap_open: !files.is_empty(), inet: net.inet_enabled(), udp: net.udp_enabled() };
-        let bpf = launch::seccomp::build(spec)?;
-
-        let tmpdir = TempDir::create()?;
+        // The BPF program (and the temp dir) and the Landlock ruleset are
+        // independent and each take a few hundred microseconds: build them
+        // side by side. The helper thread is joined before fork, so the
+        // fork still happens in a single-threaded process.
+        let (bpf, tmpdir, ruleset) = std::thread::scope(|scope| -> Result<_> {
+            let helper = scope.spawn(|| Ok::<_, Error>((launch::seccomp::build(spec)?, TempDir::create()?)));
+            let built = launch::grants(&self.policy.fs).and_then(|g| {
+                let ruleset = LandlockRuleset::create()?;
+                ruleset.allow_all(&g)?;
+                Ok(ruleset)
+            });
+            let (bpf, tmpdir) =
+                helper.join().map_err(|_| Error::setup("seccomp", std::io::Error::other("filter builder panicked")))??;
+            let ruleset = built?;
+            ruleset.allow(&tmpdir.0, true).map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
+            Ok((bpf, tmpdir, ruleset))
+        })?;
+        tm("prepared");
         let envp = self.environment(&tmpdir.0);
         let exec_path = find_program(cmd, &envp)?;
-        let grants = launch::grants(&self.policy.fs, &tmpdir.0)?;
-        let ruleset = launch::build_ruleset(&grants)?;
         let prepared = Prepared {
             exec_path,
             argv: argv.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_>>()?,
             envp: envp.iter().map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat())).collect::<Result<_>>()?,
             cwd: self.policy.process.cwd.as_ref().map(|c| cstring(c.as_os_str().as_bytes())).transpose()?,
-            ruleset: Some(ruleset),
+            ruleset: ruleset.into_fd(),
             bpf,
             drop_caps: !self.policy.process.keep_caps,
             tmpdir: tmpdir.0.clone(),
@@ -115,13 +130,16 @@ impl Sandbox {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
         let cfg = SupervisorParts { egress, files, reporter, inet: spec.inet, udp: spec.udp };
+        tm("spawned");
         let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
         if result.is_err() {
             // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
             // kill the whole tree and remove the temp dir.
             let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
         }
+        tm("exited");
         let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        tm("reaped");
         result
     }
 
@@ -172,12 +190,18 @@ fn wait(
     let mut setup_error: Option<(launch::Stage, i32)> = None;
     let mut timed_out = false;
     let mut _supervisor = None;
+    // The listener waits here until its first notification: a workload
+    // that never trips a trap never costs a supervisor thread.
+    let mut idle_listener: Option<Config> = None;
     loop {
         let wait_ms = match deadline {
             Some(d) if !timed_out => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
             _ => -1,
         };
-        let mut fds = [PollFd::new(spawned.reports_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(spawned.reports_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(cfg) = &idle_listener {
+            fds.push(PollFd::new(cfg.listener.as_fd(), PollFlags::POLLIN));
+        }
         let ready = match poll(&mut fds, PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE)) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -185,6 +209,12 @@ fn wait(
         };
         let reports_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let signal_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        let trapped = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+        drop(fds);
+        if trapped {
+            let cfg = idle_listener.take().expect("polled only while idle");
+            _supervisor = Some(Supervisor::start(cfg).map_err(|e| Error::setup("starting supervisor threads", e))?);
+        }
         if ready == 0 {
             // Deadline passed: kill the workload; the reaper kills the rest.
             timed_out = true;
@@ -209,13 +239,20 @@ fn wait(
             continue;
         }
         let report = spawned.next_report().map_err(|e| Error::setup("reading launch reports", e))?;
+        if std::env::var_os("SL_T").is_some() { eprintln!("report {:?} at {:?}", report, std::time::SystemTime::now()); }
         match report {
-            Some(Report::Pid(pid)) => {
-                workload = Some(sys::pidfd_open(pid).map_err(|e| Error::setup("pidfd_open", e))?);
+            Some(Report::Pid(_, pidfd)) => {
+                // Gone already means the workload ended: nothing to signal.
+                workload = sys::pidfd_getfd(spawned.reaper_fd.as_fd(), pidfd).ok();
             }
             Some(Report::NotifyFd(n)) => {
-                let w = workload.as_ref().ok_or_else(|| Error::setup("launch", std::io::Error::other("notify fd before pid")))?;
-                let listener = sys::pidfd_getfd(w.as_fd(), n).map_err(|e| Error::setup("pidfd_getfd (taking the seccomp listener)", e))?;
+                let listener = match sys::pidfd_getfd(spawned.reaper_fd.as_fd(), n) {
+                    Ok(l) => l,
+                    // The reaper is gone: the workload already ended and its
+                    // status is on the way.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) || e.raw_os_error() == Some(libc::EBADF) => continue,
+                    Err(e) => return Err(Error::setup("pidfd_getfd (taking the seccomp listener)", e)),
+                };
                 let p = parts.take().expect("one listener per run");
                 let cfg = Config {
                     listener,
@@ -226,8 +263,7 @@ fn wait(
                     files: p.files,
                     reporter: p.reporter,
                 };
-                _supervisor = Some(Supervisor::start(cfg).map_err(|e| Error::setup("starting supervisor threads", e))?);
-                spawned.release().map_err(|e| Error::setup("releasing the workload", e))?;
+                idle_listener = Some(cfg);
             }
             Some(Report::SetupFailed(stage, errno)) => setup_error = Some((stage, errno)),
             Some(Report::ExecFailed(errno)) => exec_error = Some(errno),

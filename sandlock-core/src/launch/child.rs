@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use super::{Prepared, Report, Stage};
 
-pub(super) fn run(mut p: Prepared, reaper: Pid, report: OwnedFd, go: OwnedFd) -> ! {
+pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
     let rep = report.as_raw_fd();
     let fail = |stage: Stage, errno: i32| -> ! {
         Report::SetupFailed(stage, errno).send(rep);
@@ -40,20 +40,15 @@ pub(super) fn run(mut p: Prepared, reaper: Pid, report: OwnedFd, go: OwnedFd) ->
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         fail(Stage::Landlock, errno());
     }
-    match p.ruleset.take().map(|r| r.restrict_self()) {
-        Some(Ok(status)) if status.ruleset != landlock::RulesetStatus::NotEnforced => {}
-        Some(Err(_)) => fail(Stage::Landlock, errno()),
-        _ => fail(Stage::Landlock, libc::ENOSYS),
+    // SAFETY: integer syscall on the ruleset fd prepared before fork.
+    if unsafe { libc::syscall(libc::SYS_landlock_restrict_self, p.ruleset.as_raw_fd(), 0u32) } != 0 {
+        fail(Stage::Landlock, errno());
     }
     let listener = install_filter(&p.bpf).unwrap_or_else(|e| fail(Stage::Seccomp, e));
+    // The listener is close-on-exec; the reaper's table (shared until
+    // exec) keeps it for the supervisor.
     Report::NotifyFd(listener).send(rep);
-    let mut byte = 0u8;
-    // SAFETY: reads one byte into a local.
-    if unsafe { libc::read(go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) } != 1 {
-        fail(Stage::Handshake, errno());
-    }
-    drop(go);
-    close_all_but(rep);
+    close_strays_on_exec();
     let argv = ptrs(&p.argv);
     let envp = ptrs(&p.envp);
     // SAFETY: all three pointers are NULL-terminated arrays of valid C
@@ -115,12 +110,18 @@ fn install_filter(bpf: &[libc::sock_filter]) -> Result<i32, i32> {
     Err(errno())
 }
 
-fn close_all_but(keep: i32) {
-    // SAFETY: close_range on integer ranges of our own fd table.
-    unsafe {
-        if keep > 3 {
-            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+/// Marks every fd above stderr close-on-exec, so nothing sandlock (or
+/// sandlock's own parent) had open leaks into the workload. Marking rather
+/// than closing leaves the reaper's shared table intact.
+fn close_strays_on_exec() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range on an integer range of our own fd table.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        // Linux < 5.11: mark them one by one.
+        for fd in 3..1024 {
+            // SAFETY: fcntl on integers; unused numbers fail with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
     }
 }

@@ -26,10 +26,9 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use ::landlock::RulesetCreated;
 use nix::unistd::{fork, ForkResult, Pid};
 
-pub use self::landlock::{abi_version, build as build_ruleset, grants};
+pub use self::landlock::{abi_version, grants, LandlockRuleset};
 use crate::{Error, Result};
 
 /// Everything the child needs, allocated before fork.
@@ -43,7 +42,7 @@ pub struct Prepared {
     /// Working directory to enter before exec.
     pub cwd: Option<CString>,
     /// The Landlock ruleset to enforce.
-    pub ruleset: Option<RulesetCreated>,
+    pub ruleset: OwnedFd,
     /// The seccomp program.
     pub bpf: Vec<libc::sock_filter>,
     /// Drop every capability before exec.
@@ -55,8 +54,9 @@ pub struct Prepared {
 /// One record on the launch pipe, from the reaper or the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
-    /// The workload's pid.
-    Pid(i32),
+    /// The workload's pid, and the number of a pidfd for it in the
+    /// reaper's fd table (taken with pidfd_getfd: no pid-reuse race).
+    Pid(i32, i32),
     /// The workload installed its filter; the listener is its fd `n`.
     NotifyFd(i32),
     /// A confinement step failed (`stage`, errno); the workload exited 125.
@@ -115,7 +115,7 @@ const RECORD: usize = 12;
 impl Report {
     fn encode(self) -> [u8; RECORD] {
         let (tag, a, b) = match self {
-            Report::Pid(p) => (1, p, 0),
+            Report::Pid(p, fd) => (1, p, fd),
             Report::NotifyFd(n) => (2, n, 0),
             Report::SetupFailed(s, e) => (3, s as i32, e),
             Report::ExecFailed(e) => (4, e, 0),
@@ -131,7 +131,7 @@ impl Report {
     fn decode(buf: &[u8; RECORD]) -> Option<Report> {
         let word = |i: usize| i32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
         Some(match word(0) {
-            1 => Report::Pid(word(4)),
+            1 => Report::Pid(word(4), word(8)),
             2 => Report::NotifyFd(word(4)),
             3 => Report::SetupFailed(Stage::from_i32(word(4)), word(8)),
             4 => Report::ExecFailed(word(4)),
@@ -153,8 +153,9 @@ impl Report {
 pub struct Spawned {
     /// The reaper's pid.
     pub reaper: Pid,
+    /// A pidfd for the reaper, which holds the workload's seccomp listener.
+    pub reaper_fd: OwnedFd,
     reports: File,
-    go: Option<File>,
 }
 
 impl Spawned {
@@ -173,15 +174,6 @@ impl Spawned {
         use std::os::fd::AsFd;
         self.reports.as_fd()
     }
-
-    /// Lets the workload go on to exec: the supervisor holds its listener.
-    pub fn release(&mut self) -> io::Result<()> {
-        use std::io::Write;
-        match self.go.take() {
-            Some(mut go) => go.write_all(b"g"),
-            None => Ok(()),
-        }
-    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -192,23 +184,22 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// calling process is single-threaded.
 pub fn spawn(prepared: Prepared) -> Result<Spawned> {
     let (report_rd, report_wr) = pipe()?;
-    let (go_rd, go_wr) = pipe()?;
     let supervisor = nix::unistd::getpid();
     // SAFETY: the supervisor is single-threaded here (documented contract
     // of this function), so the child may run arbitrary code.
     match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
         ForkResult::Child => {
             drop(report_rd);
-            drop(go_wr);
-            reaper::run(prepared, supervisor, report_wr, go_rd)
+            reaper::run(prepared, supervisor, report_wr)
         }
         ForkResult::Parent { child } => {
             drop(report_wr);
-            drop(go_rd);
             // The reaper and workload own the rest of `prepared`; the
             // ruleset fd must not linger in the supervisor.
             drop(prepared);
-            Ok(Spawned { reaper: child, reports: File::from(report_rd), go: Some(File::from(go_wr)) })
+            // Our own child: its pid cannot be reused before we reap it.
+            let reaper_fd = crate::sys::pidfd_open(child.as_raw()).map_err(|e| Error::setup("pidfd_open(reaper)", e))?;
+            Ok(Spawned { reaper: child, reaper_fd, reports: File::from(report_rd) })
         }
     }
 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+use nix::unistd::{getpid, getppid, Pid};
 
 use super::{child, Prepared, Report, Stage};
 
 /// The signal the kernel sends the reaper when the supervisor dies.
 const PARENT_DIED: Signal = Signal::SIGUSR1;
 
-pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd, go: OwnedFd) -> ! {
+pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     // Block everything catchable: the reaper must survive the terminal's
     // SIGINT/SIGHUP, and takes SIGCHLD and PARENT_DIED synchronously.
     let all = SigSet::all();
@@ -31,17 +31,26 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd, go: Owne
         cleanup_and_exit(&prepared, 0);
     }
     let me = getpid();
-    // SAFETY: the reaper is single-threaded.
-    let workload = match unsafe { fork() } {
-        Ok(ForkResult::Child) => child::run(prepared, me, report, go),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => {
-            Report::SetupFailed(Stage::Parent, e as i32).send(report.as_raw_fd());
+    // The workload shares the reaper's fd table until its execve, so the
+    // seccomp listener it creates stays in the reaper's table after exec
+    // has closed the workload's copy (the listener is close-on-exec). The
+    // supervisor takes it from here with pidfd_getfd, and the workload
+    // never waits for that hand-over.
+    // SAFETY: clone without CLONE_VM behaves like fork: the child runs on
+    // a copy of this single-threaded process.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_FILES | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let workload = match pid {
+        0 => child::run(prepared, me, report),
+        p if p > 0 => Pid::from_raw(p as i32),
+        _ => {
+            Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw()).send(report.as_raw_fd());
             cleanup_and_exit(&prepared, 0);
         }
     };
-    drop(go);
-    Report::Pid(workload.as_raw()).send(report.as_raw_fd());
+    // The workload is our unreaped child, so this pidfd names it and no
+    // other process; the reaper keeps it open for the supervisor to take.
+    let pidfd = crate::sys::pidfd_open(workload.as_raw()).map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
+    Report::Pid(workload.as_raw(), pidfd).send(report.as_raw_fd());
 
     let mut waitset = SigSet::empty();
     waitset.add(Signal::SIGCHLD);

@@ -52,28 +52,12 @@ const NS_FLAGS: &[u64] = &[
     libc::CLONE_NEWNET as u64,
 ];
 
-/// Socket families the workload may ask for. AF_UNIX is allowed; the
-/// others are trapped so the supervisor can decide on type and protocol.
-const TRAPPED_FAMILIES: &[i32] = &[libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK];
-
-/// Highest family number the filter enumerates; anything above is denied
-/// by the high-bit rules.
-const FAMILY_LIMIT: u64 = 64;
-
-const LOW32: u64 = 0xffff_ffff;
-
 fn sys(name: &str) -> Result<ScmpSyscall> {
     ScmpSyscall::from_name(name).map_err(|e| Error::setup(format!("seccomp: unknown syscall {name}"), std::io::Error::other(e.to_string())))
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
     move |e| Error::setup(format!("seccomp: {what}"), std::io::Error::other(e.to_string()))
-}
-
-/// An int argument compared on its low 32 bits only, as the kernel reads
-/// it: upper-half garbage must not let a value slip past a rule.
-fn int_eq(arg: u32, value: u64) -> ScmpArgCompare {
-    ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(LOW32), value)
 }
 
 fn bit_set(arg: u32, bit: u64) -> ScmpArgCompare {
@@ -97,21 +81,17 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
     // makes libc fall back to clone(2), whose flags it can.
     ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?).map_err(err("clone3"))?;
 
-    let socket = sys("socket")?;
-    for fam in 0..FAMILY_LIMIT {
-        let fam_i = fam as i32;
-        let action = if fam_i == libc::AF_UNIX {
-            continue;
-        } else if TRAPPED_FAMILIES.contains(&fam_i) {
-            ScmpAction::Notify
-        } else {
-            eperm
-        };
-        ctx.add_rule_conditional(action, socket, &[int_eq(0, fam)]).map_err(err("socket"))?;
-    }
-    for bit in 6..32 {
-        ctx.add_rule_conditional(eperm, socket, &[bit_set(0, 1 << bit)]).map_err(err("socket"))?;
-    }
+    // Unix sockets are free; every other family is decided by the
+    // supervisor from the registers (family, type, protocol), which keeps
+    // this filter short. The comparison is on all 64 bits: garbage in the
+    // upper half traps too, and the supervisor reads the low 32 bits, as
+    // the kernel does.
+    ctx.add_rule_conditional(
+        ScmpAction::Notify,
+        sys("socket")?,
+        &[ScmpArgCompare::new(0, ScmpCompareOp::NotEqual, libc::AF_UNIX as u64)],
+    )
+    .map_err(err("socket"))?;
 
     if spec.trap_open {
         for name in ["open", "openat", "openat2"] {

@@ -89,6 +89,8 @@ fn family_name(f: i32) -> String {
         libc::AF_INET => "AF_INET".into(),
         libc::AF_INET6 => "AF_INET6".into(),
         libc::AF_NETLINK => "AF_NETLINK".into(),
+        libc::AF_PACKET => "AF_PACKET".into(),
+        libc::AF_VSOCK => "AF_VSOCK".into(),
         other => format!("family {other}"),
     }
 }
@@ -100,6 +102,12 @@ pub fn socket(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         sup.reporter.record_once(&Event { pid: n.pid, syscall: "socket", target: &what, verdict: Verdict::Deny, rule: why });
         Reply::Errno(errno)
     };
+    if family == libc::AF_UNIX {
+        return Reply::Continue;
+    }
+    if family != libc::AF_INET && family != libc::AF_INET6 && family != libc::AF_NETLINK {
+        return deny(libc::EPERM, family_name(family), "only unix, inet and netlink-route sockets are allowed");
+    }
     if family == libc::AF_NETLINK {
         return match proto {
             libc::NETLINK_ROUTE => Reply::Continue,
