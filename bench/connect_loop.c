@@ -1,7 +1,10 @@
-/* connect_loop N PORT: N x socket(AF_INET, SOCK_STREAM) + connect(127.0.0.1:PORT)
- * + close against a listener that runs outside the sandbox. SO_LINGER 0 makes
- * close send RST, so no TIME_WAIT entries pile up on the client side across
- * repetitions. Prints nanoseconds per iteration. */
+/* connect_loop N PORT [socket-only]: N x socket(AF_INET, SOCK_STREAM) +
+ * connect(127.0.0.1:PORT) + close against a listener that runs outside the
+ * sandbox. SO_LINGER 0 makes close send RST, so no TIME_WAIT entries pile up
+ * on the client side across repetitions. Prints nanoseconds per iteration.
+ * With "socket-only" the connect is skipped (socket + close): splits the cost
+ * of the trapped socket() from that of the connect done on behalf. */
+#include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -9,18 +12,23 @@
 #include "common.h"
 
 static struct sockaddr_in dst;
+static int do_connect = 1;
 
 static void once(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) { perror("socket"); exit(1); }
-    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) { perror("connect"); exit(1); }
+    if (do_connect && connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) { perror("connect"); exit(1); }
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s N PORT\n", argv[0]); return 2; }
+    if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "socket-only") != 0)) {
+        fprintf(stderr, "usage: %s N PORT [socket-only]\n", argv[0]);
+        return 2;
+    }
+    do_connect = argc == 3;
     long n = parse_count(argv[1]);
     long port = parse_count(argv[2]);
     dst.sin_family = AF_INET;

@@ -123,7 +123,8 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 fn absolute(flag: &str, p: PathBuf) -> anyhow::Result<PathBuf> {
-    std::path::absolute(&p).map_err(|e| anyhow::anyhow!("invalid value '{}' for '{flag}': {e}", p.display()))
+    std::path::absolute(&p)
+        .map_err(|e| anyhow::anyhow!("invalid value '{}' for '{flag}': {e}", p.display()))
 }
 
 impl RunArgs {
@@ -131,8 +132,16 @@ impl RunArgs {
     pub fn into_policy(self) -> anyhow::Result<(Policy, Vec<OsString>)> {
         let mut p = Policy::default();
         p.fs.system_view = !self.no_system_view;
-        p.fs.read = self.fs_read.into_iter().map(|x| absolute("--fs-read", x)).collect::<anyhow::Result<_>>()?;
-        p.fs.write = self.fs_write.into_iter().map(|x| absolute("--fs-write", x)).collect::<anyhow::Result<_>>()?;
+        p.fs.read = self
+            .fs_read
+            .into_iter()
+            .map(|x| absolute("--fs-read", x))
+            .collect::<anyhow::Result<_>>()?;
+        p.fs.write = self
+            .fs_write
+            .into_iter()
+            .map(|x| absolute("--fs-write", x))
+            .collect::<anyhow::Result<_>>()?;
         p.net.allow = self.net_allow;
         p.net.hosts = self.add_host;
         for b in &self.net_allow_bind {

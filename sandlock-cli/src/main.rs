@@ -37,15 +37,30 @@ fn main() -> ExitCode {
                 }
             };
             if show {
-                println!("{policy}");
-                return ExitCode::SUCCESS;
+                print!("{policy}");
+                return match sandlock_core::network::Pinned::resolve(&policy.net) {
+                    Ok(pinned) => {
+                        for (name, ips) in pinned.entries() {
+                            let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+                            println!("pinned: {name} -> {}", ips.join(", "));
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("sandlock: {e}");
+                        ExitCode::from(SETUP_FAILURE)
+                    }
+                };
             }
             let timeout = policy.process.timeout;
             let quiet = policy.report.quiet;
             match Sandbox::new(policy).run(&argv) {
                 Ok(outcome) => {
                     if let (ExitOutcome::TimedOut, Some(t), false) = (outcome, timeout, quiet) {
-                        eprintln!("sandlock: timed out after {}s; killed the workload tree", t.as_secs_f64());
+                        eprintln!(
+                            "sandlock: timed out after {}s; killed the workload tree",
+                            t.as_secs_f64()
+                        );
                     }
                     ExitCode::from(outcome.code().clamp(0, 255) as u8)
                 }

@@ -5,9 +5,9 @@
 //! workload could use to learn a secret, and never block the supervisor on
 //! a slow terminal for longer than one write.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,12 +60,20 @@ impl Reporter {
             )),
             None => None,
         };
-        Ok(Reporter { quiet, audit, printed: Mutex::default() })
+        Ok(Reporter {
+            quiet,
+            audit,
+            printed: Mutex::default(),
+        })
     }
 
     /// A reporter that prints denials and writes no file.
     pub fn stderr_only() -> Reporter {
-        Reporter { quiet: false, audit: None, printed: Mutex::default() }
+        Reporter {
+            quiet: false,
+            audit: None,
+            printed: Mutex::default(),
+        }
     }
 
     /// True when allowed events are wanted (only the audit file takes them).
@@ -79,7 +87,11 @@ impl Reporter {
     /// them all; the audit file still gets every event.
     pub fn record_once(&self, ev: &Event<'_>) {
         let key = format!("{}\0{}\0{}", ev.syscall, ev.target, ev.rule);
-        let first = self.printed.lock().map(|mut p| p.insert(key)).unwrap_or(true);
+        let first = self
+            .printed
+            .lock()
+            .map(|mut p| p.insert(key))
+            .unwrap_or(true);
         self.emit(ev, first);
     }
 
@@ -101,7 +113,10 @@ impl Reporter {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(file) = &self.audit {
-            let time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let time = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
             let json = serde_json::json!({
                 "time": time,
                 "pid": ev.pid,

@@ -36,23 +36,44 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "kernel: {}", self.kernel)?;
         for feat in &self.features {
-            let mark = if feat.present { "yes" } else if feat.required { "NO (required)" } else { "no" };
+            let mark = if feat.present {
+                "yes"
+            } else if feat.required {
+                "NO (required)"
+            } else {
+                "no"
+            };
             writeln!(f, "{:<28} {:<14} {}", feat.name, mark, feat.detail)?;
         }
-        write!(f, "sandlock can run here: {}", if self.can_run() { "yes" } else { "no" })
+        write!(
+            f,
+            "sandlock can run here: {}",
+            if self.can_run() { "yes" } else { "no" }
+        )
     }
 }
 
 fn kernel_version() -> (String, (u32, u32)) {
-    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (release, v)
 }
 
 fn action_avail(action: u32) -> bool {
     // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 we own.
-    unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_ACTION_AVAIL, 0, &action as *const u32) == 0 }
+    unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &action as *const u32,
+        ) == 0
+    }
 }
 
 /// Probes the running kernel.
@@ -66,7 +87,11 @@ pub fn probe() -> Report {
             name: "landlock",
             present: abi >= 1,
             required: true,
-            detail: if abi >= 1 { format!("ABI {abi}") } else { "not enabled (CONFIG_SECURITY_LANDLOCK, lsm=)".into() },
+            detail: if abi >= 1 {
+                format!("ABI {abi}")
+            } else {
+                "not enabled (CONFIG_SECURITY_LANDLOCK, lsm=)".into()
+            },
         },
         Feature {
             name: "landlock truncate (ABI 3)",
@@ -80,9 +105,24 @@ pub fn probe() -> Report {
             required: false,
             detail: "keeps signals and abstract unix sockets inside the sandbox".into(),
         },
-        Feature { name: "seccomp user notification", present: notify, required: true, detail: "Linux 5.0".into() },
-        Feature { name: "pidfd_getfd", present: at_least(5, 6), required: true, detail: "Linux 5.6: connect on behalf".into() },
-        Feature { name: "seccomp ADDFD + SEND", present: at_least(5, 14), required: true, detail: "Linux 5.14: virtual files".into() },
+        Feature {
+            name: "seccomp user notification",
+            present: notify,
+            required: true,
+            detail: "Linux 5.0".into(),
+        },
+        Feature {
+            name: "pidfd_getfd",
+            present: at_least(5, 6),
+            required: true,
+            detail: "Linux 5.6: connect on behalf".into(),
+        },
+        Feature {
+            name: "seccomp ADDFD + SEND",
+            present: at_least(5, 14),
+            required: true,
+            detail: "Linux 5.14: virtual files".into(),
+        },
         Feature {
             name: "wait-killable notifications",
             present: at_least(5, 19),

@@ -56,11 +56,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an OS error with what sandlock was doing at the time.
     pub fn setup(context: impl Into<String>, source: impl Into<io::Error>) -> Self {
-        Error::Setup { context: context.into(), source: source.into() }
+        Error::Setup {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 
     pub(crate) fn invalid(flag: &'static str, value: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidValue { flag, value: value.to_string(), reason: reason.into() }
+        Error::InvalidValue {
+            flag,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -68,44 +68,71 @@ impl Sandbox {
     /// own threads).
     pub fn run(&self, argv: &[OsString]) -> Result<ExitOutcome> {
         let Some(cmd) = argv.first() else {
-            return Err(Error::Command { cmd: String::new(), reason: "no command given".into(), status: 125 });
+            return Err(Error::Command {
+                cmd: String::new(),
+                reason: "no command given".into(),
+                status: 125,
+            });
         };
-        let t0 = Instant::now();
-        let tm = |w: &str| if std::env::var_os("SL_T").is_some() { eprintln!("{w}: {:?}", t0.elapsed()) };
         let net = &self.policy.net;
         let pinned = Pinned::resolve(net)?;
         let egress = Egress::new(net, &pinned);
-        let reporter = Reporter::new(self.policy.report.quiet, self.policy.report.audit.as_deref())?;
+        let reporter = Reporter::new(
+            self.policy.report.quiet,
+            self.policy.report.audit.as_deref(),
+        )?;
         let mut files = Vec::new();
         if net.virtual_hosts() {
-            files.push(VirtualFile::new("/etc/hosts", &pinned.hosts_file()).map_err(|e| Error::setup("virtual /etc/hosts", e))?);
+            files.push(
+                VirtualFile::new("/etc/hosts", &pinned.hosts_file())
+                    .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
+            );
         }
-        let spec = FilterSpec { trap_open: !files.is_empty(), inet: net.inet_enabled(), udp: net.udp_enabled() };
+        let spec = FilterSpec {
+            trap_open: !files.is_empty(),
+            inet: net.inet_enabled(),
+            udp: net.udp_enabled(),
+        };
         // The BPF program (and the temp dir) and the Landlock ruleset are
         // independent and each take a few hundred microseconds: build them
         // side by side. The helper thread is joined before fork, so the
         // fork still happens in a single-threaded process.
         let (bpf, tmpdir, ruleset) = std::thread::scope(|scope| -> Result<_> {
-            let helper = scope.spawn(|| Ok::<_, Error>((launch::seccomp::build(spec)?, TempDir::create()?)));
+            let helper =
+                scope.spawn(|| Ok::<_, Error>((launch::seccomp::build(spec)?, TempDir::create()?)));
             let built = launch::grants(&self.policy.fs).and_then(|g| {
                 let ruleset = LandlockRuleset::create()?;
                 ruleset.allow_all(&g)?;
                 Ok(ruleset)
             });
-            let (bpf, tmpdir) =
-                helper.join().map_err(|_| Error::setup("seccomp", std::io::Error::other("filter builder panicked")))??;
+            let (bpf, tmpdir) = helper.join().map_err(|_| {
+                Error::setup("seccomp", std::io::Error::other("filter builder panicked"))
+            })??;
             let ruleset = built?;
-            ruleset.allow(&tmpdir.0, true).map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
+            ruleset
+                .allow(&tmpdir.0, true)
+                .map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
             Ok((bpf, tmpdir, ruleset))
         })?;
-        tm("prepared");
         let envp = self.environment(&tmpdir.0);
         let exec_path = find_program(cmd, &envp)?;
         let prepared = Prepared {
             exec_path,
-            argv: argv.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_>>()?,
-            envp: envp.iter().map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat())).collect::<Result<_>>()?,
-            cwd: self.policy.process.cwd.as_ref().map(|c| cstring(c.as_os_str().as_bytes())).transpose()?,
+            argv: argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_>>()?,
+            envp: envp
+                .iter()
+                .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+                .collect::<Result<_>>()?,
+            cwd: self
+                .policy
+                .process
+                .cwd
+                .as_ref()
+                .map(|c| cstring(c.as_os_str().as_bytes()))
+                .transpose()?,
             ruleset: ruleset.into_fd(),
             bpf,
             drop_caps: !self.policy.process.keep_caps,
@@ -126,20 +153,25 @@ impl Sandbox {
         for s in FORWARDED {
             mask.add(*s);
         }
-        mask.thread_block().map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
+        mask.thread_block()
+            .map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
-        let cfg = SupervisorParts { egress, files, reporter, inet: spec.inet, udp: spec.udp };
-        tm("spawned");
+        let cfg = SupervisorParts {
+            egress,
+            files,
+            reporter,
+            inet: spec.inet,
+            udp: spec.udp,
+        };
         let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
         if result.is_err() {
             // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
             // kill the whole tree and remove the temp dir.
             let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
         }
-        tm("exited");
         let _ = nix::sys::wait::waitpid(spawned.reaper, None);
-        tm("reaped");
         result
     }
 
@@ -148,7 +180,9 @@ impl Sandbox {
     fn environment(&self, tmpdir: &Path) -> Vec<(OsString, OsString)> {
         let p = &self.policy.process;
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k))
+            .filter(|(k, _)| {
+                !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k)
+            })
             .collect();
         let mut set = |k: &str, v: OsString| {
             env.retain(|(ek, _)| ek != OsStr::new(k));
@@ -171,7 +205,13 @@ struct SupervisorParts {
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString> {
-    CString::new(bytes).map_err(|_| Error::invalid("argument", &String::from_utf8_lossy(bytes), "contains a NUL byte"))
+    CString::new(bytes).map_err(|_| {
+        Error::invalid(
+            "argument",
+            &String::from_utf8_lossy(bytes),
+            "contains a NUL byte",
+        )
+    })
 }
 
 /// Waits for the launch handshake, starts the supervisor, then waits for
@@ -189,31 +229,48 @@ fn wait(
     let mut exec_error: Option<i32> = None;
     let mut setup_error: Option<(launch::Stage, i32)> = None;
     let mut timed_out = false;
+    // Signals that arrived before the workload's pidfd did.
+    let mut pending: Vec<i32> = Vec::new();
     let mut _supervisor = None;
     // The listener waits here until its first notification: a workload
     // that never trips a trap never costs a supervisor thread.
     let mut idle_listener: Option<Config> = None;
     loop {
         let wait_ms = match deadline {
-            Some(d) if !timed_out => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) if !timed_out => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
             _ => -1,
         };
-        let mut fds = vec![PollFd::new(spawned.reports_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![
+            PollFd::new(spawned.reports_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
         if let Some(cfg) = &idle_listener {
             fds.push(PollFd::new(cfg.listener.as_fd(), PollFlags::POLLIN));
         }
-        let ready = match poll(&mut fds, PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE)) {
+        let ready = match poll(
+            &mut fds,
+            PollTimeout::try_from(wait_ms).unwrap_or(PollTimeout::NONE),
+        ) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Error::setup("poll", std::io::Error::from(e))),
         };
         let reports_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let signal_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
-        let trapped = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let trapped = fds
+            .get(2)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
         drop(fds);
         if trapped {
             let cfg = idle_listener.take().expect("polled only while idle");
-            _supervisor = Some(Supervisor::start(cfg).map_err(|e| Error::setup("starting supervisor threads", e))?);
+            _supervisor = Some(
+                Supervisor::start(cfg)
+                    .map_err(|e| Error::setup("starting supervisor threads", e))?,
+            );
         }
         if ready == 0 {
             // Deadline passed: kill the workload; the reaper kills the rest.
@@ -229,8 +286,11 @@ fn wait(
                 // which shares our process group; forward only the ones a
                 // process sent to sandlock itself.
                 if info.ssi_code != libc::SI_KERNEL {
-                    if let Some(w) = &workload {
-                        let _ = sys::pidfd_send_signal(w.as_fd(), info.ssi_signo as i32);
+                    match &workload {
+                        Some(w) => {
+                            let _ = sys::pidfd_send_signal(w.as_fd(), info.ssi_signo as i32);
+                        }
+                        None => pending.push(info.ssi_signo as i32),
                     }
                 }
             }
@@ -238,20 +298,36 @@ fn wait(
         if !reports_ready {
             continue;
         }
-        let report = spawned.next_report().map_err(|e| Error::setup("reading launch reports", e))?;
-        if std::env::var_os("SL_T").is_some() { eprintln!("report {:?} at {:?}", report, std::time::SystemTime::now()); }
+        let report = spawned
+            .next_report()
+            .map_err(|e| Error::setup("reading launch reports", e))?;
         match report {
             Some(Report::Pid(_, pidfd)) => {
                 // Gone already means the workload ended: nothing to signal.
                 workload = sys::pidfd_getfd(spawned.reaper_fd.as_fd(), pidfd).ok();
+                if let Some(w) = &workload {
+                    for sig in pending.drain(..) {
+                        let _ = sys::pidfd_send_signal(w.as_fd(), sig);
+                    }
+                    if timed_out {
+                        let _ = sys::pidfd_send_signal(w.as_fd(), libc::SIGKILL);
+                    }
+                }
             }
             Some(Report::NotifyFd(n)) => {
                 let listener = match sys::pidfd_getfd(spawned.reaper_fd.as_fd(), n) {
                     Ok(l) => l,
                     // The reaper is gone: the workload already ended and its
                     // status is on the way.
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) || e.raw_os_error() == Some(libc::EBADF) => continue,
-                    Err(e) => return Err(Error::setup("pidfd_getfd (taking the seccomp listener)", e)),
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::ESRCH)
+                            || e.raw_os_error() == Some(libc::EBADF) =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        return Err(Error::setup("pidfd_getfd (taking the seccomp listener)", e))
+                    }
                 };
                 let p = parts.take().expect("one listener per run");
                 let cfg = Config {
@@ -269,10 +345,17 @@ fn wait(
             Some(Report::ExecFailed(errno)) => exec_error = Some(errno),
             Some(Report::Exited(raw)) => {
                 if let Some((stage, errno)) = setup_error {
-                    return Err(Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno)));
+                    return Err(Error::setup(
+                        stage.describe(),
+                        std::io::Error::from_raw_os_error(errno),
+                    ));
                 }
                 if let Some(errno) = exec_error {
-                    let status = if errno == libc::ENOENT || errno == libc::ENOTDIR { 127 } else { 126 };
+                    let status = if errno == libc::ENOENT || errno == libc::ENOTDIR {
+                        127
+                    } else {
+                        126
+                    };
                     return Err(Error::Command {
                         cmd: cmd.to_string_lossy().into_owned(),
                         reason: std::io::Error::from_raw_os_error(errno).to_string(),
@@ -286,9 +369,15 @@ fn wait(
             }
             None => {
                 if let Some((stage, errno)) = setup_error {
-                    return Err(Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno)));
+                    return Err(Error::setup(
+                        stage.describe(),
+                        std::io::Error::from_raw_os_error(errno),
+                    ));
                 }
-                return Err(Error::setup("launch", std::io::Error::other("the reaper exited without a status")));
+                return Err(Error::setup(
+                    "launch",
+                    std::io::Error::other("the reaper exited without a status"),
+                ));
             }
         }
     }
@@ -308,19 +397,29 @@ fn decode_status(raw: i32) -> ExitOutcome {
 /// "not found" (127) from "not executable" (126) before anything starts.
 fn find_program(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<CString> {
     let name = cmd.as_bytes();
-    let not_found = || Error::Command { cmd: cmd.to_string_lossy().into_owned(), reason: "command not found".into(), status: 127 };
+    let not_found = || Error::Command {
+        cmd: cmd.to_string_lossy().into_owned(),
+        reason: "command not found".into(),
+        status: 127,
+    };
     if name.is_empty() {
         return Err(not_found());
     }
     if name.contains(&b'/') {
         return cstring(name);
     }
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
     let mut found_not_exec = None;
     for dir in path.as_bytes().split(|&b| b == b':') {
         let dir = if dir.is_empty() { b".".as_slice() } else { dir };
         let candidate = Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(name));
-        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if !meta.is_file() {
             continue;
         }
@@ -342,13 +441,24 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn create() -> Result<TempDir> {
-        let base = std::env::var_os("TMPDIR").filter(|t| Path::new(t).is_absolute()).unwrap_or_else(|| OsString::from("/tmp"));
-        let mut template = Path::new(&base).join("sandlock.XXXXXX").into_os_string().into_vec();
+        let base = std::env::var_os("TMPDIR")
+            .filter(|t| Path::new(t).is_absolute())
+            .unwrap_or_else(|| OsString::from("/tmp"));
+        let mut template = Path::new(&base)
+            .join("sandlock.XXXXXX")
+            .into_os_string()
+            .into_vec();
         template.push(0);
         // SAFETY: mkdtemp rewrites the X's in our NUL-terminated buffer.
         let r = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
         if r.is_null() {
-            return Err(Error::setup(format!("creating a private temp dir in {}", Path::new(&base).display()), std::io::Error::last_os_error()));
+            return Err(Error::setup(
+                format!(
+                    "creating a private temp dir in {}",
+                    Path::new(&base).display()
+                ),
+                std::io::Error::last_os_error(),
+            ));
         }
         template.pop();
         Ok(TempDir(PathBuf::from(OsString::from_vec(template))))

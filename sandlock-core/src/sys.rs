@@ -47,55 +47,16 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, targetfd: RawFd) -> io::Result<OwnedFd
 /// Sends `sig` to the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: integers and a NULL siginfo, which the kernel fills itself.
-    cvt(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0) })
-        .map(drop)
-}
-
-/// Reads up to `buf.len()` bytes at `addr` in process `pid`. Returns how
-/// many were read (fewer at an unmapped page).
-pub fn read_mem(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
-    // SAFETY: `local` describes our own writable buffer of the stated
-    // length; the remote iovec is only interpreted by the kernel in `pid`.
-    let r = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    cvt(r as libc::c_long).map(|n| n as usize)
-}
-
-/// Reads exactly `buf.len()` bytes at `addr` in process `pid`.
-pub fn read_mem_exact(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    if read_mem(pid, addr, buf)? == buf.len() {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(libc::EFAULT))
-    }
-}
-
-/// Reads a NUL-terminated string of at most `max` bytes at `addr` in `pid`,
-/// page by page so a string ending just before an unmapped page is read.
-pub fn read_cstr(pid: libc::pid_t, addr: u64, max: usize, out: &mut Vec<u8>) -> io::Result<()> {
-    out.clear();
-    let mut at = addr;
-    while out.len() < max {
-        let page_left = 4096 - (at as usize & 4095);
-        let want = page_left.min(max - out.len());
-        let start = out.len();
-        out.resize(start + want, 0);
-        let got = read_mem(pid, at, &mut out[start..])?;
-        out.truncate(start + got);
-        if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
-            out.truncate(start + nul);
-            return Ok(());
-        }
-        if got < want {
-            break;
-        }
-        at += got as u64;
-    }
-    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// Installs a seccomp filter on the calling thread; returns the listener
@@ -103,22 +64,39 @@ pub fn read_cstr(pid: libc::pid_t, addr: u64, max: usize, out: &mut Vec<u8>) -> 
 ///
 /// # Safety
 /// `prog` must point to a valid `sock_fprog` whose filter outlives the call.
-pub unsafe fn seccomp_set_filter(flags: libc::c_ulong, prog: *const libc::sock_fprog) -> libc::c_long {
+pub unsafe fn seccomp_set_filter(
+    flags: libc::c_ulong,
+    prog: *const libc::sock_fprog,
+) -> libc::c_long {
     // SAFETY: the caller guarantees `prog` is valid.
-    unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, prog) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            prog,
+        )
+    }
 }
 
 /// Creates a sealed, read-only-for-everyone memfd holding `data`.
 pub fn sealed_memfd(name: &CStr, data: &[u8]) -> io::Result<OwnedFd> {
     // SAFETY: name is a valid C string; flags are constants.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     cvt(fd as libc::c_long)?;
     // SAFETY: fresh fd.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut off = 0;
     while off < data.len() {
         // SAFETY: writing from a live slice of the stated length.
-        let n = unsafe { libc::write(fd.as_raw_fd(), data[off..].as_ptr().cast(), data.len() - off) };
+        let n = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                data[off..].as_ptr().cast(),
+                data.len() - off,
+            )
+        };
         off += cvt(n as libc::c_long)? as usize;
     }
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -137,16 +115,28 @@ pub mod notif {
         // SAFETY: seccomp_notif is plain old data; all-zero is valid.
         *req = unsafe { std::mem::zeroed() };
         // SAFETY: `req` is a valid, writable seccomp_notif.
-        cvt(unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, req as *mut _) } as libc::c_long).map(drop)
+        cvt(
+            unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, req as *mut _) }
+                as libc::c_long,
+        )
+        .map(drop)
     }
 
     /// Answers notification `id` with `val` or a negative errno, or lets the
     /// syscall proceed when `flags` is CONTINUE.
     pub fn send(fd: RawFd, id: u64, val: i64, error: i32, flags: u32) -> io::Result<()> {
-        let mut resp = libc::seccomp_notif_resp { id, val, error, flags };
+        let mut resp = libc::seccomp_notif_resp {
+            id,
+            val,
+            error,
+            flags,
+        };
         // SAFETY: `resp` is a valid seccomp_notif_resp for the call's duration.
-        cvt(unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut _) } as libc::c_long)
-            .map(drop)
+        cvt(
+            unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut _) }
+                as libc::c_long,
+        )
+        .map(drop)
     }
 
     /// True while notification `id` is still pending (its task alive and
@@ -168,8 +158,11 @@ pub mod notif {
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
         };
         // SAFETY: `add` is a valid seccomp_notif_addfd for the call.
-        cvt(unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut add as *mut _) } as libc::c_long)
-            .map(|n| n as i32)
+        cvt(
+            unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut add as *mut _) }
+                as libc::c_long,
+        )
+        .map(|n| n as i32)
     }
 
     /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6).
@@ -178,6 +171,10 @@ pub mod notif {
     /// Asks the kernel to wake the notifying task on the answering CPU.
     pub fn set_sync_wake_up(fd: RawFd) -> io::Result<()> {
         // SAFETY: the ioctl takes its flags by value.
-        cvt(unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SYNC_WAKE_UP) } as libc::c_long).map(drop)
+        cvt(
+            unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SYNC_WAKE_UP) }
+                as libc::c_long,
+        )
+        .map(drop)
     }
 }

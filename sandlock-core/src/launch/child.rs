@@ -41,7 +41,14 @@ pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
         fail(Stage::Landlock, errno());
     }
     // SAFETY: integer syscall on the ruleset fd prepared before fork.
-    if unsafe { libc::syscall(libc::SYS_landlock_restrict_self, p.ruleset.as_raw_fd(), 0u32) } != 0 {
+    if unsafe {
+        libc::syscall(
+            libc::SYS_landlock_restrict_self,
+            p.ruleset.as_raw_fd(),
+            0u32,
+        )
+    } != 0
+    {
         fail(Stage::Landlock, errno());
     }
     let listener = install_filter(&p.bpf).unwrap_or_else(|e| fail(Stage::Seccomp, e));
@@ -57,15 +64,26 @@ pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
     let e = errno();
     Report::ExecFailed(e).send(rep);
     // SAFETY: as above.
-    unsafe { libc::_exit(if e == libc::ENOENT || e == libc::ENOTDIR { 127 } else { 126 }) }
+    unsafe {
+        libc::_exit(if e == libc::ENOENT || e == libc::ENOTDIR {
+            127
+        } else {
+            126
+        })
+    }
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn ptrs(v: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
-    v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// Unblocks every signal and restores SIGPIPE, which the Rust runtime set
@@ -85,14 +103,22 @@ fn restore_signals() {
 fn drop_capabilities() -> Result<(), i32> {
     use caps::CapSet;
     let _ = caps::clear(None, CapSet::Bounding);
-    for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
         caps::clear(None, set).map_err(|_| libc::EPERM)?;
     }
     Ok(())
 }
 
 fn install_filter(bpf: &[libc::sock_filter]) -> Result<i32, i32> {
-    let prog = libc::sock_fprog { len: bpf.len() as u16, filter: bpf.as_ptr() as *mut _ };
+    let prog = libc::sock_fprog {
+        len: bpf.len() as u16,
+        filter: bpf.as_ptr() as *mut _,
+    };
     let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
     // WAIT_KILLABLE_RECV (5.19): once the supervisor has taken a
     // notification, only a fatal signal interrupts the wait, so an action

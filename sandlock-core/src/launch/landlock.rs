@@ -17,7 +17,14 @@ use crate::{Error, Result};
 pub fn abi_version() -> i32 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: a NULL attr with size 0 and the VERSION flag only queries.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
     if r < 0 {
         0
     } else {
@@ -75,10 +82,17 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
             }
         }
     }
-    for (flag, list, out) in [("--fs-read", &policy.read, &mut g.read), ("--fs-write", &policy.write, &mut g.write)] {
+    for (flag, list, out) in [
+        ("--fs-read", &policy.read, &mut g.read),
+        ("--fs-write", &policy.write, &mut g.write),
+    ] {
         for p in list {
             if let Err(e) = fs::metadata(p) {
-                return Err(Error::invalid(flag, &p.display().to_string(), e.to_string()));
+                return Err(Error::invalid(
+                    flag,
+                    &p.display().to_string(),
+                    e.to_string(),
+                ));
             }
             out.push(p.clone());
         }
@@ -91,7 +105,9 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
 /// rule of their own: Landlock checks their target, which must be granted
 /// in its own right (a link in /etc never widens the view).
 fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let mut granted = Vec::new();
     let mut descend = Vec::new();
     for e in entries.flatten() {
@@ -107,7 +123,10 @@ fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) {
         if ty.is_dir() && fspol::etc_dir_holds_secret(s) {
             descend.push(path);
         } else {
-            granted.push(Entry { name: e.file_name(), is_dir: ty.is_dir() });
+            granted.push(Entry {
+                name: e.file_name(),
+                is_dir: ty.is_dir(),
+            });
         }
     }
     out.push((dir.to_path_buf(), granted));
@@ -149,18 +168,25 @@ impl LandlockRuleset {
             ));
         }
         let abi = abi_of(version);
-        let map = |e: landlock::RulesetError| Error::setup("landlock ruleset", io::Error::other(e.to_string()));
-        let mut ruleset =
-            Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(AccessFs::from_all(abi)).map_err(map)?;
+        let map = |e: landlock::RulesetError| {
+            Error::setup("landlock ruleset", io::Error::other(e.to_string()))
+        };
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(AccessFs::from_all(abi))
+            .map_err(map)?;
         if version >= 6 {
             // Signals and abstract unix sockets may not cross the sandbox's
             // boundary: the workload can neither kill its supervisor nor
             // reach a host service listening on an abstract socket.
-            ruleset = ruleset.scope(Scope::Signal | Scope::AbstractUnixSocket).map_err(map)?;
+            ruleset = ruleset
+                .scope(Scope::Signal | Scope::AbstractUnixSocket)
+                .map_err(map)?;
         }
         let created = ruleset.create().map_err(map)?;
         let fd: Option<OwnedFd> = created.into();
-        let fd = fd.ok_or_else(|| Error::Unsupported("Landlock ruleset could not be created".into()))?;
+        let fd =
+            fd.ok_or_else(|| Error::Unsupported("Landlock ruleset could not be created".into()))?;
         Ok(LandlockRuleset {
             fd,
             read: AccessFs::from_read(abi).bits(),
@@ -170,10 +196,19 @@ impl LandlockRuleset {
     }
 
     fn add(&self, parent: &OwnedFd, access: u64) -> io::Result<()> {
-        let attr = PathBeneathAttr { allowed_access: access, parent_fd: parent.as_raw_fd() };
+        let attr = PathBeneathAttr {
+            allowed_access: access,
+            parent_fd: parent.as_raw_fd(),
+        };
         // SAFETY: `attr` is a valid landlock_path_beneath_attr for the call.
         let r = unsafe {
-            libc::syscall(libc::SYS_landlock_add_rule, self.fd.as_raw_fd(), LANDLOCK_RULE_PATH_BENEATH, &attr as *const PathBeneathAttr, 0)
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                self.fd.as_raw_fd(),
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0,
+            )
         };
         if r != 0 {
             return Err(io::Error::last_os_error());
@@ -198,7 +233,10 @@ impl LandlockRuleset {
         if unsafe { libc::fstat(parent.as_raw_fd(), &mut st) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        self.add(&parent, self.access(write, st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+        self.add(
+            &parent,
+            self.access(write, st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+        )
     }
 
     /// Grants (read) each listed entry of each directory.
@@ -221,10 +259,12 @@ impl LandlockRuleset {
     pub fn allow_all(&self, g: &Grants) -> Result<()> {
         for (list, write) in [(&g.read, false), (&g.write, true)] {
             for p in list {
-                self.allow(p, write).map_err(|e| Error::setup(format!("landlock rule for {}", p.display()), e))?;
+                self.allow(p, write)
+                    .map_err(|e| Error::setup(format!("landlock rule for {}", p.display()), e))?;
             }
         }
-        self.allow_entries(&g.read_entries).map_err(|e| Error::setup("landlock rules for /etc", e))
+        self.allow_entries(&g.read_entries)
+            .map_err(|e| Error::setup("landlock rules for /etc", e))
     }
 
     /// The ruleset fd, for `landlock_restrict_self` in the child.

@@ -177,7 +177,8 @@ impl Spawned {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("pipe", io::Error::from(e)))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::setup("pipe", io::Error::from(e)))
 }
 
 /// Forks the reaper, which forks the workload. Must be called while the
@@ -198,8 +199,13 @@ pub fn spawn(prepared: Prepared) -> Result<Spawned> {
             // ruleset fd must not linger in the supervisor.
             drop(prepared);
             // Our own child: its pid cannot be reused before we reap it.
-            let reaper_fd = crate::sys::pidfd_open(child.as_raw()).map_err(|e| Error::setup("pidfd_open(reaper)", e))?;
-            Ok(Spawned { reaper: child, reaper_fd, reports: File::from(report_rd) })
+            let reaper_fd = crate::sys::pidfd_open(child.as_raw())
+                .map_err(|e| Error::setup("pidfd_open(reaper)", e))?;
+            Ok(Spawned {
+                reaper: child,
+                reaper_fd,
+                reports: File::from(report_rd),
+            })
         }
     }
 }

@@ -38,18 +38,30 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     // never waits for that hand-over.
     // SAFETY: clone without CLONE_VM behaves like fork: the child runs on
     // a copy of this single-threaded process.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_FILES | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_FILES | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     let workload = match pid {
         0 => child::run(prepared, me, report),
         p if p > 0 => Pid::from_raw(p as i32),
         _ => {
-            Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw()).send(report.as_raw_fd());
+            Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw())
+                .send(report.as_raw_fd());
             cleanup_and_exit(&prepared, 0);
         }
     };
     // The workload is our unreaped child, so this pidfd names it and no
     // other process; the reaper keeps it open for the supervisor to take.
-    let pidfd = crate::sys::pidfd_open(workload.as_raw()).map(std::os::fd::IntoRawFd::into_raw_fd).unwrap_or(-1);
+    let pidfd = crate::sys::pidfd_open(workload.as_raw())
+        .map(std::os::fd::IntoRawFd::into_raw_fd)
+        .unwrap_or(-1);
     Report::Pid(workload.as_raw(), pidfd).send(report.as_raw_fd());
 
     let mut waitset = SigSet::empty();
@@ -98,7 +110,10 @@ fn kill_tree(me: Pid) {
     let path = format!("/proc/self/task/{}/children", me.as_raw());
     loop {
         let listed = std::fs::read_to_string(&path).unwrap_or_default();
-        for pid in listed.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for pid in listed
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             // SAFETY: signalling our own child by pid; it cannot be reused
             // before we reap it.
             unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -29,15 +29,40 @@ pub struct FilterSpec {
 
 /// Syscalls denied with EPERM for every workload.
 const DENIED: &[&str] = &[
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "ptrace", "process_vm_readv", "process_vm_writev",
-    "bpf", "perf_event_open", "userfaultfd",
-    "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
     "mount_setattr",
-    "unshare", "setns",
-    "keyctl", "add_key", "request_key",
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "reboot", "swapon", "swapoff", "acct", "open_by_handle_at",
+    "unshare",
+    "setns",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "open_by_handle_at",
 ];
 
 /// clone(2) flags that create namespaces. CLONE_NEWTIME is absent on
@@ -52,12 +77,24 @@ const NS_FLAGS: &[u64] = &[
     libc::CLONE_NEWNET as u64,
 ];
 
+const LOW32: u64 = 0xffff_ffff;
+
 fn sys(name: &str) -> Result<ScmpSyscall> {
-    ScmpSyscall::from_name(name).map_err(|e| Error::setup(format!("seccomp: unknown syscall {name}"), std::io::Error::other(e.to_string())))
+    ScmpSyscall::from_name(name).map_err(|e| {
+        Error::setup(
+            format!("seccomp: unknown syscall {name}"),
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
-    move |e| Error::setup(format!("seccomp: {what}"), std::io::Error::other(e.to_string()))
+    move |e| {
+        Error::setup(
+            format!("seccomp: {what}"),
+            std::io::Error::other(e.to_string()),
+        )
+    }
 }
 
 fn bit_set(arg: u32, bit: u64) -> ScmpArgCompare {
@@ -69,17 +106,34 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).map_err(err("init"))?;
     // A foreign architecture (and, through libseccomp's x86_64 handling,
     // an x32 syscall number) kills the process: never guess.
-    ctx.set_act_badarch(ScmpAction::KillProcess).map_err(err("badarch"))?;
+    ctx.set_act_badarch(ScmpAction::KillProcess)
+        .map_err(err("badarch"))?;
     let eperm = ScmpAction::Errno(libc::EPERM);
     for name in DENIED {
         ctx.add_rule(eperm, sys(name)?).map_err(err(name))?;
     }
     for &flag in NS_FLAGS {
-        ctx.add_rule_conditional(eperm, sys("clone")?, &[bit_set(0, flag)]).map_err(err("clone"))?;
+        ctx.add_rule_conditional(eperm, sys("clone")?, &[bit_set(0, flag)])
+            .map_err(err("clone"))?;
+    }
+    // Pushing bytes into the input queue of an inherited terminal would let
+    // the workload type commands into the shell that started sandlock.
+    for req in [libc::TIOCSTI, libc::TIOCLINUX] {
+        ctx.add_rule_conditional(
+            eperm,
+            sys("ioctl")?,
+            &[ScmpArgCompare::new(
+                1,
+                ScmpCompareOp::MaskedEqual(LOW32),
+                req,
+            )],
+        )
+        .map_err(err("ioctl"))?;
     }
     // clone3 passes its flags in memory the filter cannot read; ENOSYS
     // makes libc fall back to clone(2), whose flags it can.
-    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?).map_err(err("clone3"))?;
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?)
+        .map_err(err("clone3"))?;
 
     // Unix sockets are free; every other family is decided by the
     // supervisor from the registers (family, type, protocol), which keeps
@@ -89,32 +143,47 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
     ctx.add_rule_conditional(
         ScmpAction::Notify,
         sys("socket")?,
-        &[ScmpArgCompare::new(0, ScmpCompareOp::NotEqual, libc::AF_UNIX as u64)],
+        &[ScmpArgCompare::new(
+            0,
+            ScmpCompareOp::NotEqual,
+            libc::AF_UNIX as u64,
+        )],
     )
     .map_err(err("socket"))?;
 
     if spec.trap_open {
         for name in ["open", "openat", "openat2"] {
-            ctx.add_rule(ScmpAction::Notify, sys(name)?).map_err(err(name))?;
+            ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                .map_err(err(name))?;
         }
     }
     if spec.inet {
         for name in ["connect", "bind", "listen"] {
-            ctx.add_rule(ScmpAction::Notify, sys(name)?).map_err(err(name))?;
+            ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                .map_err(err(name))?;
         }
         // sendto: only an explicit destination can reach a new address.
-        ctx.add_rule_conditional(ScmpAction::Notify, sys("sendto")?, &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)])
-            .map_err(err("sendto"))?;
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys("sendto")?,
+            &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)],
+        )
+        .map_err(err("sendto"))?;
         let fastopen = libc::MSG_FASTOPEN as u64;
         for (name, flags_arg) in [("sendmsg", 2), ("sendmmsg", 3)] {
             if spec.udp {
-                ctx.add_rule(ScmpAction::Notify, sys(name)?).map_err(err(name))?;
+                ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                    .map_err(err(name))?;
             } else {
                 // Stream sockets ignore msg_name unless MSG_FASTOPEN asks
                 // for a connect; with no datagram sockets that is the only
                 // way a sendmsg picks a destination.
-                ctx.add_rule_conditional(ScmpAction::Notify, sys(name)?, &[bit_set(flags_arg, fastopen)])
-                    .map_err(err(name))?;
+                ctx.add_rule_conditional(
+                    ScmpAction::Notify,
+                    sys(name)?,
+                    &[bit_set(flags_arg, fastopen)],
+                )
+                .map_err(err(name))?;
             }
         }
     }
@@ -122,14 +191,20 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
-    let mut file = std::fs::File::from(plain_memfd().map_err(|e| Error::setup("seccomp: memfd", e))?);
+    let mut file =
+        std::fs::File::from(plain_memfd().map_err(|e| Error::setup("seccomp: memfd", e))?);
     ctx.export_bpf(file.as_fd()).map_err(err("export"))?;
     let mut bytes = Vec::new();
-    file.seek(SeekFrom::Start(0)).map_err(|e| Error::setup("seccomp: export", e))?;
-    file.read_to_end(&mut bytes).map_err(|e| Error::setup("seccomp: export", e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::setup("seccomp: export", e))?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::setup("seccomp: export", e))?;
     let size = std::mem::size_of::<libc::sock_filter>();
     if bytes.is_empty() || bytes.len() % size != 0 {
-        return Err(Error::setup("seccomp: export", std::io::Error::other("bad BPF length")));
+        return Err(Error::setup(
+            "seccomp: export",
+            std::io::Error::other("bad BPF length"),
+        ));
     }
     Ok(bytes
         .chunks_exact(size)

@@ -24,7 +24,9 @@ impl Pinned {
             pinned.add(&h.name, h.addr);
         }
         for rule in &net.allow {
-            let HostPattern::Name(name) = &rule.host else { continue };
+            let HostPattern::Name(name) = &rule.host else {
+                continue;
+            };
             if pinned.lookup(name).is_some() {
                 continue;
             }
@@ -33,18 +35,24 @@ impl Pinned {
                 pinned.add(name, "::1".parse().expect("literal"));
                 continue;
             }
-            let addrs = (name.as_str(), 0u16).to_socket_addrs().map_err(|e| Error::Resolve {
-                flag: "--net-allow",
-                host: name.clone(),
-                reason: e.to_string(),
-            })?;
+            let addrs = (name.as_str(), 0u16)
+                .to_socket_addrs()
+                .map_err(|e| Error::Resolve {
+                    flag: "--net-allow",
+                    host: name.clone(),
+                    reason: e.to_string(),
+                })?;
             let mut any = false;
             for a in addrs {
                 pinned.add(name, a.ip());
                 any = true;
             }
             if !any {
-                return Err(Error::Resolve { flag: "--net-allow", host: name.clone(), reason: "no addresses".into() });
+                return Err(Error::Resolve {
+                    flag: "--net-allow",
+                    host: name.clone(),
+                    reason: "no addresses".into(),
+                });
             }
         }
         Ok(pinned)
@@ -61,12 +69,17 @@ impl Pinned {
 
     /// The pinned addresses of `name`, if it is pinned.
     pub fn lookup(&self, name: &str) -> Option<&[IpAddr]> {
-        self.entries.iter().find(|(n, _)| n == name).map(|(_, ips)| ips.as_slice())
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ips)| ips.as_slice())
     }
 
     /// Every pinned (name, addresses) pair, in the order they were pinned.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &[IpAddr])> {
-        self.entries.iter().map(|(n, ips)| (n.as_str(), ips.as_slice()))
+        self.entries
+            .iter()
+            .map(|(n, ips)| (n.as_str(), ips.as_slice()))
     }
 
     /// Content of the sandbox's virtual `/etc/hosts`: localhost lines and
@@ -124,22 +137,33 @@ impl Egress {
                 nets: match &r.host {
                     HostPattern::Any => None,
                     HostPattern::Net(n) => Some(vec![*n]),
-                    HostPattern::Name(name) => {
-                        Some(pinned.lookup(name).unwrap_or_default().iter().map(|ip| IpNet::from(*ip)).collect())
-                    }
+                    HostPattern::Name(name) => Some(
+                        pinned
+                            .lookup(name)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|ip| IpNet::from(*ip))
+                            .collect(),
+                    ),
                 },
                 ports: r.ports.clone(),
                 spec: r.spec.clone(),
             })
             .collect();
-        Egress { rules, bind: net.bind.clone() }
+        Egress {
+            rules,
+            bind: net.bind.clone(),
+        }
     }
 
     /// May the workload send to `dest` over `proto`?
     pub fn check(&self, proto: Proto, dest: SocketAddr) -> Decision {
         let ip = canonical_ip(dest.ip());
         for r in &self.rules {
-            let host_ok = r.nets.as_ref().is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)));
+            let host_ok = r
+                .nets
+                .as_ref()
+                .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)));
             if r.proto == proto && host_ok && r.ports.contains(dest.port()) {
                 return Decision::Allow(r.spec.clone());
             }
@@ -176,7 +200,10 @@ mod tests {
 
     #[test]
     fn names_are_pinned_and_matched() {
-        let net = policy(&["api.test:443", "udp://dns.test:53", "10.1.0.0/16:22"], &["api.test:127.0.0.2", "dns.test:127.0.0.3"]);
+        let net = policy(
+            &["api.test:443", "udp://dns.test:53", "10.1.0.0/16:22"],
+            &["api.test:127.0.0.2", "dns.test:127.0.0.3"],
+        );
         let pinned = Pinned::resolve(&net).unwrap();
         let e = Egress::new(&net, &pinned);
         assert!(allowed(&e, Proto::Tcp, "127.0.0.2:443"));
@@ -187,9 +214,14 @@ mod tests {
         assert!(!allowed(&e, Proto::Tcp, "127.0.0.3:53"));
         assert!(allowed(&e, Proto::Tcp, "10.1.200.3:22"));
         assert!(!allowed(&e, Proto::Tcp, "10.2.0.1:22"));
-        assert_eq!(e.check(Proto::Tcp, "10.2.0.1:22".parse().unwrap()), Decision::Deny("not in --net-allow"));
+        assert_eq!(
+            e.check(Proto::Tcp, "10.2.0.1:22".parse().unwrap()),
+            Decision::Deny("not in --net-allow")
+        );
         let hosts = String::from_utf8(pinned.hosts_file()).unwrap();
-        assert!(hosts.contains("127.0.0.2\tapi.test\n") && hosts.contains("127.0.0.1\tlocalhost\n"));
+        assert!(
+            hosts.contains("127.0.0.2\tapi.test\n") && hosts.contains("127.0.0.1\tlocalhost\n")
+        );
     }
 
     #[test]
@@ -204,6 +236,9 @@ mod tests {
     fn bind_ports() {
         let e = Egress::new(&policy(&[], &[]), &Pinned::default());
         assert!(matches!(e.check_bind(9001), Decision::Allow(_)));
-        assert_eq!(e.check_bind(9002), Decision::Deny("not in --net-allow-bind"));
+        assert_eq!(
+            e.check_bind(9002),
+            Decision::Deny("not in --net-allow-bind")
+        );
     }
 }

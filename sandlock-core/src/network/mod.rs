@@ -39,11 +39,17 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub fn canonical_net(net: IpNet) -> IpNet {
     match net {
         IpNet::V6(n) if n.prefix_len() >= 96 => match n.addr().to_ipv4_mapped() {
-            Some(v4) => IpNet::V4(Ipv4Net::new(v4, n.prefix_len() - 96).expect("prefix <= 32")).trunc(),
+            Some(v4) => {
+                IpNet::V4(Ipv4Net::new(v4, n.prefix_len() - 96).expect("prefix <= 32")).trunc()
+            }
             None => IpNet::V6(n),
         },
-        IpNet::V6(n) if n.prefix_len() == 128 && n.addr().is_unspecified() => IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        IpNet::V4(n) if n.prefix_len() == 32 && n.addr().is_unspecified() => IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpNet::V6(n) if n.prefix_len() == 128 && n.addr().is_unspecified() => {
+            IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        }
+        IpNet::V4(n) if n.prefix_len() == 32 && n.addr().is_unspecified() => {
+            IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        }
         other => other,
     }
 }
@@ -57,9 +63,21 @@ mod tests {
         let v4: IpAddr = "10.0.0.5".parse().unwrap();
         assert_eq!(canonical_ip("::ffff:10.0.0.5".parse().unwrap()), v4);
         assert_eq!(canonical_ip(v4), v4);
-        assert_eq!(canonical_ip("0.0.0.0".parse().unwrap()), "127.0.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(canonical_ip("::".parse().unwrap()), "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(canonical_ip("::ffff:0.0.0.0".parse().unwrap()), "127.0.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(canonical_net("::ffff:10.0.0.0/104".parse().unwrap()), "10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert_eq!(
+            canonical_ip("0.0.0.0".parse().unwrap()),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            canonical_ip("::".parse().unwrap()),
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            canonical_ip("::ffff:0.0.0.0".parse().unwrap()),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            canonical_net("::ffff:10.0.0.0/104".parse().unwrap()),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
     }
 }

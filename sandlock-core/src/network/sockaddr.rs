@@ -40,7 +40,10 @@ impl SockAddr {
                 let port = u16::from_be_bytes([bytes[2], bytes[3]]);
                 let mut o = [0u8; 16];
                 o.copy_from_slice(&bytes[8..24]);
-                SockAddr::Inet(SocketAddr::new(canonical_ip(IpAddr::V6(Ipv6Addr::from(o))), port))
+                SockAddr::Inet(SocketAddr::new(
+                    canonical_ip(IpAddr::V6(Ipv6Addr::from(o))),
+                    port,
+                ))
             }
             libc::AF_INET | libc::AF_INET6 => SockAddr::Malformed,
             libc::AF_UNSPEC => SockAddr::Unspec,
@@ -82,14 +85,23 @@ mod tests {
 
     #[test]
     fn decodes_and_canonicalises() {
-        assert_eq!(SockAddr::decode(&v4([10, 0, 0, 5], 443)), SockAddr::Inet("10.0.0.5:443".parse().unwrap()));
+        assert_eq!(
+            SockAddr::decode(&v4([10, 0, 0, 5], 443)),
+            SockAddr::Inet("10.0.0.5:443".parse().unwrap())
+        );
         let mut b = vec![0u8; 28];
         b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
         b[2..4].copy_from_slice(&443u16.to_be_bytes());
         b[8..24].copy_from_slice(&"::ffff:10.0.0.5".parse::<Ipv6Addr>().unwrap().octets());
-        assert_eq!(SockAddr::decode(&b), SockAddr::Inet("10.0.0.5:443".parse().unwrap()));
+        assert_eq!(
+            SockAddr::decode(&b),
+            SockAddr::Inet("10.0.0.5:443".parse().unwrap())
+        );
         assert_eq!(SockAddr::decode(&b[..20]), SockAddr::Malformed);
         assert_eq!(SockAddr::decode(&[1]), SockAddr::Malformed);
-        assert_eq!(SockAddr::decode(&(libc::AF_UNSPEC as u16).to_ne_bytes()), SockAddr::Unspec);
+        assert_eq!(
+            SockAddr::decode(&(libc::AF_UNSPEC as u16).to_ne_bytes()),
+            SockAddr::Unspec
+        );
     }
 }

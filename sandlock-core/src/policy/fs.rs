@@ -4,10 +4,18 @@ use std::path::PathBuf;
 
 /// Directories every policy may read and execute, unless
 /// `--no-system-view`. Missing ones are skipped.
-pub const SYSTEM_READ_DIRS: &[&str] = &["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc"];
+pub const SYSTEM_READ_DIRS: &[&str] = &[
+    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
+];
 
 /// Devices every policy may read and write, when present.
-pub const SYSTEM_RW_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/tty"];
+pub const SYSTEM_RW_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/tty",
+];
 
 /// Entries of `/etc` that the system view never grants, even when sandlock
 /// runs as root. Patterns are matched per directory entry; a trailing `*`
@@ -38,7 +46,11 @@ pub struct FsPolicy {
 
 impl Default for FsPolicy {
     fn default() -> Self {
-        FsPolicy { read: Vec::new(), write: Vec::new(), system_view: true }
+        FsPolicy {
+            read: Vec::new(),
+            write: Vec::new(),
+            system_view: true,
+        }
     }
 }
 
@@ -47,14 +59,19 @@ impl Default for FsPolicy {
 pub(crate) fn is_etc_secret(path: &str) -> bool {
     ETC_SECRETS.iter().any(|pat| match pat.split_once('*') {
         None => path == *pat,
-        Some((pre, suf)) => path.len() >= pre.len() + suf.len() && path.starts_with(pre) && path.ends_with(suf),
+        Some((pre, suf)) => {
+            path.len() >= pre.len() + suf.len() && path.starts_with(pre) && path.ends_with(suf)
+        }
     })
 }
 
 /// Directories under `/etc` that hold a secret and are therefore granted
 /// entry by entry instead of whole.
 pub(crate) fn etc_dir_holds_secret(dir: &str) -> bool {
-    ETC_SECRETS.iter().any(|pat| pat.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+    ETC_SECRETS.iter().any(|pat| {
+        pat.strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 #[cfg(test)]
@@ -63,13 +80,29 @@ mod tests {
 
     #[test]
     fn secrets_are_recognised() {
-        for p in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssl/private"] {
+        for p in [
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/sudoers",
+            "/etc/sudoers.d",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssl/private",
+        ] {
             assert!(is_etc_secret(p), "{p}");
         }
-        for p in ["/etc/passwd", "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_config", "/etc/ssl/certs"] {
+        for p in [
+            "/etc/passwd",
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            "/etc/ssh/ssh_config",
+            "/etc/ssl/certs",
+        ] {
             assert!(!is_etc_secret(p), "{p}");
         }
-        assert!(etc_dir_holds_secret("/etc") && etc_dir_holds_secret("/etc/ssh") && etc_dir_holds_secret("/etc/ssl"));
+        assert!(
+            etc_dir_holds_secret("/etc")
+                && etc_dir_holds_secret("/etc/ssh")
+                && etc_dir_holds_secret("/etc/ssl")
+        );
         assert!(!etc_dir_holds_secret("/etc/apt"));
     }
 }

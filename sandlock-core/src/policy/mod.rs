@@ -91,7 +91,11 @@ pub fn parse_env(value: &str) -> crate::Result<(String, String)> {
         .split_once('=')
         .ok_or_else(|| crate::Error::invalid("--env", value, "expected KEY=VALUE"))?;
     if k.is_empty() || k.contains('\0') || v.contains('\0') {
-        return Err(crate::Error::invalid("--env", value, "empty key or NUL byte"));
+        return Err(crate::Error::invalid(
+            "--env",
+            value,
+            "empty key or NUL byte",
+        ));
     }
     Ok((k.to_string(), v.to_string()))
 }
@@ -102,7 +106,11 @@ pub fn parse_timeout(value: &str) -> crate::Result<Duration> {
         .parse()
         .map_err(|_| crate::Error::invalid("--timeout", value, "expected a number of seconds"))?;
     if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-        return Err(crate::Error::invalid("--timeout", value, "must be a positive number of seconds"));
+        return Err(crate::Error::invalid(
+            "--timeout",
+            value,
+            "must be a positive number of seconds",
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -113,7 +121,11 @@ impl fmt::Display for Policy {
         writeln!(f, "[filesystem]")?;
         if self.fs.system_view {
             writeln!(f, "system view: read/exec {}", SYSTEM_READ_DIRS.join(" "))?;
-            writeln!(f, "             minus /etc secrets: {}", fs::ETC_SECRETS.join(" "))?;
+            writeln!(
+                f,
+                "             minus /etc secrets: {}",
+                fs::ETC_SECRETS.join(" ")
+            )?;
             writeln!(f, "             read/write {}", SYSTEM_RW_DEVICES.join(" "))?;
         } else {
             writeln!(f, "system view: none (--no-system-view)")?;
@@ -124,7 +136,10 @@ impl fmt::Display for Policy {
         for p in &self.fs.write {
             writeln!(f, "read/write: {}", p.display())?;
         }
-        writeln!(f, "temp dir:   private, exported as TMPDIR, removed on exit")?;
+        writeln!(
+            f,
+            "temp dir:   private, exported as TMPDIR, removed on exit"
+        )?;
         writeln!(f, "[network]")?;
         if !self.net.inet_enabled() {
             writeln!(f, "inet sockets: denied (no --net-allow)")?;

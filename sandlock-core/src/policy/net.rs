@@ -53,7 +53,12 @@ impl NetRule {
     pub fn parse(spec: &str) -> Result<Self> {
         let (proto, rest) = split_scheme(spec)?;
         let (host, ports) = split_host_ports(rest, spec)?;
-        Ok(NetRule { proto, host, ports, spec: spec.to_string() })
+        Ok(NetRule {
+            proto,
+            host,
+            ports,
+            spec: spec.to_string(),
+        })
     }
 }
 
@@ -78,9 +83,11 @@ fn split_scheme(spec: &str) -> Result<(Proto, &str)> {
         None => Ok((Proto::Tcp, spec)),
         Some(("tcp", rest)) => Ok((Proto::Tcp, rest)),
         Some(("udp", rest)) => Ok((Proto::Udp, rest)),
-        Some((scheme, _)) => {
-            Err(Error::invalid(FLAG, spec, format!("unknown scheme '{scheme}://' (use tcp:// or udp://)")))
-        }
+        Some((scheme, _)) => Err(Error::invalid(
+            FLAG,
+            spec,
+            format!("unknown scheme '{scheme}://' (use tcp:// or udp://)"),
+        )),
     }
 }
 
@@ -102,7 +109,13 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
         let (addr, after) = inner
             .split_once(']')
             .ok_or_else(|| Error::invalid(FLAG, spec, "missing ']' after IPv6 address"))?;
-        let net = parse_net(addr).ok_or_else(|| Error::invalid(FLAG, spec, format!("'{addr}' is not an IPv6 address or network")))?;
+        let net = parse_net(addr).ok_or_else(|| {
+            Error::invalid(
+                FLAG,
+                spec,
+                format!("'{addr}' is not an IPv6 address or network"),
+            )
+        })?;
         let ports = match after {
             "" => PortSet::any(),
             _ => match after.strip_prefix(':') {
@@ -123,7 +136,11 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
         return Ok((HostPattern::Net(net), ports));
     }
     if looks_like_address(host) {
-        return Err(Error::invalid(FLAG, spec, format!("'{host}' is not a valid address or network")));
+        return Err(Error::invalid(
+            FLAG,
+            spec,
+            format!("'{host}' is not a valid address or network"),
+        ));
     }
     validate_hostname(host).map_err(|reason| Error::invalid(FLAG, spec, reason))?;
     Ok((HostPattern::Name(host.to_ascii_lowercase()), ports))
@@ -143,7 +160,9 @@ fn parse_net(text: &str) -> Option<IpNet> {
 /// slashes, colons), so a typo like `10.0.0.0/33` is reported as a bad
 /// network rather than accepted as a host name.
 fn looks_like_address(host: &str) -> bool {
-    host.contains('/') || host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    host.contains('/')
+        || host.contains(':')
+        || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 /// Checks a DNS name: labels of letters, digits, `-` and `_`, separated by
@@ -156,7 +175,9 @@ pub(crate) fn validate_hostname(host: &str) -> std::result::Result<(), String> {
     for label in host.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !label.starts_with('-');
         if !ok {
             return Err(format!("'{host}' is not a valid host name"));
@@ -182,11 +203,17 @@ impl AddHost {
             .split_once(':')
             .ok_or_else(|| Error::invalid(FLAG, value, "expected NAME:IP"))?;
         validate_hostname(name).map_err(|r| Error::invalid(FLAG, value, r))?;
-        let ip = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+        let ip = ip
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(ip);
         let addr: IpAddr = ip
             .parse()
             .map_err(|_| Error::invalid(FLAG, value, format!("'{ip}' is not an IP address")))?;
-        Ok(AddHost { name: name.to_ascii_lowercase(), addr: crate::network::canonical_ip(addr) })
+        Ok(AddHost {
+            name: name.to_ascii_lowercase(),
+            addr: crate::network::canonical_ip(addr),
+        })
     }
 }
 
@@ -201,12 +228,22 @@ mod tests {
     #[test]
     fn parses_every_form() {
         let r = NetRule::parse("example.test").unwrap();
-        assert_eq!((r.proto, r.host, r.ports), (Proto::Tcp, HostPattern::Name("example.test".into()), PortSet::any()));
+        assert_eq!(
+            (r.proto, r.host, r.ports),
+            (
+                Proto::Tcp,
+                HostPattern::Name("example.test".into()),
+                PortSet::any()
+            )
+        );
         let r = NetRule::parse("Example.Test:80,443").unwrap();
         assert_eq!(r.host, HostPattern::Name("example.test".into()));
         assert!(r.ports.contains(80) && r.ports.contains(443) && !r.ports.contains(8080));
         assert_eq!(NetRule::parse("10.0.0.5").unwrap().host, net("10.0.0.5/32"));
-        assert_eq!(NetRule::parse("10.0.0.0/8:22").unwrap().host, net("10.0.0.0/8"));
+        assert_eq!(
+            NetRule::parse("10.0.0.0/8:22").unwrap().host,
+            net("10.0.0.0/8")
+        );
         assert_eq!(NetRule::parse("::1").unwrap().host, net("::1/128"));
         assert_eq!(NetRule::parse("fd00::/8").unwrap().host, net("fd00::/8"));
         let r = NetRule::parse("[::1]:8080").unwrap();
@@ -224,8 +261,14 @@ mod tests {
 
     #[test]
     fn mapped_ipv6_rules_fold_to_ipv4() {
-        assert_eq!(NetRule::parse("::ffff:10.0.0.5").unwrap().host, net("10.0.0.5/32"));
-        assert_eq!(NetRule::parse("[::ffff:10.0.0.0/104]:1").unwrap().host, net("10.0.0.0/8"));
+        assert_eq!(
+            NetRule::parse("::ffff:10.0.0.5").unwrap().host,
+            net("10.0.0.5/32")
+        );
+        assert_eq!(
+            NetRule::parse("[::ffff:10.0.0.0/104]:1").unwrap().host,
+            net("10.0.0.0/8")
+        );
     }
 
     #[test]
@@ -242,17 +285,32 @@ mod tests {
             ("300.1.1.1", "not a valid address"),
         ] {
             let e = NetRule::parse(bad).unwrap_err().to_string();
-            assert!(e.contains(needle) && e.contains("--net-allow") && e.contains(bad), "{bad}: {e}");
+            assert!(
+                e.contains(needle) && e.contains("--net-allow") && e.contains(bad),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn add_host_forms() {
         let h = AddHost::parse("db.test:127.0.0.1").unwrap();
-        assert_eq!((h.name.as_str(), h.addr), ("db.test", "127.0.0.1".parse().unwrap()));
-        assert_eq!(AddHost::parse("v6.test:::1").unwrap().addr, "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(AddHost::parse("v6.test:[::1]").unwrap().addr, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (h.name.as_str(), h.addr),
+            ("db.test", "127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            AddHost::parse("v6.test:::1").unwrap().addr,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            AddHost::parse("v6.test:[::1]").unwrap().addr,
+            "::1".parse::<IpAddr>().unwrap()
+        );
         assert!(AddHost::parse("nohost").is_err());
-        assert!(AddHost::parse("x:1.2.3").unwrap_err().to_string().contains("--add-host"));
+        assert!(AddHost::parse("x:1.2.3")
+            .unwrap_err()
+            .to_string()
+            .contains("--add-host"));
     }
 }

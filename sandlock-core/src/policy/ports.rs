@@ -16,7 +16,10 @@ pub struct PortSet {
 impl PortSet {
     /// The set of every port.
     pub fn any() -> Self {
-        PortSet { any: true, ranges: Vec::new() }
+        PortSet {
+            any: true,
+            ranges: Vec::new(),
+        }
     }
 
     /// True when the set matches no port.
@@ -51,7 +54,11 @@ impl PortSet {
                 }
             };
             if lo > hi {
-                return Err(Error::invalid(flag, whole, format!("port range {item} is backwards")));
+                return Err(Error::invalid(
+                    flag,
+                    whole,
+                    format!("port range {item} is backwards"),
+                ));
             }
             ranges.push(lo..=hi);
         }
@@ -61,12 +68,20 @@ impl PortSet {
 
 fn parse_port(text: &str, flag: &'static str, whole: &str) -> Result<u16> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(flag, whole, format!("'{text}' is not a port number")));
+        return Err(Error::invalid(
+            flag,
+            whole,
+            format!("'{text}' is not a port number"),
+        ));
     }
     match text.parse::<u32>() {
         Ok(0) => Err(Error::invalid(flag, whole, "port 0 is not a valid port")),
         Ok(p) if p <= 65535 => Ok(p as u16),
-        _ => Err(Error::invalid(flag, whole, format!("port {text} is out of range (1-65535)"))),
+        _ => Err(Error::invalid(
+            flag,
+            whole,
+            format!("port {text} is out of range (1-65535)"),
+        )),
     }
 }
 
@@ -78,7 +93,13 @@ impl fmt::Display for PortSet {
         let parts: Vec<String> = self
             .ranges
             .iter()
-            .map(|r| if r.start() == r.end() { r.start().to_string() } else { format!("{}-{}", r.start(), r.end()) })
+            .map(|r| {
+                if r.start() == r.end() {
+                    r.start().to_string()
+                } else {
+                    format!("{}-{}", r.start(), r.end())
+                }
+            })
             .collect();
         f.write_str(&parts.join(","))
     }

@@ -1,10 +1,13 @@
 //! The supervisor: answers every syscall the seccomp filter traps.
 //!
-//! Owns the notification fd and the decisions taken on it. Receivers are a
-//! small leader/followers pool: any idle thread takes the next
-//! notification, and a thread about to block on the workload's behalf (a
-//! connect to a slow host) first makes sure another receiver is idle, so
-//! one slow remote host never stalls the rest of the sandbox.
+//! Owns the notification fd and the decisions taken on it. One receiver
+//! thread takes notifications and answers them inline: only one thread ever
+//! waits on the listener, so a notification wakes exactly one thread. An
+//! action that may block on the workload's behalf (a connect to a slow
+//! host, a send into a full buffer) is first tried without blocking, and
+//! only when it would block is it handed to a short-lived worker thread
+//! that answers when done, so one slow remote host never stalls the rest
+//! of the sandbox.
 //!
 //! Rules this module must never break: an error while deciding denies
 //! (never CONTINUE); a decision made from workload memory is executed by
@@ -16,24 +19,23 @@
 mod net;
 mod notif;
 mod open;
+mod procs;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-pub use self::open::VirtualFile;
 use self::notif::{Notif, Reply};
+pub use self::open::VirtualFile;
 use crate::audit::Reporter;
 use crate::network::Egress;
 use crate::sys;
 
-/// Receivers started up front; more are added on demand.
-const INITIAL_RECEIVERS: usize = 2;
-/// Upper bound on receiver threads (each blocked one is a connect or send
-/// in flight on the workload's behalf).
-const MAX_RECEIVERS: usize = 64;
-/// Receivers need little stack; keeping it small keeps the supervisor's
-/// resident memory small.
+/// Upper bound on actions waiting on the workload's behalf at once;
+/// beyond it a would-block action fails with EAGAIN instead of spawning.
+const MAX_OFFLOADED: usize = 256;
+/// Supervisor threads need little stack; keeping it small keeps the
+/// supervisor's resident memory small.
 const STACK: usize = 256 * 1024;
 
 /// Everything a handler may consult.
@@ -45,8 +47,8 @@ pub struct Supervisor {
     abstract_unix_scoped: bool,
     files: Vec<VirtualFile>,
     reporter: Reporter,
-    idle: AtomicUsize,
-    threads: AtomicUsize,
+    offloaded: AtomicUsize,
+    procs: Arc<procs::ProcCache>,
 }
 
 /// What the supervisor is configured with, built by the sandbox.
@@ -69,7 +71,7 @@ pub struct Config {
 }
 
 impl Supervisor {
-    /// Starts the receiver pool. Returns immediately.
+    /// Starts the receiver thread. Returns immediately.
     pub fn start(cfg: Config) -> std::io::Result<Arc<Supervisor>> {
         // Best effort: without it (Linux < 6.6) every round trip pays a
         // cross-CPU wake-up.
@@ -82,24 +84,15 @@ impl Supervisor {
             abstract_unix_scoped: cfg.abstract_unix_scoped,
             files: cfg.files,
             reporter: cfg.reporter,
-            idle: AtomicUsize::new(0),
-            threads: AtomicUsize::new(0),
+            offloaded: AtomicUsize::new(0),
+            procs: Arc::default(),
         });
-        for _ in 0..INITIAL_RECEIVERS {
-            sup.spawn_receiver()?;
-        }
+        let me = Arc::clone(&sup);
+        std::thread::Builder::new()
+            .name("sandlock-notify".into())
+            .stack_size(STACK)
+            .spawn(move || me.receive_loop())?;
         Ok(sup)
-    }
-
-    fn spawn_receiver(self: &Arc<Self>) -> std::io::Result<()> {
-        if self.threads.fetch_add(1, Ordering::SeqCst) >= MAX_RECEIVERS {
-            self.threads.fetch_sub(1, Ordering::SeqCst);
-            return Ok(());
-        }
-        self.idle.fetch_add(1, Ordering::SeqCst);
-        let me = Arc::clone(self);
-        std::thread::Builder::new().name("sandlock-notify".into()).stack_size(STACK).spawn(move || me.receive_loop())?;
-        Ok(())
     }
 
     fn receive_loop(self: Arc<Self>) {
@@ -114,19 +107,40 @@ impl Supervisor {
                     _ => return,
                 }
             }
-            self.idle.fetch_sub(1, Ordering::SeqCst);
-            let n = Notif::new(fd, &req);
+            let n = Notif::new(fd, &self.procs, &req);
             let reply = self.dispatch(&n);
             n.answer(reply);
-            self.idle.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    /// Called by a handler right before it may block: guarantees another
-    /// receiver is idle to take the next notification.
-    fn before_blocking(self: &Arc<Self>) {
-        if self.idle.load(Ordering::SeqCst) == 0 {
-            let _ = self.spawn_receiver();
+    /// Runs `job` on a worker thread, which answers `n` with its result.
+    /// For actions that would block; the receiver goes straight back to
+    /// the listener.
+    fn offload(
+        self: &Arc<Self>,
+        n: &Notif,
+        job: impl FnOnce(&Notif) -> Reply + Send + 'static,
+    ) -> Reply {
+        if self.offloaded.fetch_add(1, Ordering::SeqCst) >= MAX_OFFLOADED {
+            self.offloaded.fetch_sub(1, Ordering::SeqCst);
+            return Reply::Errno(libc::EAGAIN);
+        }
+        let me = Arc::clone(self);
+        let n2 = n.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sandlock-wait".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                let reply = job(&n2);
+                n2.answer(reply);
+                me.offloaded.fetch_sub(1, Ordering::SeqCst);
+            });
+        match spawned {
+            Ok(_) => Reply::Done,
+            Err(e) => {
+                self.offloaded.fetch_sub(1, Ordering::SeqCst);
+                Reply::from_io(&e)
+            }
         }
     }
 

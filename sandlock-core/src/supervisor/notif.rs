@@ -2,7 +2,10 @@
 //! and the answer.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
+
+use super::procs::ProcCache;
 
 use crate::sys;
 
@@ -30,8 +33,10 @@ impl Reply {
 }
 
 /// A received notification.
+#[derive(Debug, Clone)]
 pub struct Notif {
     fd: RawFd,
+    procs: Arc<ProcCache>,
     /// Notification id.
     pub id: u64,
     /// The thread that made the call.
@@ -41,8 +46,15 @@ pub struct Notif {
 }
 
 impl Notif {
-    pub fn new(fd: RawFd, req: &libc::seccomp_notif) -> Notif {
-        Notif { fd, id: req.id, pid: req.pid as i32, nr: req.data.nr as i64, args: req.data.args }
+    pub fn new(fd: RawFd, procs: &Arc<ProcCache>, req: &libc::seccomp_notif) -> Notif {
+        Notif {
+            fd,
+            procs: Arc::clone(procs),
+            id: req.id,
+            pid: req.pid as i32,
+            nr: req.data.nr as i64,
+            args: req.data.args,
+        }
     }
 
     /// Syscall number.
@@ -63,21 +75,54 @@ impl Notif {
     /// Reads `len` bytes at `addr` in the calling task's memory.
     pub fn read(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        sys::read_mem_exact(self.pid, addr, &mut buf)?;
+        let mut got = 0;
+        while got < len {
+            match self
+                .procs
+                .read(self.pid, addr + got as u64, &mut buf[got..])?
+            {
+                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
+                n => got += n,
+            }
+        }
         Ok(buf)
     }
 
     /// Reads a NUL-terminated string (at most `max` bytes).
     pub fn read_cstr(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        // Paths are short: read a small chunk first, more only when needed.
         let mut out = Vec::new();
-        sys::read_cstr(self.pid, addr, max, &mut out)?;
-        Ok(out)
+        let mut chunk = 256;
+        while out.len() < max {
+            let start = out.len();
+            let want = chunk.min(max - start);
+            out.resize(start + want, 0);
+            let got = self
+                .procs
+                .read(self.pid, addr + start as u64, &mut out[start..])?;
+            out.truncate(start + got);
+            if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+                out.truncate(start + nul);
+                return Ok(out);
+            }
+            if got == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EFAULT));
+            }
+            chunk = 4096;
+        }
+        Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
     }
 
     /// Writes `data` at `addr` in the calling task (syscall out-params).
     pub fn write(&self, addr: u64, data: &[u8]) -> io::Result<()> {
-        let local = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
-        let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: data.len() };
+        let local = libc::iovec {
+            iov_base: data.as_ptr() as *mut _,
+            iov_len: data.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: data.len(),
+        };
         // SAFETY: `local` describes our own readable buffer; the remote
         // range is checked by the kernel against the task's mappings.
         let n = unsafe { libc::process_vm_writev(self.pid, &local, 1, &remote, 1, 0) };
@@ -96,8 +141,7 @@ impl Notif {
 
     /// Duplicates the workload's fd `fd` into the supervisor.
     pub fn dup_fd(&self, fd: i32) -> io::Result<OwnedFd> {
-        let pidfd = sys::pidfd_open(self.pid).or_else(|_| sys::pidfd_open(tgid_of(self.pid)?))?;
-        sys::pidfd_getfd(pidfd.as_fd(), fd)
+        self.procs.dup_fd(self.pid, fd)
     }
 
     /// Installs `src` in the workload and answers with its number.
@@ -120,14 +164,4 @@ impl Notif {
         };
         let _ = sys::notif::send(self.fd, self.id, val, error, flags);
     }
-}
-
-/// The thread group id of thread `tid`, for kernels without PIDFD_THREAD.
-fn tgid_of(tid: i32) -> io::Result<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
 }

@@ -38,7 +38,12 @@ impl VirtualFile {
             (m.dev(), m.ino())
         });
         let reopen = CString::new(format!("/proc/self/fd/{}", memfd.as_raw_fd())).expect("no NUL");
-        Ok(VirtualFile { path: PathBuf::from(path), real, _memfd: memfd, reopen })
+        Ok(VirtualFile {
+            path: PathBuf::from(path),
+            real,
+            _memfd: memfd,
+            reopen,
+        })
     }
 
     /// A new open file description of the content, so every open has its
@@ -64,7 +69,12 @@ pub fn is_open_family(nr: i64) -> bool {
 }
 
 /// Flags that make an open something other than a plain read.
-const NOT_A_READ: i32 = libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_PATH | libc::O_DIRECTORY;
+const NOT_A_READ: i32 = libc::O_WRONLY
+    | libc::O_RDWR
+    | libc::O_CREAT
+    | libc::O_TRUNC
+    | libc::O_PATH
+    | libc::O_DIRECTORY;
 
 struct OpenCall {
     dirfd: i32,
@@ -76,10 +86,20 @@ struct OpenCall {
 fn decode(n: &Notif) -> io::Result<OpenCall> {
     #[cfg(target_arch = "x86_64")]
     if n.nr() == libc::SYS_open {
-        return Ok(OpenCall { dirfd: libc::AT_FDCWD, path: n.arg(0), flags: n.int(1), resolve: 0 });
+        return Ok(OpenCall {
+            dirfd: libc::AT_FDCWD,
+            path: n.arg(0),
+            flags: n.int(1),
+            resolve: 0,
+        });
     }
     if n.nr() == libc::SYS_openat {
-        return Ok(OpenCall { dirfd: n.int(0), path: n.arg(1), flags: n.int(2), resolve: 0 });
+        return Ok(OpenCall {
+            dirfd: n.int(0),
+            path: n.arg(1),
+            flags: n.int(2),
+            resolve: 0,
+        });
     }
     // openat2(dirfd, path, struct open_how *how, size_t size)
     if n.arg(3) < 24 {
@@ -87,7 +107,12 @@ fn decode(n: &Notif) -> io::Result<OpenCall> {
     }
     let how = n.read(n.arg(2), 24)?;
     let word = |i: usize| u64::from_ne_bytes(how[i..i + 8].try_into().expect("8 bytes"));
-    Ok(OpenCall { dirfd: n.int(0), path: n.arg(1), flags: word(0) as i32, resolve: word(16) })
+    Ok(OpenCall {
+        dirfd: n.int(0),
+        path: n.arg(1),
+        flags: word(0) as i32,
+        resolve: word(16),
+    })
 }
 
 pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
@@ -145,7 +170,11 @@ fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64,
     if call.resolve != 0 {
         return stat_resolved(dirfd, &cpath, call);
     }
-    let nofollow = if call.flags & libc::O_NOFOLLOW != 0 { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let nofollow = if call.flags & libc::O_NOFOLLOW != 0 {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
     // SAFETY: statx-free fstatat into a local; dirfd and path are valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstatat(dirfd, cpath.as_ptr(), &mut st, nofollow) } != 0 {
@@ -163,9 +192,21 @@ fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u
         mode: u64,
         resolve: u64,
     }
-    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC | (call.flags & libc::O_NOFOLLOW)) as u64, mode: 0, resolve: call.resolve };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | (call.flags & libc::O_NOFOLLOW)) as u64,
+        mode: 0,
+        resolve: call.resolve,
+    };
     // SAFETY: `how` is a valid open_how of the size passed.
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how, std::mem::size_of::<OpenHow>()) };
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -182,7 +223,12 @@ fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u
 fn open_path(p: &str) -> io::Result<OwnedFd> {
     let c = CString::new(p).expect("no NUL");
     // SAFETY: valid C string; O_PATH opens nothing readable.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -230,9 +276,18 @@ mod tests {
 
     #[test]
     fn normalizes_spellings() {
-        for s in ["/etc/hosts", "//etc/hosts", "/etc/../etc/hosts", "/etc/./hosts", "/../etc/hosts"] {
+        for s in [
+            "/etc/hosts",
+            "//etc/hosts",
+            "/etc/../etc/hosts",
+            "/etc/./hosts",
+            "/../etc/hosts",
+        ] {
             assert_eq!(normalize(Path::new(s)), Path::new("/etc/hosts"), "{s}");
         }
-        assert_ne!(normalize(Path::new("/etc/hosts/..")), Path::new("/etc/hosts"));
+        assert_ne!(
+            normalize(Path::new("/etc/hosts/..")),
+            Path::new("/etc/hosts")
+        );
     }
 }

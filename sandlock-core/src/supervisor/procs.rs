@@ -1,0 +1,105 @@
+//! Per-process handles the supervisor reuses across notifications: a pidfd
+//! (for `pidfd_getfd`) and an open `/proc/<tid>/mem` (for reading
+//! arguments), keyed by the notifying thread id.
+//!
+//! Opening either costs several microseconds, more than the rest of a
+//! connect decision, so they are cached. A cached handle can only go stale,
+//! never point elsewhere: a pidfd names one thread for life, and a mem fd
+//! one address space for life. A stale handle fails (ESRCH, or a read of
+//! zero bytes once the address space is gone), and is then replaced.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+use crate::sys;
+
+/// Entries kept per map; beyond it the map is cleared (threads come and
+/// go; a cleared cache only costs a reopen).
+const CAPACITY: usize = 512;
+
+/// The cache. Cheap to share between receiver and worker threads.
+#[derive(Debug, Default)]
+pub struct ProcCache {
+    pidfds: Mutex<HashMap<i32, Arc<OwnedFd>>>,
+    mems: Mutex<HashMap<i32, Arc<File>>>,
+}
+
+fn get_or_open<T>(
+    map: &Mutex<HashMap<i32, Arc<T>>>,
+    tid: i32,
+    fresh: bool,
+    open: impl FnOnce() -> io::Result<T>,
+) -> io::Result<Arc<T>> {
+    if !fresh {
+        if let Some(v) = map.lock().ok().and_then(|m| m.get(&tid).cloned()) {
+            return Ok(v);
+        }
+    }
+    let v = Arc::new(open()?);
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= CAPACITY {
+            m.clear();
+        }
+        m.insert(tid, Arc::clone(&v));
+    }
+    Ok(v)
+}
+
+impl ProcCache {
+    /// Duplicates fd `fd` of thread `tid`'s process.
+    pub fn dup_fd(&self, tid: i32, fd: RawFd) -> io::Result<OwnedFd> {
+        let pidfd = get_or_open(&self.pidfds, tid, false, || open_pidfd(tid))?;
+        match sys::pidfd_getfd(pidfd.as_fd(), fd) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                let pidfd = get_or_open(&self.pidfds, tid, true, || open_pidfd(tid))?;
+                sys::pidfd_getfd(pidfd.as_fd(), fd)
+            }
+            other => other,
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes at `addr` in thread `tid`'s address
+    /// space; fewer when an unmapped page ends the range.
+    pub fn read(&self, tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mem = get_or_open(&self.mems, tid, false, || {
+            File::open(format!("/proc/{tid}/mem"))
+        })?;
+        match mem.read_at(buf, addr) {
+            Ok(n) if n > 0 => Ok(n),
+            // Zero bytes or an error: the address space may have been
+            // replaced (exec) or the thread id reused; reopen once.
+            _ => {
+                let mem = get_or_open(&self.mems, tid, true, || {
+                    File::open(format!("/proc/{tid}/mem"))
+                })?;
+                match mem.read_at(buf, addr) {
+                    Ok(0) => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+/// A pidfd for `tid`, falling back to its thread group leader on kernels
+/// without PIDFD_THREAD.
+fn open_pidfd(tid: i32) -> io::Result<OwnedFd> {
+    sys::pidfd_open(tid).or_else(|_| sys::pidfd_open(tgid_of(tid)?))
+}
+
+/// The thread group id of thread `tid`.
+fn tgid_of(tid: i32) -> io::Result<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+}
