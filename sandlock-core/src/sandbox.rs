@@ -115,9 +115,9 @@ impl Sandbox {
             Ok((bpf, tmpdir, ruleset))
         })?;
         let envp = self.environment(&tmpdir.0);
-        let exec_path = find_program(cmd, &envp)?;
+        let exec_paths = exec_candidates(cmd, &envp)?;
         let prepared = Prepared {
-            exec_path,
+            exec_paths,
             argv: argv
                 .iter()
                 .map(|a| cstring(a.as_bytes()))
@@ -393,9 +393,11 @@ fn decode_status(raw: i32) -> ExitOutcome {
     }
 }
 
-/// Finds the program like execvp would, with the workload's PATH; tells
-/// "not found" (127) from "not executable" (126) before anything starts.
-fn find_program(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<CString> {
+/// The paths execve should try, in order, like execvp: the command itself
+/// when it names a path, else every existing `PATH` entry for it. The
+/// workload tries them after Landlock is on, so one it may not execute
+/// (a shim outside the grants) is skipped for the next, as execvp does.
+fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CString>> {
     let name = cmd.as_bytes();
     let not_found = || Error::Command {
         cmd: cmd.to_string_lossy().into_owned(),
@@ -406,34 +408,25 @@ fn find_program(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<CString> {
         return Err(not_found());
     }
     if name.contains(&b'/') {
-        return cstring(name);
+        return Ok(vec![cstring(name)?]);
     }
     let path = env
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
-    let mut found_not_exec = None;
+    let mut found = Vec::new();
     for dir in path.as_bytes().split(|&b| b == b':') {
         let dir = if dir.is_empty() { b".".as_slice() } else { dir };
         let candidate = Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(name));
-        let Ok(meta) = std::fs::metadata(&candidate) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            found.push(cstring(candidate.as_os_str().as_bytes())?);
         }
-        let c = cstring(candidate.as_os_str().as_bytes())?;
-        // SAFETY: access() on a valid C string.
-        if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
-            return Ok(c);
-        }
-        found_not_exec.get_or_insert(c);
     }
-    match found_not_exec {
-        Some(c) => Ok(c),
-        None => Err(not_found()),
+    if found.is_empty() {
+        return Err(not_found());
     }
+    Ok(found)
 }
 
 /// The private temp dir, removed on drop until the reaper takes it over.

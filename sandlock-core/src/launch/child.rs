@@ -58,10 +58,22 @@ pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
     close_strays_on_exec();
     let argv = ptrs(&p.argv);
     let envp = ptrs(&p.envp);
-    // SAFETY: all three pointers are NULL-terminated arrays of valid C
-    // strings that live until execve replaces this image.
-    unsafe { libc::execve(p.exec_path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let e = errno();
+    // Like execvp: a candidate that is missing or not executable here
+    // yields to the next; EACCES is remembered as the more telling error.
+    let mut e = libc::ENOENT;
+    for path in &p.exec_paths {
+        // SAFETY: all three pointers are NULL-terminated arrays of valid C
+        // strings that live until execve replaces this image.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        match errno() {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => e = libc::EACCES,
+            other => {
+                e = other;
+                break;
+            }
+        }
+    }
     Report::ExecFailed(e).send(rep);
     // SAFETY: as above.
     unsafe {

@@ -144,6 +144,7 @@ pub struct LandlockRuleset {
     fd: OwnedFd,
     read: u64,
     write: u64,
+    read_dir: u64,
     file_mask: u64,
 }
 
@@ -191,6 +192,7 @@ impl LandlockRuleset {
             fd,
             read: AccessFs::from_read(abi).bits(),
             write: AccessFs::from_all(abi).bits(),
+            read_dir: landlock::BitFlags::<AccessFs>::from(AccessFs::ReadDir).bits(),
             file_mask: AccessFs::from_file(abi).bits(),
         })
     }
@@ -264,7 +266,17 @@ impl LandlockRuleset {
             }
         }
         self.allow_entries(&g.read_entries)
-            .map_err(|e| Error::setup("landlock rules for /etc", e))
+            .map_err(|e| Error::setup("landlock rules for /etc", e))?;
+        // Listing is granted on every directory walked entry by entry, so
+        // `ls /etc` and dirfd-relative opens work; file contents below stay
+        // governed by the per-entry rules (names of secrets are visible,
+        // their contents are not).
+        for (dir, _) in &g.read_entries {
+            let ctx = |e| Error::setup(format!("landlock rule for {}", dir.display()), e);
+            let fd = open_path(None, dir.as_os_str().as_bytes()).map_err(ctx)?;
+            self.add(&fd, self.read_dir).map_err(ctx)?;
+        }
+        Ok(())
     }
 
     /// The ruleset fd, for `landlock_restrict_self` in the child.

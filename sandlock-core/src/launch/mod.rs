@@ -33,8 +33,8 @@ use crate::{Error, Result};
 
 /// Everything the child needs, allocated before fork.
 pub struct Prepared {
-    /// Absolute path of the program to exec.
-    pub exec_path: CString,
+    /// Paths to try with execve, in order (execvp's PATH search).
+    pub exec_paths: Vec<CString>,
     /// argv, argv[0] as the user wrote it.
     pub argv: Vec<CString>,
     /// The workload's environment as `KEY=VALUE`.

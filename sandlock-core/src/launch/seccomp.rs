@@ -135,21 +135,7 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
     ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?)
         .map_err(err("clone3"))?;
 
-    // Unix sockets are free; every other family is decided by the
-    // supervisor from the registers (family, type, protocol), which keeps
-    // this filter short. The comparison is on all 64 bits: garbage in the
-    // upper half traps too, and the supervisor reads the low 32 bits, as
-    // the kernel does.
-    ctx.add_rule_conditional(
-        ScmpAction::Notify,
-        sys("socket")?,
-        &[ScmpArgCompare::new(
-            0,
-            ScmpCompareOp::NotEqual,
-            libc::AF_UNIX as u64,
-        )],
-    )
-    .map_err(err("socket"))?;
+    socket_rules(&mut ctx, spec)?;
 
     if spec.trap_open {
         for name in ["open", "openat", "openat2"] {
@@ -188,6 +174,119 @@ pub fn build(spec: FilterSpec) -> Result<Vec<libc::sock_filter>> {
         }
     }
     export(&ctx)
+}
+
+/// A condition on one argument: equality, a masked equality (the mask
+/// spans all 64 bits, so garbage in the upper half never matches), or a
+/// lower bound (which garbage in the upper half always meets).
+#[derive(Clone, Copy)]
+enum Cond {
+    Eq(u64),
+    Masked(u64, u64),
+    AtLeast(u64),
+}
+
+impl Cond {
+    fn on(self, arg: u32) -> ScmpArgCompare {
+        match self {
+            Cond::Eq(v) => ScmpArgCompare::new(arg, ScmpCompareOp::Equal, v),
+            Cond::Masked(mask, v) => ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), v),
+            Cond::AtLeast(v) => ScmpArgCompare::new(arg, ScmpCompareOp::GreaterEqual, v),
+        }
+    }
+}
+
+/// Families other than unix, inet and inet6: 0, 3, 4-7, 8-9, 11 and up.
+const OTHER_FAMILIES: &[Cond] = &[
+    Cond::Eq(0),
+    Cond::Eq(3),
+    Cond::Masked(!3, 4),
+    Cond::Masked(!1, 8),
+    Cond::AtLeast(11),
+];
+/// Socket types (low nibble) other than SOCK_STREAM.
+const NOT_STREAM: &[Cond] = &[
+    Cond::Masked(0xf, 0),
+    Cond::Masked(0x2, 0x2),
+    Cond::Masked(0x4, 0x4),
+    Cond::Masked(0x8, 0x8),
+];
+/// Socket types other than SOCK_STREAM and SOCK_DGRAM.
+const NOT_STREAM_OR_DGRAM: &[Cond] = &[
+    Cond::Masked(0xf, 0),
+    Cond::Masked(0xf, 3),
+    Cond::Masked(0x4, 0x4),
+    Cond::Masked(0x8, 0x8),
+];
+/// Protocols other than 0 and IPPROTO_TCP (6).
+const NOT_TCP: &[Cond] = &[
+    Cond::Eq(1),
+    Cond::Masked(!1, 2),
+    Cond::Masked(!1, 4),
+    Cond::Eq(7),
+    Cond::AtLeast(8),
+];
+/// Protocols other than 0 and IPPROTO_UDP (17).
+const NOT_UDP: &[Cond] = &[
+    Cond::Eq(1),
+    Cond::Masked(!1, 2),
+    Cond::Masked(!3, 4),
+    Cond::Masked(!7, 8),
+    Cond::Eq(16),
+    Cond::AtLeast(18),
+];
+
+/// socket(2): unix sockets are free. Without a network policy every other
+/// family goes to the supervisor, which denies it with an explanation.
+/// With one, the plain TCP sockets (and UDP ones when a udp:// rule
+/// exists) that the policy can use are created without a round trip, and
+/// every other (family, type, protocol) goes to the supervisor. libseccomp
+/// takes one comparison per argument per rule, so each "anything but"
+/// set is spelled as a few masked patterns that together cover it.
+fn socket_rules(ctx: &mut ScmpFilterContext, spec: FilterSpec) -> Result<()> {
+    let socket = sys("socket")?;
+    let mut add = |conds: &[ScmpArgCompare]| {
+        ctx.add_rule_conditional(ScmpAction::Notify, socket, conds)
+            .map(drop)
+            .map_err(err("socket"))
+    };
+    if !spec.inet {
+        return add(&[ScmpArgCompare::new(
+            0,
+            ScmpCompareOp::NotEqual,
+            libc::AF_UNIX as u64,
+        )]);
+    }
+    for fam in OTHER_FAMILIES {
+        add(&[fam.on(0)])?;
+    }
+    let types = if spec.udp {
+        NOT_STREAM_OR_DGRAM
+    } else {
+        NOT_STREAM
+    };
+    for fam in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
+        for ty in types {
+            add(&[Cond::Eq(fam).on(0), ty.on(1)])?;
+        }
+        for proto in NOT_TCP {
+            add(&[
+                Cond::Eq(fam).on(0),
+                Cond::Masked(0xf, libc::SOCK_STREAM as u64).on(1),
+                proto.on(2),
+            ])?;
+        }
+        if spec.udp {
+            for proto in NOT_UDP {
+                add(&[
+                    Cond::Eq(fam).on(0),
+                    Cond::Masked(0xf, libc::SOCK_DGRAM as u64).on(1),
+                    proto.on(2),
+                ])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {

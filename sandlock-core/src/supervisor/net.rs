@@ -541,6 +541,11 @@ fn send_message(
         return Err(Reply::Errno(libc::EMSGSIZE));
     }
     let may_block = is_blocking(sock) && flags & libc::MSG_DONTWAIT == 0;
+    if may_block && fastopen && kind.stream() {
+        // A blocking fast-open send is a blocking connect with data: let a
+        // worker wait for the handshake as the workload asked.
+        return Ok(Sent::WouldBlock(msg));
+    }
     match sendmsg_raw(sock, &mut msg, flags | libc::MSG_DONTWAIT) {
         Ok(sent) => Ok(Sent::Now(sent)),
         Err(e) if may_block && e.raw_os_error() == Some(libc::EAGAIN) => Ok(Sent::WouldBlock(msg)),

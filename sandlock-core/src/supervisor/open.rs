@@ -155,8 +155,58 @@ fn names_file(n: &Notif, call: &OpenCall, path: &[u8], file: &VirtualFile) -> bo
     }
 }
 
+/// Spellings that mean "this process" in procfs resolve to the caller,
+/// which here would be the supervisor: rewrite them to name the workload's
+/// thread explicitly (`/proc/self/...`, `/proc/thread-self/...`,
+/// `/dev/fd/...`, and `self/...` relative to a directory that is /proc).
+fn rewrite_self(n: &Notif, call: &OpenCall, path: &[u8]) -> Option<Vec<u8>> {
+    let mut comps = path
+        .split(|&b| b == b'/')
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty() && *c != b".");
+    let absolute = path.first() == Some(&b'/');
+    let (first_i, first) = comps.next()?;
+    let self_name = |c: &[u8]| c == b"self" || c == b"thread-self";
+    let rest_from = |i: usize| {
+        path.split(|&b| b == b'/')
+            .skip(i + 1)
+            .collect::<Vec<_>>()
+            .join(&b'/')
+    };
+    let head = format!("/proc/{}/", n.pid).into_bytes();
+    if absolute {
+        let (second_i, second) = comps.next()?;
+        let fd_dir = first == b"dev" && second == b"fd";
+        if (first == b"proc" && self_name(second)) || fd_dir {
+            let mut out = head;
+            if fd_dir {
+                out.extend_from_slice(b"fd/");
+            }
+            out.extend_from_slice(&rest_from(second_i));
+            return Some(out);
+        }
+        return None;
+    }
+    if !self_name(first) {
+        return None;
+    }
+    let base = if call.dirfd == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{}/cwd", n.pid))
+    } else {
+        std::fs::read_link(format!("/proc/{}/fd/{}", n.pid, call.dirfd))
+    };
+    if base.ok()? != Path::new("/proc") {
+        return None;
+    }
+    let mut out = head;
+    out.extend_from_slice(&rest_from(first_i));
+    Some(out)
+}
+
 /// (st_dev, st_ino) of what the workload's open would reach.
 fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64, u64)> {
+    let rewritten = rewrite_self(n, call, path);
+    let path = rewritten.as_deref().unwrap_or(path);
     let absolute = path.first() == Some(&b'/');
     let base: Option<OwnedFd> = if absolute {
         None

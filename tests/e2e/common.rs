@@ -1,0 +1,953 @@
+//! Helpers shared by the end-to-end tests: running the real `sandlock`
+//! binary (as the invoking user or as uid/gid 65534), temp dirs, compiled
+//! fixtures, loopback servers and a tiny JSON reader for audit logs.
+//!
+//! std only: no libc. Signals are sent with kill(1), uids are read from
+//! /proc/self/status, privileges are dropped with `CommandExt::uid/gid`
+//! (std clears supplementary groups when it drops from root).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const SANDLOCK: &str = env!("CARGO_BIN_EXE_sandlock");
+pub const NOBODY: u32 = 65534;
+pub const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const PYTHON: &str = "/usr/bin/python3";
+/// Default limit for one sandlock run; every test run is expected to be far
+/// quicker than this.
+pub const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Who runs sandlock
+// ---------------------------------------------------------------------------
+
+fn status_field(name: &str) -> Option<String> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(|rest| rest.trim().to_string()))
+}
+
+/// Real uid of the test process.
+pub fn my_uid() -> u32 {
+    status_field("Uid:")
+        .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        .and_then(|v| v.parse().ok())
+        .expect("cannot read Uid from /proc/self/status")
+}
+
+pub fn is_root() -> bool {
+    my_uid() == 0
+}
+
+/// How one variant of a test launches sandlock.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// Run sandlock as uid/gid 65534 (only when the test process is root;
+    /// otherwise the "unprivileged" variant is the invoking user itself).
+    pub drop_to_nobody: bool,
+}
+
+impl Ctx {
+    pub fn invoker() -> Ctx {
+        Ctx {
+            drop_to_nobody: false,
+        }
+    }
+
+    pub fn unprivileged() -> Ctx {
+        Ctx {
+            drop_to_nobody: is_root(),
+        }
+    }
+
+    /// The uid the workload runs as.
+    pub fn uid(&self) -> u32 {
+        if self.drop_to_nobody {
+            NOBODY
+        } else {
+            my_uid()
+        }
+    }
+
+    /// True when sandlock itself runs with uid 0.
+    pub fn as_root(&self) -> bool {
+        self.uid() == 0
+    }
+
+    /// A `Command` for the sandlock binary with a clean, predictable
+    /// environment and cwd "/" (readable by everyone).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(SANDLOCK);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", PATH_ENV)
+            .env(
+                "HOME",
+                if self.drop_to_nobody {
+                    "/nonexistent"
+                } else {
+                    "/root"
+                },
+            )
+            .env("LANG", "C.UTF-8")
+            .env("TERM", "dumb")
+            .env("RUST_BACKTRACE", "1")
+            .current_dir("/");
+        if self.drop_to_nobody {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        cmd
+    }
+
+    /// Run sandlock with `args` (which start with the subcommand, e.g.
+    /// "run") and wait for it with the default limit.
+    pub fn sl<I, S>(&self, args: I) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_cmd(self.command(args), None, RUN_LIMIT)
+    }
+
+    /// Like `sl` but feeds `stdin` to the process.
+    pub fn sl_stdin<I, S>(&self, args: I, stdin: &[u8]) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_cmd(self.command(args), Some(stdin.to_vec()), RUN_LIMIT)
+    }
+}
+
+/// `both!(name, |ctx| { ... })` generates `name::as_invoker` and
+/// `name::unprivileged` tests that run the same body.
+macro_rules! both {
+    ($(#[$m:meta])* $name:ident, |$ctx:ident| $body:block) => {
+        $(#[$m])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::common::*;
+
+            fn body($ctx: $crate::common::Ctx) $body
+
+            #[test]
+            fn as_invoker() {
+                body($crate::common::Ctx::invoker())
+            }
+
+            #[test]
+            fn unprivileged() {
+                body($crate::common::Ctx::unprivileged())
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Running processes with a time limit
+// ---------------------------------------------------------------------------
+
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub what: String,
+}
+
+impl Out {
+    /// Exit code, panicking (with the whole output) if sandlock itself died
+    /// from a signal.
+    pub fn code(&self) -> i32 {
+        match self.status.code() {
+            Some(c) => c,
+            None => panic!(
+                "sandlock was killed by signal {:?}\n{}",
+                self.status.signal(),
+                self.dump()
+            ),
+        }
+    }
+
+    pub fn dump(&self) -> String {
+        format!(
+            "command: {}\nstatus: {:?} (elapsed {:?})\n--- stdout ---\n{}\n--- stderr ---\n{}\n------",
+            self.what, self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "unexpected exit code\n{}", self.dump());
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_stdout(&self, expected: &str) -> &Self {
+        assert_eq!(self.stdout, expected, "unexpected stdout\n{}", self.dump());
+        self
+    }
+
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// The value part of the probe line for `op` ("op OK value" => Ok(value),
+    /// "op ERR E" => Err(E)). Panics if the op did not report.
+    #[track_caller]
+    pub fn probe(&self, op: &str) -> Result<String, String> {
+        self.probe_nth(op, 0)
+    }
+
+    #[track_caller]
+    pub fn probe_nth(&self, op: &str, n: usize) -> Result<String, String> {
+        let prefix = format!("{op} ");
+        let line = self
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&prefix) || *l == op)
+            .nth(n)
+            .unwrap_or_else(|| panic!("no report #{n} for probe {op:?}\n{}", self.dump()));
+        let rest = line[op.len()..].trim_start();
+        if let Some(v) = rest.strip_prefix("OK") {
+            Ok(v.strip_prefix(' ').unwrap_or(v).to_string())
+        } else if let Some(e) = rest.strip_prefix("ERR ") {
+            Err(e.to_string())
+        } else {
+            panic!("malformed probe line {line:?}\n{}", self.dump())
+        }
+    }
+
+    /// Asserts probe `op` failed with exactly `errno`.
+    #[track_caller]
+    pub fn expect_err(&self, op: &str, errno: &str) -> &Self {
+        match self.probe(op) {
+            Err(e) if e == errno => {}
+            other => panic!(
+                "probe {op}: expected ERR {errno}, got {other:?}\n{}",
+                self.dump()
+            ),
+        }
+        self
+    }
+
+    /// Asserts probe `op` succeeded with exactly `value`.
+    #[track_caller]
+    pub fn expect_ok(&self, op: &str, value: &str) -> &Self {
+        match self.probe(op) {
+            Ok(v) if v == value => {}
+            other => panic!(
+                "probe {op}: expected OK {value:?}, got {other:?}\n{}",
+                self.dump()
+            ),
+        }
+        self
+    }
+
+    /// Lines of sandlock's stderr that report a denial.
+    pub fn denial_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("sandlock: denied"))
+            .collect()
+    }
+}
+
+fn reader<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        let a = a.to_string_lossy();
+        if a.contains(' ') || a.is_empty() {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+/// Runs `cmd` to completion (stdout/stderr captured), killing it and
+/// panicking if it takes longer than `limit`.
+pub fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out {
+    let what = describe(&cmd);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    if let Some(data) = stdin {
+        let mut si = child.stdin.take().unwrap();
+        thread::spawn(move || {
+            let _ = si.write_all(&data);
+        });
+    }
+    let out_rx = reader(child.stdout.take().unwrap());
+    let err_rx = reader(child.stderr.take().unwrap());
+    let status = wait_limit(&mut child, limit);
+    let elapsed = start.elapsed();
+    // A leaked grandchild may keep the pipes open: do not wait forever
+    // (one shared 3 s grace period for both pipes).
+    let grace = Instant::now() + Duration::from_secs(3);
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        let left = grace.saturating_duration_since(Instant::now());
+        String::from_utf8_lossy(&rx.recv_timeout(left).unwrap_or_default()).into_owned()
+    };
+    let stdout = collect(out_rx);
+    let stderr = collect(err_rx);
+    match status {
+        Some(status) => Out { status, stdout, stderr, elapsed, what },
+        None => panic!(
+            "timed out after {limit:?} (killed): {what}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        ),
+    }
+}
+
+/// Waits for `child` up to `limit`; on expiry kills it and returns None.
+pub fn wait_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends signal `sig` (a name such as "TERM" or "KILL") to `pid` with kill(1).
+pub fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} {pid} failed: {st:?}");
+}
+
+/// True if `pid` exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the parenthesised comm
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("?");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls `cond` every 20ms until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Temp dirs
+// ---------------------------------------------------------------------------
+
+static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A directory under /tmp, mode 0777 (so the 65534 variant can use it),
+/// removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let path = PathBuf::from(format!(
+            "/tmp/sandlock-e2e-{}-{}-{}-{:x}",
+            tag,
+            std::process::id(),
+            n,
+            nanos
+        ));
+        fs::create_dir(&path).expect("create temp dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path as a string (all our temp paths are ASCII).
+    pub fn s(&self) -> String {
+        self.path.to_str().unwrap().to_string()
+    }
+
+    /// `self/rel` as a string.
+    pub fn join(&self, rel: &str) -> String {
+        self.path.join(rel).to_str().unwrap().to_string()
+    }
+
+    /// Creates a world-readable file `rel` with `content`; returns its path.
+    pub fn file(&self, rel: &str, content: &str) -> String {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    /// Creates a subdirectory with `mode`; returns its path.
+    pub fn dir(&self, rel: &str, mode: u32) -> String {
+        let p = self.path.join(rel);
+        fs::create_dir_all(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+pub const FIXTURE_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
+
+const C_FIXTURES: &[(&str, &[&str])] = &[
+    ("sysprobe", &[]),
+    ("sendprobe", &[]),
+    ("toctou", &["-pthread"]),
+    ("hello", &[]),
+    ("hostsprobe", &[]),
+    ("staticprobe", &["-static"]),
+];
+const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py"];
+
+struct Fixtures {
+    dir: PathBuf,
+    errors: BTreeMap<String, String>,
+}
+
+static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+
+fn build_fixtures() -> Fixtures {
+    // Remove leftovers of earlier runs whose process is gone.
+    if let Ok(rd) = fs::read_dir("/tmp") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("sandlock-e2e-fixtures-") {
+                if let Ok(pid) = pid.parse::<u32>() {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+    }
+    let dir = PathBuf::from(format!("/tmp/sandlock-e2e-fixtures-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).expect("create fixture dir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let src = PathBuf::from(FIXTURE_SRC);
+    for py in PY_FIXTURES {
+        let to = dir.join(py);
+        fs::copy(src.join(py), &to).unwrap_or_else(|e| panic!("copy {py}: {e}"));
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Compile in parallel (two cores): one thread per fixture.
+    let handles: Vec<_> = C_FIXTURES
+        .iter()
+        .map(|(name, flags)| {
+            let src = src.clone();
+            let dir = dir.clone();
+            let name = name.to_string();
+            let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+            thread::spawn(move || {
+                let out = Command::new("cc")
+                    .args(["-O1", "-w", "-o"])
+                    .arg(dir.join(&name))
+                    .arg(src.join(format!("{name}.c")))
+                    .arg("-I")
+                    .arg(&src)
+                    .args(&flags)
+                    .output();
+                let err = match out {
+                    Ok(o) if o.status.success() => None,
+                    Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
+                    Err(e) => Some(format!("cannot run cc: {e}")),
+                };
+                (name, err)
+            })
+        })
+        .collect();
+    let mut errors = BTreeMap::new();
+    for h in handles {
+        let (name, err) = h.join().unwrap();
+        if let Some(err) = err {
+            errors.insert(name, err);
+        } else {
+            let p = dir.join(&name);
+            let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o755));
+        }
+    }
+    Fixtures { dir, errors }
+}
+
+/// Directory holding every compiled fixture and python script (mode 0755).
+/// Grant it to the sandbox with `-r`.
+pub fn fixdir() -> String {
+    FIXTURES
+        .get_or_init(build_fixtures)
+        .dir
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Path of the compiled fixture `name` (panics with the compiler output if
+/// it failed to build).
+pub fn fixture(name: &str) -> String {
+    let f = FIXTURES.get_or_init(build_fixtures);
+    if let Some(err) = f.errors.get(name) {
+        panic!("fixture {name} failed to compile:\n{err}");
+    }
+    let p = f.dir.join(name);
+    assert!(p.exists(), "no fixture {name}");
+    p.to_str().unwrap().to_string()
+}
+
+/// The probe.py path.
+pub fn probe_py() -> String {
+    format!("{}/probe.py", fixdir())
+}
+
+/// Arguments "run <extra...> -r FIXDIR -- python3 -I probe.py <ops...>".
+pub fn probe_args(extra: &[&str], ops: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.push("-r".into());
+    v.push(fixdir());
+    v.push("--".into());
+    v.push(PYTHON.into());
+    v.push("-I".into());
+    v.push(probe_py());
+    v.extend(ops.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Arguments "run <extra...> -r FIXDIR -- FIXTURE <fargs...>".
+pub fn fixture_args(extra: &[&str], name: &str, fargs: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.push("-r".into());
+    v.push(fixdir());
+    v.push("--".into());
+    v.push(fixture(name));
+    v.extend(fargs.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Arguments "run <extra...> -- <cmd...>".
+pub fn run_args(extra: &[&str], cmd: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.push("--".into());
+    v.extend(cmd.iter().map(|s| s.to_string()));
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Loopback servers
+// ---------------------------------------------------------------------------
+
+/// A TCP server on a loopback address. Every accepted connection is counted,
+/// gets `payload` written to it and is closed.
+pub struct TcpServer {
+    pub addr: SocketAddr,
+    pub payload: String,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TcpServer {
+    /// Binds `ip:0` (any free port).
+    pub fn start(ip: &str) -> TcpServer {
+        Self::start_on(ip, 0).expect("bind loopback server")
+    }
+
+    /// Binds `ip:port`; Err if the port is taken.
+    pub fn start_on(ip: &str, port: u16) -> std::io::Result<TcpServer> {
+        let ipaddr: IpAddr = ip.parse().unwrap();
+        let listener = TcpListener::bind(SocketAddr::new(ipaddr, port))?;
+        let addr = listener.local_addr()?;
+        let payload = format!("PAYLOAD-{}-{}", ip.replace(':', "_"), addr.port());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let accepted = accepted.clone();
+            let stop = stop.clone();
+            let payload = payload.clone();
+            thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(mut c) = conn {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        let _ = c.write_all(payload.as_bytes());
+                        let _ = c.shutdown(std::net::Shutdown::Write);
+                    }
+                }
+            });
+        }
+        Ok(TcpServer {
+            addr,
+            payload,
+            accepted,
+            stop,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn port_s(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Connections accepted so far (waits 150ms first so that connections
+    /// already queued by the kernel are counted too).
+    pub fn accepted(&self) -> usize {
+        thread::sleep(Duration::from_millis(150));
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wake the accept loop
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// Two TCP servers on the same port at two different loopback addresses
+/// (e.g. 127.0.0.1 and 127.0.0.2, or 127.0.0.1 and ::1).
+pub fn tcp_pair(ip_a: &str, ip_b: &str) -> (TcpServer, TcpServer) {
+    for _ in 0..50 {
+        let a = TcpServer::start(ip_a);
+        if let Ok(b) = TcpServer::start_on(ip_b, a.port()) {
+            return (a, b);
+        }
+    }
+    panic!("could not bind {ip_a} and {ip_b} on a common port");
+}
+
+/// A UDP server on a loopback address recording every datagram.
+pub struct UdpServer {
+    pub addr: SocketAddr,
+    got: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl UdpServer {
+    pub fn start(ip: &str) -> UdpServer {
+        let ipaddr: IpAddr = ip.parse().unwrap();
+        let sock = UdpSocket::bind(SocketAddr::new(ipaddr, 0)).expect("bind udp");
+        let addr = sock.local_addr().unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let got = got.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                        got.lock().unwrap().push(buf[..n].to_vec());
+                    }
+                }
+            });
+        }
+        UdpServer { addr, got, stop }
+    }
+
+    pub fn port_s(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Datagrams received so far, as strings (waits 200ms first).
+    pub fn received(&self) -> Vec<String> {
+        thread::sleep(Duration::from_millis(200));
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .collect()
+    }
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (TCP).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A port `p` such that `p` and `p + 1` were both free for TCP and UDP
+/// a moment ago (tests run in parallel and pick ports concurrently).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let p = free_port();
+        let free = |port: u16| {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        };
+        if p < u16::MAX && free(p) && free(p + 1) {
+            return p;
+        }
+    }
+    panic!("no pair of free ports found");
+}
+
+// ---------------------------------------------------------------------------
+// Minimal JSON (for audit lines)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(BTreeMap<String, Json>),
+}
+
+impl Json {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn get(&self, k: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.get(k),
+            _ => None,
+        }
+    }
+}
+
+pub fn parse_json(s: &str) -> Result<Json, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let v = json_value(b, &mut i)?;
+    json_ws(b, &mut i);
+    if i != b.len() {
+        return Err(format!("trailing data at {i}"));
+    }
+    Ok(v)
+}
+
+fn json_ws(b: &[u8], i: &mut usize) {
+    while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
+        *i += 1;
+    }
+}
+
+fn json_value(b: &[u8], i: &mut usize) -> Result<Json, String> {
+    json_ws(b, i);
+    match b.get(*i) {
+        None => Err("unexpected end".into()),
+        Some(b'{') => {
+            *i += 1;
+            let mut m = BTreeMap::new();
+            json_ws(b, i);
+            if b.get(*i) == Some(&b'}') {
+                *i += 1;
+                return Ok(Json::Obj(m));
+            }
+            loop {
+                json_ws(b, i);
+                let k = match json_value(b, i)? {
+                    Json::Str(k) => k,
+                    _ => return Err("object key is not a string".into()),
+                };
+                json_ws(b, i);
+                if b.get(*i) != Some(&b':') {
+                    return Err(format!("expected ':' at {}", *i));
+                }
+                *i += 1;
+                let v = json_value(b, i)?;
+                m.insert(k, v);
+                json_ws(b, i);
+                match b.get(*i) {
+                    Some(b',') => *i += 1,
+                    Some(b'}') => {
+                        *i += 1;
+                        return Ok(Json::Obj(m));
+                    }
+                    _ => return Err(format!("expected ',' or '}}' at {}", *i)),
+                }
+            }
+        }
+        Some(b'[') => {
+            *i += 1;
+            let mut a = Vec::new();
+            json_ws(b, i);
+            if b.get(*i) == Some(&b']') {
+                *i += 1;
+                return Ok(Json::Arr(a));
+            }
+            loop {
+                a.push(json_value(b, i)?);
+                json_ws(b, i);
+                match b.get(*i) {
+                    Some(b',') => *i += 1,
+                    Some(b']') => {
+                        *i += 1;
+                        return Ok(Json::Arr(a));
+                    }
+                    _ => return Err(format!("expected ',' or ']' at {}", *i)),
+                }
+            }
+        }
+        Some(b'"') => {
+            *i += 1;
+            let mut out = String::new();
+            loop {
+                match b.get(*i) {
+                    None => return Err("unterminated string".into()),
+                    Some(b'"') => {
+                        *i += 1;
+                        return Ok(Json::Str(out));
+                    }
+                    Some(b'\\') => {
+                        let c = *b.get(*i + 1).ok_or("bad escape")?;
+                        *i += 2;
+                        match c {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'u' => {
+                                let hex = std::str::from_utf8(b.get(*i..*i + 4).ok_or("bad \\u")?)
+                                    .map_err(|e| e.to_string())?;
+                                let cp = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                                out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                                *i += 4;
+                            }
+                            _ => return Err("bad escape".into()),
+                        }
+                    }
+                    Some(_) => {
+                        // copy one UTF-8 char
+                        let rest = std::str::from_utf8(&b[*i..]).map_err(|e| e.to_string())?;
+                        let ch = rest.chars().next().unwrap();
+                        out.push(ch);
+                        *i += ch.len_utf8();
+                    }
+                }
+            }
+        }
+        Some(b't') if b[*i..].starts_with(b"true") => {
+            *i += 4;
+            Ok(Json::Bool(true))
+        }
+        Some(b'f') if b[*i..].starts_with(b"false") => {
+            *i += 5;
+            Ok(Json::Bool(false))
+        }
+        Some(b'n') if b[*i..].starts_with(b"null") => {
+            *i += 4;
+            Ok(Json::Null)
+        }
+        Some(c) if *c == b'-' || c.is_ascii_digit() => {
+            let start = *i;
+            while *i < b.len() && matches!(b[*i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                *i += 1;
+            }
+            let txt = std::str::from_utf8(&b[start..*i]).unwrap();
+            txt.parse::<f64>()
+                .map(Json::Num)
+                .map_err(|e| format!("bad number {txt}: {e}"))
+        }
+        Some(c) => Err(format!("unexpected byte {:?} at {}", *c as char, *i)),
+    }
+}

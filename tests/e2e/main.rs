@@ -1,0 +1,22 @@
+//! End-to-end tests of the real `sandlock` binary.
+//!
+//! Every test launches `sandlock run ...` as a child process and checks the
+//! exact outcome (exit code, errno printed by a fixture, bytes received by a
+//! loopback server). Attack tests come with a twin that runs the same setup
+//! without the attack (or with the grant) and shows it succeeds, so a test
+//! cannot pass merely because everything is broken.
+//!
+//! Tests written with `both!` run twice: as the invoking user (`as_invoker`,
+//! root on CI) and as uid/gid 65534 (`unprivileged`).
+//!
+//! Fixtures (C and Python) live in tests/fixtures and are compiled once per
+//! test run into /tmp/sandlock-e2e-fixtures-PID.
+
+#[macro_use]
+mod common;
+
+mod badinput;
+mod fs;
+mod net;
+mod process;
+mod seccomp;

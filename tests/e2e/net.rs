@@ -1,0 +1,1258 @@
+//! Network policy: --net-allow (TCP/UDP, every spec form), denials with
+//! EACCES for every way of naming a destination (connect, sendto, sendmsg,
+//! sendmmsg, MSG_FASTOPEN, IPv6, IPv4-mapped IPv6), the TOCTOU race on the
+//! sockaddr, the virtual /etc/hosts and --add-host, --net-allow-bind,
+//! denial reporting (stderr, -q, --audit) and a slow connect not stalling
+//! the sandbox.
+//!
+//! Every server is in the test process on a loopback address; nothing is
+//! ever sent off the machine.
+
+use crate::common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn allow(rule: &str) -> [&str; 2] {
+    ["--net-allow", rule]
+}
+
+// ---------------------------------------------------------------------------
+// TCP connect
+// ---------------------------------------------------------------------------
+
+both!(tcp_allowed_host_port_receives_exact_bytes, |ctx| {
+    let srv = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", srv.port());
+    let op = format!("tcp4,127.0.0.1,{}", srv.port());
+    let out = ctx.sl(probe_args(&allow(&rule), &[&op]));
+    out.expect_code(0).expect_ok("tcp4", &srv.payload);
+    assert_eq!(srv.accepted(), 1);
+    assert!(out.denial_lines().is_empty(), "{}", out.dump());
+});
+
+both!(tcp_nonblocking_connect_allowed_and_denied, |ctx| {
+    let allowed = TcpServer::start("127.0.0.1");
+    let other = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let ok = format!("tcp4nb,127.0.0.1,{}", allowed.port());
+    let bad = format!("tcp4nb,127.0.0.1,{}", other.port());
+    let out = ctx.sl(probe_args(&allow(&rule), &[&bad, &ok]));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcp4nb", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp4nb", 1),
+        Ok(allowed.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(other.accepted(), 0, "denied server was reached");
+    assert_eq!(allowed.accepted(), 1);
+});
+
+both!(tcp_other_port_denied, |ctx| {
+    let allowed = TcpServer::start("127.0.0.1");
+    let other = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let bad = format!("tcp4,127.0.0.1,{}", other.port());
+    let ok = format!("tcp4,127.0.0.1,{}", allowed.port());
+    let out = ctx.sl(probe_args(&allow(&rule), &[&bad, &ok]));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcp4", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp4", 1),
+        Ok(allowed.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(other.accepted(), 0, "denied server was reached");
+    assert_eq!(allowed.accepted(), 1);
+});
+
+both!(tcp_other_ip_same_port_denied, |ctx| {
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let rule = format!("127.0.0.1:{}", a.port());
+    let bad = format!("tcp4,127.0.0.2,{}", b.port());
+    let ok = format!("tcp4,127.0.0.1,{}", a.port());
+    let out = ctx.sl(probe_args(&allow(&rule), &[&bad, &ok]));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcp4", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp4", 1),
+        Ok(a.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(b.accepted(), 0, "127.0.0.2 was reached");
+    assert_eq!(a.accepted(), 1);
+});
+
+both!(tcp_ipv6_loopback_denied_when_only_ipv4_allowed, |ctx| {
+    let (v4, v6) = tcp_pair("127.0.0.1", "::1");
+    let port = v4.port_s();
+    let rule = format!("127.0.0.1:{port}");
+    let op6 = format!("tcp6,::1,{port}");
+    let op4 = format!("tcp4,127.0.0.1,{port}");
+    let out = ctx.sl(probe_args(&allow(&rule), &[&op6, &op4]));
+    out.expect_code(0)
+        .expect_err("tcp6", "EACCES")
+        .expect_ok("tcp4", &v4.payload);
+    assert_eq!(v6.accepted(), 0, "::1 was reached");
+
+    // twin: an explicit [::1]:PORT rule allows it
+    let rule6 = format!("[::1]:{port}");
+    let out = ctx.sl(probe_args(&allow(&rule6), &[&op6]));
+    out.expect_code(0).expect_ok("tcp6", &v6.payload);
+    assert_eq!(v6.accepted(), 1);
+});
+
+both!(tcp_ipv4_mapped_ipv6_follows_ipv4_rule, |ctx| {
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let c = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", a.port());
+    let denied_ip = format!("tcp6,::ffff:127.0.0.2,{}", b.port());
+    let denied_port = format!("tcp6,::ffff:127.0.0.1,{}", c.port());
+    let allowed = format!("tcp6,::ffff:127.0.0.1,{}", a.port());
+    let out = ctx.sl(probe_args(
+        &allow(&rule),
+        &[&denied_ip, &denied_port, &allowed],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcp6", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp6", 1),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp6", 2),
+        Ok(a.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(b.accepted(), 0, "mapped 127.0.0.2 was reached");
+    assert_eq!(c.accepted(), 0, "mapped other port was reached");
+    assert_eq!(a.accepted(), 1);
+});
+
+both!(no_network_flag_denies_inet_sockets, |ctx| {
+    let srv = TcpServer::start("127.0.0.1");
+    let op = format!("tcp4,127.0.0.1,{}", srv.port());
+    let out = ctx.sl(probe_args(
+        &[],
+        &[
+            "socket,inet,stream",
+            "socket,inet,dgram",
+            "socket,inet6,stream",
+            "socket,inet6,dgram",
+            "socket,unix,stream",
+            &op,
+        ],
+    ));
+    out.expect_code(0);
+    for i in 0..4 {
+        assert_eq!(
+            out.probe_nth("socket", i),
+            Err("EACCES".into()),
+            "{}",
+            out.dump()
+        );
+    }
+    assert_eq!(out.probe_nth("socket", 4), Ok("".into()), "{}", out.dump());
+    out.expect_err("tcp4", "EACCES");
+    assert_eq!(srv.accepted(), 0);
+
+    // twin: with a rule, inet sockets can be created
+    let rule = format!("127.0.0.1:{}", srv.port());
+    let out = ctx.sl(probe_args(
+        &allow(&rule),
+        &["socket,inet,stream", "socket,inet6,stream"],
+    ));
+    out.expect_code(0);
+    assert_eq!(out.probe_nth("socket", 0), Ok("".into()), "{}", out.dump());
+    assert_eq!(out.probe_nth("socket", 1), Ok("".into()), "{}", out.dump());
+});
+
+// ---------------------------------------------------------------------------
+// UDP, sendto / sendmsg / sendmmsg, MSG_FASTOPEN
+// ---------------------------------------------------------------------------
+
+both!(udp_denied_without_udp_rule_allowed_with_one, |ctx| {
+    let u = UdpServer::start("127.0.0.1");
+    let port = u.port_s();
+    let send = format!("udp4send,127.0.0.1,{port},dgram-send");
+    let conn = format!("udp4conn,127.0.0.1,{port},dgram-conn");
+
+    // a TCP rule for the same address does not allow UDP
+    let tcp_rule = format!("127.0.0.1:{port}");
+    let out = ctx.sl(probe_args(&allow(&tcp_rule), &[&send, &conn]));
+    out.expect_code(0)
+        .expect_err("udp4send", "EACCES")
+        .expect_err("udp4conn", "EACCES");
+    assert!(
+        u.received().is_empty(),
+        "datagrams leaked: {:?}",
+        u.received()
+    );
+
+    // twin: udp:// rule
+    let udp_rule = format!("udp://127.0.0.1:{port}");
+    let out = ctx.sl(probe_args(&allow(&udp_rule), &[&send, &conn]));
+    out.expect_code(0)
+        .expect_ok("udp4send", "10")
+        .expect_ok("udp4conn", "10");
+    assert_eq!(
+        u.received(),
+        vec!["dgram-send".to_string(), "dgram-conn".to_string()]
+    );
+});
+
+both!(udp_sendto_sendmsg_sendmmsg_to_denied_address, |ctx| {
+    let good = UdpServer::start("127.0.0.1");
+    let bad = UdpServer::start("127.0.0.1");
+    let bad2 = UdpServer::start("127.0.0.2");
+    let rule = format!("udp://127.0.0.1:{}", good.port_s());
+    let extra = allow(&rule);
+    let (gp, bp, b2p) = (good.port_s(), bad.port_s(), bad2.port_s());
+    let denied: [(&str, &str, &str); 5] = [
+        ("udp-sendto", "127.0.0.1", &bp),
+        ("udp-sendmsg", "127.0.0.1", &bp),
+        ("udp-sendmmsg", "127.0.0.1", &bp),
+        ("udp-sendto", "127.0.0.2", &b2p),
+        ("udp-sendto", "::ffff:127.0.0.1", &bp),
+    ];
+    for (mode, ip, port) in denied {
+        let out = ctx.sl(fixture_args(&extra, "sendprobe", &[mode, ip, port]));
+        out.expect_code(0).expect_err(mode, "EACCES");
+    }
+    for mode in ["udp-sendto", "udp-sendmsg", "udp-sendmmsg"] {
+        let out = ctx.sl(fixture_args(&extra, "sendprobe", &[mode, "127.0.0.1", &gp]));
+        let expected = if mode == "udp-sendmmsg" {
+            "2"
+        } else if mode == "udp-sendto" {
+            "12"
+        } else {
+            "13"
+        };
+        out.expect_code(0).expect_ok(mode, expected);
+    }
+    assert!(
+        bad.received().is_empty(),
+        "denied server got {:?}",
+        bad.received()
+    );
+    assert!(
+        bad2.received().is_empty(),
+        "denied server got {:?}",
+        bad2.received()
+    );
+    assert_eq!(
+        good.received(),
+        vec!["sendto-bytes", "sendmsg-bytes", "sendmmsg-0", "sendmmsg-1"]
+    );
+});
+
+both!(udp_sendmmsg_mixed_destinations_never_reach_denied, |ctx| {
+    let good = UdpServer::start("127.0.0.1");
+    let bad = UdpServer::start("127.0.0.1");
+    let rule = format!("udp://127.0.0.1:{}", good.port_s());
+    let out = ctx.sl(fixture_args(
+        &allow(&rule),
+        "sendprobe",
+        &[
+            "udp-sendmmsg-mixed",
+            "127.0.0.1",
+            &good.port_s(),
+            "127.0.0.1",
+            &bad.port_s(),
+        ],
+    ));
+    out.expect_code(0);
+    assert!(
+        bad.received().is_empty(),
+        "denied server got {:?}\n{}",
+        bad.received(),
+        out.dump()
+    );
+    // Either the whole call is refused or only the allowed first message goes out.
+    match out.probe("udp-sendmmsg-mixed") {
+        Err(e) => {
+            assert_eq!(e, "EACCES", "{}", out.dump());
+            assert!(good.received().is_empty());
+        }
+        Ok(n) => {
+            assert_eq!(n, "1", "{}", out.dump());
+            assert_eq!(good.received(), vec!["mixed-0"]);
+        }
+    }
+});
+
+both!(tcp_fastopen_to_denied_address_denied, |ctx| {
+    let allowed = TcpServer::start("127.0.0.1");
+    let denied = TcpServer::start("127.0.0.1");
+    let (_v4, denied2) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let extra = allow(&rule);
+    for mode in ["fastopen-sendto", "fastopen-sendmsg"] {
+        let out = ctx.sl(fixture_args(
+            &extra,
+            "sendprobe",
+            &[mode, "127.0.0.1", &denied.port_s()],
+        ));
+        out.expect_code(0).expect_err(mode, "EACCES");
+        let out = ctx.sl(fixture_args(
+            &extra,
+            "sendprobe",
+            &[mode, "127.0.0.2", &denied2.port_s()],
+        ));
+        out.expect_code(0).expect_err(mode, "EACCES");
+    }
+    let fo = format!("fastopen4,127.0.0.1,{}", denied.port());
+    let out = ctx.sl(probe_args(&extra, &[&fo]));
+    out.expect_code(0).expect_err("fastopen4", "EACCES");
+    assert_eq!(denied.accepted(), 0, "denied server was reached");
+    assert_eq!(denied2.accepted(), 0, "denied server was reached");
+
+    // twin: MSG_FASTOPEN to the allowed destination works
+    let out = ctx.sl(fixture_args(
+        &extra,
+        "sendprobe",
+        &["fastopen-sendto", "127.0.0.1", &allowed.port_s()],
+    ));
+    out.expect_code(0).expect_ok("fastopen-sendto", "14");
+    assert_eq!(allowed.accepted(), 1);
+});
+
+// ---------------------------------------------------------------------------
+// TOCTOU on the sockaddr
+// ---------------------------------------------------------------------------
+
+fn parse_counts(out: &Out) -> (u64, u64, u64) {
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ok="))
+        .unwrap_or_else(|| panic!("no counts\n{}", out.dump()));
+    let mut v = [0u64; 3];
+    for (i, part) in line.split_whitespace().enumerate().take(3) {
+        v[i] = part.split('=').nth(1).unwrap().parse().unwrap();
+    }
+    (v[0], v[1], v[2])
+}
+
+const TOCTOU_ITERATIONS: u64 = 2000;
+
+both!(toctou_sockaddr_flip_never_reaches_denied_tcp, |ctx| {
+    let allowed = TcpServer::start("127.0.0.1");
+    let denied = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let n = TOCTOU_ITERATIONS.to_string();
+    let out = run_cmd(
+        ctx.command(fixture_args(
+            &["-q", "--net-allow", &rule],
+            "toctou",
+            &["tcp", "127.0.0.1", &allowed.port_s(), &denied.port_s(), &n],
+        )),
+        None,
+        Duration::from_secs(90),
+    );
+    out.expect_code(0);
+    let (ok, eacces, other) = parse_counts(&out);
+    assert_eq!(ok + eacces + other, TOCTOU_ITERATIONS, "{}", out.dump());
+    assert_eq!(other, 0, "unexpected errors\n{}", out.dump());
+    assert!(ok > 0, "no connect succeeded\n{}", out.dump());
+    assert!(
+        eacces > 0,
+        "the flip never produced a denial (race not exercised)\n{}",
+        out.dump()
+    );
+    assert_eq!(
+        denied.accepted(),
+        0,
+        "denied listener accepted connections\n{}",
+        out.dump()
+    );
+    let ok_usize = ok as usize;
+    assert!(
+        wait_until(Duration::from_secs(5), || allowed.accepted() >= ok_usize),
+        "allowed server accepted {} of {ok}",
+        allowed.accepted()
+    );
+});
+
+both!(toctou_sockaddr_flip_never_reaches_denied_udp, |ctx| {
+    let allowed = UdpServer::start("127.0.0.1");
+    let denied = UdpServer::start("127.0.0.1");
+    let rule = format!("udp://127.0.0.1:{}", allowed.port_s());
+    let n = TOCTOU_ITERATIONS.to_string();
+    let out = run_cmd(
+        ctx.command(fixture_args(
+            &["-q", "--net-allow", &rule],
+            "toctou",
+            &["udp", "127.0.0.1", &allowed.port_s(), &denied.port_s(), &n],
+        )),
+        None,
+        Duration::from_secs(90),
+    );
+    out.expect_code(0);
+    let (ok, eacces, other) = parse_counts(&out);
+    assert_eq!(ok + eacces + other, TOCTOU_ITERATIONS, "{}", out.dump());
+    assert!(ok > 0, "no sendto succeeded\n{}", out.dump());
+    assert!(
+        eacces > 0,
+        "the flip never produced a denial\n{}",
+        out.dump()
+    );
+    let got = denied.received();
+    assert!(
+        got.is_empty(),
+        "denied server got {} datagrams\n{}",
+        got.len(),
+        out.dump()
+    );
+    assert!(!allowed.received().is_empty());
+});
+
+// ---------------------------------------------------------------------------
+// Blocking connect must not stall the sandbox
+// ---------------------------------------------------------------------------
+
+struct StallListener {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl StallListener {
+    fn start() -> StallListener {
+        let mut child = std::process::Command::new(PYTHON)
+            .arg(format!("{}/stall_listener.py", fixdir()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start stall listener");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("stall listener said {line:?}"));
+        // sanity: a connect to it really blocks
+        let t0 = Instant::now();
+        let r = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_millis(300),
+        );
+        assert!(
+            r.is_err() && t0.elapsed() >= Duration::from_millis(250),
+            "listener does not stall"
+        );
+        StallListener { child, port }
+    }
+}
+
+impl Drop for StallListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+both!(blocking_connect_does_not_stall_other_processes, |ctx| {
+    let stall = StallListener::start();
+    let srv = TcpServer::start("127.0.0.1");
+    let r1 = format!("127.0.0.1:{}", stall.port);
+    let r2 = format!("127.0.0.1:{}", srv.port());
+    let stall_op = format!("stallchild,127.0.0.1,{}", stall.port);
+    let timed = format!("timedtcp4,127.0.0.1,{}", srv.port());
+    let out = ctx.sl(probe_args(
+        &["--net-allow", &r1, "--net-allow", &r2],
+        &[&stall_op, &timed],
+    ));
+    out.expect_code(0);
+    let v = out
+        .probe("timedtcp4")
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.dump()));
+    let (payload, ms) = v.rsplit_once(' ').unwrap();
+    assert_eq!(payload, srv.payload, "{}", out.dump());
+    let ms: u64 = ms.parse().unwrap();
+    assert!(
+        ms < 2000,
+        "connect took {ms}ms while another process was blocked in connect\n{}",
+        out.dump()
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "sandlock took {:?} to exit\n{}",
+        out.elapsed,
+        out.dump()
+    );
+});
+
+// ---------------------------------------------------------------------------
+// Spec forms of --net-allow
+// ---------------------------------------------------------------------------
+
+/// Runs probe tcp4 against each (ip, port) with `rules`; returns results.
+fn tcp_results(
+    ctx: &Ctx,
+    rules: &[&str],
+    targets: &[(&str, u16)],
+) -> (Out, Vec<Result<String, String>>) {
+    let mut extra = Vec::new();
+    for r in rules {
+        extra.push("--net-allow");
+        extra.push(r);
+    }
+    let ops: Vec<String> = targets
+        .iter()
+        .map(|(ip, p)| format!("tcp4,{ip},{p}"))
+        .collect();
+    let ops_ref: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let out = ctx.sl(probe_args(&extra, &ops_ref));
+    out.expect_code(0);
+    let res = (0..targets.len())
+        .map(|i| out.probe_nth("tcp4", i))
+        .collect();
+    (out, res)
+}
+
+#[test]
+fn net_allow_port_only_spec() {
+    let ctx = Ctx::invoker();
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let c = TcpServer::start("127.0.0.1");
+    let rule = format!(":{}", a.port());
+    let (out, r) = tcp_results(
+        &ctx,
+        &[&rule],
+        &[
+            ("127.0.0.1", a.port()),
+            ("127.0.0.2", b.port()),
+            ("127.0.0.1", c.port()),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            Ok(a.payload.clone()),
+            Ok(b.payload.clone()),
+            Err("EACCES".into())
+        ],
+        "{}",
+        out.dump()
+    );
+    assert_eq!(c.accepted(), 0);
+}
+
+#[test]
+fn net_allow_ip_only_spec() {
+    let ctx = Ctx::invoker();
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let c = TcpServer::start("127.0.0.2");
+    let (out, r) = tcp_results(
+        &ctx,
+        &["127.0.0.2"],
+        &[
+            ("127.0.0.2", b.port()),
+            ("127.0.0.2", c.port()),
+            ("127.0.0.1", a.port()),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            Ok(b.payload.clone()),
+            Ok(c.payload.clone()),
+            Err("EACCES".into())
+        ],
+        "{}",
+        out.dump()
+    );
+    assert_eq!(a.accepted(), 0);
+}
+
+#[test]
+fn net_allow_cidr_spec() {
+    let ctx = Ctx::invoker();
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    // 127.0.0.0/31 = 127.0.0.0 and 127.0.0.1
+    let (out, r) = tcp_results(
+        &ctx,
+        &["127.0.0.0/31"],
+        &[("127.0.0.1", a.port()), ("127.0.0.2", b.port())],
+    );
+    assert_eq!(
+        r,
+        vec![Ok(a.payload.clone()), Err("EACCES".into())],
+        "{}",
+        out.dump()
+    );
+    assert_eq!(b.accepted(), 0);
+}
+
+#[test]
+fn net_allow_multi_port_spec() {
+    let ctx = Ctx::invoker();
+    let a = TcpServer::start("127.0.0.1");
+    let b = TcpServer::start("127.0.0.1");
+    let c = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{},{}", a.port(), b.port());
+    let (out, r) = tcp_results(
+        &ctx,
+        &[&rule],
+        &[
+            ("127.0.0.1", a.port()),
+            ("127.0.0.1", b.port()),
+            ("127.0.0.1", c.port()),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            Ok(a.payload.clone()),
+            Ok(b.payload.clone()),
+            Err("EACCES".into())
+        ],
+        "{}",
+        out.dump()
+    );
+    assert_eq!(c.accepted(), 0);
+}
+
+#[test]
+fn net_allow_wildcard_spec() {
+    let ctx = Ctx::invoker();
+    let (a, b) = tcp_pair("127.0.0.1", "127.0.0.2");
+    let (out, r) = tcp_results(
+        &ctx,
+        &["*"],
+        &[("127.0.0.1", a.port()), ("127.0.0.2", b.port())],
+    );
+    assert_eq!(
+        r,
+        vec![Ok(a.payload.clone()), Ok(b.payload.clone())],
+        "{}",
+        out.dump()
+    );
+    // "*" is TCP only: UDP still needs a udp:// rule
+    let u = UdpServer::start("127.0.0.1");
+    let op = format!("udp4send,127.0.0.1,{},x", u.port_s());
+    let out = ctx.sl(probe_args(&allow("*"), &[&op]));
+    out.expect_code(0).expect_err("udp4send", "EACCES");
+    assert!(u.received().is_empty());
+}
+
+#[test]
+fn net_allow_localhost_name_spec() {
+    let ctx = Ctx::invoker();
+    let a = TcpServer::start("127.0.0.1");
+    let c = TcpServer::start("127.0.0.1");
+    let rule = format!("localhost:{}", a.port());
+    let (out, r) = tcp_results(
+        &ctx,
+        &[&rule],
+        &[("127.0.0.1", a.port()), ("127.0.0.1", c.port())],
+    );
+    assert_eq!(
+        r,
+        vec![Ok(a.payload.clone()), Err("EACCES".into())],
+        "{}",
+        out.dump()
+    );
+}
+
+both!(net_allow_pinned_hostname, |ctx| {
+    let a = TcpServer::start("127.0.0.1");
+    let c = TcpServer::start("127.0.0.1");
+    let rule = format!("svc.sandlock.test:{}", a.port());
+    let by_name = format!("tcpname,svc.sandlock.test,{}", a.port());
+    let by_ip = format!("tcp4,127.0.0.1,{}", a.port());
+    let other = format!("tcpname,svc.sandlock.test,{}", c.port());
+    let out = ctx.sl(probe_args(
+        &[
+            "--add-host",
+            "svc.sandlock.test:127.0.0.1",
+            "--net-allow",
+            &rule,
+        ],
+        &[&by_name, &by_ip, &other],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcpname", 0),
+        Ok(a.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    out.expect_ok("tcp4", &a.payload);
+    assert_eq!(
+        out.probe_nth("tcpname", 1),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(c.accepted(), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Virtual /etc/hosts and --add-host
+// ---------------------------------------------------------------------------
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(o) => out.push(o),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// hostsprobe output: name -> (status, payload)
+fn hosts_results(out: &Out) -> Vec<(String, String, String)> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            let mut p = l.splitn(3, '\t');
+            let name = p.next().unwrap_or("").to_string();
+            let st = p.next().unwrap_or("").to_string();
+            let rest = p.next().unwrap_or("").to_string();
+            (name, st, rest)
+        })
+        .collect()
+}
+
+/// Checks that `content` is the virtual hosts file with exactly `pinned`
+/// extra lines.
+fn check_virtual_hosts(content: &str, pinned: &[&str], ctx: &str) {
+    let lines: Vec<&str> = content
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(
+        lines.contains(&"127.0.0.1\tlocalhost"),
+        "no 127.0.0.1 localhost line in {content:?}\n{ctx}"
+    );
+    let v6: Vec<&&str> = lines.iter().filter(|l| l.starts_with("::1\t")).collect();
+    assert_eq!(v6.len(), 1, "{content:?}\n{ctx}");
+    assert!(
+        v6[0] == &"::1\tlocalhost" || v6[0].starts_with("::1\tlocalhost "),
+        "bad ::1 line in {content:?}\n{ctx}"
+    );
+    for p in pinned {
+        assert!(lines.contains(p), "missing {p:?} in {content:?}\n{ctx}");
+    }
+    assert_eq!(
+        lines.len(),
+        2 + pinned.len(),
+        "unexpected extra lines in {content:?}\n{ctx}"
+    );
+}
+
+both!(etc_hosts_virtual_all_spellings, |ctx| {
+    let d = TempDir::new("hosts");
+    let real = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let out = ctx.sl(fixture_args(
+        &["--add-host", "myhost.sandlock.test:127.0.0.5", "-w", &d.s()],
+        "hostsprobe",
+        &[&d.s()],
+    ));
+    out.expect_code(0);
+    let res = hosts_results(&out);
+    assert!(
+        res.len() >= 26,
+        "too few spellings reported\n{}",
+        out.dump()
+    );
+    let abs = res.iter().find(|r| r.0 == "abs").expect("abs");
+    assert_eq!(abs.1, "OK", "{}", out.dump());
+    let virtual_content = unescape(&abs.2);
+    check_virtual_hosts(
+        &virtual_content,
+        &["127.0.0.5\tmyhost.sandlock.test"],
+        &out.dump(),
+    );
+    assert_ne!(
+        virtual_content, real,
+        "test is meaningless: real /etc/hosts equals the virtual one"
+    );
+    let mut bad = Vec::new();
+    for (name, st, payload) in &res {
+        if name == "hardlink-wdir" && st == "LINKERR" {
+            continue; // linking the real file into a writable dir was refused: fine
+        }
+        if st != "OK" || unescape(payload) != virtual_content {
+            bad.push(format!("{name}: {st} {payload}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "spellings not served the virtual file:\n{}\n{}",
+        bad.join("\n"),
+        out.dump()
+    );
+
+    // twin: without --add-host (but with a network policy, which is what
+    // turns the virtual file on) only the localhost lines are there
+    let out = ctx.sl(fixture_args(
+        &["-w", &d.s(), "--net-allow", "127.0.0.1:9"],
+        "hostsprobe",
+        &[&d.s(), "abs", "dotdot"],
+    ));
+    out.expect_code(0);
+    for (name, st, payload) in hosts_results(&out) {
+        assert_eq!(st, "OK", "{name}\n{}", out.dump());
+        check_virtual_hosts(&unescape(&payload), &[], &out.dump());
+    }
+});
+
+both!(etc_hosts_virtual_via_proc_spellings_never_real, |ctx| {
+    let d = TempDir::new("hosts-proc");
+    let real = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let out = ctx.sl(fixture_args(
+        &[
+            "--add-host",
+            "myhost.sandlock.test:127.0.0.5",
+            "-w",
+            &d.s(),
+            "-r",
+            "/proc",
+        ],
+        "hostsprobe",
+        &[
+            &d.s(),
+            "abs",
+            "proc-self-root",
+            "proc-thread-self-root",
+            "proc-self-cwd",
+            "proc-self-fd",
+        ],
+    ));
+    out.expect_code(0);
+    let res = hosts_results(&out);
+    assert_eq!(res.len(), 5, "{}", out.dump());
+    let virtual_content = unescape(&res[0].2);
+    check_virtual_hosts(
+        &virtual_content,
+        &["127.0.0.5\tmyhost.sandlock.test"],
+        &out.dump(),
+    );
+    for (name, st, payload) in &res[1..] {
+        // The real file must never be visible. Serving the virtual file or
+        // refusing the open are both acceptable.
+        let content = unescape(payload);
+        assert!(
+            st == "OK" || st == "ERR",
+            "{name}: {st} {payload}\n{}",
+            out.dump()
+        );
+        if st == "OK" {
+            assert_eq!(
+                content,
+                virtual_content,
+                "{name} served something else\n{}",
+                out.dump()
+            );
+            assert_ne!(content, real);
+        }
+    }
+});
+
+both!(add_host_resolves_with_getent_and_python, |ctx| {
+    let hosts = [
+        "--add-host",
+        "myhost.sandlock.test:127.0.0.5",
+        "--add-host",
+        "other.sandlock.test:127.0.0.6",
+    ];
+    let out = ctx.sl(run_args(
+        &hosts,
+        &["getent", "hosts", "myhost.sandlock.test"],
+    ));
+    out.expect_code(0);
+    let fields: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        vec!["127.0.0.5", "myhost.sandlock.test"],
+        "{}",
+        out.dump()
+    );
+
+    let out = ctx.sl(probe_args(
+        &hosts,
+        &[
+            "gethostbyname,myhost.sandlock.test",
+            "gethostbyname,other.sandlock.test",
+            "getaddrinfo,myhost.sandlock.test",
+            "gethostbyname,localhost",
+        ],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("gethostbyname", 0),
+        Ok("127.0.0.5".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("gethostbyname", 1),
+        Ok("127.0.0.6".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("gethostbyname", 2),
+        Ok("127.0.0.1".into()),
+        "{}",
+        out.dump()
+    );
+    out.expect_ok("getaddrinfo", "127.0.0.5");
+
+    // twin: without --add-host the name does not resolve
+    let out = ctx.sl(run_args(&[], &["getent", "hosts", "myhost.sandlock.test"]));
+    out.expect_code(2);
+    let out = ctx.sl(probe_args(&[], &["gethostbyname,myhost.sandlock.test"]));
+    out.expect_code(0);
+    assert!(out.probe("gethostbyname").is_err(), "{}", out.dump());
+});
+
+// ---------------------------------------------------------------------------
+// bind / listen
+// ---------------------------------------------------------------------------
+
+both!(bind_and_listen_limited_to_allow_bind_ports, |ctx| {
+    let p1 = free_port();
+    let p2 = free_port();
+    let p3 = free_port_pair();
+    let spec = format!("{p1},{}-{}", p3, p3 + 2);
+    let ops = [
+        format!("bind4,{p1}"),
+        format!("listen4,{p1}"),
+        format!("bind4,{}", p3 + 1),
+        format!("bind4,{p2}"),
+        format!("listen4,{p2}"),
+        format!("bind4,{p2},dgram"),
+        "listen4,0".to_string(),
+    ];
+    let ops_ref: Vec<&str> = ops.iter().map(String::as_str).collect();
+    let out = ctx.sl(probe_args(
+        &["--net-allow", "127.0.0.1:1", "--net-allow-bind", &spec],
+        &ops_ref,
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("bind4", 0),
+        Ok(p1.to_string()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("listen4", 0),
+        Ok(p1.to_string()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("bind4", 1),
+        Ok((p3 + 1).to_string()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("bind4", 2),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("listen4", 1),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("bind4", 3),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    // bind to port 0 is allowed, but listening on the ephemeral port is not
+    assert_eq!(
+        out.probe_nth("listen4", 2),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+
+    // default: no port may be bound
+    let b = format!("bind4,{p1}");
+    let out = ctx.sl(probe_args(&["--net-allow", "127.0.0.1:1"], &[&b]));
+    out.expect_code(0).expect_err("bind4", "EACCES");
+});
+
+both!(server_in_sandbox_reachable_on_allowed_bind_port, |ctx| {
+    let p = free_port();
+    let op = format!("serve4,{p},HELLO-FROM-SANDBOX");
+    let ps = p.to_string();
+    let args = probe_args(
+        &["--net-allow", "127.0.0.1:1", "--net-allow-bind", &ps],
+        &[&op],
+    );
+    let mut child = ctx
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", p)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            got = Some(buf);
+            break;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = wait_limit(&mut child, Duration::from_secs(15));
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(
+        got.as_deref(),
+        Some("HELLO-FROM-SANDBOX"),
+        "status {status:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+});
+
+// ---------------------------------------------------------------------------
+// Reporting denials
+// ---------------------------------------------------------------------------
+
+/// Parses "sandlock: denied VERB TARGET from pid N (COMM): REASON".
+fn parse_denial(line: &str) -> Option<(String, String, u32, String, String)> {
+    let rest = line.strip_prefix("sandlock: denied ")?;
+    let (verb, rest) = rest.split_once(' ')?;
+    let (target, rest) = rest.split_once(" from pid ")?;
+    let (pid, rest) = rest.split_once(" (")?;
+    let (comm, reason) = rest.split_once("): ")?;
+    Some((
+        verb.into(),
+        target.into(),
+        pid.parse().ok()?,
+        comm.into(),
+        reason.into(),
+    ))
+}
+
+both!(denial_reported_on_stderr, |ctx| {
+    let allowed = TcpServer::start("127.0.0.1");
+    let other = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let bad = format!("tcp4,127.0.0.1,{}", other.port());
+    let out = ctx.sl(probe_args(&allow(&rule), &["pid", &bad]));
+    out.expect_code(0).expect_err("tcp4", "EACCES");
+    let pid: u32 = out.probe("pid").unwrap().parse().unwrap();
+    let lines = out.denial_lines();
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let (verb, target, dpid, comm, reason) =
+        parse_denial(lines[0]).unwrap_or_else(|| panic!("malformed denial line\n{}", out.dump()));
+    assert_eq!(verb, "connect", "{}", out.dump());
+    assert_eq!(
+        target,
+        format!("127.0.0.1:{}", other.port()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(dpid, pid, "{}", out.dump());
+    assert_eq!(comm, "python3", "{}", out.dump());
+    assert_eq!(reason, "not in --net-allow", "{}", out.dump());
+
+    // socket() without any network rule is reported too
+    let out = ctx.sl(probe_args(&[], &["pid", "socket,inet,stream"]));
+    out.expect_code(0).expect_err("socket", "EACCES");
+    let pid: u32 = out.probe("pid").unwrap().parse().unwrap();
+    let lines = out.denial_lines();
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let (verb, _target, dpid, comm, _reason) =
+        parse_denial(lines[0]).unwrap_or_else(|| panic!("malformed denial line\n{}", out.dump()));
+    assert_eq!(
+        (verb.as_str(), dpid, comm.as_str()),
+        ("socket", pid, "python3"),
+        "{}",
+        out.dump()
+    );
+
+    // sendto to a denied UDP destination names the syscall
+    let u = UdpServer::start("127.0.0.1");
+    let out = ctx.sl(fixture_args(
+        &["--net-allow", "udp://127.0.0.1:1"],
+        "sendprobe",
+        &["udp-sendto", "127.0.0.1", &u.port_s()],
+    ));
+    out.expect_code(0).expect_err("udp-sendto", "EACCES");
+    let lines = out.denial_lines();
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let (verb, target, _pid, comm, _reason) =
+        parse_denial(lines[0]).unwrap_or_else(|| panic!("malformed denial line\n{}", out.dump()));
+    assert_eq!(
+        (verb.as_str(), comm.as_str()),
+        ("sendto", "sendprobe"),
+        "{}",
+        out.dump()
+    );
+    // the UDP target may carry the rule syntax's udp:// prefix
+    let plain = format!("127.0.0.1:{}", u.port_s());
+    assert!(
+        target == plain || target == format!("udp://{plain}"),
+        "bad target {target:?}\n{}",
+        out.dump()
+    );
+});
+
+both!(quiet_flag_silences_denials, |ctx| {
+    let other = TcpServer::start("127.0.0.1");
+    let bad = format!("tcp4,127.0.0.1,{}", other.port());
+    let out = ctx.sl(probe_args(&["-q", "--net-allow", "127.0.0.1:1"], &[&bad]));
+    out.expect_code(0).expect_err("tcp4", "EACCES");
+    assert!(!out.stderr.contains("denied"), "{}", out.dump());
+    assert_eq!(other.accepted(), 0);
+});
+
+both!(audit_log_appends_json_lines, |ctx| {
+    let d = TempDir::new("audit");
+    let audit = d.join("audit.jsonl");
+    std::fs::write(&audit, "{\"pre\":\"existing\"}\n").unwrap();
+    std::fs::set_permissions(&audit, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let allowed = TcpServer::start("127.0.0.1");
+    let other = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let bad = format!("tcp4,127.0.0.1,{}", other.port());
+    let good = format!("tcp4,127.0.0.1,{}", allowed.port());
+    let out = ctx.sl(probe_args(
+        &["--audit", &audit, "--net-allow", &rule],
+        &["pid", &bad, &good],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("tcp4", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.probe_nth("tcp4", 1),
+        Ok(allowed.payload.clone()),
+        "{}",
+        out.dump()
+    );
+    let pid: f64 = out.probe("pid").unwrap().parse().unwrap();
+
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "{\"pre\":\"existing\"}",
+        "audit file was not appended to:\n{text}"
+    );
+    let mut recs = Vec::new();
+    for l in &lines[1..] {
+        let v = parse_json(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\n{text}"));
+        for k in [
+            "time", "pid", "comm", "syscall", "target", "verdict", "rule",
+        ] {
+            assert!(v.get(k).is_some(), "key {k} missing in {l}");
+        }
+        recs.push(v);
+    }
+    let pid_matches = |v: &Json| match v.get("pid") {
+        Some(Json::Num(n)) => *n == pid,
+        Some(Json::Str(s)) => s.parse::<f64>().ok() == Some(pid),
+        _ => false,
+    };
+    let find = |verdict: &str, target: String| {
+        recs.iter()
+            .find(|v| {
+                v.get("verdict").and_then(Json::as_str) == Some(verdict)
+                    && v.get("syscall").and_then(Json::as_str) == Some("connect")
+                    && v.get("target").and_then(Json::as_str) == Some(target.as_str())
+            })
+            .cloned()
+    };
+    let deny = find("deny", format!("127.0.0.1:{}", other.port()))
+        .unwrap_or_else(|| panic!("no deny record for the denied connect:\n{text}"));
+    assert!(pid_matches(&deny), "pid mismatch in {deny:?}");
+    assert_eq!(deny.get("comm").and_then(Json::as_str), Some("python3"));
+    let allow_rec = find("allow", format!("127.0.0.1:{}", allowed.port()))
+        .unwrap_or_else(|| panic!("no allow record for the allowed connect:\n{text}"));
+    assert!(pid_matches(&allow_rec), "pid mismatch in {allow_rec:?}");
+    let rule_s = allow_rec.get("rule").and_then(Json::as_str).unwrap_or("");
+    assert!(
+        rule_s.contains(&allowed.port_s()),
+        "allow record does not name the rule: {allow_rec:?}"
+    );
+    for v in &recs {
+        let verdict = v.get("verdict").and_then(Json::as_str).unwrap_or("");
+        assert!(
+            verdict == "deny" || verdict == "allow",
+            "bad verdict in {v:?}"
+        );
+    }
+
+    // a second run appends
+    let before = lines.len();
+    let out = ctx.sl(probe_args(
+        &["--audit", &audit, "--net-allow", &rule],
+        &[&bad],
+    ));
+    out.expect_code(0).expect_err("tcp4", "EACCES");
+    let after = std::fs::read_to_string(&audit).unwrap().lines().count();
+    assert!(
+        after > before,
+        "second run did not append ({before} -> {after})"
+    );
+});
