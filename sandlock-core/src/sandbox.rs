@@ -97,22 +97,26 @@ impl Sandbox {
         // independent and each take a few hundred microseconds: build them
         // side by side. The helper thread is joined before fork, so the
         // fork still happens in a single-threaded process.
-        let (bpf, tmpdir, ruleset) = std::thread::scope(|scope| -> Result<_> {
-            let helper =
-                scope.spawn(|| Ok::<_, Error>((launch::seccomp::build(spec)?, TempDir::create()?)));
-            let built = launch::grants(&self.policy.fs).and_then(|g| {
-                let ruleset = LandlockRuleset::create()?;
-                ruleset.allow_all(&g)?;
-                Ok(ruleset)
+        let grants = launch::grants(&self.policy.fs)?;
+        let ruleset = LandlockRuleset::create()?;
+        let (bpf, tmpdir) = std::thread::scope(|scope| -> Result<_> {
+            let helper = scope.spawn(|| {
+                let bpf = launch::seccomp::program(spec);
+                let tmpdir = TempDir::create()?;
+                ruleset.allow_entries_part(&grants, 1, 2)?;
+                Ok::<_, Error>((bpf, tmpdir))
             });
+            let mine = ruleset
+                .allow_paths(&grants)
+                .and_then(|()| ruleset.allow_entries_part(&grants, 0, 2));
             let (bpf, tmpdir) = helper.join().map_err(|_| {
                 Error::setup("seccomp", std::io::Error::other("filter builder panicked"))
             })??;
-            let ruleset = built?;
+            mine?;
             ruleset
                 .allow(&tmpdir.0, true)
                 .map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
-            Ok((bpf, tmpdir, ruleset))
+            Ok((bpf, tmpdir))
         })?;
         let envp = self.environment(&tmpdir.0);
         let exec_paths = exec_candidates(cmd, &envp)?;
@@ -260,12 +264,18 @@ fn wait(
         };
         let reports_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         let signal_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
-        let trapped = fds
+        let listener_events = fds
             .get(2)
             .and_then(|f| f.revents())
-            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            .unwrap_or(PollFlags::empty());
         drop(fds);
-        if trapped {
+        if listener_events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
+            && !listener_events.contains(PollFlags::POLLIN)
+        {
+            // Every confined task is gone: nothing can trap any more, and
+            // polling a hung-up listener would spin.
+            idle_listener = None;
+        } else if listener_events.contains(PollFlags::POLLIN) {
             let cfg = idle_listener.take().expect("polled only while idle");
             _supervisor = Some(
                 Supervisor::start(cfg)

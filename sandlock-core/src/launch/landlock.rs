@@ -241,11 +241,17 @@ impl LandlockRuleset {
         )
     }
 
-    /// Grants (read) each listed entry of each directory.
-    pub fn allow_entries(&self, dirs: &[(PathBuf, Vec<Entry>)]) -> io::Result<()> {
+    /// Grants (read) every `parts`-th listed entry of each directory,
+    /// starting at `part`, so threads can share the work on one ruleset.
+    pub fn allow_entries(
+        &self,
+        dirs: &[(PathBuf, Vec<Entry>)],
+        part: usize,
+        parts: usize,
+    ) -> io::Result<()> {
         for (dir, entries) in dirs {
             let dirfd = open_path(None, dir.as_os_str().as_bytes())?;
-            for e in entries {
+            for e in entries.iter().skip(part).step_by(parts) {
                 match open_path(Some(&dirfd), e.name.as_bytes()) {
                     Ok(fd) => self.add(&fd, self.access(false, e.is_dir))?,
                     // Removed since the listing: nothing to grant.
@@ -257,16 +263,21 @@ impl LandlockRuleset {
         Ok(())
     }
 
-    /// Applies every grant of `g`.
-    pub fn allow_all(&self, g: &Grants) -> Result<()> {
+    /// Applies share `part` of `parts` of the entry-by-entry grants.
+    pub fn allow_entries_part(&self, g: &Grants, part: usize, parts: usize) -> Result<()> {
+        self.allow_entries(&g.read_entries, part, parts)
+            .map_err(|e| Error::setup("landlock rules for /etc", e))
+    }
+
+    /// Applies every grant of `g` except the entry-by-entry ones (see
+    /// [`LandlockRuleset::allow_entries_part`]).
+    pub fn allow_paths(&self, g: &Grants) -> Result<()> {
         for (list, write) in [(&g.read, false), (&g.write, true)] {
             for p in list {
                 self.allow(p, write)
                     .map_err(|e| Error::setup(format!("landlock rule for {}", p.display()), e))?;
             }
         }
-        self.allow_entries(&g.read_entries)
-            .map_err(|e| Error::setup("landlock rules for /etc", e))?;
         // Listing is granted on every directory walked entry by entry, so
         // `ls /etc` and dirfd-relative opens work; file contents below stay
         // governed by the per-entry rules (names of secrets are visible,

@@ -1,0 +1,296 @@
+//! The seccomp filter's rules, written with libseccomp.
+//!
+//! This file is compiled twice: by the build script, which runs it once per
+//! [`FilterSpec`] and bakes the resulting BPF into the library (a filter is
+//! a pure function of the spec, so nothing is left to do at run time, and
+//! the binary does not load libseccomp at all), and by the unit tests, which
+//! rebuild every filter and check it matches what was baked.
+//!
+//! It must only use `std`, `libc` and `libseccomp`.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+
+use super::spec::FilterSpec;
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Syscalls denied with EPERM for every workload.
+const DENIED: &[&str] = &[
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "open_by_handle_at",
+];
+
+/// clone(2) flags that create namespaces. CLONE_NEWTIME is absent on
+/// purpose: for clone(2) that bit is part of the exit signal.
+const NS_FLAGS: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+const LOW32: u64 = 0xffff_ffff;
+
+fn sys(name: &str) -> Result<ScmpSyscall> {
+    ScmpSyscall::from_name(name).map_err(|e| format!("seccomp: unknown syscall {name}: {e}"))
+}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("seccomp: {what}: {e}")
+}
+
+fn bit_set(arg: u32, bit: u64) -> ScmpArgCompare {
+    ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit), bit)
+}
+
+/// Builds the filter and returns it as raw BPF instructions.
+/// Builds the filter for `spec` and returns it as raw BPF bytes (an array
+/// of `struct sock_filter`).
+pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
+    // Pin the API level so the program does not depend on the kernel of the
+    // machine that builds it: level 5 has USER_NOTIF and KILL_PROCESS.
+    libseccomp::set_api(5).map_err(err("api level"))?;
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).map_err(err("init"))?;
+    // A foreign architecture (and, through libseccomp's x86_64 handling,
+    // an x32 syscall number) kills the process: never guess.
+    ctx.set_act_badarch(ScmpAction::KillProcess)
+        .map_err(err("badarch"))?;
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    for name in DENIED {
+        ctx.add_rule(eperm, sys(name)?).map_err(err(name))?;
+    }
+    for &flag in NS_FLAGS {
+        ctx.add_rule_conditional(eperm, sys("clone")?, &[bit_set(0, flag)])
+            .map_err(err("clone"))?;
+    }
+    // Pushing bytes into the input queue of an inherited terminal would let
+    // the workload type commands into the shell that started sandlock.
+    for req in [libc::TIOCSTI, libc::TIOCLINUX] {
+        ctx.add_rule_conditional(
+            eperm,
+            sys("ioctl")?,
+            &[ScmpArgCompare::new(
+                1,
+                ScmpCompareOp::MaskedEqual(LOW32),
+                req,
+            )],
+        )
+        .map_err(err("ioctl"))?;
+    }
+    // clone3 passes its flags in memory the filter cannot read; ENOSYS
+    // makes libc fall back to clone(2), whose flags it can.
+    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?)
+        .map_err(err("clone3"))?;
+
+    socket_rules(&mut ctx, spec)?;
+
+    if spec.trap_open {
+        for name in ["open", "openat", "openat2"] {
+            ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                .map_err(err(name))?;
+        }
+    }
+    if spec.inet {
+        for name in ["connect", "bind", "listen"] {
+            ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                .map_err(err(name))?;
+        }
+        // sendto: only an explicit destination can reach a new address.
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys("sendto")?,
+            &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)],
+        )
+        .map_err(err("sendto"))?;
+        let fastopen = libc::MSG_FASTOPEN as u64;
+        for (name, flags_arg) in [("sendmsg", 2), ("sendmmsg", 3)] {
+            if spec.udp {
+                ctx.add_rule(ScmpAction::Notify, sys(name)?)
+                    .map_err(err(name))?;
+            } else {
+                // Stream sockets ignore msg_name unless MSG_FASTOPEN asks
+                // for a connect; with no datagram sockets that is the only
+                // way a sendmsg picks a destination.
+                ctx.add_rule_conditional(
+                    ScmpAction::Notify,
+                    sys(name)?,
+                    &[bit_set(flags_arg, fastopen)],
+                )
+                .map_err(err(name))?;
+            }
+        }
+    }
+    export(&ctx)
+}
+
+/// A condition on one argument: equality, a masked equality (the mask
+/// spans all 64 bits, so garbage in the upper half never matches), or a
+/// lower bound (which garbage in the upper half always meets).
+#[derive(Clone, Copy)]
+enum Cond {
+    Eq(u64),
+    Masked(u64, u64),
+    AtLeast(u64),
+}
+
+impl Cond {
+    fn on(self, arg: u32) -> ScmpArgCompare {
+        match self {
+            Cond::Eq(v) => ScmpArgCompare::new(arg, ScmpCompareOp::Equal, v),
+            Cond::Masked(mask, v) => ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(mask), v),
+            Cond::AtLeast(v) => ScmpArgCompare::new(arg, ScmpCompareOp::GreaterEqual, v),
+        }
+    }
+}
+
+/// Families other than unix, inet and inet6: 0, 3, 4-7, 8-9, 11 and up.
+const OTHER_FAMILIES: &[Cond] = &[
+    Cond::Eq(0),
+    Cond::Eq(3),
+    Cond::Masked(!3, 4),
+    Cond::Masked(!1, 8),
+    Cond::AtLeast(11),
+];
+/// Socket types (low nibble) other than SOCK_STREAM.
+const NOT_STREAM: &[Cond] = &[
+    Cond::Masked(0xf, 0),
+    Cond::Masked(0x2, 0x2),
+    Cond::Masked(0x4, 0x4),
+    Cond::Masked(0x8, 0x8),
+];
+/// Socket types other than SOCK_STREAM and SOCK_DGRAM.
+const NOT_STREAM_OR_DGRAM: &[Cond] = &[
+    Cond::Masked(0xf, 0),
+    Cond::Masked(0xf, 3),
+    Cond::Masked(0x4, 0x4),
+    Cond::Masked(0x8, 0x8),
+];
+/// Protocols other than 0 and IPPROTO_TCP (6).
+const NOT_TCP: &[Cond] = &[
+    Cond::Eq(1),
+    Cond::Masked(!1, 2),
+    Cond::Masked(!1, 4),
+    Cond::Eq(7),
+    Cond::AtLeast(8),
+];
+/// Protocols other than 0 and IPPROTO_UDP (17).
+const NOT_UDP: &[Cond] = &[
+    Cond::Eq(1),
+    Cond::Masked(!1, 2),
+    Cond::Masked(!3, 4),
+    Cond::Masked(!7, 8),
+    Cond::Eq(16),
+    Cond::AtLeast(18),
+];
+
+/// socket(2): unix sockets are free. Without a network policy every other
+/// family goes to the supervisor, which denies it with an explanation.
+/// With one, the plain TCP sockets (and UDP ones when a udp:// rule
+/// exists) that the policy can use are created without a round trip, and
+/// every other (family, type, protocol) goes to the supervisor. libseccomp
+/// takes one comparison per argument per rule, so each "anything but"
+/// set is spelled as a few masked patterns that together cover it.
+fn socket_rules(ctx: &mut ScmpFilterContext, spec: FilterSpec) -> Result<()> {
+    let socket = sys("socket")?;
+    let mut add = |conds: &[ScmpArgCompare]| {
+        ctx.add_rule_conditional(ScmpAction::Notify, socket, conds)
+            .map(drop)
+            .map_err(err("socket"))
+    };
+    if !spec.inet {
+        return add(&[ScmpArgCompare::new(
+            0,
+            ScmpCompareOp::NotEqual,
+            libc::AF_UNIX as u64,
+        )]);
+    }
+    for fam in OTHER_FAMILIES {
+        add(&[fam.on(0)])?;
+    }
+    let types = if spec.udp {
+        NOT_STREAM_OR_DGRAM
+    } else {
+        NOT_STREAM
+    };
+    for fam in [libc::AF_INET as u64, libc::AF_INET6 as u64] {
+        for ty in types {
+            add(&[Cond::Eq(fam).on(0), ty.on(1)])?;
+        }
+        for proto in NOT_TCP {
+            add(&[
+                Cond::Eq(fam).on(0),
+                Cond::Masked(0xf, libc::SOCK_STREAM as u64).on(1),
+                proto.on(2),
+            ])?;
+        }
+        if spec.udp {
+            for proto in NOT_UDP {
+                add(&[
+                    Cond::Eq(fam).on(0),
+                    Cond::Masked(0xf, libc::SOCK_DGRAM as u64).on(1),
+                    proto.on(2),
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    // SAFETY: valid C string and flag.
+    let fd = unsafe { libc::memfd_create(c"sandlock-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "seccomp: memfd: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: fresh fd, owned from here on.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    ctx.export_bpf(file.as_fd()).map_err(err("export"))?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).map_err(err("export"))?;
+    file.read_to_end(&mut bytes).map_err(err("export"))?;
+    if bytes.is_empty() || bytes.len() % 8 != 0 {
+        return Err("seccomp: export: bad BPF length".into());
+    }
+    Ok(bytes)
+}

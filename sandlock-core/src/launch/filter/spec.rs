@@ -1,0 +1,42 @@
+//! What the seccomp filter must trap: three facts about the policy. Shared
+//! by the build script (which compiles one filter per combination) and the
+//! library (which picks one at run time).
+
+/// What the filter must trap, decided from the policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    /// Trap open/openat/openat2 (a virtual file exists).
+    pub trap_open: bool,
+    /// Inet sockets may exist: trap connect, bind, listen and addressed sends.
+    pub inet: bool,
+    /// UDP sockets may exist: trap every sendmsg/sendmmsg, since their
+    /// destination lives in memory the filter cannot read.
+    pub udp: bool,
+}
+
+impl FilterSpec {
+    /// Every combination, in the order [`FilterSpec::index`] numbers them.
+    #[allow(dead_code)] // used by the build script and the tests
+    pub const ALL: [FilterSpec; 8] = {
+        let mut all = [FilterSpec {
+            trap_open: false,
+            inet: false,
+            udp: false,
+        }; 8];
+        let mut i = 0;
+        while i < 8 {
+            all[i] = FilterSpec {
+                trap_open: i & 1 != 0,
+                inet: i & 2 != 0,
+                udp: i & 4 != 0,
+            };
+            i += 1;
+        }
+        all
+    };
+
+    /// This combination's position in [`FilterSpec::ALL`].
+    pub fn index(self) -> usize {
+        self.trap_open as usize | (self.inet as usize) << 1 | (self.udp as usize) << 2
+    }
+}
