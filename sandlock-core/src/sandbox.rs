@@ -93,31 +93,37 @@ impl Sandbox {
             inet: net.inet_enabled(),
             udp: net.udp_enabled(),
         };
-        // The BPF program (and the temp dir) and the Landlock ruleset are
-        // independent and each take a few hundred microseconds: build them
-        // side by side. The helper thread is joined before fork, so the
-        // fork still happens in a single-threaded process.
         let grants = launch::grants(&self.policy.fs)?;
         let ruleset = LandlockRuleset::create()?;
-        let (bpf, tmpdir) = std::thread::scope(|scope| -> Result<_> {
-            let helper = scope.spawn(|| {
-                let bpf = launch::seccomp::program(spec);
-                let tmpdir = TempDir::create()?;
-                ruleset.allow_entries_part(&grants, 1, 2)?;
-                Ok::<_, Error>((bpf, tmpdir))
-            });
-            let mine = ruleset
-                .allow_paths(&grants)
-                .and_then(|()| ruleset.allow_entries_part(&grants, 0, 2));
-            let (bpf, tmpdir) = helper.join().map_err(|_| {
-                Error::setup("seccomp", std::io::Error::other("filter builder panicked"))
-            })??;
-            mine?;
-            ruleset
-                .allow(&tmpdir.0, true)
-                .map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
-            Ok((bpf, tmpdir))
-        })?;
+        let bpf = launch::seccomp::program(spec);
+        let tmpdir = if grants.many_rules() {
+            // Hundreds of per-entry rules (root's view of /etc): share them
+            // with a helper thread, joined before fork so the fork still
+            // happens in a single-threaded process.
+            std::thread::scope(|scope| -> Result<_> {
+                let helper = scope.spawn(|| {
+                    let tmpdir = TempDir::create()?;
+                    ruleset.allow_entries_part(&grants, 1, 2)?;
+                    Ok::<_, Error>(tmpdir)
+                });
+                let mine = ruleset
+                    .allow_paths(&grants)
+                    .and_then(|()| ruleset.allow_entries_part(&grants, 0, 2));
+                let tmpdir = helper.join().map_err(|_| {
+                    Error::setup("landlock", std::io::Error::other("rule builder panicked"))
+                })??;
+                mine?;
+                Ok(tmpdir)
+            })?
+        } else {
+            // A few rules: a thread would cost more than it saves.
+            ruleset.allow_paths(&grants)?;
+            ruleset.allow_entries_part(&grants, 0, 1)?;
+            TempDir::create()?
+        };
+        ruleset
+            .allow(&tmpdir.0, true)
+            .map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
         let envp = self.environment(&tmpdir.0);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let prepared = Prepared {
@@ -142,7 +148,8 @@ impl Sandbox {
             drop_caps: !self.policy.process.keep_caps,
             tmpdir: tmpdir.0.clone(),
         };
-        // From here on the reaper owns the temp dir's removal.
+        // From here on the temp dir is removed by the supervisor at the end
+        // of the run, or by the reaper if the supervisor dies.
         let tmp_path = tmpdir.release();
         let spawned = launch::spawn(prepared);
         let mut spawned = match spawned {
@@ -172,10 +179,14 @@ impl Sandbox {
         let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
         if result.is_err() {
             // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
-            // kill the whole tree and remove the temp dir.
+            // kill the whole tree (the reaper is our unreaped child, so its
+            // pid still names it).
             let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
+            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
         }
-        let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        // On success the reaper reported only after the tree was gone, and
+        // is exiting on its own.
+        let _ = std::fs::remove_dir_all(&tmp_path);
         result
     }
 

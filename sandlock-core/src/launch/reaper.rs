@@ -70,7 +70,9 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     loop {
         if let Some(status) = reap(workload) {
             kill_tree(me);
-            cleanup(&prepared);
+            // The supervisor removes the temp dir once it reads this (it
+            // owns the run's last step); the reaper only cleans up when
+            // the supervisor is gone.
             Report::Exited(status).send(report.as_raw_fd());
             exit(0);
         }
