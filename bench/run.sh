@@ -172,10 +172,10 @@ for _ in $(seq 100); do [[ -s "$WORK/port" ]] && break; sleep 0.05; done
 PORT="$(head -n1 "$WORK/port")"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "accept server did not report a port"
 NET=(--net-allow "127.0.0.1:$PORT")
-log "connect on behalf: socket+connect+close to 127.0.0.1:$PORT"
-pair "socket+connect+close 127.0.0.1" "us/op" 1000 diff 20 \
-    -- "$BIN/connect_loop" 5000 "$PORT" \
-    --- "${SB[@]}" "${NET[@]}" -- "$BIN/connect_loop" 5000 "$PORT"
+log "connect on behalf: connect() to 127.0.0.1:$PORT, timed alone"
+pair "connect 127.0.0.1 (on behalf)" "us/op" 1000 diff 20 \
+    -- "$BIN/connect_loop" 5000 "$PORT" connect-only \
+    --- "${SB[@]}" "${NET[@]}" -- "$BIN/connect_loop" 5000 "$PORT" connect-only
 
 # ---------------------------------------------------------------- 5. supervisor memory
 log "supervisor memory: sandlock run --net-allow 127.0.0.1:$PORT -- sleep 2"
@@ -195,8 +195,11 @@ printf 'supervisor threads (idle)\tcount\t%s\n' "$threads" >>"$DIAG"
 # ---------------------------------------------------------------- diagnostics
 # Not targets: reference points that explain the numbers above.
 log "diagnostics"
+diag "socket+connect+close, bare" "us/op" 1000 "$BIN/connect_loop" 5000 "$PORT"
+diag "socket+connect+close, sandlock --net-allow" "us/op" 1000 \
+    "${SB[@]}" "${NET[@]}" -- "$BIN/connect_loop" 5000 "$PORT"
 diag "socket+close, bare" "us/op" 1000 "$BIN/connect_loop" 5000 "$PORT" socket-only
-diag "socket+close, sandlock --net-allow (socket trapped)" "us/op" 1000 \
+diag "socket+close, sandlock --net-allow (decided in BPF)" "us/op" 1000 \
     "${SB[@]}" "${NET[@]}" -- "$BIN/connect_loop" 5000 "$PORT" socket-only
 diag "getppid under a 1-insn allow-all seccomp filter (no sandlock)" "ns/op" 1 "$BIN/getpid_loop" 2000000 filter
 diag "getppid under sandlock --net-allow (largest filter)" "ns/op" 1 \

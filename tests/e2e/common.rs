@@ -96,7 +96,12 @@ impl Ctx {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(SANDLOCK);
+        let bin = if self.drop_to_nobody {
+            sandlock_for_nobody()
+        } else {
+            SANDLOCK.to_string()
+        };
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .env_clear()
             .env("PATH", PATH_ENV)
@@ -561,6 +566,20 @@ pub fn fixdir() -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+/// A copy of the sandlock binary that uid 65534 can execute: the build
+/// tree may sit under a directory it cannot enter (e.g. /root).
+pub fn sandlock_for_nobody() -> String {
+    static COPY: OnceLock<String> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let f = FIXTURES.get_or_init(build_fixtures);
+        let to = f.dir.join("sandlock");
+        fs::copy(SANDLOCK, &to).expect("copy the sandlock binary");
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+        to.display().to_string()
+    })
+    .clone()
 }
 
 /// Path of the compiled fixture `name` (panics with the compiler output if
