@@ -67,15 +67,6 @@ impl Reporter {
         })
     }
 
-    /// A reporter that prints denials and writes no file.
-    pub fn stderr_only() -> Reporter {
-        Reporter {
-            quiet: false,
-            audit: None,
-            printed: Mutex::default(),
-        }
-    }
-
     /// True when allowed events are wanted (only the audit file takes them).
     pub fn wants_allows(&self) -> bool {
         self.audit.is_some()

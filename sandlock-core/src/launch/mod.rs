@@ -81,8 +81,6 @@ pub enum Stage {
     Landlock = 4,
     /// Installing the seccomp filter.
     Seccomp = 5,
-    /// Handing the notification fd to the supervisor.
-    Handshake = 6,
 }
 
 impl Stage {
@@ -92,7 +90,6 @@ impl Stage {
             3 => Stage::Caps,
             4 => Stage::Landlock,
             5 => Stage::Seccomp,
-            6 => Stage::Handshake,
             _ => Stage::Parent,
         }
     }
@@ -105,7 +102,6 @@ impl Stage {
             Stage::Caps => "cannot drop capabilities",
             Stage::Landlock => "cannot enforce Landlock",
             Stage::Seccomp => "cannot install seccomp filter",
-            Stage::Handshake => "notification fd hand-over failed",
         }
     }
 }

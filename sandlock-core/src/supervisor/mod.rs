@@ -20,6 +20,7 @@ mod net;
 mod notif;
 mod open;
 mod procs;
+mod send;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -154,9 +155,9 @@ impl Supervisor {
             libc::SYS_connect => net::connect(self, n),
             libc::SYS_bind => net::bind(self, n),
             libc::SYS_listen => net::listen(self, n),
-            libc::SYS_sendto => net::sendto(self, n),
-            libc::SYS_sendmsg => net::sendmsg(self, n),
-            libc::SYS_sendmmsg => net::sendmmsg(self, n),
+            libc::SYS_sendto => send::sendto(self, n),
+            libc::SYS_sendmsg => send::sendmsg(self, n),
+            libc::SYS_sendmmsg => send::sendmmsg(self, n),
             // A trap the supervisor does not know how to answer: deny.
             _ => Reply::Errno(libc::ENOSYS),
         }

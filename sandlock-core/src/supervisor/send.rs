@@ -1,0 +1,300 @@
+//! Sends with a destination (sendto, sendmsg, sendmmsg), performed by the
+//! supervisor from its own copy of the message: the address it decided on,
+//! the bytes, and the ancillary data (fds passed with SCM_RIGHTS become
+//! supervisor-owned duplicates). Nothing is handed back to the kernel to
+//! read from the workload's memory again.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Kind};
+use super::notif::{Notif, Reply};
+use super::Supervisor;
+
+/// Most ancillary data copied for one message.
+const MAX_CONTROL: usize = 64 * 1024;
+/// Kernel limit on iovecs and on messages per sendmmsg.
+const MAX_IOV: usize = 1024;
+/// Most bytes copied for one stream send; the workload sees a short write.
+const MAX_STREAM: usize = 1024 * 1024;
+/// Most bytes copied for one datagram; larger ones fail like the kernel's.
+const MAX_DGRAM: usize = 256 * 1024;
+/// One message to send: the supervisor's copies of its parts.
+struct Message {
+    name: Option<Vec<u8>>,
+    data: Vec<u8>,
+    control: Vec<u8>,
+    /// Duplicates of fds passed with SCM_RIGHTS, alive until sent.
+    _held: Vec<OwnedFd>,
+}
+
+/// What became of a send.
+enum Sent {
+    /// Sent now; this many bytes.
+    Now(usize),
+    /// The socket is blocking and its buffer is full: the send must wait.
+    WouldBlock(Message),
+}
+
+/// Decides `msg`'s destination and sends it without blocking.
+fn send_message(
+    sup: &Supervisor,
+    n: &Notif,
+    syscall: &str,
+    sock: &OwnedFd,
+    kind: Kind,
+    mut msg: Message,
+    flags: i32,
+) -> Result<Sent, Reply> {
+    let fastopen = flags & libc::MSG_FASTOPEN != 0;
+    if let Some(name) = msg.name.take() {
+        // A stream socket ignores the address unless MSG_FASTOPEN makes
+        // this send a connect.
+        msg.name = Some(if kind.stream() && !fastopen {
+            name
+        } else {
+            decide_dest(sup, n, syscall, kind, name)?
+        });
+    }
+    if kind.ty == libc::SOCK_DGRAM && msg.data.len() > MAX_DGRAM {
+        return Err(Reply::Errno(libc::EMSGSIZE));
+    }
+    let may_block = is_blocking(sock) && flags & libc::MSG_DONTWAIT == 0;
+    if may_block && fastopen && kind.stream() {
+        // A blocking fast-open send is a blocking connect with data: let a
+        // worker wait for the handshake as the workload asked.
+        return Ok(Sent::WouldBlock(msg));
+    }
+    match sendmsg_raw(sock, &mut msg, flags | libc::MSG_DONTWAIT) {
+        Ok(sent) => Ok(Sent::Now(sent)),
+        Err(e) if may_block && e.raw_os_error() == Some(libc::EAGAIN) => Ok(Sent::WouldBlock(msg)),
+        Err(e) => Err(send_error(n, &e, flags)),
+    }
+}
+
+/// The blocking send for [`Sent::WouldBlock`], run on a worker thread.
+fn send_blocking(n: &Notif, sock: &OwnedFd, mut msg: Message, flags: i32) -> Result<usize, Reply> {
+    sendmsg_raw(sock, &mut msg, flags).map_err(|e| send_error(n, &e, flags))
+}
+
+fn send_error(n: &Notif, e: &io::Error, flags: i32) -> Reply {
+    // The workload asked without MSG_NOSIGNAL: it gets its SIGPIPE.
+    if e.raw_os_error() == Some(libc::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: tkill with integers; a vanished thread just fails.
+        unsafe { libc::syscall(libc::SYS_tkill, n.pid, libc::SIGPIPE) };
+    }
+    Reply::from_io(e)
+}
+
+/// sendmsg(2) of the supervisor's copy. Never raises SIGPIPE in the
+/// supervisor.
+fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: msg.data.as_mut_ptr().cast(),
+        iov_len: msg.data.len(),
+    };
+    // SAFETY: msghdr is plain old data; every pointer set below refers to
+    // buffers owned by `msg` that outlive the sendmsg call.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    if let Some(name) = &mut msg.name {
+        hdr.msg_name = name.as_mut_ptr().cast();
+        hdr.msg_namelen = name.len() as u32;
+    }
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    if !msg.control.is_empty() {
+        hdr.msg_control = msg.control.as_mut_ptr().cast();
+        hdr.msg_controllen = msg.control.len();
+    }
+    // SAFETY: `hdr` is fully initialised as described above.
+    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &hdr, flags | libc::MSG_NOSIGNAL) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+/// Answers a single-message send: now, or from a worker once it can.
+fn finish_send(sup: &Arc<Supervisor>, n: &Notif, sock: OwnedFd, sent: Sent, flags: i32) -> Reply {
+    match sent {
+        Sent::Now(bytes) => Reply::Value(bytes as i64),
+        Sent::WouldBlock(msg) => {
+            sup.offload(n, move |n| match send_blocking(n, &sock, msg, flags) {
+                Ok(bytes) => Reply::Value(bytes as i64),
+                Err(r) => r,
+            })
+        }
+    }
+}
+
+fn data_cap(kind: Kind) -> usize {
+    if kind.stream() {
+        MAX_STREAM
+    } else {
+        MAX_DGRAM + 1
+    }
+}
+
+pub fn sendto(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
+    let run = || -> Result<Reply, Reply> {
+        let name = read_addr(n, n.arg(4), n.arg(5))?;
+        let (sock, kind) = dup_socket(n, n.int(0))?;
+        let len = (n.arg(2) as usize).min(data_cap(kind));
+        let data = n
+            .read(n.arg(1), len)
+            .map_err(|_| Reply::Errno(libc::EFAULT))?;
+        if !n.still_valid() {
+            return Ok(Reply::Done);
+        }
+        let msg = Message {
+            name: Some(name),
+            data,
+            control: Vec::new(),
+            _held: Vec::new(),
+        };
+        let sent = send_message(sup, n, "sendto", &sock, kind, msg, n.int(3))?;
+        Ok(finish_send(sup, n, sock, sent, n.int(3)))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+/// Reads a `struct msghdr` and everything it points to.
+fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
+    let efault = |_| Reply::Errno(libc::EFAULT);
+    let raw = n
+        .read(addr, std::mem::size_of::<libc::msghdr>())
+        .map_err(efault)?;
+    // SAFETY: `raw` holds exactly size_of::<msghdr>() bytes; read_unaligned
+    // copies them into a properly aligned local of plain old data.
+    let hdr: libc::msghdr = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+    let name = if hdr.msg_name.is_null() || hdr.msg_namelen == 0 {
+        None
+    } else {
+        Some(read_addr(n, hdr.msg_name as u64, hdr.msg_namelen as u64)?)
+    };
+    if hdr.msg_iovlen > MAX_IOV {
+        return Err(Reply::Errno(libc::EMSGSIZE));
+    }
+    let iov_size = std::mem::size_of::<libc::iovec>();
+    let iovs = n
+        .read(hdr.msg_iov as u64, hdr.msg_iovlen * iov_size)
+        .map_err(efault)?;
+    let cap = data_cap(kind);
+    let mut data = Vec::new();
+    for chunk in iovs.chunks_exact(iov_size) {
+        let base = u64::from_ne_bytes(chunk[..8].try_into().expect("8 bytes"));
+        let len = u64::from_ne_bytes(chunk[8..16].try_into().expect("8 bytes")) as usize;
+        let take = len.min(cap - data.len());
+        if take > 0 {
+            data.extend_from_slice(&n.read(base, take).map_err(efault)?);
+        }
+        if data.len() >= cap {
+            break;
+        }
+    }
+    let (control, held) = if hdr.msg_control.is_null() || hdr.msg_controllen == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        if hdr.msg_controllen > MAX_CONTROL {
+            return Err(Reply::Errno(libc::ENOBUFS));
+        }
+        let mut control = n
+            .read(hdr.msg_control as u64, hdr.msg_controllen)
+            .map_err(efault)?;
+        let held = translate_rights(n, &mut control)?;
+        (control, held)
+    };
+    Ok(Message {
+        name,
+        data,
+        control,
+        _held: held,
+    })
+}
+
+/// Replaces the workload's fd numbers in SCM_RIGHTS with duplicates the
+/// supervisor owns, so the right files travel.
+fn translate_rights(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Reply> {
+    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    let mut held = Vec::new();
+    let mut off = 0;
+    while off + HDR <= control.len() {
+        let len = usize::from_ne_bytes(control[off..off + 8].try_into().expect("8 bytes"));
+        let level = i32::from_ne_bytes(control[off + 8..off + 12].try_into().expect("4 bytes"));
+        let ty = i32::from_ne_bytes(control[off + 12..off + 16].try_into().expect("4 bytes"));
+        if len < HDR || off + len > control.len() {
+            return Err(Reply::Errno(libc::EINVAL));
+        }
+        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+            for at in (off + HDR..off + len)
+                .step_by(4)
+                .take_while(|a| a + 4 <= off + len)
+            {
+                let fd = i32::from_ne_bytes(control[at..at + 4].try_into().expect("4 bytes"));
+                let dup = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
+                control[at..at + 4].copy_from_slice(&dup.as_raw_fd().to_ne_bytes());
+                held.push(dup);
+            }
+        }
+        off += (len + 7) & !7;
+    }
+    Ok(held)
+}
+
+pub fn sendmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
+    let run = || -> Result<Reply, Reply> {
+        let (sock, kind) = dup_socket(n, n.int(0))?;
+        let msg = read_msghdr(n, n.arg(1), kind)?;
+        if !n.still_valid() {
+            return Ok(Reply::Done);
+        }
+        let sent = send_message(sup, n, "sendmsg", &sock, kind, msg, n.int(2))?;
+        Ok(finish_send(sup, n, sock, sent, n.int(2)))
+    };
+    run().unwrap_or_else(|r| r)
+}
+
+pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
+    let run = || -> Result<Reply, Reply> {
+        let (sock, kind) = dup_socket(n, n.int(0))?;
+        let (vec, vlen, flags) = (n.arg(1), (n.arg(2) as u32 as usize).min(MAX_IOV), n.int(3));
+        // struct mmsghdr: a msghdr, then the unsigned int msg_len (padded).
+        let stride = std::mem::size_of::<libc::mmsghdr>() as u64;
+        let len_off = std::mem::size_of::<libc::msghdr>() as u64;
+        let mut sent = 0usize;
+        for i in 0..vlen as u64 {
+            let entry = vec + i * stride;
+            let outcome = read_msghdr(n, entry, kind).and_then(|msg| {
+                if !n.still_valid() {
+                    return Err(Reply::Done);
+                }
+                send_message(sup, n, "sendmmsg", &sock, kind, msg, flags)
+            });
+            match outcome {
+                Ok(Sent::Now(bytes)) => {
+                    let _ = n.write(entry + len_off, &(bytes as u32).to_ne_bytes());
+                    sent += 1;
+                }
+                // Like the kernel: a full buffer after some messages ends
+                // the call with what was sent; before any, it waits.
+                Ok(Sent::WouldBlock(_)) if sent > 0 => break,
+                Ok(Sent::WouldBlock(msg)) => {
+                    return Ok(sup.offload(n, move |n| {
+                        match send_blocking(n, &sock, msg, flags) {
+                            Ok(bytes) => {
+                                let _ = n.write(entry + len_off, &(bytes as u32).to_ne_bytes());
+                                Reply::Value(1)
+                            }
+                            Err(r) => r,
+                        }
+                    }));
+                }
+                Err(r) if sent == 0 => return Err(r),
+                Err(_) => break,
+            }
+        }
+        Ok(Reply::Value(sent as i64))
+    };
+    run().unwrap_or_else(|r| r)
+}
