@@ -124,6 +124,20 @@ impl Sandbox {
         ruleset
             .allow(&tmpdir.0, true)
             .map_err(|e| Error::setup("landlock rule for the temp dir", e))?;
+        // Where the workload can create or replace names, spelled both as
+        // granted and as resolved (a grant may be a symlink).
+        let mut writable: Vec<PathBuf> = grants
+            .write
+            .iter()
+            .chain(std::iter::once(&tmpdir.0))
+            .cloned()
+            .collect();
+        writable.extend(
+            writable
+                .clone()
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok()),
+        );
         let envp = self.environment(&tmpdir.0);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let prepared = Prepared {
@@ -172,6 +186,7 @@ impl Sandbox {
         let cfg = SupervisorParts {
             egress,
             files,
+            writable,
             reporter,
             inet: spec.inet,
             udp: spec.udp,
@@ -214,6 +229,7 @@ impl Sandbox {
 struct SupervisorParts {
     egress: Egress,
     files: Vec<VirtualFile>,
+    writable: Vec<PathBuf>,
     reporter: Reporter,
     inet: bool,
     udp: bool,
@@ -358,6 +374,7 @@ fn wait(
                     udp: p.udp,
                     abstract_unix_scoped: launch::abi_version() >= 6,
                     files: p.files,
+                    writable: p.writable,
                     reporter: p.reporter,
                 };
                 idle_listener = Some(cfg);

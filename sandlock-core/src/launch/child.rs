@@ -1,17 +1,41 @@
 //! The workload's last steps before exec, in the order that keeps every
 //! window closed: die with the reaper, drop capabilities, no_new_privs,
-//! Landlock, seccomp, hand the listener to the supervisor, wait for its
-//! go-ahead, close every stray fd, exec. A failing step exits 125 after
-//! reporting; nothing runs unconfined.
+//! Landlock, seccomp, report the listener, mark every stray fd
+//! close-on-exec, exec. A failing step exits 125 after reporting; nothing
+//! runs unconfined.
+//!
+//! This code runs in a `CLONE_VM | CLONE_VFORK` child of the reaper: it
+//! shares the reaper's memory (the reaper is suspended until exec), so it
+//! must not allocate, free, or return. Everything it needs was prepared
+//! by the reaper in [`Launch`].
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::unistd::Pid;
 
 use super::{Prepared, Report, Stage};
 
-pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
-    let rep = report.as_raw_fd();
+/// What the child reads, prepared by the reaper before the clone.
+pub(super) struct Launch<'a> {
+    pub prepared: &'a Prepared,
+    pub reaper: Pid,
+    pub report: RawFd,
+    /// NULL-terminated argv and envp pointer arrays into `prepared`.
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+}
+
+/// The clone entry point. `arg` points to a [`Launch`].
+pub(super) extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the reaper passes a pointer to a Launch that outlives the
+    // child's use of it (the reaper is suspended until exec or exit).
+    let launch = unsafe { &*(arg as *const Launch<'_>) };
+    run(launch)
+}
+
+fn run(l: &Launch<'_>) -> ! {
+    let p = l.prepared;
+    let (rep, reaper) = (l.report, l.reaper);
     let fail = |stage: Stage, errno: i32| -> ! {
         Report::SetupFailed(stage, errno).send(rep);
         // SAFETY: terminate without running inherited atexit handlers.
@@ -56,8 +80,7 @@ pub(super) fn run(p: Prepared, reaper: Pid, report: OwnedFd) -> ! {
     // exec) keeps it for the supervisor.
     Report::NotifyFd(listener).send(rep);
     close_strays_on_exec();
-    let argv = ptrs(&p.argv);
-    let envp = ptrs(&p.envp);
+    let (argv, envp) = (&l.argv, &l.envp);
     // Like execvp: a candidate that is missing or not executable here
     // yields to the next; EACCES is remembered as the more telling error.
     let mut e = libc::ENOENT;
@@ -91,7 +114,8 @@ fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-fn ptrs(v: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+/// A NULL-terminated array of pointers to `v`'s strings.
+pub(super) fn ptrs(v: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
     v.iter()
         .map(|s| s.as_ptr())
         .chain(std::iter::once(std::ptr::null()))

@@ -35,22 +35,31 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     // seccomp listener it creates stays in the reaper's table after exec
     // has closed the workload's copy (the listener is close-on-exec). The
     // supervisor takes it from here with pidfd_getfd, and the workload
-    // never waits for that hand-over.
-    // SAFETY: clone without CLONE_VM behaves like fork: the child runs on
-    // a copy of this single-threaded process.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_FILES | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+    // never waits for that hand-over. It also shares the reaper's memory
+    // until exec (vfork semantics), which spares copying the page tables.
+    let launch = child::Launch {
+        prepared: &prepared,
+        reaper: me,
+        report: report.as_raw_fd(),
+        argv: child::ptrs(&prepared.argv),
+        envp: child::ptrs(&prepared.envp),
+    };
+    let pid = match ChildStack::new() {
+        // SAFETY: `entry` runs on its own stack and only reads `launch`,
+        // which lives until this call returns; CLONE_VFORK keeps the reaper
+        // suspended until the child has exec'd or exited.
+        Ok(stack) => unsafe {
+            libc::clone(
+                child::entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD,
+                &launch as *const child::Launch<'_> as *mut libc::c_void,
+            )
+        },
+        Err(_) => -1,
     };
     let workload = match pid {
-        0 => child::run(prepared, me, report),
-        p if p > 0 => Pid::from_raw(p as i32),
+        p if p > 0 => Pid::from_raw(p),
         _ => {
             Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw())
                 .send(report.as_raw_fd());
@@ -88,6 +97,42 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     }
 }
 
+/// The workload's stack until exec: an anonymous mapping with a guard
+/// page at the bottom.
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+const STACK_SIZE: usize = 256 * 1024;
+
+impl ChildStack {
+    fn new() -> std::io::Result<ChildStack> {
+        // SAFETY: a fresh private anonymous mapping; nothing aliases it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of our own mapping becomes the guard.
+        unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) };
+        Ok(ChildStack { base })
+    }
+
+    /// The initial stack pointer (stacks grow down), 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping, as clone expects.
+        unsafe { self.base.cast::<u8>().add(STACK_SIZE).cast() }
+    }
+}
+
 /// Reaps every exited child; returns the workload's raw status once it
 /// has exited.
 fn reap(workload: Pid) -> Option<i32> {
@@ -111,6 +156,13 @@ fn reap(workload: Pid) -> Option<i32> {
 fn kill_tree(me: Pid) {
     let path = format!("/proc/self/task/{}/children", me.as_raw());
     loop {
+        // The common case, a workload that left nothing behind, ends here
+        // without reading procfs.
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Err(nix::errno::Errno::ECHILD) => return,
+            Ok(WaitStatus::StillAlive) => {}
+            _ => continue,
+        }
         let listed = std::fs::read_to_string(&path).unwrap_or_default();
         for pid in listed
             .split_whitespace()

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use self::notif::{Notif, Reply};
-pub use self::open::VirtualFile;
+pub use self::open::{NotVirtualCache, VirtualFile};
 use crate::audit::Reporter;
 use crate::network::Egress;
 use crate::sys;
@@ -47,6 +47,7 @@ pub struct Supervisor {
     udp: bool,
     abstract_unix_scoped: bool,
     files: Vec<VirtualFile>,
+    not_virtual: NotVirtualCache,
     reporter: Reporter,
     offloaded: AtomicUsize,
     procs: Arc<procs::ProcCache>,
@@ -67,6 +68,9 @@ pub struct Config {
     pub abstract_unix_scoped: bool,
     /// Files served from memory.
     pub files: Vec<VirtualFile>,
+    /// Everything the workload may write (the roots of its write grants):
+    /// paths below them can change how they resolve.
+    pub writable: Vec<std::path::PathBuf>,
     /// Where decisions are reported.
     pub reporter: Reporter,
 }
@@ -84,6 +88,7 @@ impl Supervisor {
             udp: cfg.udp,
             abstract_unix_scoped: cfg.abstract_unix_scoped,
             files: cfg.files,
+            not_virtual: NotVirtualCache::new(&cfg.writable),
             reporter: cfg.reporter,
             offloaded: AtomicUsize::new(0),
             procs: Arc::default(),

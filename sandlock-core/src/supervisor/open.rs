@@ -9,11 +9,13 @@
 //! answered CONTINUE: Landlock decides it, and a path swapped after this
 //! check can only make the workload open a real file Landlock allows.
 
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use super::notif::{Notif, Reply};
 use super::Supervisor;
@@ -115,6 +117,71 @@ fn decode(n: &Notif) -> io::Result<OpenCall> {
     })
 }
 
+/// Absolute paths already found not to name any virtual file, for paths
+/// whose resolution the workload cannot change: nothing along them is
+/// writable in the sandbox, and they have no `..`, `.`, `//` or procfs
+/// magic. Repeated opens of such paths (headers, libraries, the same
+/// config file from many processes) skip the `fstatat`. A path that later
+/// comes to name `/etc/hosts` by the host's doing would keep reaching the
+/// real file, which the system view grants anyway.
+pub struct NotVirtualCache {
+    writable: Vec<Vec<u8>>,
+    seen: Mutex<HashSet<Vec<u8>>>,
+}
+
+/// Entries kept before the cache starts over.
+const CACHE_CAPACITY: usize = 8192;
+
+impl NotVirtualCache {
+    /// A cache that never holds paths under `writable`.
+    pub fn new(writable: &[PathBuf]) -> NotVirtualCache {
+        NotVirtualCache {
+            writable: writable
+                .iter()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .collect(),
+            seen: Mutex::default(),
+        }
+    }
+
+    /// The cache key for `path`, or `None` when its resolution could
+    /// change under the workload.
+    fn key(&self, call: &OpenCall, path: &[u8]) -> Option<Vec<u8>> {
+        if call.resolve != 0 || path.first() != Some(&b'/') || path.len() > 1024 {
+            return None;
+        }
+        let unstable = |c: &[u8]| c.is_empty() || c == b"." || c == b"..";
+        if path[1..].split(|&b| b == b'/').any(unstable)
+            || path.starts_with(b"/proc/")
+            || path.starts_with(b"/dev/fd/")
+        {
+            return None;
+        }
+        let under =
+            |w: &Vec<u8>| path.starts_with(w) && (path.len() == w.len() || path[w.len()] == b'/');
+        if self.writable.iter().any(under) {
+            return None;
+        }
+        let mut key = Vec::with_capacity(path.len() + 1);
+        key.push((call.flags & libc::O_NOFOLLOW != 0) as u8);
+        key.extend_from_slice(path);
+        Some(key)
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.seen.lock().is_ok_and(|s| s.contains(key))
+    }
+
+    fn insert(&self, key: Vec<u8>) {
+        if let Ok(mut s) = self.seen.lock() {
+            if s.len() >= CACHE_CAPACITY {
+                s.clear();
+            }
+            s.insert(key);
+        }
+    }
+}
+
 pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     if sup.files.is_empty() {
         return Reply::Continue;
@@ -131,7 +198,14 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
         Ok(p) => p,
         Err(e) => return Reply::from_io(&e),
     };
+    let key = sup.not_virtual.key(&call, &path);
+    if key.as_deref().is_some_and(|k| sup.not_virtual.contains(k)) {
+        return Reply::Continue;
+    }
     let Some(file) = sup.files.iter().find(|f| names_file(n, &call, &path, f)) else {
+        if let Some(k) = key {
+            sup.not_virtual.insert(k);
+        }
         return Reply::Continue;
     };
     match file.open_fresh() {
