@@ -22,20 +22,14 @@ const MAX_ADDR: usize = 128;
 /// What kind of socket an fd is, read from the supervisor's duplicate.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kind {
-    pub(super) domain: i32,
     pub(super) ty: i32,
 }
 
 impl Kind {
     pub(super) fn of(sock: &OwnedFd) -> io::Result<Kind> {
         Ok(Kind {
-            domain: sockopt(sock, libc::SO_DOMAIN)?,
             ty: sockopt(sock, libc::SO_TYPE)?,
         })
-    }
-
-    fn inet(self) -> bool {
-        self.domain == libc::AF_INET || self.domain == libc::AF_INET6
     }
 
     pub(super) fn stream(self) -> bool {
@@ -205,7 +199,9 @@ pub(super) fn decide_dest(
     addr: Vec<u8>,
 ) -> Result<Vec<u8>, Reply> {
     match SockAddr::decode(&addr) {
-        SockAddr::Inet(dest) if kind.inet() => {
+        // The address family stands for the socket's: the kernel refuses
+        // an address of another family than the socket's.
+        SockAddr::Inet(dest) => {
             let Some(proto) = kind.proto() else {
                 report(
                     sup,
@@ -238,9 +234,7 @@ pub(super) fn decide_dest(
                 }
             }
         }
-        SockAddr::Unix(path) if kind.domain == libc::AF_UNIX => {
-            unix_dest(sup, n, syscall, &path).map(|p| p.unwrap_or(addr))
-        }
+        SockAddr::Unix(path) => unix_dest(sup, n, syscall, &path).map(|p| p.unwrap_or(addr)),
         // Everything else is handed to the kernel as is; it rejects a
         // family that does not match the socket.
         _ => Ok(addr),
@@ -384,7 +378,7 @@ fn wait_connected(sock: &OwnedFd, remaining: Option<Duration>, n: &Notif) -> Rep
             return Reply::Errno(libc::EINPROGRESS);
         }
         // The workload died or gave up: stop waiting on its behalf.
-        if !n.still_valid() {
+        if !n.pending() {
             return Reply::Done;
         }
     }
@@ -456,8 +450,12 @@ pub fn bind(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 
 pub fn listen(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
-        let (sock, kind) = dup_socket(n, n.int(0))?;
-        if kind.inet() {
+        let (sock, _) = dup_socket(n, n.int(0))?;
+        if !n.still_valid() {
+            return Ok(Reply::Done);
+        }
+        let domain = sockopt(&sock, libc::SO_DOMAIN).map_err(|e| Reply::from_io(&e))?;
+        if domain == libc::AF_INET || domain == libc::AF_INET6 {
             let port = local_port(&sock).map_err(|e| Reply::from_io(&e))?;
             if let Decision::Deny(why) = sup.egress.check_bind(port) {
                 report(

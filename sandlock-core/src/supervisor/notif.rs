@@ -1,6 +1,7 @@
 //! One trapped syscall: its arguments, the workload's memory behind them,
 //! and the answer.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
@@ -37,6 +38,9 @@ impl Reply {
 pub struct Notif {
     fd: RawFd,
     procs: Arc<ProcCache>,
+    /// Set when a duplicate came through a freshly opened pidfd: only then
+    /// can the notifying thread be in doubt (see `ProcCache::dup_fd`).
+    fresh_pidfd: Cell<bool>,
     /// Notification id.
     pub id: u64,
     /// The thread that made the call.
@@ -50,6 +54,7 @@ impl Notif {
         Notif {
             fd,
             procs: Arc::clone(procs),
+            fresh_pidfd: Cell::new(false),
             id: req.id,
             pid: req.pid as i32,
             nr: req.data.nr as i64,
@@ -133,15 +138,29 @@ impl Notif {
         }
     }
 
-    /// True while the notification is still pending: the memory just read
-    /// belonged to the task that is still waiting for this answer.
+    /// True while the notification is still pending, so the fds duplicated
+    /// so far came from the thread that is waiting for this answer. Asks
+    /// the kernel only when a duplicate went through a fresh pidfd; a
+    /// cached pidfd that worked already proves it (see `ProcCache::dup_fd`).
+    /// Whatever the answer, actions use only bytes the supervisor read and
+    /// checked itself.
     pub fn still_valid(&self) -> bool {
+        !self.fresh_pidfd.get() || self.pending()
+    }
+
+    /// Asks the kernel whether the notification is still pending (the
+    /// thread alive and still in the syscall).
+    pub fn pending(&self) -> bool {
         sys::notif::id_valid(self.fd, self.id)
     }
 
     /// Duplicates the workload's fd `fd` into the supervisor.
     pub fn dup_fd(&self, fd: i32) -> io::Result<OwnedFd> {
-        self.procs.dup_fd(self.pid, fd)
+        let (dup, fresh) = self.procs.dup_fd(self.pid, fd)?;
+        if fresh {
+            self.fresh_pidfd.set(true);
+        }
+        Ok(dup)
     }
 
     /// Installs `src` in the workload and answers with its number.

@@ -50,16 +50,23 @@ fn get_or_open<T>(
 }
 
 impl ProcCache {
-    /// Duplicates fd `fd` of thread `tid`'s process.
-    pub fn dup_fd(&self, tid: i32, fd: RawFd) -> io::Result<OwnedFd> {
-        let pidfd = get_or_open(&self.pidfds, tid, false, || open_pidfd(tid))?;
-        match sys::pidfd_getfd(pidfd.as_fd(), fd) {
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                let pidfd = get_or_open(&self.pidfds, tid, true, || open_pidfd(tid))?;
-                sys::pidfd_getfd(pidfd.as_fd(), fd)
+    /// Duplicates fd `fd` of thread `tid`'s process. The flag is true when
+    /// the duplicate came through a pidfd opened just now rather than one
+    /// that was cached: a cached pidfd that still works names a thread
+    /// that has been alive, with this tid, since it was cached, so it is
+    /// the notifying thread; a fresh one may name a thread that reused
+    /// the tid, and the caller must check the notification is still
+    /// pending.
+    pub fn dup_fd(&self, tid: i32, fd: RawFd) -> io::Result<(OwnedFd, bool)> {
+        let cached = self.pidfds.lock().ok().and_then(|m| m.get(&tid).cloned());
+        if let Some(pidfd) = cached {
+            match sys::pidfd_getfd(pidfd.as_fd(), fd) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                other => return other.map(|dup| (dup, false)),
             }
-            other => other,
         }
+        let pidfd = get_or_open(&self.pidfds, tid, true, || open_pidfd(tid))?;
+        sys::pidfd_getfd(pidfd.as_fd(), fd).map(|dup| (dup, true))
     }
 
     /// Reads up to `buf.len()` bytes at `addr` in thread `tid`'s address
