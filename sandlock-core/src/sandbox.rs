@@ -178,8 +178,13 @@ impl Sandbox {
         for s in FORWARDED {
             mask.add(*s);
         }
-        mask.thread_block()
+        // Forwarded signals are read from a signalfd while the workload
+        // runs; the caller's mask comes back when the run ends (the library
+        // may be called from a program that wants its Ctrl-C back).
+        let old_mask = mask
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
             .map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
+        let _restore = RestoreMask(old_mask);
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
@@ -199,9 +204,13 @@ impl Sandbox {
             let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
             let _ = nix::sys::wait::waitpid(spawned.reaper, None);
         }
-        // On success the reaper reported only after the tree was gone, and
-        // is exiting on its own.
         let _ = std::fs::remove_dir_all(&tmp_path);
+        if result.is_ok() {
+            // The reaper reported only after the tree was gone and exits
+            // right after; by now it is normally a zombie. Reap it: the
+            // library may run many sandboxes in one process.
+            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        }
         result
     }
 
@@ -465,6 +474,15 @@ fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CStr
         return Err(not_found());
     }
     Ok(found)
+}
+
+/// Puts a signal mask back on drop.
+struct RestoreMask(SigSet);
+
+impl Drop for RestoreMask {
+    fn drop(&mut self) {
+        let _ = self.0.thread_set_mask();
+    }
 }
 
 /// The private temp dir, removed on drop until the reaper takes it over.
