@@ -75,6 +75,7 @@ impl Sandbox {
             });
         };
         let net = &self.policy.net;
+        check_inherited_stdio(net)?;
         let pinned = Pinned::resolve(net)?;
         let egress = Egress::new(net, &pinned);
         let reporter = Reporter::new(
@@ -138,6 +139,7 @@ impl Sandbox {
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok()),
         );
+        let kernel_denies_tcp = ruleset.tcp_guard();
         let envp = self.environment(&tmpdir.0);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let prepared = Prepared {
@@ -190,6 +192,7 @@ impl Sandbox {
 
         let cfg = SupervisorParts {
             egress,
+            kernel_denies_tcp,
             files,
             writable,
             reporter,
@@ -237,6 +240,7 @@ impl Sandbox {
 
 struct SupervisorParts {
     egress: Egress,
+    kernel_denies_tcp: bool,
     files: Vec<VirtualFile>,
     writable: Vec<PathBuf>,
     reporter: Reporter,
@@ -382,6 +386,7 @@ fn wait(
                     inet: p.inet,
                     udp: p.udp,
                     abstract_unix_scoped: launch::abi_version() >= 6,
+                    kernel_denies_tcp: p.kernel_denies_tcp,
                     files: p.files,
                     writable: p.writable,
                     reporter: p.reporter,
@@ -474,6 +479,75 @@ fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CStr
         return Err(not_found());
     }
     Ok(found)
+}
+
+/// The workload inherits stdin, stdout and stderr. An inet socket there
+/// could carry traffic the supervisor never sees: a datagram socket can be
+/// sent through with an address the filter does not trap (unless a udp://
+/// rule makes every sendmsg trap), and on old kernels an unconnected
+/// stream socket could be connected unseen. Refuse both up front; a
+/// connected or listening stream socket is fine.
+fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()> {
+    let udp = net.udp_enabled();
+    // An unconnected stream socket is only a risk where neither the
+    // supervisor (a network policy traps every connect) nor Landlock (ABI 4
+    // refuses the workload's own TCP connects) would stop a connect.
+    let stream_risk = !net.inet_enabled() && launch::abi_version() < 4;
+    const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
+    let opt = |fd: i32, opt: i32| -> Option<i32> {
+        let mut v: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    for (fd, name) in NAMES.iter().enumerate() {
+        let fd = fd as i32;
+        let (Some(domain), Some(ty)) = (opt(fd, libc::SO_DOMAIN), opt(fd, libc::SO_TYPE)) else {
+            continue;
+        };
+        if domain != libc::AF_INET && domain != libc::AF_INET6 {
+            continue;
+        }
+        let refuse = |why: &str| {
+            Err(Error::setup(
+                format!("{name} is an inet socket"),
+                std::io::Error::other(why.to_string()),
+            ))
+        };
+        match ty {
+            libc::SOCK_STREAM => {
+                // SAFETY: sockaddr_storage is plain old data; getpeername
+                // writes at most `len` bytes into it.
+                let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                let connected = unsafe {
+                    libc::getpeername(
+                        fd,
+                        (&mut ss as *mut libc::sockaddr_storage).cast(),
+                        &mut len,
+                    )
+                } == 0;
+                if stream_risk && !connected && opt(fd, libc::SO_ACCEPTCONN) != Some(1) {
+                    return refuse("it is not connected, and the workload could connect it unseen");
+                }
+            }
+            libc::SOCK_DGRAM if udp => {}
+            libc::SOCK_DGRAM => return refuse(
+                "a datagram socket could send unseen; add a udp:// --net-allow rule to police it",
+            ),
+            _ => return refuse("raw and other inet sockets are never passed to a workload"),
+        }
+    }
+    Ok(())
 }
 
 /// Puts a signal mask back on drop.

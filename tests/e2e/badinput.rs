@@ -154,3 +154,38 @@ fn nonexistent_cwd_is_setup_failure() {
     out.expect_code(125);
     assert!(out.stderr.contains("--cwd"), "{}", out.dump());
 }
+
+#[test]
+fn inherited_udp_socket_on_stdin_is_refused() {
+    use std::os::fd::OwnedFd;
+    use std::process::Stdio;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/true"]);
+        let fd: OwnedFd = udp.try_clone().unwrap().into();
+        Ctx::invoker()
+            .command(args)
+            .stdin(Stdio::from(fd))
+            .output()
+            .unwrap()
+    };
+    // The attack surface: a datagram socket the workload could sendmsg()
+    // through with an address the filter never sees.
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("stdin is an inet socket") && stderr.contains("udp://"),
+        "{stderr}"
+    );
+    // Twin: with a udp:// rule every sendmsg traps, so the same stdin is fine.
+    let out = run(&["--net-allow", "udp://127.0.0.1:9"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

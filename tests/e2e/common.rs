@@ -481,6 +481,7 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("sysprobe", &[]),
     ("sendprobe", &[]),
     ("toctou", &["-pthread"]),
+    ("familyflip", &["-pthread"]),
     ("hello", &[]),
     ("hostsprobe", &[]),
     ("staticprobe", &["-static"]),

@@ -402,6 +402,70 @@ both!(toctou_sockaddr_flip_never_reaches_denied_tcp, |ctx| {
     );
 });
 
+both!(toctou_family_flip_never_reaches_denied_tcp, |ctx| {
+    // The attack: the address flips between a unix path (which sandlock may
+    // leave to the kernel) and a denied inet address.
+    let denied = TcpServer::start("127.0.0.1");
+    let allowed = TcpServer::start("127.0.0.1");
+    let rule = format!("127.0.0.1:{}", allowed.port());
+    let n = TOCTOU_ITERATIONS.to_string();
+    let out = run_cmd(
+        ctx.command(fixture_args(
+            &["-q", "--net-allow", &rule],
+            "familyflip",
+            &["127.0.0.1", &denied.port_s(), &n],
+        )),
+        None,
+        Duration::from_secs(90),
+    );
+    out.expect_code(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ok="))
+        .unwrap_or_else(|| panic!("{}", out.dump()));
+    let counts: Vec<u64> = line
+        .split_whitespace()
+        .map(|p| p.split('=').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let (ok, eacces, afnosupport, other) = (counts[0], counts[1], counts[2], counts[3]);
+    assert_eq!(
+        ok + eacces + afnosupport + other,
+        TOCTOU_ITERATIONS,
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        (ok, other),
+        (0, 0),
+        "a connect got through or failed oddly\n{}",
+        out.dump()
+    );
+    assert!(
+        afnosupport > 0 && eacces > 0,
+        "both spellings must have been tried\n{}",
+        out.dump()
+    );
+    assert_eq!(
+        denied.accepted(),
+        0,
+        "denied listener accepted\n{}",
+        out.dump()
+    );
+    // Twin without the attack: the same sandbox reaches the allowed port.
+    let out = ctx.sl(probe_args(
+        &["--net-allow", &rule],
+        &[&format!("tcp4,127.0.0.1,{}", allowed.port())],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe("tcp4"),
+        Ok(allowed.payload.clone()),
+        "{}",
+        out.dump()
+    );
+});
+
 both!(toctou_sockaddr_flip_never_reaches_denied_udp, |ctx| {
     let allowed = UdpServer::start("127.0.0.1");
     let denied = UdpServer::start("127.0.0.1");

@@ -8,7 +8,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use landlock::{Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope, ABI};
+use landlock::{
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope, ABI,
+};
 
 use crate::policy::{fs as fspol, FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 use crate::{Error, Result};
@@ -202,6 +204,7 @@ fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) {
 /// the directory listing instead of an extra stat.
 pub struct LandlockRuleset {
     fd: OwnedFd,
+    tcp_guard: bool,
     read: u64,
     write: u64,
     read_dir: u64,
@@ -236,6 +239,16 @@ impl LandlockRuleset {
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(AccessFs::from_all(abi))
             .map_err(map)?;
+        if version >= 4 {
+            // TCP bind and connect are handled with no rule at all: the
+            // workload can never bind or connect a TCP socket itself. Every
+            // one it asks for is performed by the supervisor (which Landlock
+            // does not confine), so a socket or address swapped in after the
+            // supervisor's check meets the kernel's refusal.
+            ruleset = ruleset
+                .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+                .map_err(map)?;
+        }
         if version >= 6 {
             // Signals and abstract unix sockets may not cross the sandbox's
             // boundary: the workload can neither kill its supervisor nor
@@ -250,6 +263,7 @@ impl LandlockRuleset {
             fd.ok_or_else(|| Error::Unsupported("Landlock ruleset could not be created".into()))?;
         Ok(LandlockRuleset {
             fd,
+            tcp_guard: version >= 4,
             read: AccessFs::from_read(abi).bits(),
             write: AccessFs::from_all(abi).bits(),
             read_dir: landlock::BitFlags::<AccessFs>::from(AccessFs::ReadDir).bits(),
@@ -348,6 +362,12 @@ impl LandlockRuleset {
             self.add(&fd, self.read_dir).map_err(ctx)?;
         }
         Ok(())
+    }
+
+    /// True when the kernel itself refuses the workload's own TCP binds
+    /// and connects (Landlock ABI 4).
+    pub fn tcp_guard(&self) -> bool {
+        self.tcp_guard
     }
 
     /// The ruleset fd, for `landlock_restrict_self` in the child.

@@ -46,6 +46,7 @@ pub struct Supervisor {
     inet: bool,
     udp: bool,
     abstract_unix_scoped: bool,
+    kernel_denies_tcp: bool,
     files: Vec<VirtualFile>,
     not_virtual: NotVirtualCache,
     reporter: Reporter,
@@ -66,6 +67,9 @@ pub struct Config {
     /// Landlock keeps abstract unix sockets inside the sandbox, so the
     /// supervisor must not connect to one on the workload's behalf.
     pub abstract_unix_scoped: bool,
+    /// Landlock refuses the workload's own TCP binds and connects, so a
+    /// connect that is not inet can be left to the kernel (see `net.rs`).
+    pub kernel_denies_tcp: bool,
     /// Files served from memory.
     pub files: Vec<VirtualFile>,
     /// Everything the workload may write (the roots of its write grants):
@@ -87,6 +91,7 @@ impl Supervisor {
             inet: cfg.inet,
             udp: cfg.udp,
             abstract_unix_scoped: cfg.abstract_unix_scoped,
+            kernel_denies_tcp: cfg.kernel_denies_tcp,
             files: cfg.files,
             not_virtual: NotVirtualCache::new(&cfg.writable),
             reporter: cfg.reporter,

@@ -292,6 +292,9 @@ fn unix_dest(
 pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let addr = read_addr(n, n.arg(1), n.arg(2))?;
+        if kernel_may_decide(sup, &addr) {
+            return Ok(Reply::Continue);
+        }
         let (sock, kind) = dup_socket(n, n.int(0))?;
         if !n.still_valid() {
             return Ok(Reply::Done);
@@ -303,6 +306,21 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         Ok(raw_connect(&sock, &addr))
     };
     run().unwrap_or_else(|r| r)
+}
+
+/// A connect whose address is not inet (a unix path, an abstract name,
+/// AF_UNSPEC, netlink) may run in the workload itself, with the kernel's
+/// own semantics (the workload's credentials, cwd and Landlock scopes),
+/// when nothing can turn it into egress: Landlock refuses the workload's
+/// own TCP connects, and no UDP socket can exist without a udp:// rule. A
+/// socket or address swapped in after this check then fails in the kernel.
+fn kernel_may_decide(sup: &Supervisor, addr: &[u8]) -> bool {
+    sup.kernel_denies_tcp
+        && !sup.udp
+        && !matches!(
+            SockAddr::decode(addr),
+            SockAddr::Inet(_) | SockAddr::Malformed
+        )
 }
 
 fn raw_connect(sock: &OwnedFd, addr: &[u8]) -> Reply {
