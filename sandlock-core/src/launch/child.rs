@@ -1,6 +1,7 @@
 //! The workload's last steps before exec, in the order that keeps every
-//! window closed: die with the reaper, drop capabilities, no_new_privs,
-//! Landlock, seccomp, report the listener, mark every stray fd
+//! window closed: die with the reaper, drop capabilities, wait until the
+//! supervisor has finished the ruleset, no_new_privs, Landlock, seccomp,
+//! report the listener, mark every stray fd
 //! close-on-exec, exec. A failing step exits 125 after reporting; nothing
 //! runs unconfined.
 //!
@@ -59,6 +60,13 @@ fn run(l: &Launch<'_>) -> ! {
         if let Err(e) = drop_capabilities() {
             fail(Stage::Caps, e);
         }
+    }
+    // The supervisor finishes the ruleset while this process starts; wait
+    // for it before enforcing. EOF means it failed or died: never go on.
+    let mut ready = 0u8;
+    // SAFETY: reads one byte into a local.
+    if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut ready as *mut u8).cast(), 1) } != 1 {
+        fail(Stage::Landlock, libc::ECANCELED);
     }
     // SAFETY: integer prctl.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {

@@ -370,9 +370,11 @@ impl LandlockRuleset {
         self.tcp_guard
     }
 
-    /// The ruleset fd, for `landlock_restrict_self` in the child.
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
+    /// Another fd for the same ruleset, for `landlock_restrict_self` in
+    /// the child: rules added through this one after the fork are seen
+    /// through that one (the ruleset is one kernel object).
+    pub fn share(&self) -> io::Result<OwnedFd> {
+        self.fd.try_clone()
     }
 }
 

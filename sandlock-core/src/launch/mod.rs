@@ -8,9 +8,11 @@
 //!        └─ workload: pdeathsig, caps dropped, no_new_privs, Landlock, seccomp, exec
 //! ```
 //!
-//! Everything that allocates (BPF, Landlock ruleset, argv/envp, paths) is
-//! prepared before the first fork, while the supervisor is still
-//! single-threaded. The reaper outlives a SIGKILLed supervisor just long
+//! Everything the child needs in memory (BPF, argv/envp, paths, the
+//! ruleset fd) is prepared before the first fork, while the supervisor is
+//! still single-threaded. The rules themselves go into the ruleset while
+//! the reaper and the workload start: the workload waits for a byte on
+//! `rules_ready` before it enforces them. The reaper outlives a SIGKILLed supervisor just long
 //! enough to kill the whole workload tree and remove the private temp dir.
 //! This module must never let the workload exec before the supervisor holds
 //! the notification fd, and never exec unconfined when a step fails.
@@ -28,7 +30,7 @@ use std::path::PathBuf;
 
 use nix::unistd::{fork, ForkResult, Pid};
 
-pub use self::landlock::{abi_version, grants, LandlockRuleset};
+pub use self::landlock::{abi_version, grants, Grants, LandlockRuleset};
 use crate::{Error, Result};
 
 /// Everything the child needs, allocated before fork.
@@ -41,8 +43,13 @@ pub struct Prepared {
     pub envp: Vec<CString>,
     /// Working directory to enter before exec.
     pub cwd: Option<CString>,
-    /// The Landlock ruleset to enforce.
+    /// The Landlock ruleset to enforce. The supervisor may still be adding
+    /// rules to it when the workload starts; see `rules_ready`.
     pub ruleset: OwnedFd,
+    /// Read end of a pipe: the supervisor writes one byte once every rule
+    /// is in the ruleset. The workload waits for it before enforcing; EOF
+    /// (the supervisor failed or died) aborts the launch.
+    pub rules_ready: OwnedFd,
     /// The seccomp program.
     pub bpf: Vec<libc::sock_filter>,
     /// Drop every capability before exec.
@@ -178,8 +185,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Forks the reaper, which forks the workload. Must be called while the
-/// calling process is single-threaded.
-pub fn spawn(prepared: Prepared) -> Result<Spawned> {
+/// calling process is single-threaded. `supervisor_only` is an fd of the
+/// supervisor's (the write end of `rules_ready`) that the reaper and the
+/// workload must not keep, or EOF could never reach the workload.
+pub fn spawn(prepared: Prepared, supervisor_only: std::os::fd::RawFd) -> Result<Spawned> {
     let (report_rd, report_wr) = pipe()?;
     let supervisor = nix::unistd::getpid();
     // SAFETY: the supervisor is single-threaded here (documented contract
@@ -187,6 +196,8 @@ pub fn spawn(prepared: Prepared) -> Result<Spawned> {
     match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
         ForkResult::Child => {
             drop(report_rd);
+            // SAFETY: closing our copy of an fd the supervisor keeps.
+            unsafe { libc::close(supervisor_only) };
             reaper::run(prepared, supervisor, report_wr)
         }
         ForkResult::Parent { child } => {

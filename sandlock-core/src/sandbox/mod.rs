@@ -1,0 +1,238 @@
+//! A sandbox run from start to exit status: prepare (everything that
+//! allocates), launch, supervise, wait.
+//!
+//! `prepare` turns the policy into what the child needs; `wait` is the
+//! supervisor's main loop until the workload's exit status arrives.
+
+mod prepare;
+mod wait;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::audit::Reporter;
+use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
+use crate::network::{Egress, Pinned};
+use crate::supervisor::VirtualFile;
+use crate::{Error, Policy, Result};
+
+use self::prepare::{
+    check_inherited_stdio, cstring, exec_candidates, finish_ruleset, new_tmp_name,
+};
+use self::wait::{wait, RestoreMask};
+
+/// How the workload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitOutcome {
+    /// It exited with this code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+    /// `--timeout` expired and sandlock killed the tree.
+    TimedOut,
+}
+
+impl ExitOutcome {
+    /// The exit status a front door reports: the code, 128+signal, or 124.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitOutcome::Exited(c) => c,
+            ExitOutcome::Signaled(s) => 128 + s,
+            ExitOutcome::TimedOut => 124,
+        }
+    }
+}
+
+/// Environment variables `--clean-env` keeps.
+const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "TERM", "LANG"];
+/// Used when the environment has no PATH.
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+/// Signals sandlock forwards to the workload.
+const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// A policy ready to run commands.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    policy: Policy,
+}
+
+impl Sandbox {
+    /// Wraps a policy.
+    pub fn new(policy: Policy) -> Sandbox {
+        Sandbox { policy }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs `argv` confined and waits for it. Must be called while the
+    /// process is single-threaded (sandlock forks before it starts its
+    /// own threads).
+    pub fn run(&self, argv: &[OsString]) -> Result<ExitOutcome> {
+        let Some(cmd) = argv.first() else {
+            return Err(Error::Command {
+                cmd: String::new(),
+                reason: "no command given".into(),
+                status: 125,
+            });
+        };
+        let net = &self.policy.net;
+        check_inherited_stdio(net)?;
+        let pinned = Pinned::resolve(net)?;
+        let egress = Egress::new(net, &pinned);
+        let reporter = Reporter::new(
+            self.policy.report.quiet,
+            self.policy.report.audit.as_deref(),
+        )?;
+        let mut files = Vec::new();
+        if net.virtual_hosts() {
+            files.push(
+                VirtualFile::new("/etc/hosts", &pinned.hosts_file())
+                    .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
+            );
+        }
+        let spec = FilterSpec {
+            trap_open: !files.is_empty(),
+            inet: net.inet_enabled(),
+            udp: net.udp_enabled(),
+        };
+        let grants = launch::grants(&self.policy.fs)?;
+        let ruleset = LandlockRuleset::create()?;
+        let kernel_denies_tcp = ruleset.tcp_guard();
+        let tmp_path = new_tmp_name()?;
+        let envp = self.environment(&tmp_path);
+        let exec_paths = exec_candidates(cmd, &envp)?;
+        let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
+        let prepared = Prepared {
+            exec_paths,
+            argv: argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_>>()?,
+            envp: envp
+                .iter()
+                .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+                .collect::<Result<_>>()?,
+            cwd: self
+                .policy
+                .process
+                .cwd
+                .as_ref()
+                .map(|c| cstring(c.as_os_str().as_bytes()))
+                .transpose()?,
+            ruleset: ruleset
+                .share()
+                .map_err(|e| Error::setup("landlock ruleset", e))?,
+            rules_ready: ready_rd,
+            bpf: launch::seccomp::program(spec),
+            drop_caps: !self.policy.process.keep_caps,
+            tmpdir: tmp_path.clone(),
+        };
+        // The reaper and the workload start while the rules go in (a few
+        // hundred for root's /etc); the workload waits for `ready_wr`.
+        let mut spawned = launch::spawn(prepared, std::os::fd::AsRawFd::as_raw_fd(&ready_wr))?;
+        if let Err(e) = finish_ruleset(&ruleset, &grants, &tmp_path) {
+            // Closing the pipe unwritten stops the workload before exec;
+            // SIGUSR1 makes the reaper take everything down.
+            drop(ready_wr);
+            let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
+            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+            let _ = std::fs::remove_dir_all(&tmp_path);
+            return Err(e);
+        }
+        let _ = nix::unistd::write(&ready_wr, b"r");
+        drop(ready_wr);
+        // Where the workload can create or replace names, spelled both as
+        // granted and as resolved (a grant may be a symlink).
+        let mut writable: Vec<PathBuf> = grants
+            .write
+            .iter()
+            .chain(std::iter::once(&tmp_path))
+            .cloned()
+            .collect();
+        writable.extend(
+            writable
+                .clone()
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok()),
+        );
+
+        let mut mask = SigSet::empty();
+        for s in FORWARDED {
+            mask.add(*s);
+        }
+        // Forwarded signals are read from a signalfd while the workload
+        // runs; the caller's mask comes back when the run ends (the library
+        // may be called from a program that wants its Ctrl-C back).
+        let old_mask = mask
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
+        let _restore = RestoreMask(old_mask);
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
+
+        let cfg = SupervisorParts {
+            egress,
+            kernel_denies_tcp,
+            files,
+            writable,
+            reporter,
+            inet: spec.inet,
+            udp: spec.udp,
+        };
+        let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
+        if result.is_err() {
+            // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
+            // kill the whole tree (the reaper is our unreaped child, so its
+            // pid still names it).
+            let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
+            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        }
+        let _ = std::fs::remove_dir_all(&tmp_path);
+        if result.is_ok() {
+            // The reaper reported only after the tree was gone and exits
+            // right after; by now it is normally a zombie. Reap it: the
+            // library may run many sandboxes in one process.
+            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+        }
+        result
+    }
+
+    /// The workload's environment: inherited (or the clean subset), then
+    /// TMPDIR, then `--env`.
+    fn environment(&self, tmpdir: &Path) -> Vec<(OsString, OsString)> {
+        let p = &self.policy.process;
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| {
+                !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k)
+            })
+            .collect();
+        let mut set = |k: &str, v: OsString| {
+            env.retain(|(ek, _)| ek != OsStr::new(k));
+            env.push((OsString::from(k), v));
+        };
+        set("TMPDIR", tmpdir.as_os_str().to_owned());
+        for (k, v) in &p.env {
+            set(k, OsString::from(v));
+        }
+        env
+    }
+}
+
+pub(super) struct SupervisorParts {
+    egress: Egress,
+    kernel_denies_tcp: bool,
+    files: Vec<VirtualFile>,
+    writable: Vec<PathBuf>,
+    reporter: Reporter,
+    inet: bool,
+    udp: bool,
+}

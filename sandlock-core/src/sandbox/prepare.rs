@@ -1,0 +1,187 @@
+//! Preparing a run: the command's candidate paths, the private temp dir,
+//! the rest of the Landlock ruleset, and a check of what the workload
+//! inherits on stdin, stdout and stderr.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::DEFAULT_PATH;
+use crate::launch::{self, LandlockRuleset};
+use crate::{Error, Result};
+
+pub(super) fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        Error::invalid(
+            "argument",
+            &String::from_utf8_lossy(bytes),
+            "contains a NUL byte",
+        )
+    })
+}
+
+/// The paths execve should try, in order, like execvp: the command itself
+/// when it names a path, else every existing `PATH` entry for it. The
+/// workload tries them after Landlock is on, so one it may not execute
+/// (a shim outside the grants) is skipped for the next, as execvp does.
+pub(super) fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CString>> {
+    let name = cmd.as_bytes();
+    let not_found = || Error::Command {
+        cmd: cmd.to_string_lossy().into_owned(),
+        reason: "command not found".into(),
+        status: 127,
+    };
+    if name.is_empty() {
+        return Err(not_found());
+    }
+    if name.contains(&b'/') {
+        return Ok(vec![cstring(name)?]);
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let mut found = Vec::new();
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let candidate = Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(name));
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            found.push(cstring(candidate.as_os_str().as_bytes())?);
+        }
+    }
+    if found.is_empty() {
+        return Err(not_found());
+    }
+    Ok(found)
+}
+
+/// The workload inherits stdin, stdout and stderr. An inet socket there
+/// could carry traffic the supervisor never sees: a datagram socket can be
+/// sent through with an address the filter does not trap (unless a udp://
+/// rule makes every sendmsg trap), and on old kernels an unconnected
+/// stream socket could be connected unseen. Refuse both up front; a
+/// connected or listening stream socket is fine.
+pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()> {
+    let udp = net.udp_enabled();
+    // An unconnected stream socket is only a risk where neither the
+    // supervisor (a network policy traps every connect) nor Landlock (ABI 4
+    // refuses the workload's own TCP connects) would stop a connect.
+    let stream_risk = !net.inet_enabled() && launch::abi_version() < 4;
+    const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
+    let opt = |fd: i32, opt: i32| -> Option<i32> {
+        let mut v: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    for (fd, name) in NAMES.iter().enumerate() {
+        let fd = fd as i32;
+        let (Some(domain), Some(ty)) = (opt(fd, libc::SO_DOMAIN), opt(fd, libc::SO_TYPE)) else {
+            continue;
+        };
+        if domain != libc::AF_INET && domain != libc::AF_INET6 {
+            continue;
+        }
+        let refuse = |why: &str| {
+            Err(Error::setup(
+                format!("{name} is an inet socket"),
+                std::io::Error::other(why.to_string()),
+            ))
+        };
+        match ty {
+            libc::SOCK_STREAM => {
+                // SAFETY: sockaddr_storage is plain old data; getpeername
+                // writes at most `len` bytes into it.
+                let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                let connected = unsafe {
+                    libc::getpeername(
+                        fd,
+                        (&mut ss as *mut libc::sockaddr_storage).cast(),
+                        &mut len,
+                    )
+                } == 0;
+                if stream_risk && !connected && opt(fd, libc::SO_ACCEPTCONN) != Some(1) {
+                    return refuse("it is not connected, and the workload could connect it unseen");
+                }
+            }
+            libc::SOCK_DGRAM if udp => {}
+            libc::SOCK_DGRAM => return refuse(
+                "a datagram socket could send unseen; add a udp:// --net-allow rule to police it",
+            ),
+            _ => return refuse("raw and other inet sockets are never passed to a workload"),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the private temp dir and puts every rule into the ruleset:
+/// hundreds when `/etc` is granted entry by entry (root), shared with a
+/// helper thread then; a handful otherwise.
+pub(super) fn finish_ruleset(
+    ruleset: &LandlockRuleset,
+    grants: &launch::Grants,
+    tmp: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mkdir = || {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(tmp)
+            .map_err(|e| {
+                Error::setup(
+                    format!("creating the private temp dir {}", tmp.display()),
+                    e,
+                )
+            })
+    };
+    if grants.many_rules() {
+        std::thread::scope(|scope| -> Result<()> {
+            let helper = scope.spawn(|| {
+                mkdir()?;
+                ruleset.allow_entries_part(grants, 1, 2)
+            });
+            let mine = ruleset
+                .allow_paths(grants)
+                .and_then(|()| ruleset.allow_entries_part(grants, 0, 2));
+            helper.join().map_err(|_| {
+                Error::setup("landlock", std::io::Error::other("rule builder panicked"))
+            })??;
+            mine
+        })?;
+    } else {
+        mkdir()?;
+        ruleset.allow_paths(grants)?;
+        ruleset.allow_entries_part(grants, 0, 1)?;
+    }
+    ruleset
+        .allow(tmp, true)
+        .map_err(|e| Error::setup("landlock rule for the temp dir", e))
+}
+
+/// A fresh, unguessable path under `$TMPDIR` (or /tmp) for the private
+/// temp dir. It is created later with mode 0700, and creating it fails
+/// rather than reuse anything already there.
+pub(super) fn new_tmp_name() -> Result<PathBuf> {
+    let base = std::env::var_os("TMPDIR")
+        .filter(|t| Path::new(t).is_absolute())
+        .unwrap_or_else(|| OsString::from("/tmp"));
+    let mut bytes = [0u8; 9];
+    // SAFETY: getrandom fills our local buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(Error::setup("getrandom", std::io::Error::last_os_error()));
+    }
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Path::new(&base).join(format!("sandlock.{name}")))
+}
