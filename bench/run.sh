@@ -160,9 +160,18 @@ pair "open+read+close /etc/hosts (virtual; issue-4 bound)" "us/op" 1000 diff 100
 
 # ---------------------------------------------------------------- 3. untrapped syscalls
 log "untrapped syscall: getppid"
-pair "getppid (untrapped)" "ns/op" 1 ratio 1.05 \
+# Two rows: against a process with no filter at all (which no seccomp
+# sandbox can match: the kernel's seccomp entry path costs the same for a
+# one-instruction filter), and against a one-instruction allow-all filter,
+# which isolates what sandlock's own filter adds.
+# sandlock's largest filter: open family, inet and udp rules all present.
+BIGGEST=(--net-allow 127.0.0.1:9 --net-allow udp://127.0.0.1:9)
+pair "getppid (untrapped) vs no filter" "ns/op" 1 ratio 1.05 \
     -- "$BIN/getpid_loop" 2000000 \
-    --- "${SB[@]}" -- "$BIN/getpid_loop" 2000000
+    --- "${SB[@]}" "${BIGGEST[@]}" -- "$BIN/getpid_loop" 2000000
+pair "getppid (untrapped) vs a 1-insn filter" "ns/op" 1 ratio 1.05 \
+    -- "$BIN/getpid_loop" 2000000 filter \
+    --- "${SB[@]}" "${BIGGEST[@]}" -- "$BIN/getpid_loop" 2000000
 
 # ---------------------------------------------------------------- 4. connect on behalf
 log "starting accept-and-close server on 127.0.0.1"
