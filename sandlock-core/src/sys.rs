@@ -59,6 +59,23 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<
     .map(drop)
 }
 
+/// fstatat(2): `path` relative to `dirfd` (or AT_FDCWD), with `flags`
+/// (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH).
+pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<libc::stat> {
+    // SAFETY: `stat` is plain old data, so all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a writable local.
+    if unsafe { libc::fstatat(dirfd, path.as_ptr(), &mut st, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// fstat(2) of an fd we hold.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
 /// Installs a seccomp filter on the calling thread; returns the listener
 /// fd when `flags` asks for one. Async-signal-safe.
 ///

@@ -304,11 +304,7 @@ impl LandlockRuleset {
     /// Grants `path` and everything below it.
     pub fn allow(&self, path: &Path, write: bool) -> io::Result<()> {
         let parent = open_path(None, path.as_os_str().as_bytes())?;
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat into a local on our own fd.
-        if unsafe { libc::fstat(parent.as_raw_fd(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&parent))?;
         self.add(
             &parent,
             self.access(write, st.st_mode & libc::S_IFMT == libc::S_IFDIR),

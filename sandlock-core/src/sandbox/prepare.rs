@@ -104,6 +104,7 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
                 // writes at most `len` bytes into it.
                 let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
                 let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                // SAFETY: `ss` and `len` are writable locals of the stated size.
                 let connected = unsafe {
                     libc::getpeername(
                         fd,

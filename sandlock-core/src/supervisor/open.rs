@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -299,11 +299,7 @@ fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64,
     } else {
         0
     };
-    // SAFETY: statx-free fstatat into a local; dirfd and path are valid.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatat(dirfd, cpath.as_ptr(), &mut st, nofollow) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let st = sys::fstatat(dirfd, &cpath, nofollow)?;
     Ok((st.st_dev, st.st_ino))
 }
 
@@ -336,11 +332,7 @@ fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u
     }
     // SAFETY: fresh fd.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into a local on our own fd.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let st = sys::fstat(fd.as_fd())?;
     Ok((st.st_dev, st.st_ino))
 }
 
