@@ -145,13 +145,18 @@ both!(supervisor_sigkill_kills_whole_tree, |ctx| {
     let d = TempDir::new("treekill");
     let gc = d.join("gc.pid");
     let ready = d.join("ready");
+    let tmp_note = d.join("tmpdir");
     // double fork + setsid: the grandchild leaves the session and is
-    // re-parented away from the workload.
+    // re-parented away from the workload. The workload also fills its
+    // private TMPDIR, which must be gone after the kill too.
     let script = format!(
-        "(setsid sh -c 'sleep 120 & echo $! > {gc}; exit 0' &) ; while [ ! -s {gc} ]; do sleep 0.02; done; echo > {ready}; sleep 120"
+        "mkdir -p $TMPDIR/a/b && echo x > $TMPDIR/a/b/f && ln -s / $TMPDIR/root && echo $TMPDIR > {tmp_note}; \
+         (setsid sh -c 'sleep 120 & echo $! > {gc}; exit 0' &) ; while [ ! -s {gc} ]; do sleep 0.02; done; echo > {ready}; sleep 120"
     );
     let mut child = spawn_until_ready(&ctx, &d, &script);
     let gc_pid: u32 = fs::read_to_string(&gc).unwrap().trim().parse().unwrap();
+    let tmpdir = std::path::PathBuf::from(fs::read_to_string(&tmp_note).unwrap().trim());
+    assert!(tmpdir.join("a/b/f").exists(), "{}", tmpdir.display());
     assert!(
         pid_alive(gc_pid),
         "grandchild {gc_pid} not running before the kill"
@@ -168,6 +173,11 @@ both!(supervisor_sigkill_kills_whole_tree, |ctx| {
     assert!(
         dead,
         "double-forked grandchild {gc_pid} survived SIGKILL of sandlock"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !tmpdir.exists()),
+        "private TMPDIR {} left behind after SIGKILL of sandlock",
+        tmpdir.display()
     );
 });
 

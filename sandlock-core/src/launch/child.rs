@@ -22,8 +22,8 @@ pub(super) struct Launch<'a> {
     pub reaper: Pid,
     pub report: RawFd,
     /// NULL-terminated argv and envp pointer arrays into `prepared`.
-    pub argv: Vec<*const libc::c_char>,
-    pub envp: Vec<*const libc::c_char>,
+    pub argv: &'a [*const libc::c_char],
+    pub envp: &'a [*const libc::c_char],
 }
 
 /// The clone entry point. `arg` points to a [`Launch`].
@@ -88,7 +88,7 @@ fn run(l: &Launch<'_>) -> ! {
     // exec) keeps it for the supervisor.
     Report::NotifyFd(listener).send(rep);
     close_strays_on_exec();
-    let (argv, envp) = (&l.argv, &l.envp);
+    let (argv, envp) = (l.argv, l.envp);
     // Like execvp: a candidate that is missing or not executable here
     // yields to the next; EACCES is remembered as the more telling error.
     let mut e = libc::ENOENT;

@@ -8,11 +8,12 @@
 //!        └─ workload: pdeathsig, caps dropped, no_new_privs, Landlock, seccomp, exec
 //! ```
 //!
-//! Everything the child needs in memory (BPF, argv/envp, paths, the
-//! ruleset fd) is prepared before the first fork, while the supervisor is
-//! still single-threaded. The rules themselves go into the ruleset while
-//! the reaper and the workload start: the workload waits for a byte on
-//! `rules_ready` before it enforces them. The reaper outlives a SIGKILLed supervisor just long
+//! Everything the reaper and the child need in memory (BPF, argv/envp and
+//! their pointer arrays, paths, a scratch buffer, the ruleset fd) is
+//! prepared before the first fork; after it, both make only
+//! async-signal-safe calls, so the caller may be multi-threaded. The rules
+//! themselves go into the ruleset while the reaper and the workload start:
+//! the workload waits for a byte on `rules_ready` before it enforces them. The reaper outlives a SIGKILLed supervisor just long
 //! enough to kill the whole workload tree and remove the private temp dir.
 //! This module must never let the workload exec before the supervisor holds
 //! the notification fd, and never exec unconfined when a step fails.
@@ -20,6 +21,7 @@
 mod child;
 mod landlock;
 mod reaper;
+mod rmtree;
 pub mod seccomp;
 
 use std::ffi::CString;
@@ -56,6 +58,19 @@ pub struct Prepared {
     pub drop_caps: bool,
     /// The private temp dir the reaper removes at the end.
     pub tmpdir: PathBuf,
+}
+
+/// What the reaper works with after the fork, all of it allocated before
+/// the fork: the reaper may not allocate (see `rmtree`).
+pub(super) struct Forked {
+    prepared: Prepared,
+    /// NULL-terminated argv and envp pointer arrays into `prepared`.
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// The temp dir's path, for removal.
+    tmpdir: CString,
+    /// Listing buffer for removing the temp dir.
+    scratch: Vec<u8>,
 }
 
 /// One record on the launch pipe, from the reaper or the workload.
@@ -184,27 +199,41 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::setup("pipe", io::Error::from(e)))
 }
 
-/// Forks the reaper, which forks the workload. Must be called while the
-/// calling process is single-threaded. `supervisor_only` is an fd of the
+/// Forks the reaper, which starts the workload. `supervisor_only` is an fd of the
 /// supervisor's (the write end of `rules_ready`) that the reaper and the
 /// workload must not keep, or EOF could never reach the workload.
 pub fn spawn(prepared: Prepared, supervisor_only: std::os::fd::RawFd) -> Result<Spawned> {
     let (report_rd, report_wr) = pipe()?;
     let supervisor = nix::unistd::getpid();
-    // SAFETY: the supervisor is single-threaded here (documented contract
-    // of this function), so the child may run arbitrary code.
+    use std::os::unix::ffi::OsStrExt;
+    let forked = Forked {
+        argv: child::ptrs(&prepared.argv),
+        envp: child::ptrs(&prepared.envp),
+        tmpdir: CString::new(prepared.tmpdir.as_os_str().as_bytes()).map_err(|_| {
+            Error::invalid(
+                "TMPDIR",
+                &prepared.tmpdir.display().to_string(),
+                "contains a NUL byte",
+            )
+        })?,
+        scratch: vec![0u8; 64 * 1024],
+        prepared,
+    };
+    // SAFETY: after fork the child runs `reaper::run`, which makes only
+    // async-signal-safe calls and does not allocate (everything it uses is
+    // in `forked`), so it is sound even if other threads exist.
     match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
         ForkResult::Child => {
             drop(report_rd);
             // SAFETY: closing our copy of an fd the supervisor keeps.
             unsafe { libc::close(supervisor_only) };
-            reaper::run(prepared, supervisor, report_wr)
+            reaper::run(forked, supervisor, report_wr)
         }
         ForkResult::Parent { child } => {
             drop(report_wr);
             // The reaper and workload own the rest of `prepared`; the
             // ruleset fd must not linger in the supervisor.
-            drop(prepared);
+            drop(forked);
             // Our own child: its pid cannot be reused before we reap it.
             let reaper_fd = crate::sys::pidfd_open(child.as_raw())
                 .map_err(|e| Error::setup("pidfd_open(reaper)", e))?;

@@ -1,8 +1,11 @@
-//! The reaper: a single-threaded process between the supervisor and the
+//! The reaper: a process between the supervisor and the
 //! workload. It is a child subreaper, so every orphan of the workload tree
 //! lands on it; when the workload's main process exits, or the supervisor
 //! dies (even by SIGKILL, seen through PDEATHSIG), it kills every remaining
 //! descendant, removes the private temp dir, reports, and exits.
+//!
+//! It is a fork of the supervisor and does not allocate: everything it
+//! needs was allocated before the fork (`Forked`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -11,12 +14,12 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, getppid, Pid};
 
-use super::{child, Prepared, Report, Stage};
+use super::{child, rmtree, Forked, Report, Stage};
 
 /// The signal the kernel sends the reaper when the supervisor dies.
 const PARENT_DIED: Signal = Signal::SIGUSR1;
 
-pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
+pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
     // Block everything catchable: the reaper must survive the terminal's
     // SIGINT/SIGHUP, and takes SIGCHLD and PARENT_DIED synchronously.
     let all = SigSet::all();
@@ -28,7 +31,7 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     }
     if getppid() != supervisor {
         Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());
-        cleanup_and_exit(&prepared, 0);
+        cleanup_and_exit(&mut forked, 0);
     }
     let me = getpid();
     // The workload shares the reaper's fd table until its execve, so the
@@ -38,11 +41,11 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     // never waits for that hand-over. It also shares the reaper's memory
     // until exec (vfork semantics), which spares copying the page tables.
     let launch = child::Launch {
-        prepared: &prepared,
+        prepared: &forked.prepared,
         reaper: me,
         report: report.as_raw_fd(),
-        argv: child::ptrs(&prepared.argv),
-        envp: child::ptrs(&prepared.envp),
+        argv: &forked.argv,
+        envp: &forked.envp,
     };
     let pid = match ChildStack::new() {
         // SAFETY: `entry` runs on its own stack and only reads `launch`,
@@ -63,7 +66,7 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
         _ => {
             Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw())
                 .send(report.as_raw_fd());
-            cleanup_and_exit(&prepared, 0);
+            cleanup_and_exit(&mut forked, 0);
         }
     };
     // The workload is our unreaped child, so this pidfd names it and no
@@ -78,7 +81,7 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
     waitset.add(PARENT_DIED);
     loop {
         if let Some(status) = reap(workload) {
-            kill_tree(me);
+            kill_tree();
             // The supervisor removes the temp dir once it reads this (it
             // owns the run's last step); the reaper only cleans up when
             // the supervisor is gone.
@@ -86,13 +89,13 @@ pub(super) fn run(prepared: Prepared, supervisor: Pid, report: OwnedFd) -> ! {
             exit(0);
         }
         if getppid() != supervisor {
-            kill_tree(me);
-            cleanup_and_exit(&prepared, 0);
+            kill_tree();
+            cleanup_and_exit(&mut forked, 0);
         }
         // PARENT_DIED is also how the supervisor aborts a failed launch.
         if waitset.wait() == Ok(PARENT_DIED) {
-            kill_tree(me);
-            cleanup_and_exit(&prepared, 0);
+            kill_tree();
+            cleanup_and_exit(&mut forked, 0);
         }
     }
 }
@@ -153,8 +156,7 @@ fn reap(workload: Pid) -> Option<i32> {
 /// Kills every descendant. Orphans of killed processes are re-parented to
 /// the reaper (a subreaper), so repeating until no child remains reaches
 /// the whole tree, however deep and however it double-forked.
-fn kill_tree(me: Pid) {
-    let path = format!("/proc/self/task/{}/children", me.as_raw());
+fn kill_tree() {
     loop {
         // The common case, a workload that left nothing behind, ends here
         // without reading procfs.
@@ -163,15 +165,11 @@ fn kill_tree(me: Pid) {
             Ok(WaitStatus::StillAlive) => {}
             _ => continue,
         }
-        let listed = std::fs::read_to_string(&path).unwrap_or_default();
-        for pid in listed
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
+        for_each_child(|pid| {
             // SAFETY: signalling our own child by pid; it cannot be reused
             // before we reap it.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        });
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Err(nix::errno::Errno::ECHILD) => return,
             Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
@@ -180,12 +178,52 @@ fn kill_tree(me: Pid) {
     }
 }
 
-fn cleanup(prepared: &Prepared) {
-    let _ = std::fs::remove_dir_all(&prepared.tmpdir);
+/// Calls `f` with each pid in /proc/thread-self/children, read into a
+/// stack buffer and parsed in place (no allocation).
+fn for_each_child(mut f: impl FnMut(i32)) {
+    // SAFETY: a constant C string; the fd is closed below.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut pid: i32 = 0;
+    let mut in_number = false;
+    loop {
+        // SAFETY: reading into our stack buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        for &b in &buf[..n as usize] {
+            if b.is_ascii_digit() {
+                pid = pid.saturating_mul(10).saturating_add((b - b'0') as i32);
+                in_number = true;
+            } else if in_number {
+                f(pid);
+                pid = 0;
+                in_number = false;
+            }
+        }
+    }
+    if in_number {
+        f(pid);
+    }
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
 }
 
-fn cleanup_and_exit(prepared: &Prepared, code: i32) -> ! {
-    cleanup(prepared);
+fn cleanup(forked: &mut Forked) {
+    rmtree::remove_tree(&forked.tmpdir, &mut forked.scratch);
+}
+
+fn cleanup_and_exit(forked: &mut Forked, code: i32) -> ! {
+    cleanup(forked);
     exit(code)
 }
 

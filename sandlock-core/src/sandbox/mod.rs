@@ -72,9 +72,11 @@ impl Sandbox {
         &self.policy
     }
 
-    /// Runs `argv` confined and waits for it. Must be called while the
-    /// process is single-threaded (sandlock forks before it starts its
-    /// own threads).
+    /// Runs `argv` confined and waits for it. Safe to call from a
+    /// multi-threaded program: after the fork, the reaper and the workload
+    /// make only async-signal-safe calls. SIGINT, SIGTERM and SIGHUP are
+    /// forwarded when they reach the calling thread (in the CLI, every
+    /// other thread blocks them); the caller's signal mask is restored.
     pub fn run(&self, argv: &[OsString]) -> Result<ExitOutcome> {
         let Some(cmd) = argv.first() else {
             return Err(Error::Command {
