@@ -1320,3 +1320,39 @@ both!(audit_log_appends_json_lines, |ctx| {
         "second run did not append ({before} -> {after})"
     );
 });
+
+both!(unix_socket_connects_work_under_a_network_policy, |ctx| {
+    // Under a network policy every connect traps; unix ones must still
+    // reach a local server, by absolute and by cwd-relative path, and
+    // carry the real bytes.
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let d = TempDir::new("unix");
+    let sock = d.path().join("srv.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, _) = listener.accept().unwrap();
+            c.write_all(b"unix-payload-42\n").unwrap();
+        }
+    });
+    let script = "import socket\n\
+                  for p in [__import__('sys').argv[1], 'srv.sock']:\n\
+                  \x20   s = socket.socket(socket.AF_UNIX)\n\
+                  \x20   s.connect(p)\n\
+                  \x20   print(s.recv(100).decode().strip())\n";
+    let sock_s = sock.to_str().unwrap().to_string();
+    let out = ctx.sl(run_args(
+        &["--net-allow", "127.0.0.1:9", "-w", &d.s(), "--cwd", &d.s()],
+        &["/usr/bin/python3", "-I", "-c", script, &sock_s],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "unix-payload-42\nunix-payload-42\n",
+        "{}",
+        out.dump()
+    );
+    server.join().unwrap();
+});
