@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! sandlock (supervisor, multi-threaded after launch)
-//!   └─ reaper: single-threaded, child subreaper, dies with nothing left behind
-//!        └─ workload: pdeathsig, caps dropped, no_new_privs, Landlock, seccomp, exec
+//!   └─ reaper: child subreaper, allocation-free, dies with nothing left behind
+//!        └─ workload (vfork semantics until exec): pdeathsig, caps dropped,
+//!           no_new_privs, Landlock, seccomp, exec
 //! ```
 //!
 //! Everything the reaper and the child need in memory (BPF, argv/envp and
@@ -13,10 +14,12 @@
 //! prepared before the first fork; after it, both make only
 //! async-signal-safe calls, so the caller may be multi-threaded. The rules
 //! themselves go into the ruleset while the reaper and the workload start:
-//! the workload waits for a byte on `rules_ready` before it enforces them. The reaper outlives a SIGKILLed supervisor just long
-//! enough to kill the whole workload tree and remove the private temp dir.
-//! This module must never let the workload exec before the supervisor holds
-//! the notification fd, and never exec unconfined when a step fails.
+//! the workload waits for a byte on `rules_ready` before it enforces them.
+//! The reaper outlives a SIGKILLed supervisor just long enough to kill the
+//! whole workload tree and remove the private temp dir.
+//!
+//! This module must never leave the seccomp listener reachable by the
+//! workload after exec, and never exec unconfined when a step fails.
 
 mod child;
 mod landlock;
@@ -56,7 +59,7 @@ pub struct Prepared {
     pub bpf: Vec<libc::sock_filter>,
     /// Drop every capability before exec.
     pub drop_caps: bool,
-    /// The private temp dir the reaper removes at the end.
+    /// The private temp dir; the reaper removes it if the supervisor dies.
     pub tmpdir: PathBuf,
 }
 
