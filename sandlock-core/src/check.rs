@@ -1,5 +1,8 @@
-//! `sandlock check`: what this kernel supports, probed for real where a
-//! probe is cheap (Landlock ABI, seccomp actions) and by version otherwise.
+//! `sandlock check`: what this kernel supports, probed for real. A child
+//! process installs a one-rule listener filter and traps one syscall; the
+//! check takes the listener with `pidfd_getfd`, sets the sync wake-up
+//! flag, and answers with `ADDFD`+`SEND`, exactly the mechanisms a sandbox
+//! uses.
 
 use std::fmt;
 
@@ -76,12 +79,146 @@ fn action_avail(action: u32) -> bool {
     }
 }
 
+/// What the live probe of the notification mechanisms found.
+#[derive(Debug, Default, Clone, Copy)]
+struct Live {
+    pidfd_getfd: bool,
+    wait_killable: bool,
+    sync_wake_up: bool,
+    addfd_send: bool,
+}
+
+/// Runs the live probe (see the module doc). Any failure leaves the
+/// remaining fields false.
+fn live_probe() -> Live {
+    use std::os::fd::{AsFd, AsRawFd};
+    let mut live = Live::default();
+    let Ok((rd, wr)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return live;
+    };
+    // A filter that traps getppid on x86_64 and allows everything else.
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let prog = [
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        }, // ld arch
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 3,
+            k: AUDIT_ARCH_X86_64,
+        }, // jne -> allow
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // ld nr
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_getppid as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_USER_NOTIF,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
+    // SAFETY: the child only makes async-signal-safe calls and exits.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // SAFETY: raw syscalls on locals; the child ends in _exit.
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                let base = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+                let mut killable = 1i32;
+                let mut fd = crate::sys::seccomp_set_filter(
+                    base | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+                    &fprog,
+                );
+                if fd < 0 {
+                    killable = 0;
+                    fd = crate::sys::seccomp_set_filter(base, &fprog);
+                }
+                let msg = [fd as i32, killable];
+                libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), 8);
+                // Trapped: the answer is an fd installed by ADDFD.
+                let got = libc::syscall(libc::SYS_getppid) as i32;
+                let mut st: libc::stat = std::mem::zeroed();
+                let ok = fd >= 0
+                    && got >= 0
+                    && got as i64 != fd
+                    && libc::fstat(got, &mut st) == 0
+                    && st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+                libc::_exit(if ok { 0 } else { 1 })
+            }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(_) => return live,
+    };
+    drop(wr);
+    let mut msg = [0u8; 8];
+    let got = nix::unistd::read(&rd, &mut msg).unwrap_or(0);
+    let fd = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+    live.wait_killable = got == 8 && msg[4] == 1;
+    let listener = (got == 8 && fd >= 0)
+        .then(|| crate::sys::pidfd_open(child.as_raw()).ok())
+        .flatten()
+        .and_then(|pidfd| crate::sys::pidfd_getfd(pidfd.as_fd(), fd).ok());
+    if let Some(listener) = &listener {
+        live.pidfd_getfd = true;
+        let lfd = listener.as_raw_fd();
+        live.sync_wake_up = crate::sys::notif::set_sync_wake_up(lfd).is_ok();
+        let mut pfd = libc::pollfd {
+            fd: lfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own; a bounded wait.
+        if unsafe { libc::poll(&mut pfd, 1, 2000) } == 1 {
+            // SAFETY: plain old data, zeroed as the kernel requires.
+            let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+            if crate::sys::notif::recv(lfd, &mut req).is_ok() {
+                if let Ok(null) = std::fs::File::open("/dev/null") {
+                    let _ = crate::sys::notif::addfd_send(lfd, req.id, null.as_raw_fd(), true);
+                }
+            }
+        }
+    }
+    if listener.is_none() {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    }
+    let status = nix::sys::wait::waitpid(child, None);
+    live.addfd_send = matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 0)));
+    live
+}
+
 /// Probes the running kernel.
 pub fn probe() -> Report {
-    let (kernel, ver) = kernel_version();
-    let at_least = |maj: u32, min: u32| ver >= (maj, min);
+    let (kernel, _) = kernel_version();
     let abi = crate::launch::abi_version();
     let notify = action_avail(libc::SECCOMP_RET_USER_NOTIF);
+    let live = if notify {
+        live_probe()
+    } else {
+        Live::default()
+    };
     let features = vec![
         Feature {
             name: "landlock",
@@ -113,25 +250,25 @@ pub fn probe() -> Report {
         },
         Feature {
             name: "pidfd_getfd",
-            present: at_least(5, 6),
+            present: live.pidfd_getfd,
             required: true,
-            detail: "Linux 5.6: connect on behalf".into(),
+            detail: "Linux 5.6: take the listener, connect on behalf".into(),
         },
         Feature {
             name: "seccomp ADDFD + SEND",
-            present: at_least(5, 14),
+            present: live.addfd_send,
             required: true,
             detail: "Linux 5.14: virtual files".into(),
         },
         Feature {
             name: "wait-killable notifications",
-            present: at_least(5, 19),
+            present: live.wait_killable,
             required: false,
             detail: "Linux 5.19: no replay of actions on signals".into(),
         },
         Feature {
             name: "sync wake-up",
-            present: at_least(6, 6),
+            present: live.sync_wake_up,
             required: false,
             detail: "Linux 6.6: fast notification round trips".into(),
         },
