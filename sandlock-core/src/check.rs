@@ -56,15 +56,10 @@ impl fmt::Display for Report {
     }
 }
 
-fn kernel_version() -> (String, (u32, u32)) {
-    let release = nix::sys::utsname::uname()
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (release, v)
+        .unwrap_or_default()
 }
 
 fn action_avail(action: u32) -> bool {
@@ -211,7 +206,7 @@ fn live_probe() -> Live {
 
 /// Probes the running kernel.
 pub fn probe() -> Report {
-    let (kernel, _) = kernel_version();
+    let kernel = kernel_release();
     let abi = crate::launch::abi_version();
     let notify = action_avail(libc::SECCOMP_RET_USER_NOTIF);
     let live = if notify {
