@@ -79,6 +79,19 @@ pub struct Config {
     pub reporter: Reporter,
 }
 
+/// True once no task uses the filter any more (the listener reports
+/// POLLHUP).
+fn listener_hung_up(fd: std::os::fd::RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own; zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLHUP != 0
+}
+
 impl Supervisor {
     /// Starts the receiver thread. Returns immediately.
     pub fn start(cfg: Config) -> std::io::Result<Arc<Supervisor>> {
@@ -113,6 +126,9 @@ impl Supervisor {
         loop {
             if let Err(e) = sys::notif::recv(fd, &mut req) {
                 match e.raw_os_error() {
+                    // Every confined task is gone: the kernel answers
+                    // ENOENT at once from now on, so stop instead of spinning.
+                    Some(libc::ENOENT) if listener_hung_up(fd) => return,
                     // The task died or was interrupted before we took it.
                     Some(libc::ENOENT) | Some(libc::EINTR) => continue,
                     _ => return,
