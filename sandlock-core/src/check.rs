@@ -155,12 +155,11 @@ fn live_probe() -> Live {
                 libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), 8);
                 // Trapped: the answer is an fd installed by ADDFD.
                 let got = libc::syscall(libc::SYS_getppid) as i32;
-                let mut st: libc::stat = std::mem::zeroed();
                 let ok = fd >= 0
                     && got >= 0
                     && got as i64 != fd
-                    && libc::fstat(got, &mut st) == 0
-                    && st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+                    && crate::sys::fstatat(got, c"", libc::AT_EMPTY_PATH)
+                        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR);
                 libc::_exit(if ok { 0 } else { 1 })
             }
         }

@@ -71,6 +71,34 @@ pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<libc
     Ok(st)
 }
 
+/// An O_PATH, close-on-exec open of `path` relative to `dirfd` (or
+/// AT_FDCWD), with `flags` added (O_NOFOLLOW, O_DIRECTORY).
+pub fn open_path(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: valid dirfd and C string; O_PATH opens nothing readable.
+    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
+    cvt(fd as libc::c_long)?;
+    // SAFETY: fresh fd from the kernel, owned from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An `int` socket option at SOL_SOCKET level (SO_TYPE, SO_DOMAIN, ...).
+pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into our local `v`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut i32).cast(),
+            &mut len,
+        )
+    };
+    cvt(r as libc::c_long)?;
+    Ok(v)
+}
+
 /// fstat(2) of an fd we hold.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -379,15 +379,8 @@ impl LandlockRuleset {
 /// (a user's grant may name a symlink to what they mean).
 fn open_path(dir: Option<&OwnedFd>, name: &[u8]) -> io::Result<OwnedFd> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let (dirfd, extra) = match dir {
-        Some(d) => (d.as_raw_fd(), libc::O_NOFOLLOW),
-        None => (libc::AT_FDCWD, 0),
-    };
-    // SAFETY: valid dirfd and C string; O_PATH opens nothing readable.
-    let fd = unsafe { libc::openat(dirfd, c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | extra) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    match dir {
+        Some(d) => crate::sys::open_path(d.as_raw_fd(), &c, libc::O_NOFOLLOW),
+        None => crate::sys::open_path(libc::AT_FDCWD, &c, 0),
     }
-    // SAFETY: fresh fd from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

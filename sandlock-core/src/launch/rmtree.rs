@@ -92,11 +92,7 @@ fn one_pass(dir: libc::c_int, scratch: &mut [u8], depth: usize) -> bool {
             remove_at(dir, name, scratch, depth + 1);
             // `scratch` now holds the subdirectory's listing: start over,
             // unless the subdirectory could not be removed.
-            // SAFETY: fstatat on our own directory fd, into a local.
-            let gone = unsafe {
-                let mut st: libc::stat = std::mem::zeroed();
-                libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) != 0
-            };
+            let gone = crate::sys::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW).is_err();
             return gone;
         }
     }

@@ -37,19 +37,16 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// [`canonical_ip`] for networks: an IPv6 network inside `::ffff:0:0/96`
 /// becomes the IPv4 network it covers.
 pub fn canonical_net(net: IpNet) -> IpNet {
+    if net.prefix_len() == net.max_prefix_len() {
+        return IpNet::from(canonical_ip(net.addr()));
+    }
     match net {
         IpNet::V6(n) if n.prefix_len() >= 96 => match n.addr().to_ipv4_mapped() {
             Some(v4) => {
                 IpNet::V4(Ipv4Net::new(v4, n.prefix_len() - 96).expect("prefix <= 32")).trunc()
             }
-            None => IpNet::V6(n),
+            None => net,
         },
-        IpNet::V6(n) if n.prefix_len() == 128 && n.addr().is_unspecified() => {
-            IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST))
-        }
-        IpNet::V4(n) if n.prefix_len() == 32 && n.addr().is_unspecified() => {
-            IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        }
         other => other,
     }
 }

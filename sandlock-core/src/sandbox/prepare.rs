@@ -69,21 +69,7 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
     // refuses the workload's own TCP connects) would stop a connect.
     let stream_risk = !net.inet_enabled() && launch::abi_version() < 4;
     const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
-    let opt = |fd: i32, opt: i32| -> Option<i32> {
-        let mut v: i32 = 0;
-        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `v`.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&mut v as *mut i32).cast(),
-                &mut len,
-            )
-        };
-        (r == 0).then_some(v)
-    };
+    let opt = |fd: i32, opt: i32| crate::sys::sockopt_int(fd, opt).ok();
     for (fd, name) in NAMES.iter().enumerate() {
         let fd = fd as i32;
         let (Some(domain), Some(ty)) = (opt(fd, libc::SO_DOMAIN), opt(fd, libc::SO_TYPE)) else {

@@ -47,22 +47,7 @@ impl Kind {
 }
 
 pub(super) fn sockopt(sock: &OwnedFd, opt: i32) -> io::Result<i32> {
-    let mut v: i32 = 0;
-    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `v`.
-    let r = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&mut v as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(v)
+    crate::sys::sockopt_int(sock.as_raw_fd(), opt)
 }
 
 pub(super) fn is_blocking(sock: &OwnedFd) -> bool {

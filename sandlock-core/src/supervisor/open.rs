@@ -285,7 +285,8 @@ fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64,
     let base: Option<OwnedFd> = if absolute {
         None
     } else if call.dirfd == libc::AT_FDCWD {
-        Some(open_path(&format!("/proc/{}/cwd", n.pid))?)
+        let cwd = CString::new(format!("/proc/{}/cwd", n.pid)).expect("no NUL");
+        Some(sys::open_path(libc::AT_FDCWD, &cwd, libc::O_DIRECTORY)?)
     } else {
         Some(n.dup_fd(call.dirfd)?)
     };
@@ -334,22 +335,6 @@ fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let st = sys::fstat(fd.as_fd())?;
     Ok((st.st_dev, st.st_ino))
-}
-
-fn open_path(p: &str) -> io::Result<OwnedFd> {
-    let c = CString::new(p).expect("no NUL");
-    // SAFETY: valid C string; O_PATH opens nothing readable.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Spelling comparison after making the path absolute and folding `.`,
