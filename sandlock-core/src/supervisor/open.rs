@@ -229,6 +229,16 @@ fn names_file(n: &Notif, call: &OpenCall, path: &[u8], file: &VirtualFile) -> bo
     }
 }
 
+/// The directory a relative path in `call` starts from, as the workload's
+/// cwd or dirfd names it.
+fn base_dir(n: &Notif, call: &OpenCall) -> io::Result<PathBuf> {
+    if call.dirfd == libc::AT_FDCWD {
+        std::fs::read_link(format!("/proc/{}/cwd", n.pid))
+    } else {
+        std::fs::read_link(format!("/proc/{}/fd/{}", n.pid, call.dirfd))
+    }
+}
+
 /// Spellings that mean "this process" in procfs resolve to the caller,
 /// which here would be the supervisor: rewrite them to name the workload's
 /// thread explicitly (`/proc/self/...`, `/proc/thread-self/...`,
@@ -264,12 +274,7 @@ fn rewrite_self(n: &Notif, call: &OpenCall, path: &[u8]) -> Option<Vec<u8>> {
     if !self_name(first) {
         return None;
     }
-    let base = if call.dirfd == libc::AT_FDCWD {
-        std::fs::read_link(format!("/proc/{}/cwd", n.pid))
-    } else {
-        std::fs::read_link(format!("/proc/{}/fd/{}", n.pid, call.dirfd))
-    };
-    if base.ok()? != Path::new("/proc") {
+    if base_dir(n, call).ok()? != Path::new("/proc") {
         return None;
     }
     let mut out = head;
@@ -344,12 +349,7 @@ fn lexical_match(n: &Notif, call: &OpenCall, path: &[u8], target: &Path) -> bool
     let full = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        let base = if call.dirfd == libc::AT_FDCWD {
-            std::fs::read_link(format!("/proc/{}/cwd", n.pid))
-        } else {
-            std::fs::read_link(format!("/proc/{}/fd/{}", n.pid, call.dirfd))
-        };
-        match base {
+        match base_dir(n, call) {
             Ok(b) => b.join(p),
             Err(_) => return false,
         }
