@@ -17,6 +17,9 @@ mod common;
 
 mod badinput;
 mod fs;
+mod hosts;
 mod net;
+mod netspec;
 mod process;
+mod races;
 mod seccomp;
