@@ -204,7 +204,7 @@ fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) {
 /// the directory listing instead of an extra stat.
 pub struct LandlockRuleset {
     fd: OwnedFd,
-    tcp_guard: bool,
+    version: i32,
     read: u64,
     write: u64,
     read_dir: u64,
@@ -263,7 +263,7 @@ impl LandlockRuleset {
             fd.ok_or_else(|| Error::Unsupported("Landlock ruleset could not be created".into()))?;
         Ok(LandlockRuleset {
             fd,
-            tcp_guard: version >= 4,
+            version,
             read: AccessFs::from_read(abi).bits(),
             write: AccessFs::from_all(abi).bits(),
             read_dir: landlock::BitFlags::<AccessFs>::from(AccessFs::ReadDir).bits(),
@@ -363,7 +363,13 @@ impl LandlockRuleset {
     /// True when the kernel itself refuses the workload's own TCP binds
     /// and connects (Landlock ABI 4).
     pub fn tcp_guard(&self) -> bool {
-        self.tcp_guard
+        self.version >= 4
+    }
+
+    /// True when signals and abstract unix sockets are scoped to the
+    /// sandbox (Landlock ABI 6).
+    pub fn scoped(&self) -> bool {
+        self.version >= 6
     }
 
     /// Another fd for the same ruleset, for `landlock_restrict_self` in

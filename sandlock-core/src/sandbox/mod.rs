@@ -86,7 +86,9 @@ impl Sandbox {
             });
         };
         let net = &self.policy.net;
-        check_inherited_stdio(net)?;
+        let ruleset = LandlockRuleset::create()?;
+        let kernel_denies_tcp = ruleset.tcp_guard();
+        check_inherited_stdio(net, kernel_denies_tcp)?;
         let pinned = Pinned::resolve(net)?;
         let egress = Egress::new(net, &pinned);
         let reporter = Reporter::new(
@@ -106,8 +108,6 @@ impl Sandbox {
             udp: net.udp_enabled(),
         };
         let grants = launch::grants(&self.policy.fs)?;
-        let ruleset = LandlockRuleset::create()?;
-        let kernel_denies_tcp = ruleset.tcp_guard();
         let tmp_path = new_tmp_name()?;
         let envp = self.environment(&tmp_path);
         let exec_paths = exec_candidates(cmd, &envp)?;
@@ -184,6 +184,7 @@ impl Sandbox {
         let cfg = SupervisorParts {
             egress,
             kernel_denies_tcp,
+            abstract_unix_scoped: ruleset.scoped(),
             files,
             writable,
             reporter,
@@ -231,6 +232,7 @@ impl Sandbox {
 
 pub(super) struct SupervisorParts {
     egress: Egress,
+    abstract_unix_scoped: bool,
     kernel_denies_tcp: bool,
     files: Vec<VirtualFile>,
     writable: Vec<PathBuf>,

@@ -62,12 +62,15 @@ pub(super) fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Resu
 /// rule makes every sendmsg trap), and on old kernels an unconnected
 /// stream socket could be connected unseen. Refuse both up front; a
 /// connected or listening stream socket is fine.
-pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()> {
+pub(super) fn check_inherited_stdio(
+    net: &crate::policy::NetPolicy,
+    kernel_denies_tcp: bool,
+) -> Result<()> {
     let udp = net.udp_enabled();
     // An unconnected stream socket is only a risk where neither the
     // supervisor (a network policy traps every connect) nor Landlock (ABI 4
     // refuses the workload's own TCP connects) would stop a connect.
-    let stream_risk = !net.inet_enabled() && launch::abi_version() < 4;
+    let stream_risk = !net.inet_enabled() && !kernel_denies_tcp;
     const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
     let opt = |fd: i32, opt: i32| crate::sys::sockopt_int(fd, opt).ok();
     for (fd, name) in NAMES.iter().enumerate() {

@@ -142,7 +142,7 @@ pub(super) fn wait(
                     egress: p.egress,
                     inet: p.inet,
                     udp: p.udp,
-                    abstract_unix_scoped: launch::abi_version() >= 6,
+                    abstract_unix_scoped: p.abstract_unix_scoped,
                     kernel_denies_tcp: p.kernel_denies_tcp,
                     files: p.files,
                     writable: p.writable,
