@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sandlock_core::policy::{self, AddHost, NetRule, PortSet};
+use sandlock_core::policy::{self, AddHost, CaFiles, HostMatch, HttpRule, NetRule, PortSet};
 use sandlock_core::Policy;
 
 /// Run untrusted programs under Landlock + seccomp with a supervisor that
@@ -62,6 +62,54 @@ pub struct RunArgs {
     #[arg(long = "net-allow-bind", value_name = "PORTS", value_parser = parse_bind)]
     net_allow_bind: Vec<PortSet>,
 
+    /// Allow HTTP(S) requests matching 'METHOD HOST[/PATH]' (repeatable).
+    /// METHOD is a name or *; HOST an exact name, an IP, * or *.suffix;
+    /// PATH defaults to /*, a trailing * is a prefix. Once any allow rule
+    /// exists, every other request is refused with 403. Turns on the
+    /// intercepting proxy for the --http-port ports.
+    #[arg(long = "http-allow", value_name = "RULE", value_parser = parse_http_allow)]
+    http_allow: Vec<HttpRule>,
+
+    /// Refuse HTTP(S) requests matching 'METHOD HOST[/PATH]' (repeatable);
+    /// deny wins over allow.
+    #[arg(long = "http-deny", value_name = "RULE", value_parser = parse_http_deny)]
+    http_deny: Vec<HttpRule>,
+
+    /// Intercept these TCP ports too, besides 80 and 443: 8080,8443
+    /// (repeatable).
+    #[arg(long = "http-port", value_name = "PORTS", value_parser = parse_http_port)]
+    http_port: Vec<PortSet>,
+
+    /// Pass TLS for this SNI through untouched, without interception:
+    /// exact name or *.suffix (repeatable). For clients that pin
+    /// certificates.
+    #[arg(long = "http-bypass", value_name = "PATTERN", value_parser = parse_bypass)]
+    http_bypass: Vec<HostMatch>,
+
+    /// Sign intercepted TLS with this CA certificate (PEM) instead of an
+    /// ephemeral one; needs --http-key.
+    #[arg(long = "http-ca", value_name = "PEM", requires = "http_key")]
+    http_ca: Option<PathBuf>,
+
+    /// Private key (PEM) of --http-ca.
+    #[arg(long = "http-key", value_name = "PEM", requires = "http_ca")]
+    http_key: Option<PathBuf>,
+
+    /// Write the CA certificate (public part, PEM) to PATH before the
+    /// workload starts, e.g. for curl --cacert.
+    #[arg(long = "http-ca-out", value_name = "PATH")]
+    http_ca_out: Option<PathBuf>,
+
+    /// Also trust this root (PEM) when verifying upstream servers
+    /// (repeatable); the host's trusted roots are always used.
+    #[arg(long = "upstream-ca", value_name = "PEM")]
+    upstream_ca: Vec<PathBuf>,
+
+    /// Give up on an upstream that takes longer than SECS to accept or to
+    /// answer (the workload gets 504) [default: 60].
+    #[arg(long = "http-timeout", value_name = "SECS", value_parser = parse_http_timeout)]
+    http_timeout: Option<Duration>,
+
     /// Set an environment variable for the workload (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -114,6 +162,26 @@ fn parse_bind(s: &str) -> Result<PortSet, String> {
     PortSet::parse(s, "--net-allow-bind", s).map_err(reason)
 }
 
+fn parse_http_allow(s: &str) -> Result<HttpRule, String> {
+    HttpRule::parse("--http-allow", s).map_err(reason)
+}
+
+fn parse_http_deny(s: &str) -> Result<HttpRule, String> {
+    HttpRule::parse("--http-deny", s).map_err(reason)
+}
+
+fn parse_http_port(s: &str) -> Result<PortSet, String> {
+    PortSet::parse(s, "--http-port", s).map_err(reason)
+}
+
+fn parse_bypass(s: &str) -> Result<HostMatch, String> {
+    HostMatch::parse("--http-bypass", s, s, false).map_err(reason)
+}
+
+fn parse_http_timeout(s: &str) -> Result<Duration, String> {
+    policy::parse_seconds("--http-timeout", s).map_err(reason)
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     policy::parse_env(s).map_err(reason)
 }
@@ -146,6 +214,31 @@ impl RunArgs {
         p.net.hosts = self.add_host;
         for b in &self.net_allow_bind {
             p.net.bind.extend(b);
+        }
+        p.http.allow = self.http_allow;
+        p.http.deny = self.http_deny;
+        for ports in &self.http_port {
+            p.http.extra_ports.extend(ports);
+        }
+        p.http.bypass = self.http_bypass;
+        if let (Some(cert), Some(key)) = (self.http_ca, self.http_key) {
+            p.http.ca = Some(CaFiles {
+                cert: absolute("--http-ca", cert)?,
+                key: absolute("--http-key", key)?,
+            });
+        }
+        p.http.ca_out = self
+            .http_ca_out
+            .map(|c| absolute("--http-ca-out", c))
+            .transpose()?;
+        p.http.upstream_ca = self
+            .upstream_ca
+            .into_iter()
+            .map(|c| absolute("--upstream-ca", c))
+            .collect::<anyhow::Result<_>>()?;
+        p.http.upstream_timeout = self.http_timeout;
+        if let Some(flag) = p.http.unused_option() {
+            anyhow::bail!("{flag} has no effect without an --http-allow or --http-deny rule");
         }
         p.process.env = self.env;
         p.process.clean_env = self.clean_env;

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             };
             if show {
                 print!("{policy}");
-                return match sandlock_core::network::Pinned::resolve(&policy.net) {
+                return match sandlock_core::network::Pinned::for_policy(&policy) {
                     Ok(pinned) => {
                         for (name, ips) in pinned.entries() {
                             let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();

@@ -39,6 +39,19 @@ pub enum Error {
         /// The exit status the front door should use (126 or 127).
         status: i32,
     },
+    /// A file named by a flag could not be used (a CA, a key, a bundle).
+    #[error("cannot use '{path}' (from {flag}): {reason}")]
+    File {
+        /// The flag that named the file, e.g. `--http-ca`.
+        flag: &'static str,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Building TLS material (a certificate, a key, a TLS configuration) failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
     /// Setting up the sandbox failed (a syscall, a file, a pipe).
     #[error("{context}: {source}")]
     Setup {

@@ -14,16 +14,19 @@
 //!   Landlock, seccomp, the notify-fd hand-over).
 //! - `supervisor`: the seccomp user-notification loop and its handlers.
 //! - [`audit`]: denial reporting on stderr and as JSON lines.
+//! - [`ca`]: the sandbox's certificate authority and per-host leaf certificates.
 //! - [`check`]: what this kernel supports.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod audit;
+pub mod ca;
 pub mod check;
 mod error;
 mod launch;
 pub mod network;
 pub mod policy;
+mod proxy;
 mod sandbox;
 mod supervisor;
 mod sys;

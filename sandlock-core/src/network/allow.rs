@@ -17,45 +17,64 @@ pub struct Pinned {
 
 impl Pinned {
     /// Pins `--add-host` names first, then resolves every rule host that
-    /// they do not cover. `localhost` is always loopback.
-    pub fn resolve(net: &NetPolicy) -> Result<Pinned> {
+    /// they do not cover: `--net-allow` names, then `extra` (flag, name)
+    /// pairs from other rules. `localhost` is always loopback.
+    pub fn resolve(net: &NetPolicy, extra: &[(&'static str, &str)]) -> Result<Pinned> {
         let mut pinned = Pinned::default();
         for h in &net.hosts {
             pinned.add(&h.name, h.addr);
         }
-        for rule in &net.allow {
-            let HostPattern::Name(name) = &rule.host else {
-                continue;
-            };
-            if pinned.lookup(name).is_some() {
-                continue;
-            }
-            if name == "localhost" {
-                pinned.add(name, IpAddr::from([127, 0, 0, 1]));
-                pinned.add(name, "::1".parse().expect("literal"));
-                continue;
-            }
-            let addrs = (name.as_str(), 0u16)
-                .to_socket_addrs()
-                .map_err(|e| Error::Resolve {
-                    flag: "--net-allow",
-                    host: name.clone(),
-                    reason: e.to_string(),
-                })?;
-            let mut any = false;
-            for a in addrs {
-                pinned.add(name, a.ip());
-                any = true;
-            }
-            if !any {
-                return Err(Error::Resolve {
-                    flag: "--net-allow",
-                    host: name.clone(),
-                    reason: "no addresses".into(),
-                });
-            }
+        let rule_names = net.allow.iter().filter_map(|rule| match &rule.host {
+            HostPattern::Name(name) => Some(("--net-allow", name.as_str())),
+            _ => None,
+        });
+        for (flag, name) in rule_names.chain(extra.iter().copied()) {
+            pinned.pin(flag, name)?;
         }
         Ok(pinned)
+    }
+
+    /// Pins every name a policy's rules mention: `--add-host`, then
+    /// `--net-allow` hosts, then the concrete hosts of `--http-allow`.
+    pub fn for_policy(policy: &crate::Policy) -> Result<Pinned> {
+        let http_names: Vec<(&'static str, &str)> = policy
+            .http
+            .allow
+            .iter()
+            .filter_map(|r| match &r.host {
+                crate::policy::HostMatch::Exact(name) => Some(("--http-allow", name.as_str())),
+                _ => None,
+            })
+            .collect();
+        Pinned::resolve(&policy.net, &http_names)
+    }
+
+    fn pin(&mut self, flag: &'static str, name: &str) -> Result<()> {
+        if self.lookup(name).is_some() {
+            return Ok(());
+        }
+        if name == "localhost" {
+            self.add(name, IpAddr::from([127, 0, 0, 1]));
+            self.add(name, "::1".parse().expect("literal"));
+            return Ok(());
+        }
+        let fail = |reason: String| Error::Resolve {
+            flag,
+            host: name.to_string(),
+            reason,
+        };
+        let addrs = (name, 0u16)
+            .to_socket_addrs()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut any = false;
+        for a in addrs {
+            self.add(name, a.ip());
+            any = true;
+        }
+        if !any {
+            return Err(fail("no addresses".into()));
+        }
+        Ok(())
     }
 
     fn add(&mut self, name: &str, ip: IpAddr) {
@@ -204,7 +223,7 @@ mod tests {
             &["api.test:443", "udp://dns.test:53", "10.1.0.0/16:22"],
             &["api.test:127.0.0.2", "dns.test:127.0.0.3"],
         );
-        let pinned = Pinned::resolve(&net).unwrap();
+        let pinned = Pinned::resolve(&net, &[]).unwrap();
         let e = Egress::new(&net, &pinned);
         assert!(allowed(&e, Proto::Tcp, "127.0.0.2:443"));
         assert!(allowed(&e, Proto::Tcp, "[::ffff:127.0.0.2]:443"));
@@ -227,7 +246,7 @@ mod tests {
     #[test]
     fn unspecified_address_is_loopback() {
         let net = policy(&["127.0.0.1:8080"], &[]);
-        let e = Egress::new(&net, &Pinned::resolve(&net).unwrap());
+        let e = Egress::new(&net, &Pinned::resolve(&net, &[]).unwrap());
         assert!(allowed(&e, Proto::Tcp, "0.0.0.0:8080"));
         assert!(!allowed(&e, Proto::Tcp, "[::]:8080"));
     }

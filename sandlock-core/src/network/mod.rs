@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net};
 
 pub use allow::{Decision, Egress, Pinned};
-pub use sockaddr::SockAddr;
+pub use sockaddr::{encode as encode_sockaddr, SockAddr};
 
 /// Folds the spellings of one address into one: IPv4-mapped IPv6 becomes
 /// IPv4, and the unspecified addresses (which the kernel connects to the

@@ -53,6 +53,27 @@ impl SockAddr {
     }
 }
 
+/// The raw bytes of `addr` (a `sockaddr_in` or `sockaddr_in6`), for the
+/// supervisor's own connects.
+pub fn encode(addr: SocketAddr) -> Vec<u8> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in>()];
+            b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.ip().octets());
+            b
+        }
+        SocketAddr::V6(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in6>()];
+            b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[8..24].copy_from_slice(&a.ip().octets());
+            b
+        }
+    }
+}
+
 impl fmt::Display for SockAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -99,6 +120,10 @@ mod tests {
         );
         assert_eq!(SockAddr::decode(&b[..20]), SockAddr::Malformed);
         assert_eq!(SockAddr::decode(&[1]), SockAddr::Malformed);
+        for a in ["10.0.0.5:443", "[fd00::1]:8080"] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(SockAddr::decode(&encode(a)), SockAddr::Inet(a));
+        }
         assert_eq!(
             SockAddr::decode(&(libc::AF_UNSPEC as u16).to_ne_bytes()),
             SockAddr::Unspec

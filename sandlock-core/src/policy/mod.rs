@@ -8,6 +8,7 @@
 //! and Landlock handles live in later stages.
 
 pub(crate) mod fs;
+mod http;
 mod net;
 mod ports;
 
@@ -16,6 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
+pub(crate) use http::parse_ip_host;
+pub use http::{
+    CaFiles, HostMatch, HttpPolicy, HttpRule, MethodMatch, PathMatch, DEFAULT_UPSTREAM_TIMEOUT,
+};
 pub use net::{AddHost, HostPattern, NetRule, Proto};
 pub use ports::PortSet;
 
@@ -27,6 +32,8 @@ pub struct Policy {
     pub fs: FsPolicy,
     /// Network egress and listening.
     pub net: NetPolicy,
+    /// HTTP interception: rules, ports, TLS.
+    pub http: HttpPolicy,
     /// Environment, working directory, time limit, capabilities.
     pub process: ProcessPolicy,
     /// Where denials are reported.
@@ -102,12 +109,17 @@ pub fn parse_env(value: &str) -> crate::Result<(String, String)> {
 
 /// Parses a positive number of seconds (fractions allowed) for `--timeout`.
 pub fn parse_timeout(value: &str) -> crate::Result<Duration> {
+    parse_seconds("--timeout", value)
+}
+
+/// Parses a positive number of seconds (fractions allowed) given to `flag`.
+pub fn parse_seconds(flag: &'static str, value: &str) -> crate::Result<Duration> {
     let secs: f64 = value
         .parse()
-        .map_err(|_| crate::Error::invalid("--timeout", value, "expected a number of seconds"))?;
+        .map_err(|_| crate::Error::invalid(flag, value, "expected a number of seconds"))?;
     if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
         return Err(crate::Error::invalid(
-            "--timeout",
+            flag,
             value,
             "must be a positive number of seconds",
         ));
@@ -154,6 +166,41 @@ impl fmt::Display for Policy {
             writeln!(f, "bind:  none")?;
         } else {
             writeln!(f, "bind:  {}", self.net.bind)?;
+        }
+        writeln!(f, "[http]")?;
+        if !self.http.intercepting() {
+            writeln!(f, "interception: off (no --http-allow or --http-deny)")?;
+        } else {
+            writeln!(f, "intercepted ports: {}", self.http.intercepted_ports())?;
+            for r in &self.http.deny {
+                writeln!(f, "deny:  {}", r.spec)?;
+            }
+            for r in &self.http.allow {
+                writeln!(f, "allow: {}", r.spec)?;
+            }
+            if self.http.allow.is_empty() {
+                writeln!(f, "allow: everything not denied")?;
+            } else {
+                writeln!(f, "allow: nothing else")?;
+            }
+            for b in &self.http.bypass {
+                writeln!(f, "bypass: {b}")?;
+            }
+            match &self.http.ca {
+                Some(ca) => writeln!(f, "ca: {} (key {})", ca.cert.display(), ca.key.display())?,
+                None => writeln!(f, "ca: ephemeral, key in memory only")?,
+            }
+            if let Some(out) = &self.http.ca_out {
+                writeln!(f, "ca written to: {}", out.display())?;
+            }
+            for c in &self.http.upstream_ca {
+                writeln!(f, "upstream root: {} (plus the host's roots)", c.display())?;
+            }
+            let t = self
+                .http
+                .upstream_timeout
+                .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
+            writeln!(f, "upstream timeout: {}s", t.as_secs_f64())?;
         }
         writeln!(f, "[process]")?;
         writeln!(f, "clean env: {}", self.process.clean_env)?;

@@ -10,6 +10,7 @@ mod wait;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -17,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::audit::Reporter;
 use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
 use crate::network::{Egress, Pinned};
+use crate::proxy::Proxy;
 use crate::supervisor::VirtualFile;
 use crate::{Error, Policy, Result};
 
@@ -89,14 +91,25 @@ impl Sandbox {
         let ruleset = LandlockRuleset::create()?;
         let kernel_denies_tcp = ruleset.tcp_guard();
         check_inherited_stdio(net, kernel_denies_tcp)?;
-        let pinned = Pinned::resolve(net)?;
+        let http = &self.policy.http;
+        let pinned = Pinned::for_policy(&self.policy)?;
         let egress = Egress::new(net, &pinned);
-        let reporter = Reporter::new(
+        let reporter = Arc::new(Reporter::new(
             self.policy.report.quiet,
             self.policy.report.audit.as_deref(),
-        )?;
+        )?);
+        // The proxy (and its CA, and --http-ca-out) is ready before the
+        // workload exists, so its first connect finds it listening.
+        let proxy = match http.intercepting() {
+            true => Some(Arc::new(Proxy::start(
+                http,
+                &pinned,
+                Arc::clone(&reporter),
+            )?)),
+            false => None,
+        };
         let mut files = Vec::new();
-        if net.virtual_hosts() {
+        if net.virtual_hosts() || proxy.is_some() {
             files.push(
                 VirtualFile::new("/etc/hosts", &pinned.hosts_file())
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
@@ -104,7 +117,7 @@ impl Sandbox {
         }
         let spec = FilterSpec {
             trap_open: !files.is_empty(),
-            inet: net.inet_enabled(),
+            inet: net.inet_enabled() || proxy.is_some(),
             udp: net.udp_enabled(),
         };
         let grants = launch::grants(&self.policy.fs)?;
@@ -188,6 +201,7 @@ impl Sandbox {
             files,
             writable,
             reporter,
+            proxy,
             inet: spec.inet,
             udp: spec.udp,
         };
@@ -236,7 +250,8 @@ pub(super) struct SupervisorParts {
     kernel_denies_tcp: bool,
     files: Vec<VirtualFile>,
     writable: Vec<PathBuf>,
-    reporter: Reporter,
+    reporter: Arc<Reporter>,
+    proxy: Option<Arc<Proxy>>,
     inet: bool,
     udp: bool,
 }

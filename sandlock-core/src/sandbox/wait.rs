@@ -147,6 +147,7 @@ pub(super) fn wait(
                     files: p.files,
                     writable: p.writable,
                     reporter: p.reporter,
+                    proxy: p.proxy,
                 };
                 idle_listener = Some(cfg);
             }

@@ -20,6 +20,7 @@ mod net;
 mod notif;
 mod open;
 mod procs;
+mod redirect;
 mod send;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -30,6 +31,7 @@ use self::notif::{Notif, Reply};
 pub use self::open::{NotVirtualCache, VirtualFile};
 use crate::audit::Reporter;
 use crate::network::Egress;
+use crate::proxy::Proxy;
 use crate::sys;
 
 /// Upper bound on actions waiting on the workload's behalf at once;
@@ -49,7 +51,8 @@ pub struct Supervisor {
     kernel_denies_tcp: bool,
     files: Vec<VirtualFile>,
     not_virtual: NotVirtualCache,
-    reporter: Reporter,
+    reporter: Arc<Reporter>,
+    proxy: Option<Arc<Proxy>>,
     offloaded: AtomicUsize,
     procs: Arc<procs::ProcCache>,
 }
@@ -76,7 +79,9 @@ pub struct Config {
     /// paths below them can change how they resolve.
     pub writable: Vec<std::path::PathBuf>,
     /// Where decisions are reported.
-    pub reporter: Reporter,
+    pub reporter: Arc<Reporter>,
+    /// The HTTP proxy, when intercepting.
+    pub proxy: Option<Arc<Proxy>>,
 }
 
 /// True once no task uses the filter any more (the listener reports
@@ -108,6 +113,7 @@ impl Supervisor {
             files: cfg.files,
             not_virtual: NotVirtualCache::new(&cfg.writable),
             reporter: cfg.reporter,
+            proxy: cfg.proxy,
             offloaded: AtomicUsize::new(0),
             procs: Arc::default(),
         });

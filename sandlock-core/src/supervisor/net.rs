@@ -199,6 +199,10 @@ pub(super) fn decide_dest(
                 return Err(Reply::Errno(libc::EACCES));
             };
             let target = target_text(proto, dest);
+            if let Some(why) = intercepted_elsewhere(sup, syscall, proto, dest) {
+                report(sup, n, syscall, &target, Verdict::Deny, why);
+                return Err(Reply::Errno(libc::EACCES));
+            }
             match sup.egress.check(proto, dest) {
                 Decision::Allow(rule) => {
                     if sup.reporter.wants_allows() {
@@ -224,6 +228,28 @@ pub(super) fn decide_dest(
         // family that does not match the socket.
         _ => Ok(addr),
     }
+}
+
+/// Traffic to an intercepted port that cannot go through the proxy: UDP
+/// (QUIC, so clients fall back to TCP) and TCP Fast Open sends, whose
+/// destination only a connect may name while interception is on.
+fn intercepted_elsewhere(
+    sup: &Supervisor,
+    syscall: &str,
+    proto: Proto,
+    dest: SocketAddr,
+) -> Option<&'static str> {
+    let proxy = sup.proxy.as_ref()?;
+    if !proxy.intercepts(dest.port()) {
+        return None;
+    }
+    Some(match proto {
+        Proto::Udp => "UDP to an intercepted HTTP port is refused while interception is on",
+        Proto::Tcp if syscall != "connect" => {
+            "TCP Fast Open to an intercepted HTTP port is not supported; use connect"
+        }
+        Proto::Tcp => return None,
+    })
 }
 
 fn target_text(proto: Proto, dest: SocketAddr) -> String {
@@ -284,6 +310,11 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
+        if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
+            if kind.stream() && proxy.intercepts(dest.port()) {
+                return Ok(super::redirect::connect(sup, n, proxy, sock, dest));
+            }
+        }
         let addr = decide_dest(sup, n, "connect", kind, addr)?;
         if kind.stream() && is_blocking(&sock) {
             return Ok(connect_blocking(sup, n, sock, addr));
@@ -308,7 +339,7 @@ fn kernel_may_decide(sup: &Supervisor, addr: &[u8]) -> bool {
         )
 }
 
-fn raw_connect(sock: &OwnedFd, addr: &[u8]) -> Reply {
+pub(super) fn raw_connect(sock: &OwnedFd, addr: &[u8]) -> Reply {
     // SAFETY: `addr` is our own buffer of the length passed.
     ret(
         unsafe { libc::connect(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) }
@@ -326,7 +357,12 @@ const INLINE_CONNECT: Duration = Duration::from_millis(2);
 /// [`INLINE_CONNECT`] for one attempt, and a handshake still in progress
 /// after it is awaited on a worker thread. The workload's own timeout is
 /// honoured and restored before it gets its answer.
-fn connect_blocking(sup: &Arc<Supervisor>, n: &Notif, sock: OwnedFd, addr: Vec<u8>) -> Reply {
+pub(super) fn connect_blocking(
+    sup: &Arc<Supervisor>,
+    n: &Notif,
+    sock: OwnedFd,
+    addr: Vec<u8>,
+) -> Reply {
     let Ok(saved) = send_timeout(&sock) else {
         return raw_connect(&sock, &addr);
     };

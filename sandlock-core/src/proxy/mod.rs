@@ -1,0 +1,227 @@
+//! The transparent HTTP(S) proxy inside the supervisor.
+//!
+//! Owns everything that happens to a connection the supervisor redirected:
+//! the original-destination table, the first-byte peek (TLS or plaintext),
+//! TLS termination with leaves from [`crate::ca`], the HTTP access list, and
+//! the verified connection to the original destination. It runs on its own
+//! tokio runtime, started before the workload.
+//!
+//! It must never accept a connection the supervisor did not redirect, never
+//! dial anything but the recorded original address (no re-resolution),
+//! never re-sign a certificate it could not verify, and never forward a
+//! request it found ambiguous.
+
+pub mod acl;
+mod conn;
+mod redirect;
+mod respond;
+mod serve;
+mod upstream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpSocket;
+use tokio::runtime::Runtime;
+
+use crate::audit::Reporter;
+use crate::ca::{Authority, Leaves};
+use crate::network::{canonical_ip, Pinned};
+use crate::policy::{HostMatch, HttpPolicy, PortSet};
+use crate::{Error, Result};
+
+pub use redirect::{Original, Redirects};
+
+/// Connections the proxy serves at once; beyond it new ones are closed.
+const MAX_CONNECTIONS: usize = 4096;
+/// Leaves kept minted.
+const LEAF_CACHE: usize = 1024;
+
+/// State every connection task shares.
+pub(crate) struct Shared {
+    acl: acl::Acl,
+    pinned: Pinned,
+    bypass: Vec<HostMatch>,
+    leaves: Leaves,
+    upstream: upstream::Tls,
+    reporter: Arc<Reporter>,
+    redirects: Arc<Redirects>,
+    /// Bound on connecting to and hearing back from an upstream.
+    timeout: Duration,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Which destinations HTTP rules make reachable on the intercepted ports.
+#[derive(Debug, Clone, Default)]
+struct Reach {
+    any: Option<String>,
+    ips: Vec<(IpAddr, String)>,
+}
+
+impl Reach {
+    fn new(http: &HttpPolicy, pinned: &Pinned) -> Reach {
+        let mut reach = Reach::default();
+        for rule in &http.allow {
+            let spec = format!("--http-allow '{}'", rule.spec);
+            match &rule.host {
+                HostMatch::Any => reach.any = reach.any.clone().or(Some(spec)),
+                HostMatch::Ip(ip) => reach.ips.push((*ip, spec)),
+                pattern => {
+                    for (name, ips) in pinned.entries() {
+                        if pattern.matches(name) {
+                            reach.ips.extend(ips.iter().map(|ip| (*ip, spec.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        reach
+    }
+
+    fn check(&self, ip: IpAddr) -> Option<&str> {
+        let ip = canonical_ip(ip);
+        self.any.as_deref().or_else(|| {
+            self.ips
+                .iter()
+                .find(|(i, _)| *i == ip)
+                .map(|(_, s)| s.as_str())
+        })
+    }
+}
+
+/// A running proxy: where the supervisor sends redirected connections.
+pub struct Proxy {
+    runtime: Option<Runtime>,
+    v4: SocketAddr,
+    v6: Option<SocketAddr>,
+    ports: PortSet,
+    reach: Reach,
+    redirects: Arc<Redirects>,
+}
+
+impl Proxy {
+    /// Builds the CA (ephemeral or the user's), writes `--http-ca-out`,
+    /// binds the loopback listeners and starts serving.
+    pub fn start(http: &HttpPolicy, pinned: &Pinned, reporter: Arc<Reporter>) -> Result<Proxy> {
+        let authority = match &http.ca {
+            Some(files) => Authority::from_files(&files.cert, &files.key)?,
+            None => Authority::ephemeral()?,
+        };
+        if let Some(out) = &http.ca_out {
+            write_public(out, authority.cert_pem())?;
+        }
+        let upstream = upstream::Tls::new(&http.upstream_ca)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sandlock-proxy")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::setup("starting the proxy runtime", e))?;
+        let redirects = Arc::new(Redirects::default());
+        let shared = Arc::new(Shared {
+            acl: acl::Acl::new(http),
+            pinned: pinned.clone(),
+            bypass: http.bypass.clone(),
+            leaves: Leaves::new(Arc::new(authority), LEAF_CACHE),
+            upstream,
+            reporter,
+            redirects: Arc::clone(&redirects),
+            timeout: http
+                .upstream_timeout
+                .unwrap_or(crate::policy::DEFAULT_UPSTREAM_TIMEOUT),
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        });
+        let (v4, v6) = runtime.block_on(async {
+            let v4 = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            // IPv6 loopback may be disabled; IPv6 sockets then reach the
+            // IPv4 listener through a mapped address.
+            let v6 = listen(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))).ok();
+            Ok::<_, Error>((v4, v6))
+        })?;
+        let v4_addr = local(&v4)?;
+        let v6_addr = v6.as_ref().map(local).transpose()?;
+        runtime.spawn(conn::accept_loop(v4, Arc::clone(&shared)));
+        if let Some(v6) = v6 {
+            runtime.spawn(conn::accept_loop(v6, shared));
+        }
+        Ok(Proxy {
+            runtime: Some(runtime),
+            v4: v4_addr,
+            v6: v6_addr,
+            ports: http.intercepted_ports(),
+            reach: Reach::new(http, pinned),
+            redirects,
+        })
+    }
+
+    /// True when a TCP connect to `port` goes through the proxy.
+    pub fn intercepts(&self, port: u16) -> bool {
+        self.ports.contains(port)
+    }
+
+    /// The HTTP rule that makes `ip` reachable on the intercepted ports.
+    pub fn reachable(&self, ip: IpAddr) -> Option<&str> {
+        self.reach.check(ip)
+    }
+
+    /// The listener a socket of `family` connects to.
+    pub fn listener_for(&self, family: i32) -> SocketAddr {
+        match (family, self.v6) {
+            (libc::AF_INET6, Some(v6)) => v6,
+            (libc::AF_INET6, None) => match self.v4 {
+                SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+                v6 => v6,
+            },
+            _ => self.v4,
+        }
+    }
+
+    /// The original-destination table.
+    pub fn redirects(&self) -> &Redirects {
+        &self.redirects
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    let sock = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .and_then(|s| {
+        s.bind(addr)?;
+        Ok(s)
+    })
+    .and_then(|s| s.listen(4096))
+    .map_err(|e| Error::setup(format!("proxy listener on {addr}"), e))?;
+    Ok(sock)
+}
+
+fn local(l: &tokio::net::TcpListener) -> Result<SocketAddr> {
+    l.local_addr()
+        .map_err(|e| Error::setup("proxy listener address", e))
+}
+
+/// Writes the CA certificate for `--http-ca-out`: whole or not at all
+/// (a temporary file renamed into place).
+fn write_public(path: &std::path::Path, pem: &str) -> Result<()> {
+    let bad = |e: std::io::Error| Error::File {
+        flag: "--http-ca-out",
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, pem).map_err(bad)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        bad(e)
+    })
+}

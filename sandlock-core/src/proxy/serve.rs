@@ -1,0 +1,362 @@
+//! HTTP on one intercepted connection: every request is aligned with the
+//! connection's identity (SNI or pinned name), checked against the access
+//! list, and forwarded to the original destination with its body streamed
+//! untouched.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::acl::Verdict;
+use super::respond::{allowed, refuse, Body, Described};
+use super::upstream::{Failure, Pool, Target};
+use super::{Original, Shared};
+use crate::network::canonical_ip;
+use crate::policy::parse_ip_host;
+
+/// Largest request head accepted (request line and headers).
+pub(super) const HEAD_LIMIT: usize = 64 * 1024;
+/// A client must finish sending a request head within this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the workload reached the proxy.
+#[derive(Debug, Clone)]
+pub(super) enum Side {
+    /// Plain HTTP.
+    Plain,
+    /// Intercepted TLS; the SNI the client sent, if any.
+    Tls { sni: Option<String> },
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    orig: Original,
+    side: Side,
+    pool: Pool,
+}
+
+/// Serves HTTP/1.1 (or HTTP/2 when `h2`) on `io` until the client leaves.
+pub(super) async fn serve<IO>(shared: Arc<Shared>, orig: Original, side: Side, io: IO, h2: bool)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tls_name = match &side {
+        Side::Plain => None,
+        Side::Tls { sni: Some(name) } => rustls::pki_types::ServerName::try_from(name.clone()).ok(),
+        Side::Tls { sni: None } => Some(rustls::pki_types::ServerName::IpAddress(
+            orig.dest.ip().into(),
+        )),
+    };
+    let conn = Arc::new(Conn {
+        pool: Pool::new(Target {
+            addr: orig.dest,
+            tls: tls_name,
+        }),
+        shared,
+        orig,
+        side,
+    });
+    let c = Arc::clone(&conn);
+    let svc = service_fn(move |req| {
+        let c = Arc::clone(&c);
+        async move { Ok::<_, Infallible>(c.handle(req, h2).await) }
+    });
+    let io = TokioIo::new(io);
+    let result = if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(HEAD_LIMIT as u32)
+            .serve_connection(io, svc)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(HEAD_LIMIT * 2)
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await
+    };
+    if let Err(e) = result {
+        conn.report_connection_error(&e);
+    }
+}
+
+impl Conn {
+    fn scheme(&self) -> &'static str {
+        match self.side {
+            Side::Plain => "http",
+            Side::Tls { .. } => "https",
+        }
+    }
+
+    fn report_connection_error(&self, e: &hyper::Error) {
+        let reason = if e.is_parse_too_large() {
+            "431 request head too large"
+        } else if e.is_parse() {
+            "400 malformed request"
+        } else if e.is_timeout() {
+            "request head not received in time"
+        } else {
+            return;
+        };
+        let what = format!("{}://{}", self.scheme(), self.orig.dest);
+        let d = Described {
+            pid: self.orig.pid,
+            what: &what,
+        };
+        // The response (if any) was written by the HTTP engine; this makes
+        // the refusal visible to the user as well.
+        drop(refuse(&self.shared, &d, StatusCode::BAD_REQUEST, reason));
+    }
+
+    async fn handle(&self, mut req: Request<Incoming>, h2: bool) -> Response<Body> {
+        let pid = self.orig.pid;
+        let (host, authority) = match self.authority(&req, h2) {
+            Ok(a) => a,
+            Err((status, reason)) => {
+                let what = format!("{} {}://{}", req.method(), self.scheme(), self.orig.dest);
+                return refuse(
+                    &self.shared,
+                    &Described { pid, what: &what },
+                    status,
+                    &reason,
+                );
+            }
+        };
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let what = format!(
+            "{} {}://{}{}",
+            req.method(),
+            self.scheme(),
+            authority,
+            target
+        );
+        let d = Described { pid, what: &what };
+        if let Err((status, reason)) = check_framing(&req, h2) {
+            return refuse(&self.shared, &d, status, reason);
+        }
+        match self
+            .shared
+            .acl
+            .check(req.method().as_str(), &host, target.as_bytes())
+        {
+            Verdict::Deny(rule) => return refuse(&self.shared, &d, StatusCode::FORBIDDEN, &rule),
+            Verdict::Allow(rule) => allowed(
+                &self.shared,
+                &d,
+                rule.as_deref().unwrap_or("no --http-deny rule matches"),
+            ),
+        }
+        let upgrade = !h2 && is_upgrade(req.headers());
+        strip_hop_by_hop(req.headers_mut(), upgrade);
+        req.headers_mut().remove(header::EXPECT);
+        let result = if upgrade {
+            let downstream = hyper::upgrade::on(&mut req);
+            match self.pool.send_upgrade(&self.shared, req, &authority).await {
+                Ok(mut resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    let upstream = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(tunnel(downstream, upstream));
+                    Ok(resp)
+                }
+                other => other,
+            }
+        } else {
+            self.pool.send(&self.shared, req, &authority).await
+        };
+        match result {
+            Ok(resp) => {
+                let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers, switching);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(Failure::Timeout(why)) => {
+                refuse(&self.shared, &d, StatusCode::GATEWAY_TIMEOUT, why)
+            }
+            Err(Failure::Bad(why)) => refuse(&self.shared, &d, StatusCode::BAD_GATEWAY, &why),
+        }
+    }
+
+    /// The request's one authority, checked against the connection: on TLS
+    /// it must name the SNI; on plaintext, a name pinned to the original
+    /// address. Returns (host lower-cased without port, authority as sent).
+    fn authority(
+        &self,
+        req: &Request<Incoming>,
+        h2: bool,
+    ) -> Result<(String, String), (StatusCode, String)> {
+        let bad = |s: &str| Err((StatusCode::BAD_REQUEST, s.to_string()));
+        let misdirected = |s: String| Err((StatusCode::MISDIRECTED_REQUEST, s));
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let host_header = match (hosts.next(), hosts.next()) {
+            (_, Some(_)) => return bad("more than one Host header"),
+            (Some(v), None) => match v.to_str() {
+                Ok(s) => Some(s.to_string()),
+                Err(_) => return bad("Host header is not text"),
+            },
+            (None, None) => None,
+        };
+        let from_target = req.uri().authority().map(|a| a.as_str().to_string());
+        let authority = match (host_header, from_target) {
+            (None, None) if h2 => return bad("no :authority"),
+            (None, None) => return bad("no Host header"),
+            (Some(a), None) | (None, Some(a)) => a,
+            (Some(h), Some(t)) => {
+                if !split_host(&h).eq_ignore_ascii_case(split_host(&t)) {
+                    return misdirected(format!(
+                        "Host '{h}' disagrees with the request target's '{t}'"
+                    ));
+                }
+                t
+            }
+        };
+        if authority.contains('@') {
+            return bad("userinfo in the authority");
+        }
+        if authority.parse::<http::uri::Authority>().is_err() || authority.is_empty() {
+            return bad("malformed authority");
+        }
+        let host = split_host(&authority).to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host).to_string();
+        let dest_ip = canonical_ip(self.orig.dest.ip());
+        let is_dest_ip = parse_ip_host(&host).is_some_and(|ip| canonical_ip(ip) == dest_ip);
+        match &self.side {
+            Side::Tls { sni: Some(sni) } if !host.eq_ignore_ascii_case(sni) => {
+                return misdirected(format!("Host '{host}' is not the TLS name '{sni}'"));
+            }
+            Side::Tls { sni: None } if !is_dest_ip => {
+                return misdirected(format!(
+                    "Host '{host}' on a TLS connection without SNI to {dest_ip}"
+                ));
+            }
+            Side::Plain
+                if !is_dest_ip
+                    && !self
+                        .shared
+                        .pinned
+                        .lookup(&host)
+                        .is_some_and(|ips| ips.contains(&dest_ip)) =>
+            {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("Host '{host}' is not a name pinned to {dest_ip}"),
+                ));
+            }
+            _ => {}
+        }
+        Ok((host, authority))
+    }
+}
+
+/// The host part of `host[:port]` or `[v6]:port`.
+fn split_host(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// Requests whose length could be read two ways are refused before any
+/// byte goes upstream.
+fn check_framing(req: &Request<Incoming>, h2: bool) -> Result<(), (StatusCode, &'static str)> {
+    let h = req.headers();
+    let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
+    if !h2 && lengths > 0 && h.contains_key(header::TRANSFER_ENCODING) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
+    if lengths > 1 {
+        return Err((StatusCode::BAD_REQUEST, "more than one Content-Length"));
+    }
+    let head: usize = h
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri().to_string().len();
+    if head > HEAD_LIMIT {
+        return Err((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head larger than 64 KiB",
+        ));
+    }
+    if req.method() == Method::CONNECT {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "CONNECT is not supported on an intercepted connection",
+        ));
+    }
+    Ok(())
+}
+
+fn is_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && connection_tokens(h).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes headers that belong to one hop; an upgrade keeps `Connection:
+/// upgrade` and `Upgrade`, which the next hop needs.
+fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = connection_tokens(h)
+        .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in ["keep-alive", "proxy-connection", "transfer-encoding"] {
+        h.remove(n);
+    }
+    let te_trailers = h
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+    h.remove(header::TE);
+    if te_trailers {
+        h.insert(header::TE, http::HeaderValue::from_static("trailers"));
+    }
+    if upgrade {
+        h.insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+    } else {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and upstream.
+async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
+    let (Ok(down), Ok(up)) = tokio::join!(down, up) else {
+        return;
+    };
+    let mut down = TokioIo::new(down);
+    let mut up = TokioIo::new(up);
+    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+}
