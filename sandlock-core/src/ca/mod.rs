@@ -13,7 +13,6 @@
 //! the CA and leaf subjects differ, and leaves carry SAN, AKI, SKI, EKU
 //! serverAuth and CA:false, backdated seconds, not days.
 
-mod der;
 mod leaf;
 
 pub use leaf::{LeafName, Leaves};
@@ -28,6 +27,8 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::error::X509Error;
 
 use crate::{Error, Result};
 
@@ -70,8 +71,9 @@ impl Authority {
         params
             .distinguished_name
             .push(DnType::OrganizationName, "sandlock");
-        // Constrained(0): a stolen workload-visible CA cert cannot vouch for
-        // intermediates, and rcgen then also writes the SKI leaves point at.
+        // pathlen 0: this CA only ever signs leaves, so even a leaked key
+        // could not mint intermediates. (rcgen writes an SKI only for CA and
+        // ExplicitNoCa certificates; the leaves' AKI points at this one.)
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = now - Duration::seconds(60);
@@ -82,9 +84,10 @@ impl Authority {
             .self_signed(&key)
             .map_err(|e| tls("signing the CA certificate", e))?;
         let cert_der = cert.der().clone();
-        let subject = der::cert_facts(&cert_der)
+        let subject = parse_cert(&cert_der)
             .map_err(|e| Error::Tls(format!("reading back the CA certificate: {e}")))?
-            .subject;
+            .subject()
+            .to_string();
         Ok(Authority {
             issuer: Issuer::new(params, key),
             cert_pem: cert.pem(),
@@ -95,11 +98,12 @@ impl Authority {
 
     /// Loads the user's own CA from PEM text (`--http-ca` / `--http-key`).
     ///
-    /// `cert_path` and `key_path` only name the files in errors. Rejected: PEM
-    /// without a certificate or an unencrypted PKCS#8 key, a certificate that
-    /// is not a CA or has a keyUsage without keyCertSign, one outside its
-    /// validity window, and a key that is not the certificate's. Leaves are
-    /// then issued under this CA's subject, with AKI = its SKI.
+    /// `cert_path` and `key_path` only name the files in errors. Rejected: text
+    /// with no PEM certificate, or no unencrypted PKCS#8 key (ring cannot use
+    /// SEC1 or PKCS#1 keys); a certificate that is not a CA, whose keyUsage
+    /// lacks keyCertSign, or that is outside its validity window; a key that
+    /// is not the certificate's. Leaves are then issued under this CA's
+    /// subject, with AKI = its SKI (when it has one).
     pub fn from_pem(
         cert_pem: &str,
         key_pem: &str,
@@ -111,36 +115,40 @@ impl Authority {
 
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| ca_err(format!("no PEM certificate found ({e})")))?;
-        let facts = der::cert_facts(&cert_der).map_err(ca_err)?;
-        match facts.is_ca {
-            Some(true) => {}
-            Some(false) => {
+        let cert = parse_cert(&cert_der).map_err(ca_err)?;
+        match cert.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => {}
+            Ok(Some(_)) => {
                 return Err(ca_err(
                     "not a CA certificate (basicConstraints CA:FALSE)".into(),
                 ))
             }
-            None => {
+            Ok(None) => {
                 return Err(ca_err(
                     "not a CA certificate (no basicConstraints extension)".into(),
                 ))
             }
+            Err(e) => return Err(ca_err(format!("malformed certificate ({e})"))),
         }
         let now = OffsetDateTime::now_utc();
-        if facts.not_after <= now {
+        let not_after = cert.validity().not_after.to_datetime();
+        if not_after <= now {
             return Err(ca_err(format!(
                 "the certificate expired at {}",
-                utc(facts.not_after)
+                utc(not_after)
             )));
         }
-        if facts.not_before > now {
+        let not_before = cert.validity().not_before.to_datetime();
+        if not_before > now {
             return Err(ca_err(format!(
                 "the certificate is not valid before {}",
-                utc(facts.not_before)
+                utc(not_before)
             )));
         }
+        let subject = cert.subject().to_string();
 
         let key = load_key(key_pem).map_err(key_err)?;
-        if key.public_key_raw() != facts.public_key {
+        if key.public_key_raw() != &*cert.public_key().subject_public_key.data {
             return Err(key_err(format!(
                 "the key does not belong to the certificate in '{cert_path}'"
             )));
@@ -157,7 +165,7 @@ impl Authority {
             .ok_or_else(|| ca_err("no PEM certificate block found".into()))?;
         Ok(Authority {
             cert_pem,
-            subject: facts.subject,
+            subject,
             cert_der,
             issuer,
         })
@@ -195,8 +203,8 @@ impl Authority {
         self.subject.clone()
     }
 
-    /// The rcgen issuer that signs leaves; kept crate-private so the key
-    /// cannot be reached from outside.
+    /// The rcgen issuer that signs leaves; private to `ca` so nothing else
+    /// can reach the key.
     fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer
     }
@@ -211,6 +219,17 @@ impl fmt::Debug for Authority {
     }
 }
 
+const NOT_PKCS8: &str = "the key is SEC1 or PKCS#1, not PKCS#8 (a PEM 'PRIVATE KEY' block); \
+                         convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY`";
+
+/// Parses one DER certificate. rcgen reads a CA certificate without checking
+/// that it *is* a CA, so `from_pem` vets it with this first.
+fn parse_cert(der: &[u8]) -> std::result::Result<X509Certificate<'_>, String> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| format!("malformed certificate ({})", X509Error::from(e)))
+}
+
 /// Parses the first private key in `pem`. Only PKCS#8 is usable with the ring
 /// backend, so the other encodings get a conversion hint instead of rcgen's
 /// bare "could not parse".
@@ -218,11 +237,7 @@ fn load_key(pem: &str) -> std::result::Result<KeyPair, String> {
     let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
         .map_err(|e| format!("no unencrypted PEM private key found ({e})"))?;
     if !matches!(key, PrivateKeyDer::Pkcs8(_)) {
-        return Err(
-            "the key is SEC1 or PKCS#1, not PKCS#8 (a PEM 'PRIVATE KEY' block); convert it with \
-                    `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pk8`"
-                .into(),
-        );
+        return Err(NOT_PKCS8.into());
     }
     KeyPair::try_from(&key).map_err(|e| format!("unsupported private key: {e}"))
 }
@@ -292,10 +307,12 @@ fn file_error(flag: &'static str, path: &str, reason: String) -> Error {
 
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 #[cfg(test)]
-mod tests {
-    use super::testing::{aki, parse, ski, user_ca, CaSpec, TempDir};
+mod authority_tests {
+    use super::testing::{aki, parse, ski};
     use super::*;
 
     #[test]
@@ -360,122 +377,5 @@ mod tests {
             !debug.contains("PRIVATE") && !debug.contains("key"),
             "{debug}"
         );
-    }
-
-    #[test]
-    fn from_pem_accepts_a_ca_and_keeps_its_identity() {
-        let (cert_pem, key_pem) = user_ca(&CaSpec::default());
-        let ca = Authority::from_pem(&cert_pem, &key_pem, "ca.pem", "ca.key").unwrap();
-        assert_eq!(ca.subject(), "CN=Example Corp Root, O=Example Corp");
-        assert_eq!(ca.cert_pem(), cert_pem);
-        assert_eq!(
-            ca.cert_der(),
-            &CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()
-        );
-    }
-
-    #[track_caller]
-    fn rejected(cert_pem: &str, key_pem: &str, flag: &str, needle: &str) {
-        let err = Authority::from_pem(cert_pem, key_pem, "/etc/ca.pem", "/etc/ca.key")
-            .err()
-            .expect("must be rejected");
-        let path = if flag == "--http-ca" {
-            "/etc/ca.pem"
-        } else {
-            "/etc/ca.key"
-        };
-        assert!(
-            matches!(&err, Error::File { flag: f, path: p, .. } if *f == flag && p == path),
-            "{err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains(flag) && msg.contains(path) && msg.contains(needle),
-            "{msg}"
-        );
-        assert!(!msg.contains("BEGIN"), "file contents leaked into: {msg}");
-    }
-
-    #[test]
-    fn from_pem_rejects_certificates_that_cannot_sign_leaves() {
-        let (_, key) = user_ca(&CaSpec::default());
-        rejected("garbage", &key, "--http-ca", "no PEM certificate");
-        let bad_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        rejected(bad_der, &key, "--http-ca", "malformed");
-
-        for (is_ca, needle) in [
-            (IsCa::ExplicitNoCa, "CA:FALSE"),
-            (IsCa::NoCa, "no basicConstraints"),
-        ] {
-            let (cert, key) = user_ca(&CaSpec {
-                is_ca,
-                ..CaSpec::default()
-            });
-            rejected(&cert, &key, "--http-ca", needle);
-        }
-
-        let now = OffsetDateTime::now_utc();
-        let expired = CaSpec {
-            not_before: now - Duration::days(30),
-            not_after: now - Duration::seconds(5),
-            ..CaSpec::default()
-        };
-        let (cert, key) = user_ca(&expired);
-        rejected(&cert, &key, "--http-ca", "expired");
-        let future = CaSpec {
-            not_before: now + Duration::days(1),
-            ..CaSpec::default()
-        };
-        let (cert, key) = user_ca(&future);
-        rejected(&cert, &key, "--http-ca", "not valid before");
-
-        let no_sign = CaSpec {
-            key_usages: vec![KeyUsagePurpose::CrlSign],
-            ..CaSpec::default()
-        };
-        let (cert, key) = user_ca(&no_sign);
-        rejected(&cert, &key, "--http-ca", "keyCertSign");
-    }
-
-    #[test]
-    fn from_pem_rejects_a_key_that_is_not_the_certificates() {
-        let (cert, _) = user_ca(&CaSpec::default());
-        let (_, other_key) = user_ca(&CaSpec::default());
-        rejected(&cert, &other_key, "--http-key", "does not belong");
-        rejected(&cert, "", "--http-key", "no unencrypted PEM private key");
-        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        rejected(&cert, sec1, "--http-key", "openssl pkcs8 -topk8");
-    }
-
-    #[test]
-    fn from_files_names_the_flag_and_path_of_an_unreadable_file() {
-        let dir = TempDir::new();
-        let (cert_pem, key_pem) = user_ca(&CaSpec::default());
-        let (cert, key) = (
-            dir.write("ca.pem", &cert_pem),
-            dir.write("ca.key", &key_pem),
-        );
-        let missing = dir.path().join("missing.pem");
-
-        let ca = Authority::from_files(&cert, &key).unwrap();
-        assert_eq!(ca.cert_pem(), cert_pem);
-
-        let err = Authority::from_files(&missing, &key)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--http-ca") && err.contains(&missing.display().to_string()),
-            "{err}"
-        );
-        let err = Authority::from_files(&cert, &missing)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--http-key") && err.contains(&missing.display().to_string()),
-            "{err}"
-        );
-        // A swapped pair: the key file holds no certificate.
-        let err = Authority::from_files(&key, &cert).unwrap_err().to_string();
-        assert!(err.contains("--http-ca") && !err.contains("BEGIN"), "{err}");
     }
 }

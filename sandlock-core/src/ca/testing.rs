@@ -1,6 +1,5 @@
-//! Test support shared by the `ca` tests, and the tests that exercise the CA
-//! and its leaves together: webpki verification, real handshakes, and
-//! `openssl verify -x509_strict`.
+//! Test support shared by the `ca` tests: certificate inspection, user-made
+//! CAs, scratch directories, openssl, webpki and in-memory handshakes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +13,7 @@ use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerCo
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::ParsedExtension;
 
 use super::leaf::{mint, LeafName, Leaves};
 use super::Authority;
@@ -115,7 +114,7 @@ impl Drop for TempDir {
 
 /// Runs openssl in `dir`; a missing openssl fails the test rather than
 /// skipping it, since CI machines have it.
-fn openssl(dir: &TempDir, args: &[&str]) -> std::process::Output {
+pub(super) fn openssl(dir: &TempDir, args: &[&str]) -> std::process::Output {
     match Command::new("openssl")
         .args(args)
         .current_dir(dir.path())
@@ -130,7 +129,7 @@ fn openssl(dir: &TempDir, args: &[&str]) -> std::process::Output {
 }
 
 /// `openssl verify -x509_strict` of a leaf for `name` minted by `ca`.
-fn assert_openssl_accepts(ca: &Authority, name: &LeafName) {
+pub(super) fn assert_openssl_accepts(ca: &Authority, name: &LeafName) {
     let dir = TempDir::new();
     dir.write("ca.pem", ca.cert_pem());
     let leaf = mint(ca, name, OffsetDateTime::now_utc()).unwrap();
@@ -173,7 +172,7 @@ fn assert_openssl_accepts(ca: &Authority, name: &LeafName) {
     );
 }
 
-fn verifier(ca: &Authority) -> Arc<WebPkiServerVerifier> {
+pub(super) fn verifier(ca: &Authority) -> Arc<WebPkiServerVerifier> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.cert_der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -182,14 +181,14 @@ fn verifier(ca: &Authority) -> Arc<WebPkiServerVerifier> {
         .unwrap()
 }
 
-fn webpki_accepts(ca: &Authority, leaf: &CertificateDer<'_>, server_name: &str) -> bool {
+pub(super) fn webpki_accepts(ca: &Authority, leaf: &CertificateDer<'_>, server_name: &str) -> bool {
     let name = ServerName::try_from(server_name).unwrap();
     verifier(ca)
         .verify_server_cert(leaf, &[], &name, &[], UnixTime::now())
         .is_ok()
 }
 
-fn names() -> [LeafName; 3] {
+pub(super) fn names() -> [LeafName; 3] {
     [
         LeafName::Dns("api.example.com".into()),
         LeafName::Ip("127.0.0.1".parse().unwrap()),
@@ -197,92 +196,8 @@ fn names() -> [LeafName; 3] {
     ]
 }
 
-#[test]
-fn leaves_carry_every_extension_strict_verifiers_require() {
-    let ca = Authority::ephemeral().unwrap();
-    let ca_cert = parse(ca.cert_der());
-    for name in names() {
-        let now = OffsetDateTime::now_utc();
-        let leaf = mint(&ca, &name, now).unwrap();
-        let cert = parse(&leaf.cert);
-
-        let san = cert.subject_alternative_name().unwrap().unwrap();
-        let octets = match &name {
-            LeafName::Ip(std::net::IpAddr::V4(ip)) => ip.octets().to_vec(),
-            LeafName::Ip(std::net::IpAddr::V6(ip)) => ip.octets().to_vec(),
-            LeafName::Dns(_) => Vec::new(),
-        };
-        let expected = match &name {
-            LeafName::Dns(dns) => GeneralName::DNSName(dns),
-            LeafName::Ip(_) => GeneralName::IPAddress(&octets),
-        };
-        assert_eq!(san.value.general_names, vec![expected], "{name}");
-        assert_eq!(aki(&cert), Some(ski(&ca_cert)), "{name}");
-        assert!(!ski(&cert).is_empty() && ski(&cert) != ski(&ca_cert));
-        assert!(
-            cert.extended_key_usage()
-                .unwrap()
-                .unwrap()
-                .value
-                .server_auth
-        );
-        let bc = cert.basic_constraints().unwrap().unwrap();
-        assert!(!bc.value.ca && bc.value.path_len_constraint.is_none());
-        let ku = cert.key_usage().unwrap().unwrap();
-        assert!(ku.critical && ku.value.digital_signature() && !ku.value.key_cert_sign());
-
-        let cn = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap();
-        assert_eq!(cn, name.to_string());
-        let org = cert
-            .subject()
-            .iter_organization()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap();
-        assert_eq!(org, "sandlock leaf");
-        assert_ne!(cert.subject(), cert.issuer());
-        assert_eq!(cert.issuer(), ca_cert.subject());
-
-        let wall = OffsetDateTime::now_utc();
-        let not_before = cert.validity().not_before.to_datetime();
-        let not_after = cert.validity().not_after.to_datetime();
-        assert!(
-            not_before >= wall - Duration::seconds(30) && not_before <= wall,
-            "{not_before}"
-        );
-        assert!((not_after - (wall + Duration::hours(24))).abs() <= Duration::seconds(5));
-        let serial = cert.raw_serial();
-        assert!(serial.len() <= 20 && serial[0] & 0x80 == 0);
-    }
-}
-
-#[test]
-fn leaves_verify_against_the_ca_for_their_own_name_only() {
-    let ca = Authority::ephemeral().unwrap();
-    for (name, right, wrong) in [
-        (&names()[0], "api.example.com", "other.example.com"),
-        (&names()[1], "127.0.0.1", "127.0.0.2"),
-        (&names()[2], "::1", "::2"),
-    ] {
-        let leaf = mint(&ca, name, OffsetDateTime::now_utc()).unwrap();
-        assert!(webpki_accepts(&ca, &leaf.cert, right), "{name} as {right}");
-        assert!(!webpki_accepts(&ca, &leaf.cert, wrong), "{name} as {wrong}");
-    }
-    // A leaf from another sandbox's CA is not trusted.
-    let other = Authority::ephemeral().unwrap();
-    let foreign = mint(&other, &names()[0], OffsetDateTime::now_utc()).unwrap();
-    assert!(!webpki_accepts(&ca, &foreign.cert, "api.example.com"));
-}
-
 /// Moves every pending TLS record from one side to the other.
-fn transfer(from: &mut Connection, to: &mut Connection) {
+pub(super) fn transfer(from: &mut Connection, to: &mut Connection) {
     let mut buf = Vec::new();
     while from.wants_write() {
         from.write_tls(&mut buf).unwrap();
@@ -296,7 +211,7 @@ fn transfer(from: &mut Connection, to: &mut Connection) {
 
 /// Handshakes a client trusting only `ca` with `leaves`' config for `name`;
 /// returns the negotiated ALPN and the chain the server sent.
-fn handshake(
+pub(super) fn handshake(
     ca: &Authority,
     leaves: &Leaves,
     name: &LeafName,
@@ -328,91 +243,4 @@ fn handshake(
         }
     }
     panic!("handshake for {name} did not complete");
-}
-
-#[test]
-fn handshake_negotiates_h2_and_serves_leaf_then_ca() {
-    let ca = Arc::new(Authority::ephemeral().unwrap());
-    let leaves = Leaves::new(Arc::clone(&ca), 16);
-    let tls13 = &[&rustls::version::TLS13];
-    for name in names() {
-        let (alpn, chain) = handshake(&ca, &leaves, &name, &[b"h2", b"http/1.1"], tls13);
-        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "{name}");
-        assert_eq!(chain.len(), 2);
-        assert_eq!(&chain[1], ca.cert_der());
-        assert!(webpki_accepts(&ca, &chain[0], &name.to_string()));
-    }
-    let name = &names()[0];
-    let (alpn, _) = handshake(&ca, &leaves, name, &[b"http/1.1"], tls13);
-    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
-    let (alpn, _) = handshake(
-        &ca,
-        &leaves,
-        name,
-        &[b"h2", b"http/1.1"],
-        &[&rustls::version::TLS12],
-    );
-    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "TLS 1.2 is offered too");
-}
-
-#[test]
-fn openssl_x509_strict_accepts_leaves_of_the_ephemeral_ca() {
-    let ca = Authority::ephemeral().unwrap();
-    for name in names() {
-        assert_openssl_accepts(&ca, &name);
-    }
-}
-
-#[test]
-fn leaves_of_a_user_ca_chain_to_it() {
-    let (cert_pem, key_pem) = user_ca(&CaSpec::default());
-    let ca = Authority::from_pem(&cert_pem, &key_pem, "ca.pem", "ca.key").unwrap();
-    let ca_cert = parse(ca.cert_der());
-    for name in names() {
-        let leaf = mint(&ca, &name, OffsetDateTime::now_utc()).unwrap();
-        let cert = parse(&leaf.cert);
-        assert_eq!(cert.issuer(), ca_cert.subject());
-        assert_eq!(aki(&cert), Some(ski(&ca_cert)));
-        assert!(webpki_accepts(&ca, &leaf.cert, &name.to_string()));
-        assert_openssl_accepts(&ca, &name);
-    }
-}
-
-#[test]
-fn an_openssl_made_rsa_ca_loads_and_signs_verifiable_leaves() {
-    let dir = TempDir::new();
-    let out = openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/O=Example Corp/CN=Example RSA Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ca = Authority::from_files(&dir.path().join("ca.pem"), &dir.path().join("ca.key")).unwrap();
-    assert_eq!(ca.subject(), "O=Example Corp, CN=Example RSA Root");
-    for name in names() {
-        let leaf = mint(&ca, &name, OffsetDateTime::now_utc()).unwrap();
-        assert!(webpki_accepts(&ca, &leaf.cert, &name.to_string()));
-        assert_openssl_accepts(&ca, &name);
-    }
 }

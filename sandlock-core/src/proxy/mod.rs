@@ -13,6 +13,7 @@
 
 pub mod acl;
 mod conn;
+mod h1;
 mod redirect;
 mod respond;
 mod serve;

@@ -50,9 +50,11 @@ pub(super) fn allowed(shared: &Shared, req: &Described<'_>, rule: &str) {
 }
 
 fn text(status: StatusCode, line: String) -> Response<Body> {
+    let len = HeaderValue::from(line.len());
     let mut resp = Response::new(Full::new(Bytes::from(line)).map_err(|n| match n {}).boxed());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, len);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -15,16 +14,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::acl::Verdict;
+use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
-use super::upstream::{Failure, Pool, Target};
+use super::upstream::{BoxError, Failure, Pool, ReqBody, Target};
 use super::{Original, Shared};
 use crate::network::canonical_ip;
 use crate::policy::parse_ip_host;
-
-/// Largest request head accepted (request line and headers).
-pub(super) const HEAD_LIMIT: usize = 64 * 1024;
-/// A client must finish sending a request head within this.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the workload reached the proxy.
 #[derive(Debug, Clone)]
@@ -35,7 +30,8 @@ pub(super) enum Side {
     Tls { sni: Option<String> },
 }
 
-struct Conn {
+/// One intercepted connection, whichever HTTP version it speaks.
+pub(super) struct Conn {
     shared: Arc<Shared>,
     orig: Original,
     side: Side,
@@ -63,27 +59,22 @@ where
         orig,
         side,
     });
+    if !h2 {
+        return super::h1::serve(conn, io).await;
+    }
     let c = Arc::clone(&conn);
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let c = Arc::clone(&c);
-        async move { Ok::<_, Infallible>(c.handle(req, h2).await) }
+        async move {
+            let req = req.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed());
+            Ok::<_, Infallible>(c.handle(req, true).await)
+        }
     });
-    let io = TokioIo::new(io);
-    let result = if h2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .max_header_list_size(HEAD_LIMIT as u32)
-            .serve_connection(io, svc)
-            .await
-    } else {
-        hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(HEAD_LIMIT * 2)
-            .serve_connection(io, svc)
-            .with_upgrades()
-            .await
-    };
+    let result = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_header_list_size(HEAD_LIMIT as u32)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
     if let Err(e) = result {
         conn.report_connection_error(&e);
     }
@@ -97,27 +88,27 @@ impl Conn {
         }
     }
 
+    /// HTTP/2 protocol errors end the connection inside the HTTP/2 engine;
+    /// this makes them visible to the user as well.
     fn report_connection_error(&self, e: &hyper::Error) {
-        let reason = if e.is_parse_too_large() {
-            "431 request head too large"
-        } else if e.is_parse() {
-            "400 malformed request"
-        } else if e.is_timeout() {
-            "request head not received in time"
-        } else {
-            return;
-        };
+        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+            let reason = format!("HTTP/2 connection error: {e}");
+            drop(self.refuse_malformed(StatusCode::BAD_REQUEST, &reason));
+        }
+    }
+
+    /// The response to a request that could not be parsed.
+    pub(super) fn refuse_malformed(&self, status: StatusCode, why: &str) -> Response<Body> {
         let what = format!("{}://{}", self.scheme(), self.orig.dest);
         let d = Described {
             pid: self.orig.pid,
             what: &what,
         };
-        // The response (if any) was written by the HTTP engine; this makes
-        // the refusal visible to the user as well.
-        drop(refuse(&self.shared, &d, StatusCode::BAD_REQUEST, reason));
+        refuse(&self.shared, &d, status, why)
     }
 
-    async fn handle(&self, mut req: Request<Incoming>, h2: bool) -> Response<Body> {
+    /// Checks one request and forwards it; the response to send back.
+    pub(super) async fn handle(&self, mut req: Request<ReqBody>, h2: bool) -> Response<Body> {
         let pid = self.orig.pid;
         let (host, authority) = match self.authority(&req, h2) {
             Ok(a) => a,
@@ -144,7 +135,7 @@ impl Conn {
             target
         );
         let d = Described { pid, what: &what };
-        if let Err((status, reason)) = check_framing(&req, h2) {
+        if let Err((status, reason)) = check_framing(&req) {
             return refuse(&self.shared, &d, status, reason);
         }
         match self
@@ -162,16 +153,10 @@ impl Conn {
         let upgrade = !h2 && is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::EXPECT);
+        // An upgrade's response keeps its hook to the upstream connection
+        // (in its extensions) for the HTTP/1 side to tunnel through.
         let result = if upgrade {
-            let downstream = hyper::upgrade::on(&mut req);
-            match self.pool.send_upgrade(&self.shared, req, &authority).await {
-                Ok(mut resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                    let upstream = hyper::upgrade::on(&mut resp);
-                    tokio::spawn(tunnel(downstream, upstream));
-                    Ok(resp)
-                }
-                other => other,
-            }
+            self.pool.send_upgrade(&self.shared, req, &authority).await
         } else {
             self.pool.send(&self.shared, req, &authority).await
         };
@@ -194,7 +179,7 @@ impl Conn {
     /// address. Returns (host lower-cased without port, authority as sent).
     fn authority(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ReqBody>,
         h2: bool,
     ) -> Result<(String, String), (StatusCode, String)> {
         let bad = |s: &str| Err((StatusCode::BAD_REQUEST, s.to_string()));
@@ -268,18 +253,11 @@ fn split_host(authority: &str) -> &str {
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
-/// Requests whose length could be read two ways are refused before any
-/// byte goes upstream.
-fn check_framing(req: &Request<Incoming>, h2: bool) -> Result<(), (StatusCode, &'static str)> {
+/// HTTP/1 heads were checked strictly when read; this covers what HTTP/2
+/// can still carry.
+fn check_framing(req: &Request<ReqBody>) -> Result<(), (StatusCode, &'static str)> {
     let h = req.headers();
-    let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
-    if !h2 && lengths > 0 && h.contains_key(header::TRANSFER_ENCODING) {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "both Content-Length and Transfer-Encoding",
-        ));
-    }
-    if lengths > 1 {
+    if h.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
         return Err((StatusCode::BAD_REQUEST, "more than one Content-Length"));
     }
     let head: usize = h
@@ -349,14 +327,4 @@ fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
         h.remove(header::CONNECTION);
         h.remove(header::UPGRADE);
     }
-}
-
-/// Copies bytes both ways between an upgraded client and upstream.
-async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
-    let (Ok(down), Ok(up)) = tokio::join!(down, up) else {
-        return;
-    };
-    let mut down = TokioIo::new(down);
-    let mut up = TokioIo::new(up);
-    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
 }

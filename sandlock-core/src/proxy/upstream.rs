@@ -19,6 +19,11 @@ use tokio::net::TcpStream;
 use super::Shared;
 use crate::{Error, Result};
 
+/// Errors a request body may end with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The request body type sent upstream, from either HTTP version.
+pub(crate) type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+
 /// Upstream HTTP/1.1 connections kept idle per downstream connection.
 const MAX_IDLE_H1: usize = 8;
 
@@ -113,15 +118,15 @@ pub(super) struct Target {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Incoming>),
-    H2(http2::SendRequest<Incoming>),
+    H1(http1::SendRequest<ReqBody>),
+    H2(http2::SendRequest<ReqBody>),
 }
 
 /// The upstream connections of one downstream connection.
 pub(super) struct Pool {
     target: Target,
-    h2: Mutex<Option<http2::SendRequest<Incoming>>>,
-    h1: Mutex<Vec<http1::SendRequest<Incoming>>>,
+    h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+    h1: Mutex<Vec<http1::SendRequest<ReqBody>>>,
 }
 
 impl Pool {
@@ -148,7 +153,7 @@ impl Pool {
     pub(super) async fn send(
         &self,
         shared: &Shared,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         authority: &str,
     ) -> std::result::Result<Response<Incoming>, Failure> {
         let sender = match self.idle() {
@@ -186,7 +191,7 @@ impl Pool {
     pub(super) async fn send_upgrade(
         &self,
         shared: &Shared,
-        req: Request<Incoming>,
+        req: Request<ReqBody>,
         authority: &str,
     ) -> std::result::Result<Response<Incoming>, Failure> {
         let Sender::H1(mut s) = dial(shared, &self.target, true).await? else {
@@ -269,9 +274,9 @@ where
 
 /// Origin-form target and a Host header, as HTTP/1.1 wants.
 fn for_h1(
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
     authority: &str,
-) -> std::result::Result<Request<Incoming>, Failure> {
+) -> std::result::Result<Request<ReqBody>, Failure> {
     let pq = req
         .uri()
         .path_and_query()
@@ -291,10 +296,10 @@ fn for_h1(
 
 /// Absolute target and no Host header, as HTTP/2 wants.
 fn for_h2(
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
     scheme: &str,
     authority: &str,
-) -> std::result::Result<Request<Incoming>, Failure> {
+) -> std::result::Result<Request<ReqBody>, Failure> {
     let pq = req
         .uri()
         .path_and_query()
