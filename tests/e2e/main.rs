@@ -18,6 +18,7 @@ mod common;
 mod badinput;
 mod fs;
 mod hosts;
+mod http;
 mod net;
 mod netspec;
 mod process;

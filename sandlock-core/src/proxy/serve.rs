@@ -67,12 +67,18 @@ where
         let c = Arc::clone(&c);
         async move {
             let req = req.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed());
-            Ok::<_, Infallible>(c.handle(req, true).await)
+            let mut resp = c.handle(req, true).await;
+            // HTTP/2 has no connection-specific headers; a refusal's
+            // `Connection: close` is for HTTP/1 only.
+            resp.headers_mut().remove(header::CONNECTION);
+            Ok::<_, Infallible>(resp)
         }
     });
     let result = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .max_header_list_size(HEAD_LIMIT as u32)
+        // Above the proxy's own limit, so an oversized head gets its 431
+        // with a reason rather than a bare stream reset.
+        .max_header_list_size(4 * HEAD_LIMIT as u32)
         .serve_connection(TokioIo::new(io), svc)
         .await;
     if let Err(e) = result {
@@ -97,6 +103,24 @@ impl Conn {
         }
     }
 
+    /// Refuses a request that was read. On HTTP/2 its body (which nobody
+    /// will forward) is still read and dropped, up to a bound, so the
+    /// stream ends cleanly and the client sees the refusal rather than a
+    /// reset; HTTP/1 closes the connection after a refusal instead.
+    fn refuse_request(
+        &self,
+        req: Request<ReqBody>,
+        h2: bool,
+        d: &Described<'_>,
+        status: StatusCode,
+        reason: &str,
+    ) -> Response<Body> {
+        if h2 {
+            tokio::spawn(discard(req.into_body()));
+        }
+        refuse(&self.shared, d, status, reason)
+    }
+
     /// The response to a request that could not be parsed.
     pub(super) fn refuse_malformed(&self, status: StatusCode, why: &str) -> Response<Body> {
         let what = format!("{}://{}", self.scheme(), self.orig.dest);
@@ -114,12 +138,8 @@ impl Conn {
             Ok(a) => a,
             Err((status, reason)) => {
                 let what = format!("{} {}://{}", req.method(), self.scheme(), self.orig.dest);
-                return refuse(
-                    &self.shared,
-                    &Described { pid, what: &what },
-                    status,
-                    &reason,
-                );
+                let d = Described { pid, what: &what };
+                return self.refuse_request(req, h2, &d, status, &reason);
             }
         };
         let target = req
@@ -127,23 +147,20 @@ impl Conn {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        let what = format!(
-            "{} {}://{}{}",
-            req.method(),
-            self.scheme(),
-            authority,
-            target
-        );
+        let scheme = self.scheme();
+        let what = format!("{} {scheme}://{authority}{target}", req.method());
         let d = Described { pid, what: &what };
         if let Err((status, reason)) = check_framing(&req) {
-            return refuse(&self.shared, &d, status, reason);
+            return self.refuse_request(req, h2, &d, status, reason);
         }
-        match self
+        let verdict = self
             .shared
             .acl
-            .check(req.method().as_str(), &host, target.as_bytes())
-        {
-            Verdict::Deny(rule) => return refuse(&self.shared, &d, StatusCode::FORBIDDEN, &rule),
+            .check(req.method().as_str(), &host, target.as_bytes());
+        match verdict {
+            Verdict::Deny(rule) => {
+                return self.refuse_request(req, h2, &d, StatusCode::FORBIDDEN, &rule)
+            }
             Verdict::Allow(rule) => allowed(
                 &self.shared,
                 &d,
@@ -243,6 +260,24 @@ impl Conn {
         }
         Ok((host, authority))
     }
+}
+
+/// Bytes of a refused HTTP/2 request body read and dropped at most.
+const DISCARD_LIMIT: usize = 16 << 20;
+
+/// Reads a refused body to its end (or the limit, or a minute), so the
+/// stream closes without a reset.
+async fn discard(mut body: ReqBody) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > DISCARD_LIMIT {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
 }
 
 /// The host part of `host[:port]` or `[v6]:port`.

@@ -10,6 +10,7 @@
 
 mod json;
 mod servers;
+pub mod tls;
 
 pub use json::*;
 pub use servers::*;
