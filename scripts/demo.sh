@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds sandlock and shows it confining real programs: a secret file stays
 # unreadable, an allowed host is reachable, every other destination is
-# refused with the reason printed.
+# refused with the reason printed, and HTTPS requests are checked one by
+# one by the intercepting proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -14,7 +15,25 @@ echo "api-key=hunter2" > "$work/secret.txt"
 mkdir "$work/www" && echo "hello from the allowed host" > "$work/www/index.html"
 python3 -m http.server 18080 --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
 python3 -m http.server 18081 --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
-for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18081/ && break; sleep 0.1; done
+# An HTTPS server behind a private root, for the intercepting proxy.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=demo root" -keyout "$work/root.key" -out "$work/root.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=api.test" \
+    -keyout "$work/srv.key" -out "$work/srv.csr" 2>/dev/null
+printf 'subjectAltName=DNS:api.test\nextendedKeyUsage=serverAuth\n' > "$work/ext"
+openssl x509 -req -in "$work/srv.csr" -CA "$work/root.pem" -CAkey "$work/root.key" \
+    -CAcreateserial -days 1 -extfile "$work/ext" -out "$work/srv.pem" 2>/dev/null
+python3 - "$work" >/dev/null 2>&1 <<'PY' &
+import functools, http.server, ssl, sys
+w = sys.argv[1]
+h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=w + "/www")
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 18443), h)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(w + "/srv.pem", w + "/srv.key")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+PY
+for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18081/ && curl -sk -o /dev/null https://127.0.0.1:18443/ && break; sleep 0.1; done
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 step sandlock run -- cat "$work/secret.txt"
@@ -29,4 +48,9 @@ step sandlock run --add-host api.test:127.0.0.1 --net-allow api.test:18080 -- cu
 "$SL" run --add-host api.test:127.0.0.1 --net-allow api.test:18080 -- curl -sS http://api.test:18081/ || echo "(exit $?: port 18081 is not allowed)"
 step sandlock run -- python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18080))'
 "$SL" run -- /usr/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18080))' 2>&1 | grep -E '^(sandlock|PermissionError)' || true
+http=(--add-host api.test:127.0.0.1 --http-port 18443 --upstream-ca "$work/root.pem"
+      --http-ca-out "$work/ca.pem" --http-allow 'GET api.test/index.html' -r "$work")
+step sandlock run "${http[*]}" -- sh -c "curl -sS --cacert ca.pem https://api.test:18443/index.html; curl -sS --cacert ca.pem https://api.test:18443/admin"
+"$SL" run -q "${http[@]}" -- sh -c "curl -sS --cacert $work/ca.pem https://api.test:18443/index.html; curl -sS --cacert $work/ca.pem https://api.test:18443/admin"
+echo "(TLS was terminated by the sandbox's own CA and every request checked: /admin is refused with 403)"
 printf '\nDemo done: confinement and allowlisting work on this machine.\n'

@@ -54,6 +54,7 @@ where
         pool: Pool::new(Target {
             addr: orig.dest,
             tls: tls_name,
+            h2,
         }),
         shared,
         orig,

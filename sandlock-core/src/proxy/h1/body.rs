@@ -30,7 +30,12 @@ pub(super) struct Reader<R> {
 impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads more; false at end of stream.
     pub async fn fill(&mut self) -> std::io::Result<bool> {
-        self.buf.reserve(READ_SIZE);
+        self.fill_up_to(READ_SIZE).await
+    }
+
+    /// Reads more into at least `room` bytes of space.
+    pub async fn fill_up_to(&mut self, room: usize) -> std::io::Result<bool> {
+        self.buf.reserve(room);
         Ok(self.io.read_buf(&mut self.buf).await? > 0)
     }
 

@@ -20,7 +20,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use self::body::{Reader, READ_SIZE};
+use self::body::Reader;
 pub(crate) use self::head::HEAD_LIMIT;
 use self::head::{Framing, Refusal};
 use self::write::Asked;
@@ -28,6 +28,8 @@ use super::serve::Conn;
 
 /// How long an idle keep-alive connection waits for its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Read space for the start of a request head; most heads fit.
+const HEAD_ROOM: usize = 2048;
 /// A request head must be complete this long after its first byte.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,9 +41,14 @@ where
     let (rd, mut wr) = tokio::io::split(io);
     let mut r = Reader {
         io: rd,
-        buf: BytesMut::with_capacity(READ_SIZE),
+        buf: BytesMut::new(),
     };
     loop {
+        if r.buf.is_empty() {
+            // An idle keep-alive connection holds no read buffer: a
+            // thousand of them stay small.
+            r.buf = BytesMut::new();
+        }
         let head = match read_head(&mut r).await {
             Ok(Some(h)) => h,
             Ok(None) => return,
@@ -96,7 +103,7 @@ async fn read_head<R: AsyncRead + Unpin>(r: &mut Reader<R>) -> Result<Option<hea
         }
         let wait = match deadline {
             Some(d) => tokio::time::timeout_at(d, r.fill()).await,
-            None => tokio::time::timeout(IDLE_TIMEOUT, r.fill()).await,
+            None => tokio::time::timeout(IDLE_TIMEOUT, r.fill_up_to(HEAD_ROOM)).await,
         };
         match wait {
             Ok(Ok(true)) => {}

@@ -3,7 +3,8 @@
 //! by closing the connection for an HTTP/1.0 client. Data bytes are copied
 //! as they arrive; small pieces are coalesced only while more is ready.
 
-use std::time::Duration;
+use std::future::Future;
+use std::task::Poll;
 
 use bytes::Buf;
 use http::{header, HeaderMap, Method, Response, StatusCode, Version};
@@ -74,11 +75,12 @@ where
     loop {
         // Wait for the next frame only after writing what is pending, so
         // a slow stream (server-sent events) is never held back.
-        let next = match tokio::time::timeout(Duration::ZERO, body.frame()).await {
-            Ok(f) => f,
-            Err(_) => {
+        let mut frame = std::pin::pin!(body.frame());
+        let next = match std::future::poll_fn(|cx| Poll::Ready(frame.as_mut().poll(cx))).await {
+            Poll::Ready(f) => f,
+            Poll::Pending => {
                 flush(w, &mut out).await?;
-                body.frame().await
+                frame.await
             }
         };
         let frame = match next {
@@ -100,11 +102,17 @@ where
                 if chunked {
                     out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
                 }
-                while data.has_remaining() {
-                    let c = data.chunk();
-                    out.extend_from_slice(c);
-                    let n = c.len();
-                    data.advance(n);
+                if out.len() + len <= FLUSH_AT {
+                    while data.has_remaining() {
+                        let c = data.chunk();
+                        out.extend_from_slice(c);
+                        let n = c.len();
+                        data.advance(n);
+                    }
+                } else {
+                    // Large pieces go out as they are, without a copy.
+                    flush(w, &mut out).await?;
+                    w.write_all_buf(&mut data).await?;
                 }
                 if chunked {
                     out.extend_from_slice(b"\r\n");
