@@ -12,6 +12,11 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v git >/dev/null || need+=(git)
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/python3 ] || need+=(python3)
+# The HTTP proxy's end-to-end tests: python requests and an HTTP/2 client
+# (h2) inside the sandbox, nginx as an HTTP/2 upstream.
+/usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
+/usr/bin/python3 -c 'import h2' 2>/dev/null || need+=(python3-h2)
+command -v nginx >/dev/null || need+=(nginx)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v getent >/dev/null || need+=(libc-bin)
 if [ ${#need[@]} -gt 0 ]; then

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
-pub(crate) use http::parse_ip_host;
+pub(crate) use http::{is_token_byte, parse_ip_host};
 pub use http::{
     CaFiles, HostMatch, HttpPolicy, HttpRule, MethodMatch, PathMatch, DEFAULT_UPSTREAM_TIMEOUT,
 };

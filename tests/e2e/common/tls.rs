@@ -1,9 +1,9 @@
 //! TLS material and the HTTP(S) test upstream for the proxy tests.
 //!
 //! * `tls_files()`: a private root CA (trusted by nobody but the tests), a
-//!   server certificate signed by it (api.test, other.test, v6.test,
-//!   localhost, 127.0.0.1, ::1) and a separate "user" CA for --http-ca /
-//!   --http-key. Made once per test run with the `openssl` CLI in
+//!   server certificate signed by it (api.test, git.test, other.test,
+//!   v6.test, localhost, 127.0.0.1, ::1) and a separate "user" CA for
+//!   --http-ca / --http-key. Made once per test run with the `openssl` CLI in
 //!   FIXDIR/tls (mode 0755, files 0644, so sandlock running as uid 65534 can
 //!   read them), together with a copy of tests/fixtures/httpclient.py (the
 //!   in-sandbox client).
@@ -75,7 +75,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:api.test, DNS:other.test, DNS:v6.test, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:api.test, DNS:git.test, DNS:other.test, DNS:v6.test, DNS:localhost, IP:127.0.0.1, IP:::1
 "#;
 
 /// Paths (all absolute, world-readable) of the TLS material.
@@ -286,12 +286,18 @@ impl Upstream {
     }
 
     pub fn start(ip: &str, tls: bool) -> Upstream {
+        Self::start_with(ip, tls, &[])
+    }
+
+    /// Like `start`, with more upstream.py arguments (e.g. `--git-root DIR`).
+    pub fn start_with(ip: &str, tls: bool, extra: &[&str]) -> Upstream {
         let dir = TempDir::new("upstream");
         let port_file = dir.join("port");
         let log = dir.join("log.jsonl");
         let mut cmd = Command::new(PYTHON);
         cmd.arg(format!("{FIXTURE_SRC}/upstream.py"))
             .args(["--port-file", &port_file, "--log", &log, "--host", ip])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.join("stderr")).unwrap());

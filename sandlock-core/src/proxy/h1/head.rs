@@ -56,6 +56,7 @@ pub(super) fn head_end(buf: &[u8]) -> Result<Option<usize>, Refusal> {
     let Some(start) = start else {
         return check_size(buf.len()).map(|_| None);
     };
+    check_request_line_start(&buf[start..])?;
     match memchr::memmem::find(&buf[start..], b"\r\n\r\n") {
         Some(i) if start + i + 4 <= HEAD_LIMIT => Ok(Some(start + i + 4)),
         Some(_) => Err(Refusal::TooLarge("request head larger than 64 KiB")),
@@ -66,6 +67,26 @@ pub(super) fn head_end(buf: &[u8]) -> Result<Option<usize>, Refusal> {
             check_size(buf.len()).map(|_| None)
         }
     }
+}
+
+/// Refuses at once what cannot be the start of a request line, so garbage
+/// gets its 400 without waiting for a blank line that never comes: the
+/// line must open with a method token, and hold no control bytes.
+fn check_request_line_start(line: &[u8]) -> Result<(), Refusal> {
+    const GARBAGE: Refusal = Refusal::Bad("not an HTTP request");
+    if !line
+        .first()
+        .is_some_and(|&b| crate::policy::is_token_byte(b))
+    {
+        return Err(GARBAGE);
+    }
+    let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
+    let line = &line[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(GARBAGE);
+    }
+    Ok(())
 }
 
 fn check_size(len: usize) -> Result<(), Refusal> {
@@ -267,6 +288,24 @@ mod tests {
             head_end(b"GET / HTTP/1.1\nHost: x\n\n"),
             Err(Refusal::Bad("bare LF line ending"))
         );
+    }
+
+    #[test]
+    fn refuses_garbage_before_a_blank_line() {
+        assert_eq!(
+            head_end(b"\x9c\x01garbage"),
+            Err(Refusal::Bad("not an HTTP request"))
+        );
+        assert_eq!(
+            head_end(b"GET /\x00x"),
+            Err(Refusal::Bad("not an HTTP request"))
+        );
+        assert_eq!(
+            head_end(b"\r\n(GET"),
+            Err(Refusal::Bad("not an HTTP request"))
+        );
+        assert_eq!(head_end(b"GET /a HTTP/1.1\r"), Ok(None));
+        assert_eq!(head_end(b"GE"), Ok(None));
     }
 
     #[test]

@@ -128,7 +128,15 @@ where
     };
     let framing = head.framing;
     let (body, tx, asked_rx) = body::channel(framing);
-    let mut req = Request::new(body.boxed());
+    // A request without a body goes upstream without one: no
+    // Content-Length or chunked framing is made up for it.
+    let body = match framing {
+        Framing::Empty => http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+        _ => body.boxed(),
+    };
+    let mut req = Request::new(body);
     *req.method_mut() = head.method;
     *req.uri_mut() = head.uri;
     *req.version_mut() = head.version;
