@@ -2,6 +2,8 @@
 //! proxy.
 
 use super::*;
+use std::io::{Read, Write};
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Reachability: which ports an HTTP rule opens, and no rule = no proxy
@@ -112,4 +114,91 @@ both!(udp_to_intercepted_port_refused_while_intercepting, |ctx| {
         vec!["quic-send".to_string(), "quic-conn".into()],
         "{c}"
     );
+});
+
+// ---------------------------------------------------------------------------
+// The proxy's listener serves only connections the supervisor redirected
+// ---------------------------------------------------------------------------
+
+/// TCP ports the process `pid` is listening on (from its socket inodes
+/// and the kernel's socket tables).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.strip_prefix("socket:[")?
+                        .strip_suffix(']')
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // local address, state 0A (LISTEN), inode
+            if cols.len() > 9 && cols[3] == "0A" && inodes.iter().any(|i| i == cols[9]) {
+                let port = cols[1].rsplit(':').next().unwrap_or("0");
+                ports.push(u16::from_str_radix(port, 16).unwrap_or(0));
+            }
+        }
+    }
+    ports
+}
+
+both!(proxy_drops_connections_it_did_not_redirect, |ctx| {
+    let s = Setup::plain("127.0.0.1");
+    let flags = s.flags(&["--http-allow", "GET api.test/*"]);
+    let url = s.url("api.test", "/echo/inside");
+    // One request through the redirect, then the sandbox stays up while
+    // the test knocks on the proxy's door from outside.
+    let script = format!("curl -sS -o /dev/null -w 'R %{{http_code}}\\n' {url}; sleep 4");
+    let f: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut child = ctx
+        .command(run_args(&f, &["sh", "-c", &script]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sandlock");
+    let pid = child.id();
+    let mut ports = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            ports = listening_ports(pid);
+            !ports.is_empty()
+        }),
+        "no listening socket found for sandlock pid {pid}"
+    );
+    let request = "GET /echo/outside HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n";
+    for port in &ports {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", *port))
+            .or_else(|_| std::net::TcpStream::connect(("::1", *port)))
+            .expect("connect to the proxy listener");
+        conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = conn.write_all(request.as_bytes());
+        let mut got = Vec::new();
+        // A peer with no redirect entry is closed without a byte.
+        let _ = conn.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "port {port} answered: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let status = wait_limit(&mut child, Duration::from_secs(20)).expect("sandlock exits");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(status.success(), "{stdout}");
+    // twin: the same request from inside, through the redirect, is served
+    assert_eq!(stdout.trim(), "R 200", "ports {ports:?}");
+    assert_eq!(s.up.paths(), vec!["/echo/inside".to_string()]);
 });
