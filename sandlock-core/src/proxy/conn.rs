@@ -16,8 +16,8 @@ use crate::audit::{Event, Verdict};
 use crate::ca::LeafName;
 
 /// A client must show its first byte, and finish its TLS handshake, within
-/// this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// this (it is a local process: a handshake takes milliseconds).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A ClientHello larger than this is not one.
 const MAX_HELLO: usize = 64 * 1024;
 /// The TLS record type of a handshake message.

@@ -351,3 +351,60 @@ both!(https_upstream_reset_mid_body_fails_never_hangs, |ctx| {
     assert_eq!(got.len(), 1_000_000, "{c}");
     assert!(got[..5000] == sent[..], "{c}");
 });
+
+/// Sends a request head one byte per second and never finishes it; prints
+/// what came back and how the connection ended ("closed" when the peer
+/// closed it before the client's own 25 s limit).
+const SLOWLORIS: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("api.test", int(sys.argv[1])))
+s.sendall(b"GET /slow HTTP/1.1\r\nHost: api.test\r\nX-Trickle: ")
+s.settimeout(1.0)
+got, end, start = b"", "limit", time.monotonic()
+while time.monotonic() - start < 25:
+    try:
+        s.sendall(b"a")
+    except OSError:
+        end = "closed"
+        break
+    try:
+        d = s.recv(4096)
+        if not d:
+            end = "closed"
+            break
+        got += d
+    except socket.timeout:
+        pass
+    except OSError:
+        end = "closed"
+        break
+print(got.decode("latin-1"))
+print("@@END " + end)
+"#;
+
+both!(slowloris_head_is_cut_off, |ctx| {
+    let s = Setup::plain("127.0.0.1");
+    let flags = s.flags(&["--http-allow", "GET api.test/*"]);
+    let out = run(
+        &ctx,
+        &flags,
+        &sv(&[PYTHON, "-I", "-c", SLOWLORIS, &s.port()]),
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert!(out.stdout.ends_with("@@END closed\n"), "{c}");
+    let rs = raw_responses_in(&out.stdout);
+    assert_eq!(rs.len(), 1, "{c}");
+    assert_eq!(rs[0].code, 400, "{c}");
+    assert!(
+        rs[0].body.starts_with("sandlock:") && rs[0].body.contains("not received in time"),
+        "{c}"
+    );
+    assert_upstream_untouched(&s, &c);
+    // twin: the same head sent whole is served
+    let url = s.url("api.test", "/slow");
+    let out = run(&ctx, &flags, &curl(None, &[], &[&url]));
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(resp1(&out).code, 200, "{c}");
+});

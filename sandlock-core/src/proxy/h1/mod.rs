@@ -30,8 +30,10 @@ use super::serve::Conn;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Read space for the start of a request head; most heads fit.
 const HEAD_ROOM: usize = 2048;
-/// A request head must be complete this long after its first byte.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request head must be complete this long after its first byte. The
+/// client is a local process that writes its head at once; only a
+/// trickling attacker takes longer.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves requests on `io` until the client or an error ends it.
 pub(super) async fn serve<IO>(conn: Arc<Conn>, io: IO)
