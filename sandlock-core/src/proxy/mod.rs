@@ -14,6 +14,7 @@
 pub mod acl;
 mod conn;
 mod h1;
+mod h2;
 mod redirect;
 mod respond;
 mod serve;

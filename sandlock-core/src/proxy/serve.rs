@@ -3,20 +3,16 @@
 //! list, and forwarded to the original destination with its body streamed
 //! untouched.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::acl::Verdict;
 use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
-use super::upstream::{BoxError, Failure, Pool, ReqBody, Target};
+use super::upstream::{Failure, Pool, ReqBody, Target};
 use super::{Original, Shared};
 use crate::network::canonical_ip;
 use crate::policy::parse_ip_host;
@@ -60,30 +56,10 @@ where
         orig,
         side,
     });
-    if !h2 {
-        return super::h1::serve(conn, io).await;
-    }
-    let c = Arc::clone(&conn);
-    let svc = service_fn(move |req: Request<Incoming>| {
-        let c = Arc::clone(&c);
-        async move {
-            let req = req.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed());
-            let mut resp = c.handle(req, true).await;
-            // HTTP/2 has no connection-specific headers; a refusal's
-            // `Connection: close` is for HTTP/1 only.
-            resp.headers_mut().remove(header::CONNECTION);
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let result = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        // Above the proxy's own limit, so an oversized head gets its 431
-        // with a reason rather than a bare stream reset.
-        .max_header_list_size(4 * HEAD_LIMIT as u32)
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
-    if let Err(e) = result {
-        conn.report_connection_error(&e);
+    if h2 {
+        super::h2::serve(conn, io).await
+    } else {
+        super::h1::serve(conn, io).await
     }
 }
 
@@ -92,15 +68,6 @@ impl Conn {
         match self.side {
             Side::Plain => "http",
             Side::Tls { .. } => "https",
-        }
-    }
-
-    /// HTTP/2 protocol errors end the connection inside the HTTP/2 engine;
-    /// this makes them visible to the user as well.
-    fn report_connection_error(&self, e: &hyper::Error) {
-        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-            let reason = format!("HTTP/2 connection error: {e}");
-            drop(self.refuse_malformed(StatusCode::BAD_REQUEST, &reason));
         }
     }
 
