@@ -297,16 +297,19 @@ where
     Ok(Sender::H1(s))
 }
 
+/// The origin-form target of `req` (`/` when it has none).
+fn path_and_query(req: &Request<ReqBody>) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+}
+
 /// Origin-form target and a Host header, as HTTP/1.1 wants.
 fn for_h1(
     mut req: Request<ReqBody>,
     authority: &str,
 ) -> std::result::Result<Request<ReqBody>, Failure> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+    let pq = path_and_query(&req);
     *req.uri_mut() = pq
         .parse::<Uri>()
         .map_err(|e| Failure::Bad(format!("request target: {e}")))?;
@@ -325,11 +328,7 @@ fn for_h2(
     scheme: &str,
     authority: &str,
 ) -> std::result::Result<Request<ReqBody>, Failure> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+    let pq = path_and_query(&req);
     *req.uri_mut() = format!("{scheme}://{authority}{pq}")
         .parse::<Uri>()
         .map_err(|e| Failure::Bad(format!("request target: {e}")))?;
