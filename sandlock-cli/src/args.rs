@@ -110,6 +110,26 @@ pub struct RunArgs {
     #[arg(long = "http-timeout", value_name = "SECS", value_parser = parse_http_timeout)]
     http_timeout: Option<Duration>,
 
+    /// Also splice the sandbox CA into this PEM bundle when the workload
+    /// reads it (repeatable); it must exist.
+    #[arg(long = "http-inject-ca", value_name = "PATH")]
+    http_inject_ca: Vec<PathBuf>,
+
+    /// Splice the CA only into --http-inject-ca bundles, not into the
+    /// system bundles and certifi.
+    #[arg(long)]
+    no_default_bundles: bool,
+
+    /// Do not set SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    /// GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS for the workload.
+    #[arg(long)]
+    no_ca_env: bool,
+
+    /// Append the host's trusted roots to spliced bundles too (for hosts
+    /// behind a TLS-inspecting corporate proxy).
+    #[arg(long)]
+    trust_host_cas: bool,
+
     /// Set an environment variable for the workload (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -237,6 +257,14 @@ impl RunArgs {
             .map(|c| absolute("--upstream-ca", c))
             .collect::<anyhow::Result<_>>()?;
         p.http.upstream_timeout = self.http_timeout;
+        p.http.inject_ca = self
+            .http_inject_ca
+            .into_iter()
+            .map(|c| absolute("--http-inject-ca", c))
+            .collect::<anyhow::Result<_>>()?;
+        p.http.no_default_bundles = self.no_default_bundles;
+        p.http.no_ca_env = self.no_ca_env;
+        p.http.trust_host_cas = self.trust_host_cas;
         if let Some(flag) = p.http.unused_option() {
             anyhow::bail!("{flag} has no effect without an --http-allow or --http-deny rule");
         }

@@ -16,6 +16,7 @@
 //! - [`audit`]: denial reporting on stderr and as JSON lines.
 //! - [`ca`]: the sandbox's certificate authority and per-host leaf certificates.
 //! - [`check`]: what this kernel supports.
+//! - [`trust`]: the sandbox CA spliced into the trust bundles the workload reads.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -30,6 +31,7 @@ mod proxy;
 mod sandbox;
 mod supervisor;
 mod sys;
+pub mod trust;
 
 pub use error::{Error, Result};
 pub use policy::Policy;

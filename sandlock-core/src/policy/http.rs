@@ -278,6 +278,15 @@ pub struct HttpPolicy {
     /// Bound on connecting to an upstream and on waiting for its response
     /// head (`--http-timeout`); `None` is [`DEFAULT_UPSTREAM_TIMEOUT`].
     pub upstream_timeout: Option<std::time::Duration>,
+    /// Further PEM bundles to splice the CA into (`--http-inject-ca`).
+    pub inject_ca: Vec<PathBuf>,
+    /// Splice only the `--http-inject-ca` bundles (`--no-default-bundles`).
+    pub no_default_bundles: bool,
+    /// Leave SSL_CERT_FILE and friends unset (`--no-ca-env`).
+    pub no_ca_env: bool,
+    /// Append the host's trusted roots to spliced bundles too
+    /// (`--trust-host-cas`).
+    pub trust_host_cas: bool,
 }
 
 /// How long the proxy waits for an upstream by default.
@@ -302,6 +311,10 @@ impl HttpPolicy {
             (self.ca_out.is_some(), "--http-ca-out"),
             (!self.upstream_ca.is_empty(), "--upstream-ca"),
             (self.upstream_timeout.is_some(), "--http-timeout"),
+            (!self.inject_ca.is_empty(), "--http-inject-ca"),
+            (self.no_default_bundles, "--no-default-bundles"),
+            (self.no_ca_env, "--no-ca-env"),
+            (self.trust_host_cas, "--trust-host-cas"),
         ]
         .into_iter()
         .find_map(|(set, flag)| set.then_some(flag))

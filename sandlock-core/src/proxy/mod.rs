@@ -95,6 +95,8 @@ impl Reach {
 /// A running proxy: where the supervisor sends redirected connections.
 pub struct Proxy {
     runtime: Option<Runtime>,
+    ca_pem: String,
+    ca_der: Vec<u8>,
     v4: SocketAddr,
     v6: Option<SocketAddr>,
     ports: PortSet,
@@ -114,6 +116,8 @@ impl Proxy {
             write_public(out, authority.cert_pem())?;
         }
         let upstream = upstream::Tls::new(&http.upstream_ca)?;
+        let ca_pem = authority.cert_pem().to_string();
+        let ca_der = authority.cert_der().to_vec();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sandlock-proxy")
@@ -149,6 +153,8 @@ impl Proxy {
         }
         Ok(Proxy {
             runtime: Some(runtime),
+            ca_pem,
+            ca_der,
             v4: v4_addr,
             v6: v6_addr,
             ports: http.intercepted_ports(),
@@ -177,6 +183,16 @@ impl Proxy {
             },
             _ => self.v4,
         }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
     }
 
     /// The original-destination table.

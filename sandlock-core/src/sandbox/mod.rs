@@ -19,7 +19,7 @@ use crate::audit::Reporter;
 use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
 use crate::network::{Egress, Pinned};
 use crate::proxy::Proxy;
-use crate::supervisor::VirtualFile;
+use crate::supervisor::{VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
 use self::prepare::{
@@ -115,6 +115,17 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
+        // While the proxy terminates TLS, its CA is spliced into the
+        // bundles the workload reads.
+        let (splices, trust_env) = match &proxy {
+            Some(p) => {
+                let t = crate::trust::prepare(http, p.ca_pem(), p.ca_der())?;
+                files.extend(t.files);
+                (t.splices, t.env)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let files = Virtuals::new(files, splices);
         let spec = FilterSpec {
             trap_open: !files.is_empty(),
             inet: net.inet_enabled() || proxy.is_some(),
@@ -122,7 +133,7 @@ impl Sandbox {
         };
         let grants = launch::grants(&self.policy.fs)?;
         let tmp_path = new_tmp_name()?;
-        let envp = self.environment(&tmp_path);
+        let envp = self.environment(&tmp_path, &trust_env);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
@@ -224,14 +235,26 @@ impl Sandbox {
     }
 
     /// The workload's environment: inherited (or the clean subset), then
-    /// TMPDIR, then `--env`.
-    fn environment(&self, tmpdir: &Path) -> Vec<(OsString, OsString)> {
+    /// `defaults` for names not set yet, then TMPDIR, then `--env`.
+    fn environment(
+        &self,
+        tmpdir: &Path,
+        defaults: &[(String, String)],
+    ) -> Vec<(OsString, OsString)> {
         let p = &self.policy.process;
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| {
                 !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k)
             })
             .collect();
+        for (k, v) in defaults {
+            // The user's own setting, inherited or given with --env, wins.
+            let user_set = env.iter().any(|(ek, _)| ek == OsStr::new(k))
+                || p.env.iter().any(|(ek, _)| ek == k);
+            if !user_set {
+                env.push((OsString::from(k), OsString::from(v)));
+            }
+        }
         let mut set = |k: &str, v: OsString| {
             env.retain(|(ek, _)| ek != OsStr::new(k));
             env.push((OsString::from(k), v));
@@ -248,7 +271,7 @@ pub(super) struct SupervisorParts {
     egress: Egress,
     abstract_unix_scoped: bool,
     kernel_denies_tcp: bool,
-    files: Vec<VirtualFile>,
+    files: Virtuals,
     writable: Vec<PathBuf>,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,

@@ -22,13 +22,15 @@ mod open;
 mod procs;
 mod redirect;
 mod send;
+mod vfile;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use self::notif::{Notif, Reply};
-pub use self::open::{NotVirtualCache, VirtualFile};
+pub use self::open::NotVirtualCache;
+pub use self::vfile::{SuffixSplice, VirtualFile, Virtuals};
 use crate::audit::Reporter;
 use crate::network::Egress;
 use crate::proxy::Proxy;
@@ -49,7 +51,7 @@ pub struct Supervisor {
     udp: bool,
     abstract_unix_scoped: bool,
     kernel_denies_tcp: bool,
-    files: Vec<VirtualFile>,
+    files: Virtuals,
     not_virtual: NotVirtualCache,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
@@ -74,7 +76,7 @@ pub struct Config {
     /// connect that is not inet can be left to the kernel (see `net.rs`).
     pub kernel_denies_tcp: bool,
     /// Files served from memory.
-    pub files: Vec<VirtualFile>,
+    pub files: Virtuals,
     /// Everything the workload may write (the roots of its write grants):
     /// paths below them can change how they resolve.
     pub writable: Vec<std::path::PathBuf>,

@@ -1,6 +1,7 @@
 //! Virtual files: an open-family call that would read a virtualised path
-//! (today `/etc/hosts`) gets a fresh read-only descriptor of a sealed memfd
-//! instead, installed with ADDFD+SEND.
+//! (`/etc/hosts`, a trust bundle, a file that exists only in the sandbox)
+//! gets a fresh read-only descriptor of a sealed memfd instead, installed
+//! with ADDFD+SEND.
 //!
 //! A path "is" the virtual file when it names the same inode as the real
 //! one, resolved the way the kernel would resolve it for the workload:
@@ -10,56 +11,17 @@
 //! check can only make the workload open a real file Landlock allows.
 
 use std::collections::HashSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::notif::{Notif, Reply};
+use super::vfile::VirtualFile;
 use super::Supervisor;
 use crate::sys;
-
-/// A file the sandbox sees with content from memory.
-pub struct VirtualFile {
-    path: PathBuf,
-    /// (st_dev, st_ino) of the real file, when it exists.
-    real: Option<(u64, u64)>,
-    /// Kept open: `reopen` names it through /proc/self/fd.
-    _memfd: OwnedFd,
-    reopen: CString,
-}
-
-impl VirtualFile {
-    /// Serves `content` wherever the workload opens `path` for reading.
-    pub fn new(path: &str, content: &[u8]) -> io::Result<VirtualFile> {
-        let memfd = sys::sealed_memfd(c"sandlock-virtual", content)?;
-        let real = std::fs::metadata(path).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.dev(), m.ino())
-        });
-        let reopen = CString::new(format!("/proc/self/fd/{}", memfd.as_raw_fd())).expect("no NUL");
-        Ok(VirtualFile {
-            path: PathBuf::from(path),
-            real,
-            _memfd: memfd,
-            reopen,
-        })
-    }
-
-    /// A new open file description of the content, so every open has its
-    /// own offset.
-    fn open_fresh(&self) -> io::Result<OwnedFd> {
-        // SAFETY: valid C string; flags are constants.
-        let fd = unsafe { libc::open(self.reopen.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh fd.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
 
 /// True for open, openat and openat2.
 pub fn is_open_family(nr: i64) -> bool {
@@ -78,11 +40,13 @@ const NOT_A_READ: i32 = libc::O_WRONLY
     | libc::O_PATH
     | libc::O_DIRECTORY;
 
-struct OpenCall {
-    dirfd: i32,
-    path: u64,
-    flags: i32,
-    resolve: u64,
+/// The arguments of an open-family call (or of a stat, which names files
+/// the same way).
+pub(super) struct OpenCall {
+    pub dirfd: i32,
+    pub path: u64,
+    pub flags: i32,
+    pub resolve: u64,
 }
 
 fn decode(n: &Notif) -> io::Result<OpenCall> {
@@ -202,7 +166,7 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     if key.as_deref().is_some_and(|k| sup.not_virtual.contains(k)) {
         return Reply::Continue;
     }
-    let Some(file) = sup.files.iter().find(|f| names_file(n, &call, &path, f)) else {
+    let Some(file) = find(sup, n, &call, &path) else {
         if let Some(k) = key {
             sup.not_virtual.insert(k);
         }
@@ -215,18 +179,58 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     }
 }
 
-/// Does `path`, opened by the workload with `call`'s dirfd and flags, name
-/// the virtual file?
-fn names_file(n: &Notif, call: &OpenCall, path: &[u8], file: &VirtualFile) -> bool {
+/// The last component of `path`.
+pub(super) fn basename(path: &[u8]) -> &[u8] {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    trimmed.rsplit(|&b| b == b'/').next().unwrap_or(trimmed)
+}
+
+/// The virtual file `path`, opened by the workload with `call`'s dirfd
+/// and flags, would reach, if any.
+pub(super) fn find(
+    sup: &Supervisor,
+    n: &Notif,
+    call: &OpenCall,
+    path: &[u8],
+) -> Option<Arc<VirtualFile>> {
     if path.is_empty() {
-        return false;
+        return None;
     }
-    match (file.real, stat_as_workload(n, call, path)) {
-        (Some(real), Ok(id)) => id == real,
-        // The real file does not exist: compare spellings instead.
-        (None, _) => lexical_match(n, call, path, &file.path),
-        (Some(_), Err(_)) => false,
+    let v = &sup.files;
+    let name = basename(path);
+    if v.may_splice(name) {
+        // Rare names only: resolve to an fd, to learn the canonical path.
+        if let Ok(fd) = at_workload(n, call, path, |dirfd, p| open_path_as(dirfd, p, call)) {
+            let id = sys::fstat(fd.as_fd())
+                .ok()
+                .map(|st| (st.st_dev, st.st_ino))?;
+            if let Some(f) = v.by_inode(id) {
+                return Some(f);
+            }
+            let canonical = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+            if let Ok(Some(f)) = v.splice_found(&fd, canonical.as_os_str().as_bytes(), id) {
+                return Some(f);
+            }
+            return None;
+        }
+    } else if let Ok(id) = stat_as_workload(n, call, path) {
+        if let Some(f) = v.by_inode(id) {
+            return Some(f);
+        }
     }
+    if v.is_sandbox_only_name(name) && !path.ends_with(b"/") {
+        let parent = &path[..path.len() - name.len()];
+        let parent: &[u8] = if parent.is_empty() { b"." } else { parent };
+        let dir_call = OpenCall {
+            dirfd: call.dirfd,
+            path: call.path,
+            flags: 0,
+            resolve: call.resolve,
+        };
+        let dir = stat_as_workload(n, &dir_call, parent).ok()?;
+        return v.in_dir(dir, name);
+    }
+    None
 }
 
 /// The directory a relative path in `call` starts from, as the workload's
@@ -282,8 +286,15 @@ fn rewrite_self(n: &Notif, call: &OpenCall, path: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// (st_dev, st_ino) of what the workload's open would reach.
-fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64, u64)> {
+/// Runs `op` on `path` relative to where the workload's call would start
+/// (its cwd, its dirfd, or the root), with procfs self-references made to
+/// name the workload.
+fn at_workload<T>(
+    n: &Notif,
+    call: &OpenCall,
+    path: &[u8],
+    op: impl FnOnce(RawFd, &CString) -> io::Result<T>,
+) -> io::Result<T> {
     let rewritten = rewrite_self(n, call, path);
     let path = rewritten.as_deref().unwrap_or(path);
     let absolute = path.first() == Some(&b'/');
@@ -297,21 +308,31 @@ fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64,
     };
     let dirfd = base.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd());
     let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    if call.resolve != 0 {
-        return stat_resolved(dirfd, &cpath, call);
-    }
-    let nofollow = if call.flags & libc::O_NOFOLLOW != 0 {
-        libc::AT_SYMLINK_NOFOLLOW
-    } else {
-        0
-    };
-    let st = sys::fstatat(dirfd, &cpath, nofollow)?;
-    Ok((st.st_dev, st.st_ino))
+    op(dirfd, &cpath)
 }
 
-/// openat2 with RESOLVE_* flags: let the kernel resolve exactly as it
-/// would for the workload, as an O_PATH open.
-fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u64, u64)> {
+/// (st_dev, st_ino) of what the workload's open would reach.
+fn stat_as_workload(n: &Notif, call: &OpenCall, path: &[u8]) -> io::Result<(u64, u64)> {
+    at_workload(n, call, path, |dirfd, cpath| {
+        if call.resolve != 0 {
+            let fd = open_path_as(dirfd, cpath, call)?;
+            let st = sys::fstat(fd.as_fd())?;
+            return Ok((st.st_dev, st.st_ino));
+        }
+        let nofollow = if call.flags & libc::O_NOFOLLOW != 0 {
+            libc::AT_SYMLINK_NOFOLLOW
+        } else {
+            0
+        };
+        let st = sys::fstatat(dirfd, cpath, nofollow)?;
+        Ok((st.st_dev, st.st_ino))
+    })
+}
+
+/// An O_PATH descriptor of what the workload's open would reach, resolved
+/// by the kernel exactly as for the workload (openat2 with its RESOLVE_*
+/// flags and O_NOFOLLOW).
+fn open_path_as(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<OwnedFd> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -337,38 +358,7 @@ fn stat_resolved(dirfd: RawFd, path: &CString, call: &OpenCall) -> io::Result<(u
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fresh fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let st = sys::fstat(fd.as_fd())?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-/// Spelling comparison after making the path absolute and folding `.`,
-/// `..` and repeated slashes (used only when the real file is missing).
-fn lexical_match(n: &Notif, call: &OpenCall, path: &[u8], target: &Path) -> bool {
-    let p = Path::new(OsStr::from_bytes(path));
-    let full = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        match base_dir(n, call) {
-            Ok(b) => b.join(p),
-            Err(_) => return false,
-        }
-    };
-    normalize(&full) == target
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(s) => out.push(s),
-            _ => {}
-        }
-    }
-    out
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 #[cfg(test)]
@@ -376,19 +366,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalizes_spellings() {
-        for s in [
-            "/etc/hosts",
-            "//etc/hosts",
-            "/etc/../etc/hosts",
-            "/etc/./hosts",
-            "/../etc/hosts",
-        ] {
-            assert_eq!(normalize(Path::new(s)), Path::new("/etc/hosts"), "{s}");
-        }
-        assert_ne!(
-            normalize(Path::new("/etc/hosts/..")),
-            Path::new("/etc/hosts")
-        );
+    fn basenames() {
+        assert_eq!(basename(b"/etc/ssl/certs/x.pem"), b"x.pem");
+        assert_eq!(basename(b"x.pem"), b"x.pem");
+        assert_eq!(basename(b"certs/"), b"certs");
+        assert_eq!(basename(b"/"), b"");
     }
 }

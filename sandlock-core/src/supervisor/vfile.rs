@@ -1,0 +1,216 @@
+//! The files a sandbox sees with content from memory: the virtual
+//! `/etc/hosts`, trust bundles with the sandbox CA spliced in, and files
+//! that exist only inside the sandbox (the CA alone, a full bundle, the
+//! OpenSSL hashed-directory entry).
+//!
+//! Each is a sealed memfd, so the workload can neither change it nor see
+//! anything but its content; every open gets a fresh read-only description
+//! of it. This module never touches the real files beyond reading them.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::sys;
+
+/// Where a virtual file sits in the workload's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Place {
+    /// It replaces the real file with this (st_dev, st_ino).
+    Inode(u64, u64),
+    /// It exists only in the sandbox: this name in the directory with
+    /// this (st_dev, st_ino).
+    InDir { dir: (u64, u64), name: Vec<u8> },
+}
+
+/// A file the sandbox sees with content from memory.
+pub struct VirtualFile {
+    path: PathBuf,
+    place: Place,
+    memfd: OwnedFd,
+    reopen: CString,
+}
+
+impl std::fmt::Debug for VirtualFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VirtualFile({})", self.path.display())
+    }
+}
+
+fn id_of(path: &Path) -> io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+impl VirtualFile {
+    /// Serves `content` wherever the workload opens `path` for reading:
+    /// in place of the real file when it exists, otherwise as a new name
+    /// in its (existing) directory.
+    pub fn new(path: &str, content: &[u8]) -> io::Result<VirtualFile> {
+        let path = PathBuf::from(path);
+        let place = match id_of(&path) {
+            Ok((dev, ino)) => Place::Inode(dev, ino),
+            Err(_) => {
+                let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                    return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                Place::InDir {
+                    dir: id_of(dir)?,
+                    name: name.as_bytes().to_vec(),
+                }
+            }
+        };
+        Self::with_place(path, place, content)
+    }
+
+    fn with_place(path: PathBuf, place: Place, content: &[u8]) -> io::Result<VirtualFile> {
+        let memfd = sys::sealed_memfd(c"sandlock-virtual", content)?;
+        let reopen = CString::new(format!("/proc/self/fd/{}", memfd.as_raw_fd())).expect("no NUL");
+        Ok(VirtualFile {
+            path,
+            place,
+            memfd,
+            reopen,
+        })
+    }
+
+    pub(super) fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// The sealed content, for answering `stat` on a file that exists only
+    /// in the sandbox.
+    pub(super) fn memfd(&self) -> BorrowedFd<'_> {
+        self.memfd.as_fd()
+    }
+
+    /// A new open file description of the content, so every open has its
+    /// own offset.
+    pub(super) fn open_fresh(&self) -> io::Result<OwnedFd> {
+        // SAFETY: valid C string; flags are constants.
+        let fd = unsafe { libc::open(self.reopen.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh fd.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// Bundles found while the sandbox runs (`certifi/cacert.pem` anywhere):
+/// recognised by the end of their canonical path, spliced on first open.
+#[derive(Debug)]
+pub struct SuffixSplice {
+    /// The basename an open must use to be considered (cheap to check on
+    /// every open; the canonical path is only looked up for it).
+    pub basename: Vec<u8>,
+    /// What the canonical path must end with.
+    pub suffix: Vec<u8>,
+    /// Appended to the real content.
+    pub append: Vec<u8>,
+}
+
+/// Every virtual file of a sandbox.
+#[derive(Debug, Default)]
+pub struct Virtuals {
+    files: Vec<Arc<VirtualFile>>,
+    /// Basenames of files that exist only in the sandbox.
+    names: HashSet<Vec<u8>>,
+    splices: Vec<SuffixSplice>,
+    found: Mutex<HashMap<(u64, u64), Arc<VirtualFile>>>,
+}
+
+/// Spliced bundles found at run time kept at most.
+const MAX_FOUND: usize = 256;
+
+impl Virtuals {
+    /// The fixed files and the run-time splices.
+    pub fn new(files: Vec<VirtualFile>, splices: Vec<SuffixSplice>) -> Virtuals {
+        let names = files
+            .iter()
+            .filter_map(|f| match &f.place {
+                Place::InDir { name, .. } => Some(name.clone()),
+                Place::Inode(..) => None,
+            })
+            .collect();
+        Virtuals {
+            files: files.into_iter().map(Arc::new).collect(),
+            names,
+            splices,
+            found: Mutex::default(),
+        }
+    }
+
+    /// True when no open needs looking at.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.splices.is_empty()
+    }
+
+    /// True when `basename` may name a file that exists only in the sandbox.
+    pub(super) fn is_sandbox_only_name(&self, basename: &[u8]) -> bool {
+        self.names.contains(basename)
+    }
+
+    /// True when an open by `basename` may reach a run-time splice.
+    pub(super) fn may_splice(&self, basename: &[u8]) -> bool {
+        self.splices.iter().any(|s| s.basename == basename)
+    }
+
+    /// The file replacing the real file `id`, if any.
+    pub(super) fn by_inode(&self, id: (u64, u64)) -> Option<Arc<VirtualFile>> {
+        let fixed = self
+            .files
+            .iter()
+            .find(|f| f.place == Place::Inode(id.0, id.1));
+        if let Some(f) = fixed {
+            return Some(Arc::clone(f));
+        }
+        self.found.lock().ok()?.get(&id).cloned()
+    }
+
+    /// The file that exists only in the sandbox as `name` in directory `dir`.
+    pub(super) fn in_dir(&self, dir: (u64, u64), name: &[u8]) -> Option<Arc<VirtualFile>> {
+        self.files
+            .iter()
+            .find(
+                |f| matches!(&f.place, Place::InDir { dir: d, name: n } if *d == dir && n == name),
+            )
+            .cloned()
+    }
+
+    /// Splices the real file `fd` (canonically `canonical`, inode `id`) when
+    /// a run-time rule covers it. The real content is read from `fd`, which
+    /// the supervisor opened itself.
+    pub(super) fn splice_found(
+        &self,
+        fd: &OwnedFd,
+        canonical: &[u8],
+        id: (u64, u64),
+    ) -> io::Result<Option<Arc<VirtualFile>>> {
+        let Some(rule) = self.splices.iter().find(|s| canonical.ends_with(&s.suffix)) else {
+            return Ok(None);
+        };
+        let mut content = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        if !content.ends_with(b"\n") && !content.is_empty() {
+            content.push(b'\n');
+        }
+        content.extend_from_slice(&rule.append);
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(canonical));
+        let file = Arc::new(VirtualFile::with_place(
+            path,
+            Place::Inode(id.0, id.1),
+            &content,
+        )?);
+        if let Ok(mut found) = self.found.lock() {
+            if found.len() >= MAX_FOUND {
+                found.clear();
+            }
+            found.insert(id, Arc::clone(&file));
+        }
+        Ok(Some(file))
+    }
+}
