@@ -29,6 +29,7 @@ need_pkgs=()
 command -v hyperfine >/dev/null 2>&1 || need_pkgs+=(hyperfine)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || need_pkgs+=(ca-certificates)
 if ((${#need_pkgs[@]})); then
     log "installing ${need_pkgs[*]}"
     SUDO=""
@@ -157,6 +158,19 @@ log "trapped open: open+read+close /etc/hosts (virtual file in the sandbox)"
 pair "open+read+close /etc/hosts (virtual; issue-4 bound)" "us/op" 1000 diff 100 \
     -- "$BIN/open_loop" 20000 /etc/hosts read \
     --- "${SB[@]}" "${HOSTS[@]}" -- "$BIN/open_loop" 20000 /etc/hosts read
+
+# The CA spliced into the Debian bundle (any HTTP rule turns it on): the
+# bundle is a sealed memfd holding the real content and the sandbox CA.
+BUNDLE=/etc/ssl/certs/ca-certificates.crt
+HTTP=(--http-allow 'GET x.test/*' --add-host x.test:127.0.0.1)
+log "trapped open: open+read+close $BUNDLE (CA spliced in)"
+pair "open+read+close the Debian CA bundle (CA spliced in; issue-4 bound)" "us/op" 1000 diff 100 \
+    -- "$BIN/open_loop" 2000 "$BUNDLE" read \
+    --- "${SB[@]}" "${HTTP[@]}" -- "$BIN/open_loop" 2000 "$BUNDLE" read
+log "trapped open: open+close /etc/passwd with the trust files in place"
+pair "open+close /etc/passwd (trapped, trust splicing on)" "us/op" 1000 diff 10 \
+    -- "$BIN/open_loop" 20000 /etc/passwd \
+    --- "${SB[@]}" "${HTTP[@]}" -- "$BIN/open_loop" 20000 /etc/passwd
 
 # ---------------------------------------------------------------- 3. untrapped syscalls
 log "untrapped syscall: getppid"
