@@ -127,6 +127,32 @@ pub fn parse_seconds(flag: &'static str, value: &str) -> crate::Result<Duration>
     Ok(Duration::from_secs_f64(secs))
 }
 
+impl Policy {
+    fn fmt_trust(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = &self.http;
+        if h.no_default_bundles {
+            writeln!(f, "trust: CA spliced only into --http-inject-ca bundles")?;
+        } else {
+            writeln!(f, "trust: CA spliced into the system bundles and certifi")?;
+        }
+        for p in &h.inject_ca {
+            writeln!(f, "trust: CA spliced into {}", p.display())?;
+        }
+        if h.trust_host_cas {
+            writeln!(f, "trust: host roots appended to spliced bundles")?;
+        }
+        if h.no_ca_env {
+            writeln!(f, "trust env: not set (--no-ca-env)")
+        } else {
+            writeln!(
+                f,
+                "trust env: SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO \
+                 NODE_EXTRA_CA_CERTS (unless already set)"
+            )
+        }
+    }
+}
+
 impl fmt::Display for Policy {
     /// The effective policy, as `--show-policy` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,6 +227,7 @@ impl fmt::Display for Policy {
                 .upstream_timeout
                 .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
             writeln!(f, "upstream timeout: {}s", t.as_secs_f64())?;
+            self.fmt_trust(f)?;
         }
         writeln!(f, "[process]")?;
         writeln!(f, "clean env: {}", self.process.clean_env)?;
