@@ -13,8 +13,9 @@ mod rules;
 fn main() {
     println!("cargo:rerun-if-changed=src/launch/filter/rules.rs");
     println!("cargo:rerun-if-changed=src/launch/filter/spec.rs");
-    let mut out = String::from(
-        "/// The baked filters, indexed by `FilterSpec::index`.\nstatic FILTERS: [&[u8]; 8] = [\n",
+    let mut out = format!(
+        "/// The baked filters, indexed by `FilterSpec::index`.\nstatic FILTERS: [&[u8]; {}] = [\n",
+        spec::FilterSpec::COUNT
     );
     for spec in spec::FilterSpec::ALL {
         let bytes = rules::build(spec)

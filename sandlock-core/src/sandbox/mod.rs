@@ -125,14 +125,22 @@ impl Sandbox {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let files = Virtuals::new(files, splices);
+        let grants = launch::grants(&self.policy.fs)?;
+        let tmp_path = new_tmp_name()?;
+        let readable: Vec<PathBuf> = grants
+            .read
+            .iter()
+            .chain(&grants.write)
+            .chain(std::iter::once(&tmp_path))
+            .cloned()
+            .collect();
+        let files = Virtuals::new(files, splices, &readable);
         let spec = FilterSpec {
             trap_open: !files.is_empty(),
             inet: net.inet_enabled() || proxy.is_some(),
             udp: net.udp_enabled(),
+            trap_stat: files.has_sandbox_only(),
         };
-        let grants = launch::grants(&self.policy.fs)?;
-        let tmp_path = new_tmp_name()?;
         let envp = self.environment(&tmp_path, &trust_env);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

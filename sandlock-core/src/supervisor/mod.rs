@@ -22,6 +22,7 @@ mod open;
 mod procs;
 mod redirect;
 mod send;
+mod stat;
 mod vfile;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -183,6 +184,9 @@ impl Supervisor {
         let nr = n.nr();
         if open::is_open_family(nr) {
             return open::handle(self, n);
+        }
+        if stat::is_stat_family(nr) {
+            return stat::handle(self, n);
         }
         match nr {
             libc::SYS_socket => net::socket(self, n),

@@ -121,6 +121,10 @@ pub struct Virtuals {
     /// Basenames of files that exist only in the sandbox.
     names: HashSet<Vec<u8>>,
     splices: Vec<SuffixSplice>,
+    /// Canonical roots the workload may read: a run-time splice serves
+    /// only files below them, so it never shows the workload a file
+    /// Landlock keeps from it.
+    readable: Vec<PathBuf>,
     found: Mutex<HashMap<(u64, u64), Arc<VirtualFile>>>,
 }
 
@@ -128,8 +132,13 @@ pub struct Virtuals {
 const MAX_FOUND: usize = 256;
 
 impl Virtuals {
-    /// The fixed files and the run-time splices.
-    pub fn new(files: Vec<VirtualFile>, splices: Vec<SuffixSplice>) -> Virtuals {
+    /// The fixed files, and the run-time splices for files below the
+    /// `readable` roots.
+    pub fn new(
+        files: Vec<VirtualFile>,
+        splices: Vec<SuffixSplice>,
+        readable: &[PathBuf],
+    ) -> Virtuals {
         let names = files
             .iter()
             .filter_map(|f| match &f.place {
@@ -141,6 +150,10 @@ impl Virtuals {
             files: files.into_iter().map(Arc::new).collect(),
             names,
             splices,
+            readable: readable
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect(),
             found: Mutex::default(),
         }
     }
@@ -148,6 +161,12 @@ impl Virtuals {
     /// True when no open needs looking at.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty() && self.splices.is_empty()
+    }
+
+    /// True when a file exists only in the sandbox, so lookups by path
+    /// (stat, access) must be trapped to find it.
+    pub fn has_sandbox_only(&self) -> bool {
+        !self.names.is_empty()
     }
 
     /// True when `basename` may name a file that exists only in the sandbox.
@@ -194,6 +213,10 @@ impl Virtuals {
         let Some(rule) = self.splices.iter().find(|s| canonical.ends_with(&s.suffix)) else {
             return Ok(None);
         };
+        let path = Path::new(std::ffi::OsStr::from_bytes(canonical));
+        if !self.readable.iter().any(|root| path.starts_with(root)) {
+            return Ok(None);
+        }
         let mut content = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
         if !content.ends_with(b"\n") && !content.is_empty() {
             content.push(b'\n');

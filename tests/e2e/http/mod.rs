@@ -117,10 +117,12 @@ while [ $# -gt 1 ]; do
 done"#;
 
 /// Prints "R <curl exit> <http code>" for a curl trusting only $1, for
-/// each URL after it.
+/// each URL after it. The empty private TMPDIR is its CA path, so the
+/// sandbox CA's hashed-directory entry in /etc/ssl/certs (zero-config
+/// trust) does not count.
 const CURL_RC: &str = r#"ca=$1; shift
 for u in "$@"; do
-  code=$(curl -q -sS -o /dev/null --cacert "$ca" -w '%{http_code}' "$u")
+  code=$(curl -q -sS -o /dev/null --cacert "$ca" --capath "$TMPDIR" -w '%{http_code}' "$u")
   echo "R $? $code"
 done"#;
 

@@ -81,7 +81,6 @@ fn bit_set(arg: u32, bit: u64) -> ScmpArgCompare {
     ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit), bit)
 }
 
-/// Builds the filter and returns it as raw BPF instructions.
 /// Builds the filter for `spec` and returns it as raw BPF bytes (an array
 /// of `struct sock_filter`).
 pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
@@ -128,6 +127,9 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
                 .map_err(err(name))?;
         }
     }
+    if spec.trap_stat {
+        stat_rules(&mut ctx)?;
+    }
     if spec.inet {
         for name in ["connect", "bind", "listen"] {
             ctx.add_rule(ScmpAction::Notify, sys(name)?)
@@ -159,6 +161,48 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
         }
     }
     export(&ctx)
+}
+
+/// The lookups by path that must find a file existing only in the
+/// sandbox: the stat family (OpenSSL stats `<hash>.0` before opening it),
+/// the access family (`[ -e f ]`, `os.path.exists`) and the extended
+/// attribute reads `ls -l` makes (SELinux label, ACL). `stat`, `lstat`
+/// and `access` exist on x86_64 only; libseccomp skips them elsewhere.
+///
+/// newfstatat and statx with AT_EMPTY_PATH are not trapped: that is how
+/// glibc spells fstat(fd) and Rust's `File::metadata`, far too hot to
+/// send to the supervisor, and they name no path. The cost is that the
+/// rare spelling "a path, and AT_EMPTY_PATH too" does not find a
+/// sandbox-only file.
+fn stat_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    for name in [
+        "stat",
+        "lstat",
+        "access",
+        "faccessat",
+        "faccessat2",
+        "getxattr",
+        "lgetxattr",
+        "listxattr",
+        "llistxattr",
+    ] {
+        ctx.add_rule(ScmpAction::Notify, sys(name)?)
+            .map_err(err(name))?;
+    }
+    let empty_path = libc::AT_EMPTY_PATH as u64;
+    for (name, flags_arg) in [("newfstatat", 3), ("statx", 2)] {
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys(name)?,
+            &[ScmpArgCompare::new(
+                flags_arg,
+                ScmpCompareOp::MaskedEqual(empty_path),
+                0,
+            )],
+        )
+        .map_err(err(name))?;
+    }
+    Ok(())
 }
 
 /// A condition on one argument: equality, a masked equality (the mask

@@ -1,4 +1,4 @@
-//! What the seccomp filter must trap: three facts about the policy. Shared
+//! What the seccomp filter must trap: four facts about the policy. Shared
 //! by the build script (which compiles one filter per combination) and the
 //! library (which picks one at run time).
 
@@ -12,23 +12,31 @@ pub struct FilterSpec {
     /// UDP sockets may exist: trap every sendmsg/sendmmsg, since their
     /// destination lives in memory the filter cannot read.
     pub udp: bool,
+    /// A file exists only inside the sandbox: trap the stat and access
+    /// families by path, so a lookup of it finds it.
+    pub trap_stat: bool,
 }
 
 impl FilterSpec {
+    /// How many combinations there are.
+    pub const COUNT: usize = 16;
+
     /// Every combination, in the order [`FilterSpec::index`] numbers them.
     #[allow(dead_code)] // used by the build script and the tests
-    pub const ALL: [FilterSpec; 8] = {
+    pub const ALL: [FilterSpec; Self::COUNT] = {
         let mut all = [FilterSpec {
             trap_open: false,
             inet: false,
             udp: false,
-        }; 8];
+            trap_stat: false,
+        }; Self::COUNT];
         let mut i = 0;
-        while i < 8 {
+        while i < Self::COUNT {
             all[i] = FilterSpec {
                 trap_open: i & 1 != 0,
                 inet: i & 2 != 0,
                 udp: i & 4 != 0,
+                trap_stat: i & 8 != 0,
             };
             i += 1;
         }
@@ -37,6 +45,9 @@ impl FilterSpec {
 
     /// This combination's position in [`FilterSpec::ALL`].
     pub fn index(self) -> usize {
-        self.trap_open as usize | (self.inet as usize) << 1 | (self.udp as usize) << 2
+        self.trap_open as usize
+            | (self.inet as usize) << 1
+            | (self.udp as usize) << 2
+            | (self.trap_stat as usize) << 3
     }
 }
