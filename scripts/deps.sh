@@ -18,6 +18,9 @@ command -v python3 >/dev/null || need+=(python3)
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 /usr/bin/python3 -c 'import h2' 2>/dev/null || need+=(python3-h2)
 command -v nginx >/dev/null || need+=(nginx)
+# The trust-bundle tests: node's fetch, requests' certifi.
+command -v node >/dev/null || need+=(nodejs)
+/usr/bin/python3 -c 'import certifi' 2>/dev/null || need+=(python3-certifi)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v getent >/dev/null || need+=(libc-bin)
 if [ ${#need[@]} -gt 0 ]; then

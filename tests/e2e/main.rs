@@ -24,3 +24,5 @@ mod netspec;
 mod process;
 mod races;
 mod seccomp;
+mod trust;
+mod trust_stat;

@@ -492,6 +492,7 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("hello", &[]),
     ("hostsprobe", &[]),
     ("staticprobe", &["-static"]),
+    ("bundleprobe", &["-pthread"]),
 ];
 const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py"];
 
