@@ -70,10 +70,29 @@ pub fn is_known_bundle(canonical: &Path) -> bool {
 }
 
 /// Builds the spliced files for `ca_pem` (the CA certificate, `ca_der` in
-/// DER) according to the policy.
-pub fn prepare(http: &HttpPolicy, ca_pem: &str, ca_der: &[u8]) -> Result<Trust> {
+/// DER) according to the policy. `readable` are the roots the workload
+/// may read below: a named bundle outside them is refused, since splicing
+/// it would show the workload a file Landlock keeps from it.
+pub fn prepare(
+    http: &HttpPolicy,
+    ca_pem: &str,
+    ca_der: &[u8],
+    readable: &[PathBuf],
+) -> Result<Trust> {
     let setup = |what: &str, e: std::io::Error| Error::setup(format!("trust bundle {what}"), e);
-    let system = DEFAULT_BUNDLES.iter().find(|p| Path::new(p).is_file());
+    let roots: Vec<PathBuf> = readable
+        .iter()
+        .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+        .collect();
+    // Only what the workload may read is served: splicing a file outside
+    // its grants would show it what Landlock keeps from it.
+    let visible = |p: &Path| {
+        let canonical = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        roots.iter().any(|root| canonical.starts_with(root))
+    };
+    let system = DEFAULT_BUNDLES
+        .iter()
+        .find(|p| Path::new(p).is_file() && visible(Path::new(p)));
     let mut append = Vec::new();
     if http.trust_host_cas {
         let Some(sys) = system else {
@@ -124,16 +143,27 @@ pub fn prepare(http: &HttpPolicy, ca_pem: &str, ca_der: &[u8]) -> Result<Trust> 
         Ok(())
     };
     if !http.no_default_bundles {
-        for b in DEFAULT_BUNDLES {
-            add(Path::new(b), None)?;
+        for b in DEFAULT_BUNDLES.iter().map(Path::new).filter(|b| visible(b)) {
+            add(b, None)?;
         }
     }
     for p in &http.inject_ca {
+        if p.exists() && !visible(p) {
+            return Err(Error::File {
+                flag: "--http-inject-ca",
+                path: p.display().to_string(),
+                reason: "outside what the sandbox may read (grant it with -r)".into(),
+            });
+        }
         add(p, Some("--http-inject-ca"))?;
     }
 
     let mut env = Vec::new();
-    if let Some(dir) = CERT_DIRS.iter().map(Path::new).find(|d| d.is_dir()) {
+    if let Some(dir) = CERT_DIRS
+        .iter()
+        .map(Path::new)
+        .find(|d| d.is_dir() && visible(d))
+    {
         let hash = subject_hash(ca_der)
             .ok_or_else(|| Error::Tls("cannot read the CA's subject".into()))?;
         let hashed = (0..10)

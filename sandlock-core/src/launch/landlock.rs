@@ -59,6 +59,21 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Every path the workload may read below (the private temp dir
+    /// aside): read and write roots, and each entry granted on its own.
+    pub fn readable_roots(&self) -> Vec<PathBuf> {
+        let entries = self
+            .read_entries
+            .iter()
+            .flat_map(|(dir, es)| es.iter().map(move |e| dir.join(&e.name)));
+        self.read
+            .iter()
+            .chain(&self.write)
+            .cloned()
+            .chain(entries)
+            .collect()
+    }
+
     /// True when the entry-by-entry grants are numerous enough to be worth
     /// sharing between threads.
     pub fn many_rules(&self) -> bool {

@@ -115,25 +115,20 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
+        let grants = launch::grants(&self.policy.fs)?;
+        let tmp_path = new_tmp_name()?;
+        let mut readable = grants.readable_roots();
+        readable.push(tmp_path.clone());
         // While the proxy terminates TLS, its CA is spliced into the
         // bundles the workload reads.
         let (splices, trust_env) = match &proxy {
             Some(p) => {
-                let t = crate::trust::prepare(http, p.ca_pem(), p.ca_der())?;
+                let t = crate::trust::prepare(http, p.ca_pem(), p.ca_der(), &readable)?;
                 files.extend(t.files);
                 (t.splices, t.env)
             }
             None => (Vec::new(), Vec::new()),
         };
-        let grants = launch::grants(&self.policy.fs)?;
-        let tmp_path = new_tmp_name()?;
-        let readable: Vec<PathBuf> = grants
-            .read
-            .iter()
-            .chain(&grants.write)
-            .chain(std::iter::once(&tmp_path))
-            .cloned()
-            .collect();
         let files = Virtuals::new(files, splices, &readable);
         let spec = FilterSpec {
             trap_open: !files.is_empty(),
