@@ -18,6 +18,7 @@
 use crate::common::tls::*;
 use crate::common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -1229,4 +1230,39 @@ both!(without_an_http_rule_nothing_is_spliced, |ctx| {
         assert_eq!(env_get(&env, k), None, "{k}\n{c}");
     }
     s.host_unchanged();
+});
+
+// A bundle the sandbox may not read is refused rather than spliced: a
+// splice would show the workload a file Landlock keeps from it.
+both!(http_inject_ca_outside_the_grants_is_refused, |ctx| {
+    let s = Trust::new();
+    let outside = TempDir::new("trust-outside");
+    let bundle = outside.file(
+        "hidden.pem",
+        &fs::read_to_string(&tls_files().user_ca).unwrap(),
+    );
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(
+        &ctx,
+        &s.flags(&["--http-inject-ca", &bundle]),
+        &sv(&["/bin/echo", "workload ran"]),
+    );
+    let c = s.dump(&out);
+    assert_eq!(out.code(), 125, "{c}");
+    assert_eq!(out.stdout, "", "{c}");
+    assert!(
+        out.stderr.lines().any(|l| l.contains("--http-inject-ca")
+            && l.contains(&bundle)
+            && l.contains("outside what the sandbox may read")),
+        "{c}"
+    );
+    // twin: granted with -r, the same bundle is served spliced
+    let out = run(
+        &ctx,
+        &s.flags(&["--http-inject-ca", &bundle, "-r", &outside.s()]),
+        &sv(&["/bin/echo", "workload ran"]),
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "workload ran\n", "{c}");
 });
