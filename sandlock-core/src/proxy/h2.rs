@@ -16,6 +16,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -39,6 +40,8 @@ use super::upstream::BoxError;
 const STREAM_WINDOW: u32 = 1 << 20;
 /// Receive window of the whole connection: a few streams at full speed.
 const CONNECTION_WINDOW: u32 = 4 << 20;
+/// A connection with no stream open this long is closed.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 /// Streams a client may have open at once; each one is a task and
 /// possibly an upstream connection.
 const MAX_STREAMS: u32 = 256;
@@ -63,13 +66,39 @@ where
     };
     // Accepting is also what drives the connection (reading frames,
     // writing what the stream tasks queued), so this loop runs until the
-    // connection is over, whatever the streams are doing.
-    while let Some(next) = h2.accept().await {
-        match next {
-            Ok((req, respond)) => {
-                tokio::spawn(stream(Arc::clone(&conn), req, respond));
+    // connection is over, whatever the streams are doing. A connection
+    // with no stream open for IDLE_TIMEOUT is closed with a GOAWAY, as an
+    // idle HTTP/1 connection is.
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut closing = false;
+    loop {
+        let next = if closing {
+            h2.accept().await
+        } else {
+            match tokio::time::timeout(IDLE_TIMEOUT, h2.accept()).await {
+                Ok(next) => next,
+                // Streams still running: look again after another period.
+                Err(_) => {
+                    if open.load(Ordering::Acquire) == 0 {
+                        h2.graceful_shutdown();
+                        closing = true;
+                    }
+                    continue;
+                }
             }
-            Err(e) => return report(&conn, &e),
+        };
+        match next {
+            None => return,
+            Some(Ok((req, respond))) => {
+                let open = Arc::clone(&open);
+                open.fetch_add(1, Ordering::AcqRel);
+                let conn = Arc::clone(&conn);
+                tokio::spawn(async move {
+                    stream(conn, req, respond).await;
+                    open.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+            Some(Err(e)) => return report(&conn, &e),
         }
     }
 }
