@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::policy::HttpPolicy;
-use crate::supervisor::{SuffixSplice, VirtualFile};
+use crate::supervisor::{ReadableRoots, SuffixSplice, VirtualFile};
 use crate::{Error, Result};
 
 /// PEM bundles the common TLS stacks read (Debian, RHEL-style, Alpine,
@@ -77,19 +77,12 @@ pub fn prepare(
     http: &HttpPolicy,
     ca_pem: &str,
     ca_der: &[u8],
-    readable: &[PathBuf],
+    readable: &ReadableRoots,
 ) -> Result<Trust> {
     let setup = |what: &str, e: std::io::Error| Error::setup(format!("trust bundle {what}"), e);
-    let roots: Vec<PathBuf> = readable
-        .iter()
-        .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
-        .collect();
     // Only what the workload may read is served: splicing a file outside
     // its grants would show it what Landlock keeps from it.
-    let visible = |p: &Path| {
-        let canonical = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        roots.iter().any(|root| canonical.starts_with(root))
-    };
+    let visible = |p: &Path| readable.covers(p);
     let system = DEFAULT_BUNDLES
         .iter()
         .find(|p| Path::new(p).is_file() && visible(Path::new(p)));
@@ -143,7 +136,11 @@ pub fn prepare(
         Ok(())
     };
     if !http.no_default_bundles {
-        for b in DEFAULT_BUNDLES.iter().map(Path::new).filter(|b| visible(b)) {
+        for b in DEFAULT_BUNDLES
+            .iter()
+            .map(Path::new)
+            .filter(|b| b.is_file() && visible(b))
+        {
             add(b, None)?;
         }
     }

@@ -19,7 +19,7 @@ use crate::audit::Reporter;
 use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
 use crate::network::{Egress, Pinned};
 use crate::proxy::Proxy;
-use crate::supervisor::{VirtualFile, Virtuals};
+use crate::supervisor::{ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
 use self::prepare::{
@@ -117,8 +117,9 @@ impl Sandbox {
         }
         let grants = launch::grants(&self.policy.fs)?;
         let tmp_path = new_tmp_name()?;
-        let mut readable = grants.readable_roots();
-        readable.push(tmp_path.clone());
+        let mut roots = grants.readable_roots();
+        roots.push(tmp_path.clone());
+        let readable = Arc::new(ReadableRoots::new(roots));
         // While the proxy terminates TLS, its CA is spliced into the
         // bundles the workload reads.
         let (splices, trust_env) = match &proxy {
@@ -129,7 +130,7 @@ impl Sandbox {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let files = Virtuals::new(files, splices, &readable);
+        let files = Virtuals::new(files, splices, readable);
         let spec = FilterSpec {
             trap_open: !files.is_empty(),
             inet: net.inet_enabled() || proxy.is_some(),

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use self::notif::{Notif, Reply};
 pub use self::open::NotVirtualCache;
-pub use self::vfile::{SuffixSplice, VirtualFile, Virtuals};
+pub use self::vfile::{ReadableRoots, SuffixSplice, VirtualFile, Virtuals};
 use crate::audit::Reporter;
 use crate::network::Egress;
 use crate::proxy::Proxy;

@@ -101,6 +101,42 @@ impl VirtualFile {
     }
 }
 
+/// The roots the workload may read below, answering "may it read this
+/// path?" by canonical path. Roots are canonicalised only when a path is
+/// not below one as written: resolving the ~170 entry grants of a root's
+/// `/etc` costs hundreds of readlinks that most runs never need.
+#[derive(Debug, Default)]
+pub struct ReadableRoots {
+    raw: Vec<PathBuf>,
+    canonical: std::sync::OnceLock<Vec<PathBuf>>,
+}
+
+impl ReadableRoots {
+    /// Wraps absolute roots.
+    pub fn new(raw: Vec<PathBuf>) -> ReadableRoots {
+        ReadableRoots {
+            raw,
+            canonical: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// True when the file `path` (canonicalised here) is below a root.
+    pub fn covers(&self, path: &Path) -> bool {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.raw.iter().any(|r| path.starts_with(r))
+            || self
+                .canonical
+                .get_or_init(|| {
+                    self.raw
+                        .iter()
+                        .filter_map(|r| std::fs::canonicalize(r).ok())
+                        .collect()
+                })
+                .iter()
+                .any(|r| path.starts_with(r))
+    }
+}
+
 /// Bundles found while the sandbox runs (`certifi/cacert.pem` anywhere):
 /// recognised by the end of their canonical path, spliced on first open.
 #[derive(Debug)]
@@ -121,10 +157,10 @@ pub struct Virtuals {
     /// Basenames of files that exist only in the sandbox.
     names: HashSet<Vec<u8>>,
     splices: Vec<SuffixSplice>,
-    /// Canonical roots the workload may read: a run-time splice serves
-    /// only files below them, so it never shows the workload a file
-    /// Landlock keeps from it.
-    readable: Vec<PathBuf>,
+    /// What the workload may read: a run-time splice serves only files
+    /// below it, so it never shows the workload a file Landlock keeps
+    /// from it.
+    readable: Arc<ReadableRoots>,
     found: Mutex<HashMap<(u64, u64), Arc<VirtualFile>>>,
 }
 
@@ -137,7 +173,7 @@ impl Virtuals {
     pub fn new(
         files: Vec<VirtualFile>,
         splices: Vec<SuffixSplice>,
-        readable: &[PathBuf],
+        readable: Arc<ReadableRoots>,
     ) -> Virtuals {
         let names = files
             .iter()
@@ -150,10 +186,7 @@ impl Virtuals {
             files: files.into_iter().map(Arc::new).collect(),
             names,
             splices,
-            readable: readable
-                .iter()
-                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-                .collect(),
+            readable,
             found: Mutex::default(),
         }
     }
@@ -214,7 +247,7 @@ impl Virtuals {
             return Ok(None);
         };
         let path = Path::new(std::ffi::OsStr::from_bytes(canonical));
-        if !self.readable.iter().any(|root| path.starts_with(root)) {
+        if !self.readable.covers(path) {
             return Ok(None);
         }
         let mut content = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
