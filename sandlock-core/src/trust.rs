@@ -163,9 +163,12 @@ pub fn prepare(
     {
         let hash = subject_hash(ca_der)
             .ok_or_else(|| Error::Tls("cannot read the CA's subject".into()))?;
+        // The hashed-directory entry is a default trust store like the
+        // bundles: --no-default-bundles leaves it out too.
         let hashed = (0..10)
             .map(|i| dir.join(format!("{hash:08x}.{i}")))
-            .find(|p| !p.exists());
+            .find(|p| !p.exists())
+            .filter(|_| !http.no_default_bundles);
         let mut full = match system {
             Some(sys) => std::fs::read(sys).map_err(|e| setup(sys, e))?,
             None => Vec::new(),
