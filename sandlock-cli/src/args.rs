@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sandlock_core::policy::{self, AddHost, CaFiles, HostMatch, HttpRule, NetRule, PortSet};
+use sandlock_core::secrets::{self, SecretHeaders, SecretSpec};
 use sandlock_core::Policy;
 
 /// Run untrusted programs under Landlock + seccomp with a supervisor that
@@ -130,6 +131,20 @@ pub struct RunArgs {
     #[arg(long)]
     trust_host_cas: bool,
 
+    /// Give the workload a secret it can use but never read:
+    /// NAME=SOURCE@HOSTS, SOURCE being env:VAR, file:PATH or fd:N; NAME@HOSTS
+    /// reads env NAME. HOSTS: comma-separated names or *.suffix. The workload's
+    /// $NAME holds a placeholder; the proxy swaps in the real value only on
+    /// TLS requests to those hosts. Append ;plaintext to allow plain HTTP too
+    /// (repeatable).
+    #[arg(long = "secret", value_name = "NAME=SOURCE@HOSTS", value_parser = parse_secret)]
+    secret: Vec<SecretSpec>,
+
+    /// Substitute secret NAME only in these request headers: NAME=H1,H2
+    /// (default: all headers, the URL and the body; repeatable).
+    #[arg(long = "secret-headers", value_name = "NAME=H1,H2", value_parser = parse_secret_headers)]
+    secret_headers: Vec<SecretHeaders>,
+
     /// Set an environment variable for the workload (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -202,6 +217,14 @@ fn parse_http_timeout(s: &str) -> Result<Duration, String> {
     policy::parse_seconds("--http-timeout", s).map_err(reason)
 }
 
+fn parse_secret(s: &str) -> Result<SecretSpec, String> {
+    SecretSpec::parse(s).map_err(reason)
+}
+
+fn parse_secret_headers(s: &str) -> Result<SecretHeaders, String> {
+    secrets::parse_secret_headers(s).map_err(reason)
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     policy::parse_env(s).map_err(reason)
 }
@@ -265,8 +288,17 @@ impl RunArgs {
         p.http.no_default_bundles = self.no_default_bundles;
         p.http.no_ca_env = self.no_ca_env;
         p.http.trust_host_cas = self.trust_host_cas;
-        if let Some(flag) = p.http.unused_option() {
-            anyhow::bail!("{flag} has no effect without an --http-allow or --http-deny rule");
+        p.secrets = self.secret;
+        for (name, headers) in self.secret_headers {
+            let Some(spec) = p.secrets.iter_mut().find(|s| s.name == name) else {
+                anyhow::bail!(
+                    "invalid value '{name}=...' for '--secret-headers': no --secret named {name}"
+                );
+            };
+            spec.headers = Some(headers);
+        }
+        if let Some(flag) = p.http.unused_option(p.intercepting()) {
+            anyhow::bail!("{flag} has no effect without an --http-allow, --http-deny or --secret");
         }
         p.process.env = self.env;
         p.process.clean_env = self.clean_env;

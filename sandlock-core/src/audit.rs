@@ -21,6 +21,9 @@ pub enum Verdict {
     Allow,
     /// Denied.
     Deny,
+    /// Allowed, but worth the user's attention (a secret's placeholder
+    /// sent where the secret may not go).
+    Warn,
 }
 
 /// One decision about one syscall.
@@ -96,9 +99,14 @@ impl Reporter {
             return;
         }
         let comm = comm_of(ev.pid);
-        if ev.verdict == Verdict::Deny && !self.quiet && print {
+        let word = match ev.verdict {
+            Verdict::Deny => Some("denied"),
+            Verdict::Warn => Some("warning:"),
+            Verdict::Allow => None,
+        };
+        if let (Some(word), false, true) = (word, self.quiet, print) {
             let line = format!(
-                "sandlock: denied {} {} from pid {} ({}): {}\n",
+                "sandlock: {word} {} {} from pid {} ({}): {}\n",
                 ev.syscall, ev.target, ev.pid, comm, ev.rule
             );
             let _ = std::io::stderr().write_all(line.as_bytes());
@@ -114,7 +122,11 @@ impl Reporter {
                 "comm": comm,
                 "syscall": ev.syscall,
                 "target": ev.target,
-                "verdict": match ev.verdict { Verdict::Allow => "allow", Verdict::Deny => "deny" },
+                "verdict": match ev.verdict {
+                    Verdict::Allow => "allow",
+                    Verdict::Deny => "deny",
+                    Verdict::Warn => "warn",
+                },
                 "rule": ev.rule,
             });
             let mut line = json.to_string();

@@ -17,6 +17,7 @@
 //! - [`ca`]: the sandbox's certificate authority and per-host leaf certificates.
 //! - [`check`]: what this kernel supports.
 //! - [`trust`]: the sandbox CA spliced into the trust bundles the workload reads.
+//! - [`secrets`]: secrets the workload holds as placeholders, swapped on the wire.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -29,6 +30,7 @@ pub mod network;
 pub mod policy;
 mod proxy;
 mod sandbox;
+pub mod secrets;
 mod supervisor;
 mod sys;
 pub mod trust;

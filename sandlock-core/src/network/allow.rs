@@ -35,17 +35,25 @@ impl Pinned {
     }
 
     /// Pins every name a policy's rules mention: `--add-host`, then
-    /// `--net-allow` hosts, then the concrete hosts of `--http-allow`.
+    /// `--net-allow` hosts, then the concrete hosts of `--http-allow` and
+    /// `--secret`.
     pub fn for_policy(policy: &crate::Policy) -> Result<Pinned> {
-        let http_names: Vec<(&'static str, &str)> = policy
+        fn exact(h: &crate::policy::HostMatch) -> Option<&str> {
+            match h {
+                crate::policy::HostMatch::Exact(name) => Some(name.as_str()),
+                _ => None,
+            }
+        }
+        let http_names = policy
             .http
             .allow
             .iter()
-            .filter_map(|r| match &r.host {
-                crate::policy::HostMatch::Exact(name) => Some(("--http-allow", name.as_str())),
-                _ => None,
-            })
-            .collect();
+            .filter_map(|r| exact(&r.host).map(|n| ("--http-allow", n)));
+        let secret_names = policy
+            .secrets
+            .iter()
+            .flat_map(|s| s.hosts.iter().filter_map(exact).map(|n| ("--secret", n)));
+        let http_names: Vec<(&'static str, &str)> = http_names.chain(secret_names).collect();
         Pinned::resolve(&policy.net, &http_names)
     }
 

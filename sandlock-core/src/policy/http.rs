@@ -299,9 +299,10 @@ impl HttpPolicy {
     }
 
     /// The first interception option given while nothing turns
-    /// interception on, so a front door can refuse a silent no-op.
-    pub fn unused_option(&self) -> Option<&'static str> {
-        if self.intercepting() {
+    /// interception on (`intercepting` counts secrets too), so a front door
+    /// can refuse a silent no-op.
+    pub fn unused_option(&self, intercepting: bool) -> Option<&'static str> {
+        if intercepting {
             return None;
         }
         [

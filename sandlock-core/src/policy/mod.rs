@@ -34,6 +34,8 @@ pub struct Policy {
     pub net: NetPolicy,
     /// HTTP interception: rules, ports, TLS.
     pub http: HttpPolicy,
+    /// Secrets the workload may use but never read (`--secret`).
+    pub secrets: Vec<crate::secrets::SecretSpec>,
     /// Environment, working directory, time limit, capabilities.
     pub process: ProcessPolicy,
     /// Where denials are reported.
@@ -128,6 +130,11 @@ pub fn parse_seconds(flag: &'static str, value: &str) -> crate::Result<Duration>
 }
 
 impl Policy {
+    /// True when the intercepting proxy runs: any HTTP rule or secret.
+    pub fn intercepting(&self) -> bool {
+        self.http.intercepting() || !self.secrets.is_empty()
+    }
+
     fn fmt_trust(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = &self.http;
         if h.no_default_bundles {
@@ -194,7 +201,7 @@ impl fmt::Display for Policy {
             writeln!(f, "bind:  {}", self.net.bind)?;
         }
         writeln!(f, "[http]")?;
-        if !self.http.intercepting() {
+        if !self.intercepting() {
             writeln!(f, "interception: off (no --http-allow or --http-deny)")?;
         } else {
             writeln!(f, "intercepted ports: {}", self.http.intercepted_ports())?;
@@ -228,6 +235,18 @@ impl fmt::Display for Policy {
                 .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
             writeln!(f, "upstream timeout: {}s", t.as_secs_f64())?;
             self.fmt_trust(f)?;
+        }
+        writeln!(f, "[secrets]")?;
+        if self.secrets.is_empty() {
+            writeln!(f, "none")?;
+        }
+        for spec in &self.secrets {
+            // The spec names the source, never a value.
+            writeln!(f, "secret: {}", spec.spec)?;
+            if let Some(hs) = &spec.headers {
+                let names: Vec<&str> = hs.iter().map(|h| h.as_str()).collect();
+                writeln!(f, "        only in headers: {}", names.join(", "))?;
+            }
         }
         writeln!(f, "[process]")?;
         writeln!(f, "clean env: {}", self.process.clean_env)?;

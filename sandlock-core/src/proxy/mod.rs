@@ -18,6 +18,7 @@ mod h2;
 mod redirect;
 mod respond;
 mod serve;
+mod substitute;
 mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,7 @@ use crate::audit::Reporter;
 use crate::ca::{Authority, Leaves};
 use crate::network::{canonical_ip, Pinned};
 use crate::policy::{HostMatch, HttpPolicy, PortSet};
+use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 pub use redirect::{Original, Redirects};
@@ -48,6 +50,8 @@ pub(crate) struct Shared {
     leaves: Leaves,
     upstream: upstream::Tls,
     reporter: Arc<Reporter>,
+    /// Secrets and their placeholders.
+    secrets: Arc<Secrets>,
     redirects: Arc<Redirects>,
     /// Bound on connecting to and hearing back from an upstream.
     timeout: Duration,
@@ -62,11 +66,19 @@ struct Reach {
 }
 
 impl Reach {
-    fn new(http: &HttpPolicy, pinned: &Pinned) -> Reach {
+    fn new(http: &HttpPolicy, secrets: &Secrets, pinned: &Pinned) -> Reach {
         let mut reach = Reach::default();
-        for rule in &http.allow {
-            let spec = format!("--http-allow '{}'", rule.spec);
-            match &rule.host {
+        let rules = http
+            .allow
+            .iter()
+            .map(|r| (&r.host, format!("--http-allow '{}'", r.spec)));
+        let secret_hosts = secrets.iter().flat_map(|s| {
+            s.hosts()
+                .iter()
+                .map(move |h| (h, format!("--secret {}", s.name())))
+        });
+        for (host, spec) in rules.chain(secret_hosts) {
+            match host {
                 HostMatch::Any => reach.any = reach.any.clone().or(Some(spec)),
                 HostMatch::Ip(ip) => reach.ips.push((*ip, spec)),
                 pattern => {
@@ -107,7 +119,12 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the CA (ephemeral or the user's), writes `--http-ca-out`,
     /// binds the loopback listeners and starts serving.
-    pub fn start(http: &HttpPolicy, pinned: &Pinned, reporter: Arc<Reporter>) -> Result<Proxy> {
+    pub fn start(
+        http: &HttpPolicy,
+        secrets: Arc<Secrets>,
+        pinned: &Pinned,
+        reporter: Arc<Reporter>,
+    ) -> Result<Proxy> {
         let authority = match &http.ca {
             Some(files) => Authority::from_files(&files.cert, &files.key)?,
             None => Authority::ephemeral()?,
@@ -132,6 +149,7 @@ impl Proxy {
             leaves: Leaves::new(Arc::new(authority), LEAF_CACHE),
             upstream,
             reporter,
+            secrets: Arc::clone(&secrets),
             redirects: Arc::clone(&redirects),
             timeout: http
                 .upstream_timeout
@@ -158,7 +176,7 @@ impl Proxy {
             v4: v4_addr,
             v6: v6_addr,
             ports: http.intercepted_ports(),
-            reach: Reach::new(http, pinned),
+            reach: Reach::new(http, &secrets, pinned),
             redirects,
         })
     }

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::acl::Verdict;
 use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
+use super::substitute::Plan;
 use super::upstream::{Failure, Pool, ReqBody, Target};
 use super::{Original, Shared};
 use crate::network::canonical_ip;
@@ -32,6 +33,9 @@ pub(super) struct Conn {
     orig: Original,
     side: Side,
     pool: Pool,
+    /// The secrets this connection may carry, decided once from its TLS
+    /// name and destination (plaintext connections decide per request).
+    plan: Option<Plan>,
 }
 
 /// Serves HTTP/1.1 (or HTTP/2 when `h2`) on `io` until the client leaves.
@@ -46,6 +50,16 @@ where
             orig.dest.ip().into(),
         )),
     };
+    let plan = match &side {
+        Side::Tls { sni: Some(sni) } => Plan::for_connection(
+            &shared.secrets,
+            &shared.pinned,
+            Some(sni),
+            None,
+            orig.dest.ip(),
+        ),
+        _ => None,
+    };
     let conn = Arc::new(Conn {
         pool: Pool::new(Target {
             addr: orig.dest,
@@ -55,6 +69,7 @@ where
         shared,
         orig,
         side,
+        plan,
     });
     if h2 {
         super::h2::serve(conn, io).await
@@ -89,6 +104,67 @@ impl Conn {
         refuse(&self.shared, d, status, reason)
     }
 
+    /// Swaps placeholders for real values where this connection may carry
+    /// them; reports a placeholder headed where its secret may not go.
+    async fn substitute(
+        &self,
+        req: Request<ReqBody>,
+        host: &str,
+    ) -> Result<Request<ReqBody>, String> {
+        let per_request;
+        let plan = match (&self.plan, &self.side) {
+            (Some(p), _) => Some(p),
+            (None, Side::Plain) if self.shared.secrets.iter().any(|s| s.plaintext()) => {
+                per_request = Plan::for_connection(
+                    &self.shared.secrets,
+                    &self.shared.pinned,
+                    None,
+                    Some(host),
+                    self.orig.dest.ip(),
+                );
+                per_request.as_ref()
+            }
+            _ => None,
+        };
+        let Some(plan) = plan else {
+            self.report_misuse(&req, host);
+            return Ok(req);
+        };
+        match plan.apply(req).await {
+            Ok((req, _)) => Ok(req),
+            Err(e) => Err(format!("request body could not be read: {e}")),
+        }
+    }
+
+    /// A placeholder in the head of a request its secret may not join goes
+    /// out as it is (it is worthless there), and the user is told.
+    fn report_misuse(&self, req: &Request<ReqBody>, host: &str) {
+        let secrets = &self.shared.secrets;
+        if secrets.is_empty() {
+            return;
+        }
+        let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+        for s in secrets.iter() {
+            let ph = s.placeholder();
+            let seen = req.headers().values().any(|v| contains(v.as_bytes(), ph))
+                || contains(target.as_bytes(), ph);
+            if seen {
+                let what = format!("{} {}://{host}", req.method(), self.scheme());
+                let why = format!(
+                    "placeholder of secret {} sent where the secret is not bound; forwarded unchanged",
+                    s.name()
+                );
+                self.shared.reporter.record(&crate::audit::Event {
+                    pid: self.orig.pid,
+                    syscall: "http",
+                    target: &what,
+                    verdict: crate::audit::Verdict::Warn,
+                    rule: &why,
+                });
+            }
+        }
+    }
+
     /// The response to a request that could not be parsed.
     pub(super) fn refuse_malformed(&self, status: StatusCode, why: &str) -> Response<Body> {
         let what = format!("{}://{}", self.scheme(), self.orig.dest);
@@ -100,7 +176,7 @@ impl Conn {
     }
 
     /// Checks one request and forwards it; the response to send back.
-    pub(super) async fn handle(&self, mut req: Request<ReqBody>, h2: bool) -> Response<Body> {
+    pub(super) async fn handle(&self, req: Request<ReqBody>, h2: bool) -> Response<Body> {
         let pid = self.orig.pid;
         let (host, authority) = match self.authority(&req, h2) {
             Ok(a) => a,
@@ -135,6 +211,11 @@ impl Conn {
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
         }
+        let req = match self.substitute(req, &host).await {
+            Ok(req) => req,
+            Err(why) => return refuse(&self.shared, &d, StatusCode::BAD_REQUEST, &why),
+        };
+        let mut req = req;
         let upgrade = !h2 && is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::EXPECT);
@@ -246,6 +327,10 @@ async fn discard(mut body: ReqBody) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The host part of `host[:port]` or `[v6]:port`.

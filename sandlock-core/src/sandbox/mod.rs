@@ -19,6 +19,7 @@ use crate::audit::Reporter;
 use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
 use crate::network::{Egress, Pinned};
 use crate::proxy::Proxy;
+use crate::secrets::Secrets;
 use crate::supervisor::{ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
@@ -100,9 +101,13 @@ impl Sandbox {
         )?);
         // The proxy (and its CA, and --http-ca-out) is ready before the
         // workload exists, so its first connect finds it listening.
-        let proxy = match http.intercepting() {
+        // Secret values are read now, once; the workload only ever sees
+        // their placeholders.
+        let secrets = Arc::new(Secrets::load(&self.policy.secrets)?);
+        let proxy = match self.policy.intercepting() {
             true => Some(Arc::new(Proxy::start(
                 http,
+                Arc::clone(&secrets),
                 &pinned,
                 Arc::clone(&reporter),
             )?)),
@@ -137,7 +142,7 @@ impl Sandbox {
             udp: net.udp_enabled(),
             trap_stat: files.has_sandbox_only(),
         };
-        let envp = self.environment(&tmp_path, &trust_env);
+        let envp = self.environment(&tmp_path, &trust_env, &secrets);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
@@ -239,11 +244,13 @@ impl Sandbox {
     }
 
     /// The workload's environment: inherited (or the clean subset), then
-    /// `defaults` for names not set yet, then TMPDIR, then `--env`.
+    /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
+    /// the secrets' placeholders (their source variables removed).
     fn environment(
         &self,
         tmpdir: &Path,
         defaults: &[(String, String)],
+        secrets: &Secrets,
     ) -> Vec<(OsString, OsString)> {
         let p = &self.policy.process;
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
@@ -266,6 +273,14 @@ impl Sandbox {
         set("TMPDIR", tmpdir.as_os_str().to_owned());
         for (k, v) in &p.env {
             set(k, OsString::from(v));
+        }
+        // A variable a secret was read from never reaches the workload;
+        // each secret's name holds its placeholder, whatever else set it.
+        let consumed = secrets.consumed_env();
+        env.retain(|(k, _)| !consumed.iter().any(|c| OsStr::new(c) == k));
+        for (k, v) in secrets.env() {
+            env.retain(|(ek, _)| ek != OsStr::new(&k));
+            env.push((OsString::from(k), OsString::from(v)));
         }
         env
     }

@@ -1,0 +1,345 @@
+//! Secrets on the wire: placeholders in a request become the real values,
+//! only on a connection where every gate holds, and only where the secret
+//! may go (header names, target, body).
+//!
+//! The gates, decided once per connection: intercepted TLS (or a secret's
+//! `plaintext` opt-in), an SNI matching one of the secret's hosts, and an
+//! original destination that was pinned for such a name (a hard-coded IP
+//! with a forged SNI never qualifies). The fourth, Host equal to SNI, is
+//! enforced for every request before this module runs.
+//!
+//! Bytes are sacred: a request with no placeholder in it is forwarded as
+//! received, and a body is only rewritten where a placeholder was found.
+//! This module must never log, format or store a real value.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Uri};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+
+use super::upstream::{BoxError, ReqBody};
+use crate::network::{canonical_ip, Pinned};
+use crate::secrets::matcher::{Replacer, StreamReplacer};
+use crate::secrets::{Secret, Secrets};
+
+/// Bodies whose length changes are held in memory up to this size so
+/// their Content-Length can be fixed; larger ones go upstream chunked.
+const BUFFER_LIMIT: usize = 32 << 20;
+
+/// The secrets one connection may carry, and where.
+pub(super) struct Plan {
+    /// Placeholder → value for headers named by every eligible secret.
+    everywhere: Option<Arc<Replacer>>,
+    /// Secrets restricted to some header names: (secret index, replacer).
+    by_header: Vec<(usize, Replacer)>,
+    secrets: Arc<Secrets>,
+}
+
+impl Plan {
+    /// The plan for a connection to `dest` with TLS name `sni` (None for
+    /// plaintext); `None` when no secret may go there.
+    pub(super) fn for_connection(
+        secrets: &Arc<Secrets>,
+        pinned: &Pinned,
+        sni: Option<&str>,
+        host_if_plain: Option<&str>,
+        dest: std::net::IpAddr,
+    ) -> Option<Plan> {
+        let dest = canonical_ip(dest);
+        let eligible: Vec<(usize, &Secret)> = secrets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                let name = match (sni, host_if_plain) {
+                    (Some(sni), _) => sni,
+                    (None, Some(host)) if s.plaintext() => host,
+                    _ => return false,
+                };
+                s.bound_to(name) && pinned_for(pinned, s, dest)
+            })
+            .collect();
+        if eligible.is_empty() {
+            return None;
+        }
+        let pairs: Vec<(&[u8], &[u8])> = eligible
+            .iter()
+            .filter(|(_, s)| s.headers().is_none())
+            .map(|(_, s)| (s.placeholder(), s.value()))
+            .collect();
+        let everywhere = (!pairs.is_empty()).then(|| Arc::new(Replacer::new(&pairs)));
+        let by_header = eligible
+            .iter()
+            .filter(|(_, s)| s.headers().is_some())
+            .map(|(i, s)| (*i, Replacer::new(&[(s.placeholder(), s.value())])))
+            .collect();
+        Some(Plan {
+            everywhere,
+            by_header,
+            secrets: Arc::clone(secrets),
+        })
+    }
+
+    /// Substitutes into `req`'s headers, target and body; returns the
+    /// request and how many placeholders were replaced in its head. Fails
+    /// only when a body held to fix its length could not be read.
+    pub(super) async fn apply(
+        &self,
+        mut req: Request<ReqBody>,
+    ) -> Result<(Request<ReqBody>, usize), BoxError> {
+        let mut replaced = 0;
+        let names: Vec<header::HeaderName> = req.headers().keys().cloned().collect();
+        for name in names {
+            let values: Vec<HeaderValue> = req.headers().get_all(&name).iter().cloned().collect();
+            let mut changed = false;
+            let new: Vec<HeaderValue> = values
+                .iter()
+                .map(|v| match self.header_value(&name, v.as_bytes()) {
+                    Some(bytes) => match HeaderValue::from_bytes(&bytes) {
+                        Ok(nv) => {
+                            changed = true;
+                            replaced += 1;
+                            nv
+                        }
+                        Err(_) => v.clone(),
+                    },
+                    None => v.clone(),
+                })
+                .collect();
+            if changed {
+                req.headers_mut().remove(&name);
+                for v in new {
+                    req.headers_mut().append(name.clone(), v);
+                }
+            }
+        }
+        if let Some(r) = &self.everywhere {
+            if let Some(pq) = req.uri().path_and_query() {
+                if let Some(new) = r.replace_all(pq.as_str().as_bytes()) {
+                    if let Some(uri) = with_target(req.uri(), &new) {
+                        *req.uri_mut() = uri;
+                        replaced += 1;
+                    }
+                }
+            }
+            req = self.body(req, Arc::clone(r)).await?;
+        }
+        Ok((req, replaced))
+    }
+
+    /// The new value of one header, when a placeholder is in it (also
+    /// inside `Authorization: Basic`, where git puts its token).
+    fn header_value(&self, name: &header::HeaderName, value: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        let replacers = self.everywhere.iter().map(|r| r.as_ref()).chain(
+            self.by_header
+                .iter()
+                .filter(|(i, _)| {
+                    self.secrets
+                        .iter()
+                        .nth(*i)
+                        .and_then(|s| s.headers())
+                        .is_some_and(|hs| hs.contains(name))
+                })
+                .map(|(_, r)| r),
+        );
+        for r in replacers {
+            let current = out.as_deref().unwrap_or(value);
+            if let Some(new) = r.replace_all(current) {
+                out = Some(new);
+            } else if name == header::AUTHORIZATION {
+                if let Some(new) = basic(r, current) {
+                    out = Some(new);
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces placeholders in the body: as it streams when lengths are
+    /// kept (or the length is not declared), otherwise by reading it whole
+    /// (up to [`BUFFER_LIMIT`]) so its Content-Length can be fixed.
+    async fn body(
+        &self,
+        req: Request<ReqBody>,
+        r: Arc<Replacer>,
+    ) -> Result<Request<ReqBody>, BoxError> {
+        let encoded = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        // Encoded bodies are forwarded as they are until decoding is in.
+        if encoded || req.body().is_end_stream() {
+            return Ok(req);
+        }
+        let (mut parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if !r.same_lengths() {
+            if let Some(n) = declared {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                if n <= BUFFER_LIMIT {
+                    let whole = read_whole(body).await?;
+                    let out = match r.replace_all(&whole) {
+                        Some(new) => Bytes::from(new),
+                        None => whole,
+                    };
+                    parts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+                    let body = http_body_util::Full::new(out)
+                        .map_err(|never| match never {})
+                        .boxed();
+                    return Ok(Request::from_parts(parts, body));
+                }
+                // Too large to hold: sent chunked, its length unknown upfront.
+            }
+        }
+        let body = Streaming {
+            inner: body,
+            keeps_length: r.same_lengths(),
+            matcher: StreamReplacer::new(r),
+            done: false,
+        }
+        .boxed();
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// Reads a body of at most [`BUFFER_LIMIT`] bytes.
+async fn read_whole(mut body: ReqBody) -> Result<Bytes, BoxError> {
+    let mut whole = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if whole.len() + data.len() > BUFFER_LIMIT {
+                return Err("request body longer than its Content-Length".into());
+            }
+            whole.extend_from_slice(&data);
+        }
+    }
+    Ok(whole.freeze())
+}
+
+/// Was `dest` pinned for a name the secret is bound to?
+fn pinned_for(pinned: &Pinned, s: &Secret, dest: std::net::IpAddr) -> bool {
+    pinned
+        .entries()
+        .any(|(name, ips)| s.bound_to(name) && ips.contains(&dest))
+}
+
+/// `Basic base64(user:pass)` with a placeholder inside the credentials.
+fn basic(r: &Replacer, value: &[u8]) -> Option<Vec<u8>> {
+    let b64 = strip_prefix_ci(value, b"basic ")?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let decoded = engine.decode(b64.trim_ascii()).ok()?;
+    let new = r.replace_all(&decoded)?;
+    let mut out = value[..value.len() - b64.len()].to_vec();
+    out.extend_from_slice(engine.encode(new).as_bytes());
+    Some(out)
+}
+
+fn strip_prefix_ci<'a>(v: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &v[prefix.len()..])
+}
+
+fn with_target(uri: &Uri, pq: &[u8]) -> Option<Uri> {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(pq).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// A body rewritten as it streams (same-length placeholders, or a body
+/// sent without a declared length).
+struct Streaming {
+    inner: ReqBody,
+    matcher: StreamReplacer,
+    /// Every replacement has its placeholder's length.
+    keeps_length: bool,
+    done: bool,
+}
+
+impl Body for Streaming {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let me = &mut *self;
+        loop {
+            if me.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut me.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = me.matcher.push(data);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    // Trailers end the data: flush what was held back
+                    // first, then the trailers on the next poll.
+                    Err(frame) => {
+                        let tail = me.matcher.finish();
+                        me.done = true;
+                        if let Ok(trailers) = frame.into_trailers() {
+                            if tail.is_empty() {
+                                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                            }
+                            me.inner = TrailersOnly(Some(trailers)).boxed();
+                            me.done = false;
+                        }
+                        if !tail.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(tail))));
+                        }
+                    }
+                },
+                Poll::Ready(None) => {
+                    me.done = true;
+                    let tail = me.matcher.finish();
+                    if !tail.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(tail))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Same-length replacement keeps the exact size; otherwise it is
+        // unknown until the end.
+        if self.keeps_length {
+            self.inner.size_hint()
+        } else {
+            SizeHint::default()
+        }
+    }
+}
+
+/// A body that is only a trailer section.
+struct TrailersOnly(Option<http::HeaderMap>);
+
+impl Body for TrailersOnly {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(self.0.take().map(|t| Ok(Frame::trailers(t))))
+    }
+}

@@ -1,0 +1,625 @@
+//! The byte-level substitution engine: placeholders in, real values out
+//! (or, for response scrubbing, the other way round).
+//!
+//! Owns the matching semantics and nothing else. A [`Replacer`] is a set of
+//! pattern → replacement pairs, built once per sandbox (or per host);
+//! [`Replacer::replace_all`] rewrites one contiguous buffer (a header value,
+//! a URL, a whole body) and [`StreamReplacer`] rewrites a body that arrives
+//! in arbitrary chunks, finding patterns that straddle chunk, read and frame
+//! boundaries.
+//!
+//! Semantics, identical for both: the input is scanned left to right; at
+//! each position the leftmost pattern occurrence wins and, among patterns
+//! starting there, the longest (identical patterns: the first pair given).
+//! The occurrence is replaced and the scan resumes right after it, so
+//! occurrences never overlap. For every way of splitting a body into chunks,
+//! the concatenated output of [`StreamReplacer::push`] and
+//! [`StreamReplacer::finish`] equals [`Replacer::replace_all`] of the whole
+//! body, or the body itself when nothing matched.
+//!
+//! It must never change a byte that is not part of a complete pattern
+//! occurrence ("bytes are sacred": no match means the very same bytes, and
+//! zero-copy slices of them where it can), never allocate per byte, never
+//! re-scan more than the held-back tail (linear in the body size), never
+//! hold back more than `max_pattern_len - 1` bytes between chunks, and never
+//! format a replacement value (its `Debug` prints only counts).
+
+use std::fmt;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use bytes::{Bytes, BytesMut};
+
+/// Placeholder → replacement pairs, built once per sandbox (or per host).
+pub struct Replacer {
+    /// Leftmost-longest automaton over the patterns, as bytes.
+    ac: AhoCorasick,
+    /// The patterns, by pattern id (for the stream's tail check).
+    patterns: Vec<Vec<u8>>,
+    /// The replacements, by pattern id.
+    replacements: Vec<Vec<u8>>,
+    /// Ids of the patterns starting with each byte value.
+    by_first: Vec<Vec<u32>>,
+    /// Length of the longest pattern (0 when there are none).
+    max_len: usize,
+}
+
+impl Replacer {
+    /// A replacer for `(pattern, replacement)` pairs. Replacements may have
+    /// any length, including zero.
+    ///
+    /// # Panics
+    ///
+    /// If a pattern is empty (it would match everywhere), or if the patterns
+    /// are too large for the automaton (far beyond any secret's size).
+    pub fn new(pairs: &[(&[u8], &[u8])]) -> Replacer {
+        assert!(
+            pairs.iter().all(|(p, _)| !p.is_empty()),
+            "secret matcher: empty pattern"
+        );
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(pairs.iter().map(|(p, _)| p))
+            .expect("secret matcher: patterns too large for the automaton");
+        let mut by_first = vec![Vec::new(); 256];
+        for (id, (p, _)) in pairs.iter().enumerate() {
+            by_first[usize::from(p[0])].push(id as u32);
+        }
+        Replacer {
+            ac,
+            patterns: pairs.iter().map(|(p, _)| p.to_vec()).collect(),
+            replacements: pairs.iter().map(|(_, r)| r.to_vec()).collect(),
+            by_first,
+            max_len: pairs.iter().map(|(p, _)| p.len()).max().unwrap_or(0),
+        }
+    }
+
+    /// No pattern at all: nothing can ever match.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// `input` with every occurrence replaced (leftmost-longest,
+    /// non-overlapping, left to right); `None` when nothing matched, so the
+    /// caller keeps the original bytes untouched.
+    pub fn replace_all(&self, input: &[u8]) -> Option<Vec<u8>> {
+        let mut matches = self.ac.find_iter(input).peekable();
+        matches.peek()?;
+        let mut out = Vec::with_capacity(input.len());
+        let mut at = 0;
+        for m in matches {
+            out.extend_from_slice(&input[at..m.start()]);
+            out.extend_from_slice(&self.replacements[m.pattern().as_usize()]);
+            at = m.end();
+        }
+        out.extend_from_slice(&input[at..]);
+        Some(out)
+    }
+
+    /// Whether any pattern occurs in `input`.
+    pub fn find(&self, input: &[u8]) -> bool {
+        self.ac.is_match(input)
+    }
+
+    /// Length of the longest pattern (0 when there are none).
+    pub fn max_pattern_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Whether every replacement has its pattern's length (replacing never
+    /// changes a body's length).
+    pub fn same_lengths(&self) -> bool {
+        self.patterns
+            .iter()
+            .zip(&self.replacements)
+            .all(|(p, r)| p.len() == r.len())
+    }
+
+    /// Where the undecided tail of `b` starts: the smallest position `p`
+    /// (within the last `max_len - 1` bytes) such that `b[p..]` is a proper
+    /// prefix of some pattern, i.e. an occurrence starting at `p` could
+    /// still complete (or grow longer) with bytes not seen yet. `b.len()`
+    /// when there is none. Any occurrence in `b` starting before it is final.
+    ///
+    /// Linear in `max_len`: the prefix comparisons have a budget, and when
+    /// it runs out the tail is held back from the current candidate, which
+    /// is conservative (holding back more is always correct).
+    fn undecided_from(&self, b: &[u8]) -> usize {
+        let n = b.len();
+        if self.max_len <= 1 {
+            return n;
+        }
+        let mut budget = 4 * self.max_len + 256;
+        for p in n.saturating_sub(self.max_len - 1)..n {
+            let ids = &self.by_first[usize::from(b[p])];
+            if ids.is_empty() {
+                continue;
+            }
+            let tail = &b[p..];
+            for &id in ids {
+                let pat = &self.patterns[id as usize];
+                if pat.len() > tail.len() {
+                    if pat.starts_with(tail) {
+                        return p;
+                    }
+                    budget = budget.saturating_sub(tail.len());
+                }
+            }
+            if budget == 0 {
+                return p;
+            }
+        }
+        n
+    }
+}
+
+impl Drop for Replacer {
+    /// Best-effort wipe of the replacement values.
+    fn drop(&mut self) {
+        for r in &mut self.replacements {
+            r.fill(0);
+            std::hint::black_box(&r[..]);
+        }
+    }
+}
+
+impl fmt::Debug for Replacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replacer")
+            .field("patterns", &self.patterns.len())
+            .field("max_pattern_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Streaming replacement over a body split into arbitrary chunks: finds
+/// patterns that straddle chunk boundaries. Holds back at most
+/// `max_pattern_len - 1` bytes between pushes, and only the bytes that could
+/// still begin an occurrence.
+///
+/// Cost per push is linear in the chunk plus the held-back tail. When
+/// nothing was held back from the previous push and nothing matches, the
+/// output is a zero-copy slice of the chunk.
+pub struct StreamReplacer {
+    r: Arc<Replacer>,
+    /// Bytes seen but not yet decided; the scan resumes at their start.
+    held: Bytes,
+    replaced: usize,
+}
+
+impl StreamReplacer {
+    pub fn new(r: Arc<Replacer>) -> StreamReplacer {
+        StreamReplacer {
+            r,
+            held: Bytes::new(),
+            replaced: 0,
+        }
+    }
+
+    /// Feeds the next chunk; returns the bytes that are final (may be
+    /// empty).
+    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+        if chunk.is_empty() {
+            return chunk;
+        }
+        if self.r.is_empty() {
+            return chunk;
+        }
+        let b = if self.held.is_empty() {
+            chunk
+        } else {
+            let mut joined = BytesMut::with_capacity(self.held.len() + chunk.len());
+            joined.extend_from_slice(&self.held);
+            joined.extend_from_slice(&chunk);
+            joined.freeze()
+        };
+        let undecided = self.r.undecided_from(&b);
+        let mut out: Option<Vec<u8>> = None;
+        let mut at = 0;
+        for m in self.r.ac.find_iter(&b[..]) {
+            if m.start() >= undecided {
+                break;
+            }
+            let out = out.get_or_insert_with(|| Vec::with_capacity(b.len()));
+            out.extend_from_slice(&b[at..m.start()]);
+            out.extend_from_slice(&self.r.replacements[m.pattern().as_usize()]);
+            at = m.end();
+            self.replaced += 1;
+        }
+        let cut = undecided.max(at);
+        debug_assert!(b.len() - cut < self.r.max_len.max(1));
+        self.held = b.slice(cut..);
+        match out {
+            None => b.slice(..cut),
+            Some(mut out) => {
+                out.extend_from_slice(&b[at..cut]);
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// End of input: the held-back tail, with any last replacement.
+    /// Calling it again returns nothing.
+    pub fn finish(&mut self) -> Bytes {
+        let held = std::mem::take(&mut self.held);
+        let n = self.r.ac.find_iter(&held[..]).count();
+        if n == 0 {
+            return held;
+        }
+        self.replaced += n;
+        Bytes::from(self.r.replace_all(&held).unwrap_or_default())
+    }
+
+    /// How many replacements were made so far.
+    pub fn replaced(&self) -> usize {
+        self.replaced
+    }
+}
+
+impl fmt::Debug for StreamReplacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReplacer")
+            .field("held", &self.held.len())
+            .field("replaced", &self.replaced)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// xorshift64*: deterministic, no dev-dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn replacer(pairs: &[(&str, &str)]) -> Replacer {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(p, r)| (p.as_bytes(), r.as_bytes()))
+            .collect();
+        Replacer::new(&pairs)
+    }
+
+    /// Independent reference: at each position the longest pattern
+    /// starting there (first pair on ties) is replaced, else the byte kept.
+    fn reference(pairs: &[(Vec<u8>, Vec<u8>)], input: &[u8]) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut count = 0;
+        let mut i = 0;
+        while i < input.len() {
+            let mut best: Option<&(Vec<u8>, Vec<u8>)> = None;
+            for pair in pairs {
+                if input[i..].starts_with(&pair.0) && best.is_none_or(|b| pair.0.len() > b.0.len())
+                {
+                    best = Some(pair);
+                }
+            }
+            match best {
+                Some((p, r)) => {
+                    out.extend_from_slice(r);
+                    i += p.len();
+                    count += 1;
+                }
+                None => {
+                    out.push(input[i]);
+                    i += 1;
+                }
+            }
+        }
+        (out, count)
+    }
+
+    /// Streams `input` split at `cuts` (sorted positions); checks the
+    /// hold-back bound after every push. Returns output and count.
+    fn stream(r: &Arc<Replacer>, input: &[u8], cuts: &[usize]) -> (Vec<u8>, usize) {
+        let whole = Bytes::copy_from_slice(input);
+        let mut s = StreamReplacer::new(r.clone());
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&input.len())) {
+            out.extend_from_slice(&s.push(whole.slice(from..to)));
+            assert!(
+                s.held.len() < r.max_pattern_len().max(1),
+                "held {} bytes, max pattern {}",
+                s.held.len(),
+                r.max_pattern_len()
+            );
+            from = to;
+        }
+        out.extend_from_slice(&s.finish());
+        assert!(s.finish().is_empty(), "finish twice");
+        (out, s.replaced())
+    }
+
+    /// Every single split, every pair of splits (short inputs) and random
+    /// multi-splits all give `replace_all` of the whole input.
+    fn check_all_splits(pairs: &[(&[u8], &[u8])], input: &[u8], rng: &mut Rng) {
+        let r = Arc::new(Replacer::new(pairs));
+        let owned: Vec<(Vec<u8>, Vec<u8>)> = pairs
+            .iter()
+            .map(|(p, v)| (p.to_vec(), v.to_vec()))
+            .collect();
+        let (want, want_count) = reference(&owned, input);
+        match r.replace_all(input) {
+            Some(got) => {
+                assert!(want_count > 0);
+                assert_eq!(got, want, "replace_all on {input:?}");
+            }
+            None => assert_eq!(want_count, 0, "replace_all missed a match in {input:?}"),
+        }
+        let n = input.len();
+        let check = |cuts: &[usize]| {
+            let (got, count) = stream(&r, input, cuts);
+            assert_eq!(got, want, "input {input:?} cut at {cuts:?}");
+            assert_eq!(count, want_count, "count for {input:?} cut at {cuts:?}");
+        };
+        check(&[]);
+        for i in 0..=n {
+            check(&[i]);
+        }
+        if n <= 40 {
+            for i in 0..=n {
+                for j in i..=n {
+                    check(&[i, j]);
+                }
+            }
+        }
+        for _ in 0..200 {
+            let k = rng.below(n + 2);
+            let mut cuts: Vec<usize> = (0..k).map(|_| rng.below(n + 1)).collect();
+            cuts.sort_unstable();
+            check(&cuts);
+        }
+        // Byte by byte.
+        check(&(1..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn replace_all_none_when_nothing_matched() {
+        let r = replacer(&[("PLACEHOLDER", "secret-value")]);
+        assert_eq!(r.replace_all(b"no such thing here"), None);
+        assert_eq!(r.replace_all(b""), None);
+        assert_eq!(r.replace_all(b"PLACEHOLDE"), None);
+        assert!(!r.find(b"PLACEHOLDE"));
+        assert!(r.find(b"xPLACEHOLDERx"));
+        assert_eq!(
+            r.replace_all(b"Bearer PLACEHOLDER!").as_deref(),
+            Some(&b"Bearer secret-value!"[..])
+        );
+    }
+
+    #[test]
+    fn leftmost_longest_non_overlapping() {
+        let r = replacer(&[("abc", "1"), ("abcd", "2"), ("bcd", "3"), ("ab", "4")]);
+        // Longest at the leftmost start.
+        assert_eq!(r.replace_all(b"abcd").as_deref(), Some(&b"2"[..]));
+        // Leftmost wins over a longer one starting later.
+        assert_eq!(r.replace_all(b"abce").as_deref(), Some(&b"1e"[..]));
+        assert_eq!(r.replace_all(b"xbcd").as_deref(), Some(&b"x3"[..]));
+        assert_eq!(r.replace_all(b"abx").as_deref(), Some(&b"4x"[..]));
+        // Non-overlapping: "abcd" consumed, then "bcd" is not there.
+        assert_eq!(r.replace_all(b"abcdbcd").as_deref(), Some(&b"23"[..]));
+        // Adjacent occurrences.
+        assert_eq!(r.replace_all(b"ababab").as_deref(), Some(&b"444"[..]));
+        // Identical patterns: the first pair wins.
+        let r = replacer(&[("tok", "first"), ("tok", "second")]);
+        assert_eq!(r.replace_all(b"tok").as_deref(), Some(&b"first"[..]));
+    }
+
+    #[test]
+    fn accessors() {
+        let r = replacer(&[("abc", "xyz"), ("hello", "world")]);
+        assert!(!r.is_empty());
+        assert_eq!(r.max_pattern_len(), 5);
+        assert!(r.same_lengths());
+        let r = replacer(&[("abc", "xyz"), ("hello", "hi")]);
+        assert!(!r.same_lengths());
+        let r = Replacer::new(&[]);
+        assert!(r.is_empty());
+        assert_eq!(r.max_pattern_len(), 0);
+        assert!(r.same_lengths());
+        assert_eq!(r.replace_all(b"anything"), None);
+        assert!(!r.find(b"anything"));
+    }
+
+    #[test]
+    #[should_panic(expected = "empty pattern")]
+    fn empty_pattern_is_refused() {
+        Replacer::new(&[(b"", b"x")]);
+    }
+
+    #[test]
+    fn shareable_across_tasks() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Replacer>();
+        send_sync::<StreamReplacer>();
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let r = Arc::new(replacer(&[("PLACEHOLDER", "hunter2-secret")]));
+        let shown = format!("{r:?} {:?}", StreamReplacer::new(r.clone()));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("PLACEHOLDER"), "{shown}");
+    }
+
+    #[test]
+    fn stream_every_split_overlapping_patterns() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let pairs: &[(&[u8], &[u8])] = &[
+            (b"abc", b"<ABC>"),
+            (b"bcd", b"<BCD>"),
+            (b"ab", b"<AB>"),
+            (b"abcdef", b"<ABCDEF>"),
+            (b"cdx", b""),
+            (b"a", b"A"),
+        ];
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"abc",
+            b"abcdef",
+            b"abcde",
+            b"abcdefabcdef",
+            b"xxabcdxxbcdxxabcxx",
+            b"bcdabcdabcdefab",
+            b"aaaaabbbbbcccccddddd",
+            b"abcdeabcdxabcdefg",
+            b"zzzzzzzzzzzzzzzzzzzz",
+            b"cdxcdxcdxab",
+            b"abcdecdxabcdabcde",
+        ];
+        for input in inputs {
+            check_all_splits(pairs, input, &mut rng);
+        }
+    }
+
+    #[test]
+    fn stream_every_split_placeholders() {
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        // Same-length, like real placeholders, plus one shorter value.
+        let pairs: &[(&[u8], &[u8])] = &[
+            (b"SLPH_a1b2c3d4e5f6g7h8", b"ghp_0123456789ABCDEFG"),
+            (b"SLPH_zz", b"tiny"),
+        ];
+        let inputs: &[&[u8]] = &[
+            b"SLPH_a1b2c3d4e5f6g7h8",
+            b"Authorization: token SLPH_a1b2c3d4e5f6g7h8\r\n",
+            b"SLPH_a1b2c3d4e5f6g7h8SLPH_a1b2c3d4e5f6g7h8SLPH_zz",
+            b"SLPH_a1b2c3d4e5f6g7h SLPH_a1b2c3d4e5f6g7h8 SLPH_z",
+            b"SLPH_SLPH_SLPH_a1b2c3d4e5f6g7h8SLPH_",
+            b"{\"token\":\"SLPH_zz\",\"other\":\"SLPH_a1\"}",
+        ];
+        for input in inputs {
+            check_all_splits(pairs, input, &mut rng);
+        }
+    }
+
+    #[test]
+    fn stream_every_split_binary_with_nul() {
+        let mut rng = Rng(0x5eed_1234_abcd_0003);
+        let pairs: &[(&[u8], &[u8])] = &[
+            (b"\0\x01\0", b"\xff\xfe\xfd"),
+            (b"\0\x01", b"\0"),
+            (b"\x01\0\0\xff", b"NUL"),
+        ];
+        let inputs: &[&[u8]] = &[
+            b"\0\0\0\0",
+            b"\0\x01\0\x01\0\0\xff\0\x01",
+            b"\x01\0\0\xff\x01\0\0\xff",
+            b"\xff\0\x01\0\xff\0\x01",
+            b"\0",
+        ];
+        for input in inputs {
+            check_all_splits(pairs, input, &mut rng);
+        }
+    }
+
+    /// Random pattern sets over a tiny alphabet (so overlaps, prefixes and
+    /// repeats are common) against the independent reference.
+    #[test]
+    fn stream_random_fuzz_against_reference() {
+        let mut rng = Rng(0x5eed_1234_abcd_0004);
+        let alphabet = b"ab\0c";
+        for _ in 0..300 {
+            let k = 1 + rng.below(4);
+            let pats: Vec<(Vec<u8>, Vec<u8>)> = (0..k)
+                .map(|_| {
+                    let len = 1 + rng.below(5);
+                    let p = (0..len).map(|_| alphabet[rng.below(4)]).collect();
+                    let rlen = rng.below(7);
+                    let v = (0..rlen).map(|_| b"XYZ"[rng.below(3)]).collect();
+                    (p, v)
+                })
+                .collect();
+            let pairs: Vec<(&[u8], &[u8])> = pats.iter().map(|(p, v)| (&p[..], &v[..])).collect();
+            let len = rng.below(60);
+            let input: Vec<u8> = (0..len).map(|_| alphabet[rng.below(4)]).collect();
+            check_all_splits(&pairs, &input, &mut rng);
+        }
+    }
+
+    #[test]
+    fn stream_without_match_is_byte_identical_and_zero_copy() {
+        let r = Arc::new(replacer(&[("SLPH_a1b2c3d4", "ghp_secret12")]));
+        let mut s = StreamReplacer::new(r.clone());
+        // No chunk ends in a possible start: every push is the chunk itself.
+        for text in [&b"GET / HTTP/1.1\r\n"[..], b"body bytes\0\x01", b"more"] {
+            let chunk = Bytes::copy_from_slice(text);
+            let out = s.push(chunk.clone());
+            assert_eq!(out, chunk);
+            assert_eq!(out.as_ptr(), chunk.as_ptr(), "copied a clean chunk");
+        }
+        // A tail that could start a placeholder is held back, and only it.
+        let chunk = Bytes::from_static(b"prefix SLPH_a1");
+        let out = s.push(chunk.clone());
+        assert_eq!(&out[..], b"prefix ");
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+        assert_eq!(&s.held[..], b"SLPH_a1");
+        // It turns out not to be one: the bytes come back unchanged.
+        let out = s.push(Bytes::from_static(b"x and the rest"));
+        assert_eq!(&out[..], b"SLPH_a1x and the rest");
+        assert!(s.finish().is_empty());
+        assert_eq!(s.replaced(), 0);
+    }
+
+    #[test]
+    fn stream_holds_back_at_most_max_len_minus_one() {
+        let r = Arc::new(replacer(&[("aaaaaaaab", "X")]));
+        let mut s = StreamReplacer::new(r.clone());
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.extend_from_slice(&s.push(Bytes::from_static(b"aaaaaaaaaaaaa")));
+            assert!(s.held.len() <= 8);
+        }
+        out.extend_from_slice(&s.push(Bytes::from_static(b"b")));
+        out.extend_from_slice(&s.finish());
+        let mut want = vec![b'a'; 1292];
+        want.push(b'X');
+        assert_eq!(out, want);
+        assert_eq!(s.replaced(), 1);
+    }
+
+    #[test]
+    fn stream_large_body_in_big_chunks() {
+        let ph = b"SLPH_0123456789abcdef0123456789abcdef";
+        let value = b"ghp_ZYXWVUTSRQPONMLKJIHGFEDCBA98765432";
+        let value = &value[..ph.len()];
+        let r = Arc::new(Replacer::new(&[(&ph[..], value)]));
+        let mut rng = Rng(0x5eed_1234_abcd_0005);
+        let mut body = Vec::with_capacity(4 << 20);
+        let mut count = 0;
+        while body.len() < 4 << 20 {
+            if rng.below(5000) == 0 {
+                body.extend_from_slice(ph);
+                count += 1;
+            } else {
+                body.push((rng.next() >> 56) as u8);
+            }
+        }
+        let want = r.replace_all(&body).unwrap();
+        let whole = Bytes::from(body);
+        let mut s = StreamReplacer::new(r);
+        let mut out = Vec::with_capacity(whole.len());
+        for from in (0..whole.len()).step_by(64 << 10) {
+            let to = (from + (64 << 10)).min(whole.len());
+            out.extend_from_slice(&s.push(whole.slice(from..to)));
+        }
+        out.extend_from_slice(&s.finish());
+        assert_eq!(s.replaced(), count);
+        assert_eq!(out, want);
+    }
+}
