@@ -148,6 +148,20 @@ impl Ctx {
     {
         run_cmd(self.command(args), Some(stdin.to_vec()), RUN_LIMIT)
     }
+
+    /// Like `sl`, with `env` added to sandlock's own environment (e.g. the
+    /// variable a `--secret NAME=env:VAR` reads).
+    pub fn sl_env<I, S>(&self, args: I, env: &[(&str, &str)]) -> Out
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_cmd(cmd, None, RUN_LIMIT)
+    }
 }
 
 /// `both!(name, |ctx| { ... })` generates `name::as_invoker` and
