@@ -375,6 +375,34 @@ for m in ka close lat; do
     e="$(wrk_errors "$L"/wrk-$m-*-sandbox.out)"; [[ -z "$e" ]] || diag "wrk $m, sandlock (count: line)" "$e"
 done
 
+# ---------------------------------------------------------------- secrets
+# Keep-alive rate with a header secret substituted on every request, against
+# the same proxy and the same header without a secret.
+metric ksec "keep-alive req/s, header secret vs none (both through sandlock)" "req/s" min_ratio 0.9
+SECRET_VALUE=bench_secret_value_0123456789abcdef
+WRK_SH='exec wrk -t1 -c16 -d"$1"s -H "Authorization: Bearer $TOKEN" "$2"'
+for ((i = 1; i <= REPS; i++)); do
+    ((SANDBOX_OK)) || break
+    f="$L/wrk-ksec-$i-plain.out"
+    log "wrk ksec rep $i/$REPS: sandlock, no secret"
+    if sandboxed env TOKEN=bench_placeholder_0123456789abcd sh -c "$WRK_SH" sh "$DURATION" \
+        "https://bench.test:$PORT/" >"$f" 2>&1 && wrk_ok ka "$f"; then
+        sample ksec direct "$(wrk_value ka "$f")"
+    else
+        tail_of "$f"; failed "sandboxed wrk without a secret, rep $i"
+    fi
+    f="$L/wrk-ksec-$i-secret.out"
+    log "wrk ksec rep $i/$REPS: sandlock, --secret in the Authorization header"
+    rm -f "$SBD/ca.pem"
+    if BENCH_TOKEN="$SECRET_VALUE" timeout -k 5 $((DURATION + 60)) "${CPIN[@]}" "${SB[@]}" \
+        --secret 'TOKEN=env:BENCH_TOKEN@bench.test' -- sh -c "$WRK_SH" sh "$DURATION" \
+        "https://bench.test:$PORT/" >"$f" 2>&1 && wrk_ok ka "$f"; then
+        sample ksec sandbox "$(wrk_value ka "$f")"
+    else
+        tail_of "$f"; failed "sandboxed wrk with a secret, rep $i"
+    fi
+done
+
 # ---------------------------------------------------------------- download
 metric dl "64 MiB HTTPS download (curl)" "MiB/s" min_ratio 0.7
 CURL_W=(-o /dev/null -w '%{speed_download} %{size_download} %{http_version}\n')
