@@ -137,8 +137,10 @@ pub struct RunArgs {
     /// $NAME holds a placeholder; the proxy swaps in the real value only on
     /// TLS requests to those hosts. Append ;plaintext to allow plain HTTP too
     /// (repeatable).
-    #[arg(long = "secret", value_name = "NAME=SOURCE@HOSTS", value_parser = parse_secret)]
-    secret: Vec<SecretSpec>,
+    // Parsed after clap: clap's own error would repeat the whole argument,
+    // which may be a pasted secret.
+    #[arg(long = "secret", value_name = "NAME=SOURCE@HOSTS")]
+    secret: Vec<String>,
 
     /// Substitute secret NAME only in these request headers: NAME=H1,H2
     /// (default: all headers, the URL and the body; repeatable).
@@ -217,10 +219,6 @@ fn parse_http_timeout(s: &str) -> Result<Duration, String> {
     policy::parse_seconds("--http-timeout", s).map_err(reason)
 }
 
-fn parse_secret(s: &str) -> Result<SecretSpec, String> {
-    SecretSpec::parse(s).map_err(reason)
-}
-
 fn parse_secret_headers(s: &str) -> Result<SecretHeaders, String> {
     secrets::parse_secret_headers(s).map_err(reason)
 }
@@ -288,7 +286,12 @@ impl RunArgs {
         p.http.no_default_bundles = self.no_default_bundles;
         p.http.no_ca_env = self.no_ca_env;
         p.http.trust_host_cas = self.trust_host_cas;
-        p.secrets = self.secret;
+        // The core's message hides a value pasted where a source belongs.
+        p.secrets = self
+            .secret
+            .iter()
+            .map(|s| SecretSpec::parse(s).map_err(|e| anyhow::anyhow!("{e}")))
+            .collect::<anyhow::Result<_>>()?;
         for (name, headers) in self.secret_headers {
             let Some(spec) = p.secrets.iter_mut().find(|s| s.name == name) else {
                 anyhow::bail!(

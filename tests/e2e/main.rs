@@ -24,5 +24,6 @@ mod netspec;
 mod process;
 mod races;
 mod seccomp;
+mod secrets;
 mod trust;
 mod trust_stat;

@@ -126,8 +126,8 @@ impl Conn {
             }
             _ => None,
         };
+        self.report_misuse(&req, host, plan);
         let Some(plan) = plan else {
-            self.report_misuse(&req, host);
             return Ok(req);
         };
         match plan.apply(req).await {
@@ -137,14 +137,18 @@ impl Conn {
     }
 
     /// A placeholder in the head of a request its secret may not join goes
-    /// out as it is (it is worthless there), and the user is told.
-    fn report_misuse(&self, req: &Request<ReqBody>, host: &str) {
+    /// out as it is (it is worthless there), and the user is told. (Bodies
+    /// are not searched for this: only for the secrets that may go.)
+    fn report_misuse(&self, req: &Request<ReqBody>, host: &str, plan: Option<&Plan>) {
         let secrets = &self.shared.secrets;
         if secrets.is_empty() {
             return;
         }
         let target = req.uri().path_and_query().map_or("", |p| p.as_str());
-        for s in secrets.iter() {
+        for (i, s) in secrets.iter().enumerate() {
+            if plan.is_some_and(|p| p.carries(i)) {
+                continue;
+            }
             let ph = s.placeholder();
             let seen = req.headers().values().any(|v| contains(v.as_bytes(), ph))
                 || contains(target.as_bytes(), ph);

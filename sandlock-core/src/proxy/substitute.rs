@@ -37,6 +37,8 @@ pub(super) struct Plan {
     everywhere: Option<Arc<Replacer>>,
     /// Secrets restricted to some header names: (secret index, replacer).
     by_header: Vec<(usize, Replacer)>,
+    /// Indices of the secrets this connection may carry.
+    eligible: Vec<usize>,
     secrets: Arc<Secrets>,
 }
 
@@ -80,8 +82,14 @@ impl Plan {
         Some(Plan {
             everywhere,
             by_header,
+            eligible: eligible.iter().map(|(i, _)| *i).collect(),
             secrets: Arc::clone(secrets),
         })
+    }
+
+    /// May the secret at index `i` travel on this connection?
+    pub(super) fn carries(&self, i: usize) -> bool {
+        self.eligible.contains(&i)
     }
 
     /// Substitutes into `req`'s headers, target and body; returns the
