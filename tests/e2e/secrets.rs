@@ -1519,3 +1519,51 @@ fn malformed_secrets_are_refused_without_showing_values() {
         "{c}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Response scrubbing: an upstream that echoes the request back cannot hand
+// the workload its secret
+// ---------------------------------------------------------------------------
+
+/// Prints each echoed response whole (the upstream's /echo answers with the
+/// request's headers and its body in base64).
+const ECHO_SCRIPT: &str = r#"curl -q -sS -H "Authorization: Bearer $TOKEN" -H "X-Pct: a%20$TOKEN" --data-binary "v=$TOKEN" "$1/bearer"
+echo
+curl -q -sS -u "x-access-token:$TOKEN" "$1/basic"
+echo
+curl -q -sS -u "xy:$TOKEN" "$1/basic2"
+echo
+"#;
+
+both!(echoed_responses_are_scrubbed_of_the_value, |ctx| {
+    use base64::Engine;
+    let s = Sec::tls("127.0.0.1");
+    let base = s.url("api.test", "/echo");
+    let out = s.run(&ctx, &s.flags(&[]), ECHO_SCRIPT, &[&base]);
+    let c = s.dump(&out);
+    out.expect_code(0);
+    let p = placeholder(&out, &s.value, &c);
+    // The upstream did get the real value, in every form
+    assert_value_upstream(&s, "/echo/bearer", &c);
+    // ...but nothing the workload read back holds it: not raw, not in the
+    // echoed base64 of the body or of Basic credentials
+    assert_no_value_in_output(&out, &s.value, &c);
+    assert!(
+        out.stdout.contains(&p),
+        "the placeholder is echoed instead\n{c}"
+    );
+    let engine = base64::engine::general_purpose::STANDARD;
+    let middle = &s.value[3..s.value.len() - 3];
+    for token in out
+        .stdout
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || "+/=".contains(ch)))
+        .filter(|t| t.len() >= 8)
+    {
+        if let Ok(decoded) = engine.decode(token) {
+            assert!(
+                !contains(&decoded, middle.as_bytes()),
+                "base64 {token} in the response decodes to the value\n{c}"
+            );
+        }
+    }
+});

@@ -233,9 +233,12 @@ impl Conn {
         match result {
             Ok(resp) => {
                 let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers, switching);
-                Response::from_parts(parts, body.boxed())
+                let mut resp = match &self.plan {
+                    Some(plan) if !switching => plan.scrub(resp),
+                    _ => resp.map(|b| b.boxed()),
+                };
+                strip_hop_by_hop(resp.headers_mut(), switching);
+                resp
             }
             Err(Failure::Timeout(why)) => {
                 refuse(&self.shared, &d, StatusCode::GATEWAY_TIMEOUT, why)

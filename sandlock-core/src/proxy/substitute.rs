@@ -39,6 +39,9 @@ pub(super) struct Plan {
     by_header: Vec<(usize, Replacer)>,
     /// Indices of the secrets this connection may carry.
     eligible: Vec<usize>,
+    /// Real value (raw, percent-encoded, base64) → placeholder, for
+    /// responses.
+    scrub: Arc<Replacer>,
     secrets: Arc<Secrets>,
 }
 
@@ -79,9 +82,26 @@ impl Plan {
             .filter(|(_, s)| s.headers().is_some())
             .map(|(i, s)| (*i, Replacer::new(&[(s.placeholder(), s.value())])))
             .collect();
+        let mut back: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for (_, s) in &eligible {
+            back.push((s.value().to_vec(), s.placeholder().to_vec()));
+            let pct: String =
+                percent_encoding::percent_encode(s.value(), percent_encoding::NON_ALPHANUMERIC)
+                    .collect();
+            if pct.as_bytes() != s.value() {
+                back.push((pct.into_bytes(), s.placeholder().to_vec()));
+            }
+            back.extend(base64_forms(s.value(), s.placeholder()));
+        }
+        let back_pairs: Vec<(&[u8], &[u8])> = back
+            .iter()
+            .map(|(v, p)| (v.as_slice(), p.as_slice()))
+            .collect();
+        let scrub = Arc::new(Replacer::new(&back_pairs));
         Some(Plan {
             everywhere,
             by_header,
+            scrub,
             eligible: eligible.iter().map(|(i, _)| *i).collect(),
             secrets: Arc::clone(secrets),
         })
@@ -210,14 +230,76 @@ impl Plan {
                 // Too large to hold: sent chunked, its length unknown upfront.
             }
         }
-        let body = Streaming {
-            inner: body,
-            keeps_length: r.same_lengths(),
-            matcher: StreamReplacer::new(r),
-            done: false,
-        }
-        .boxed();
+        let body = Streaming::new(body, r).boxed();
         Ok(Request::from_parts(parts, body))
+    }
+}
+
+impl Plan {
+    /// Scrubs a response from a host the connection's secrets are bound
+    /// to: their real values (raw, percent-encoded, inside Basic
+    /// credentials) become placeholders in headers and identity bodies, so
+    /// an upstream that echoes a request cannot hand the workload a secret.
+    pub(super) fn scrub<B>(&self, resp: http::Response<B>) -> http::Response<B::Output>
+    where
+        B: Scrubbable,
+    {
+        let (mut parts, body) = resp.into_parts();
+        let r = &self.scrub;
+        let names: Vec<header::HeaderName> = parts.headers.keys().cloned().collect();
+        for name in names {
+            let values: Vec<HeaderValue> = parts.headers.get_all(&name).iter().cloned().collect();
+            let new: Vec<HeaderValue> = values
+                .iter()
+                .map(|v| {
+                    let b = v.as_bytes();
+                    r.replace_all(b)
+                        .or_else(|| basic(r, b))
+                        .and_then(|n| HeaderValue::from_bytes(&n).ok())
+                        .unwrap_or_else(|| v.clone())
+                })
+                .collect();
+            if new != values {
+                parts.headers.remove(&name);
+                for v in new {
+                    parts.headers.append(name.clone(), v);
+                }
+            }
+        }
+        let encoded = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            return http::Response::from_parts(parts, body.keep());
+        }
+        if !r.same_lengths() {
+            // The length may change: the framing is chosen downstream.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        http::Response::from_parts(parts, body.scrubbed(Arc::clone(r)))
+    }
+}
+
+/// A response body type the scrubber can wrap.
+pub(super) trait Scrubbable: Sized {
+    /// What the scrubbed (or kept) body becomes.
+    type Output;
+    /// The body as it is.
+    fn keep(self) -> Self::Output;
+    /// The body with `r` applied as it streams.
+    fn scrubbed(self, r: Arc<Replacer>) -> Self::Output;
+}
+
+impl Scrubbable for hyper::body::Incoming {
+    type Output = super::respond::Body;
+
+    fn keep(self) -> Self::Output {
+        self.boxed()
+    }
+
+    fn scrubbed(self, r: Arc<Replacer>) -> Self::Output {
+        Streaming::new(self, r).boxed()
     }
 }
 
@@ -233,6 +315,31 @@ async fn read_whole(mut body: ReqBody) -> Result<Bytes, BoxError> {
         }
     }
     Ok(whole.freeze())
+}
+
+/// The base64 spellings of `value` inside any base64 text (such as an
+/// echoed `Basic` credential), paired with the placeholder's: for each of
+/// the three alignments a value can sit at, the characters that depend on
+/// its bytes alone. Only for same-length placeholders, whose bytes line up;
+/// the two or fewer bytes at either end that share a group with their
+/// neighbours stay as they were.
+fn base64_forms(value: &[u8], placeholder: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    if value.len() != placeholder.len() || value.len() < 6 {
+        return Vec::new();
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    (0..3)
+        .filter_map(|skip| {
+            let usable = (value.len() - skip) / 3 * 3;
+            (usable >= 3).then(|| {
+                let range = skip..skip + usable;
+                (
+                    engine.encode(&value[range.clone()]).into_bytes(),
+                    engine.encode(&placeholder[range]).into_bytes(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Was `dest` pinned for a name the secret is bound to?
@@ -264,26 +371,48 @@ fn with_target(uri: &Uri, pq: &[u8]) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// A body rewritten as it streams (same-length placeholders, or a body
-/// sent without a declared length).
-struct Streaming {
-    inner: ReqBody,
+/// A body rewritten as it streams (same-length replacements, or a body
+/// sent without a declared length): requests on their way up, responses on
+/// their way down.
+struct Streaming<B> {
+    inner: B,
     matcher: StreamReplacer,
-    /// Every replacement has its placeholder's length.
+    /// Every replacement has its pattern's length.
     keeps_length: bool,
+    /// Trailers that arrived while bytes were still held back.
+    trailers: Option<http::HeaderMap>,
     done: bool,
 }
 
-impl Body for Streaming {
+impl<B> Streaming<B> {
+    fn new(inner: B, r: Arc<Replacer>) -> Streaming<B> {
+        Streaming {
+            inner,
+            keeps_length: r.same_lengths(),
+            matcher: StreamReplacer::new(r),
+            trailers: None,
+            done: false,
+        }
+    }
+}
+
+impl<B> Body for Streaming<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
     type Data = Bytes;
-    type Error = BoxError;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let me = &mut *self;
         loop {
+            if let Some(t) = me.trailers.take() {
+                me.done = true;
+                return Poll::Ready(Some(Ok(Frame::trailers(t))));
+            }
             if me.done {
                 return Poll::Ready(None);
             }
@@ -297,17 +426,13 @@ impl Body for Streaming {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
                     }
-                    // Trailers end the data: flush what was held back
-                    // first, then the trailers on the next poll.
+                    // Trailers end the data: what was held back goes
+                    // first, the trailers on the next poll.
                     Err(frame) => {
                         let tail = me.matcher.finish();
-                        me.done = true;
-                        if let Ok(trailers) = frame.into_trailers() {
-                            if tail.is_empty() {
-                                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                            }
-                            me.inner = TrailersOnly(Some(trailers)).boxed();
-                            me.done = false;
+                        match frame.into_trailers() {
+                            Ok(t) => me.trailers = Some(t),
+                            Err(_) => me.done = true,
                         }
                         if !tail.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(tail))));
@@ -337,17 +462,36 @@ impl Body for Streaming {
     }
 }
 
-/// A body that is only a trailer section.
-struct TrailersOnly(Option<http::HeaderMap>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Body for TrailersOnly {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Poll::Ready(self.0.take().map(|t| Ok(Frame::trailers(t))))
+    /// An echoed `Basic user:value` loses the value whatever the user
+    /// name's length: only the bytes sharing a base64 group with the
+    /// neighbours at each end may stay.
+    #[test]
+    fn base64_forms_cover_every_alignment() {
+        let value = b"ghp_realsecretvalue_1234567890";
+        let placeholder = b"x07yAJmu2mwAbDsbDbNZYdUQf2V7OX";
+        let pairs = base64_forms(value, placeholder);
+        let refs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(a, b)| (a.as_slice(), b.as_slice()))
+            .collect();
+        let r = Replacer::new(&refs);
+        let engine = base64::engine::general_purpose::STANDARD;
+        for user in ["", "x", "xy", "x-access-token"] {
+            let echoed = engine.encode([user.as_bytes(), b":", value].concat());
+            let scrubbed = r.replace_all(echoed.as_bytes()).expect("found");
+            let decoded = engine.decode(&scrubbed).unwrap();
+            // The middle of the value is gone from the decoded text.
+            let middle = &value[3..value.len() - 3];
+            assert!(
+                !decoded.windows(middle.len()).any(|w| w == middle),
+                "user {user:?}: {:?}",
+                String::from_utf8_lossy(&decoded)
+            );
+        }
+        assert!(base64_forms(b"short", b"SLKP_xxxxxxxxxxxxxxxxxxx").is_empty());
     }
 }
