@@ -147,6 +147,12 @@ pub struct RunArgs {
     #[arg(long = "secret-headers", value_name = "NAME=H1,H2", value_parser = parse_secret_headers)]
     secret_headers: Vec<SecretHeaders>,
 
+    /// What a request carrying a secret's placeholder to a host the secret
+    /// is not bound to gets: warn (forward it, the placeholder is worthless
+    /// there) or block (403).
+    #[arg(long = "on-secret-misuse", value_name = "warn|block", default_value = "warn", value_parser = parse_misuse)]
+    on_secret_misuse: secrets::Misuse,
+
     /// Set an environment variable for the workload (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -217,6 +223,10 @@ fn parse_bypass(s: &str) -> Result<HostMatch, String> {
 
 fn parse_http_timeout(s: &str) -> Result<Duration, String> {
     policy::parse_seconds("--http-timeout", s).map_err(reason)
+}
+
+fn parse_misuse(s: &str) -> Result<secrets::Misuse, String> {
+    secrets::Misuse::parse(s).map_err(reason)
 }
 
 fn parse_secret_headers(s: &str) -> Result<SecretHeaders, String> {
@@ -292,6 +302,10 @@ impl RunArgs {
             .iter()
             .map(|s| SecretSpec::parse(s).map_err(|e| anyhow::anyhow!("{e}")))
             .collect::<anyhow::Result<_>>()?;
+        p.secret_misuse = self.on_secret_misuse;
+        if p.secrets.is_empty() && p.secret_misuse == secrets::Misuse::Block {
+            anyhow::bail!("--on-secret-misuse block has no effect without a --secret");
+        }
         for (name, headers) in self.secret_headers {
             let Some(spec) = p.secrets.iter_mut().find(|s| s.name == name) else {
                 anyhow::bail!(

@@ -1567,3 +1567,55 @@ both!(echoed_responses_are_scrubbed_of_the_value, |ctx| {
         }
     }
 });
+
+both!(misuse_block_refuses_a_misplaced_placeholder, |ctx| {
+    let s = Sec::tls("127.0.0.1");
+    let flags = |extra: &[&str]| {
+        let mut f = vec![
+            "--add-host",
+            "api.test:127.0.0.1",
+            "--add-host",
+            "other.test:127.0.0.1",
+            "--http-allow",
+            "* api.test/*",
+        ];
+        f.extend_from_slice(extra);
+        let secret = Sec::secret("other.test");
+        let mut all: Vec<String> = f.iter().map(|x| x.to_string()).collect();
+        all.extend(["--secret".to_string(), secret]);
+        s.bare(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // the secret is bound to other.test; its placeholder heads for api.test
+    let out = s.run(
+        &ctx,
+        &flags(&["--on-secret-misuse", "block"]),
+        BEARER,
+        &[&s.url("api.test", "/echo/blocked")],
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(&out), vec!["0 403"], "{c}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("sandlock: denied http ")
+                && l.contains("placeholder of secret TOKEN")
+                && l.contains("--on-secret-misuse block")),
+        "{c}"
+    );
+    assert!(
+        s.up.requests().is_empty(),
+        "nothing reaches the upstream\n{c}"
+    );
+    // twin: the default (warn) forwards it with the placeholder
+    let out = s.run(
+        &ctx,
+        &flags(&[]),
+        BEARER,
+        &[&s.url("api.test", "/echo/warned")],
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
+    assert_misuse_warned(&out, "TOKEN", &c);
+});

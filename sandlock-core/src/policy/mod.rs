@@ -36,6 +36,8 @@ pub struct Policy {
     pub http: HttpPolicy,
     /// Secrets the workload may use but never read (`--secret`).
     pub secrets: Vec<crate::secrets::SecretSpec>,
+    /// What a placeholder headed elsewhere does (`--on-secret-misuse`).
+    pub secret_misuse: crate::secrets::Misuse,
     /// Environment, working directory, time limit, capabilities.
     pub process: ProcessPolicy,
     /// Where denials are reported.
@@ -239,6 +241,8 @@ impl fmt::Display for Policy {
         writeln!(f, "[secrets]")?;
         if self.secrets.is_empty() {
             writeln!(f, "none")?;
+        } else {
+            writeln!(f, "misuse: {:?}", self.secret_misuse)?;
         }
         for spec in &self.secrets {
             // The spec names the source, never a value.

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     reporter: Arc<Reporter>,
     /// Secrets and their placeholders.
     secrets: Arc<Secrets>,
+    /// Refuse, rather than warn about, a misplaced placeholder.
+    block_misuse: bool,
     redirects: Arc<Redirects>,
     /// Bound on connecting to and hearing back from an upstream.
     timeout: Duration,
@@ -122,6 +124,7 @@ impl Proxy {
     pub fn start(
         http: &HttpPolicy,
         secrets: Arc<Secrets>,
+        misuse: crate::secrets::Misuse,
         pinned: &Pinned,
         reporter: Arc<Reporter>,
     ) -> Result<Proxy> {
@@ -150,6 +153,7 @@ impl Proxy {
             upstream,
             reporter,
             secrets: Arc::clone(&secrets),
+            block_misuse: misuse == crate::secrets::Misuse::Block,
             redirects: Arc::clone(&redirects),
             timeout: http
                 .upstream_timeout

@@ -110,7 +110,7 @@ impl Conn {
         &self,
         req: Request<ReqBody>,
         host: &str,
-    ) -> Result<Request<ReqBody>, String> {
+    ) -> Result<Request<ReqBody>, (StatusCode, String)> {
         let per_request;
         let plan = match (&self.plan, &self.side) {
             (Some(p), _) => Some(p),
@@ -126,23 +126,34 @@ impl Conn {
             }
             _ => None,
         };
-        self.report_misuse(&req, host, plan);
+        if let Some(why) = self.report_misuse(&req, host, plan) {
+            return Err((StatusCode::FORBIDDEN, why));
+        }
         let Some(plan) = plan else {
             return Ok(req);
         };
         match plan.apply(req).await {
             Ok((req, _)) => Ok(req),
-            Err(e) => Err(format!("request body could not be read: {e}")),
+            Err(e) => Err((
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read: {e}"),
+            )),
         }
     }
 
     /// A placeholder in the head of a request its secret may not join goes
     /// out as it is (it is worthless there), and the user is told. (Bodies
     /// are not searched for this: only for the secrets that may go.)
-    fn report_misuse(&self, req: &Request<ReqBody>, host: &str, plan: Option<&Plan>) {
+    /// With `--on-secret-misuse block`, returns the reason to refuse it.
+    fn report_misuse(
+        &self,
+        req: &Request<ReqBody>,
+        host: &str,
+        plan: Option<&Plan>,
+    ) -> Option<String> {
         let secrets = &self.shared.secrets;
         if secrets.is_empty() {
-            return;
+            return None;
         }
         let target = req.uri().path_and_query().map_or("", |p| p.as_str());
         for (i, s) in secrets.iter().enumerate() {
@@ -154,6 +165,12 @@ impl Conn {
                 || contains(target.as_bytes(), ph);
             if seen {
                 let what = format!("{} {}://{host}", req.method(), self.scheme());
+                if self.shared.block_misuse {
+                    return Some(format!(
+                        "placeholder of secret {} sent where the secret is not bound (--on-secret-misuse block)",
+                        s.name()
+                    ));
+                }
                 let why = format!(
                     "placeholder of secret {} sent where the secret is not bound; forwarded unchanged",
                     s.name()
@@ -167,6 +184,7 @@ impl Conn {
                 });
             }
         }
+        None
     }
 
     /// The response to a request that could not be parsed.
@@ -217,7 +235,7 @@ impl Conn {
         }
         let req = match self.substitute(req, &host).await {
             Ok(req) => req,
-            Err(why) => return refuse(&self.shared, &d, StatusCode::BAD_REQUEST, &why),
+            Err((status, why)) => return refuse(&self.shared, &d, status, &why),
         };
         let mut req = req;
         let upgrade = !h2 && is_upgrade(req.headers());

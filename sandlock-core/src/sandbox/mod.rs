@@ -108,6 +108,7 @@ impl Sandbox {
             true => Some(Arc::new(Proxy::start(
                 http,
                 Arc::clone(&secrets),
+                self.policy.secret_misuse,
                 &pinned,
                 Arc::clone(&reporter),
             )?)),

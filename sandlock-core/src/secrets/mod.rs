@@ -795,3 +795,29 @@ mod tests {
         assert!(secrets.env().is_empty() && secrets.consumed_env().is_empty());
     }
 }
+
+/// What happens to a request carrying a placeholder where its secret may
+/// not go (`--on-secret-misuse`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Misuse {
+    /// Forward it with the placeholder (worthless there) and warn.
+    #[default]
+    Warn,
+    /// Refuse it with 403.
+    Block,
+}
+
+impl Misuse {
+    /// Parses `warn` or `block`.
+    pub fn parse(value: &str) -> crate::Result<Misuse> {
+        match value {
+            "warn" => Ok(Misuse::Warn),
+            "block" => Ok(Misuse::Block),
+            _ => Err(crate::Error::invalid(
+                "--on-secret-misuse",
+                value,
+                "expected warn or block",
+            )),
+        }
+    }
+}
