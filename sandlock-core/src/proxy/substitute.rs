@@ -196,13 +196,14 @@ impl Plan {
         req: Request<ReqBody>,
         r: Arc<Replacer>,
     ) -> Result<Request<ReqBody>, BoxError> {
-        let encoded = req
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-        // Encoded bodies are forwarded as they are until decoding is in.
-        if encoded || req.body().is_end_stream() {
+        if req.body().is_end_stream() {
             return Ok(req);
+        }
+        match coding(req.headers()) {
+            Coding::Identity => {}
+            Coding::Deflate(kind) => return self.encoded_body(req, r, kind).await,
+            // Codings not decoded yet (br, zstd, unknown) go as they are.
+            Coding::Other => return Ok(req),
         }
         let (mut parts, body) = req.into_parts();
         let declared = parts
@@ -301,6 +302,111 @@ impl Scrubbable for hyper::body::Incoming {
     fn scrubbed(self, r: Arc<Replacer>) -> Self::Output {
         Streaming::new(self, r).boxed()
     }
+}
+
+/// How a request body is encoded.
+enum Coding {
+    Identity,
+    /// gzip or deflate (zlib), which flate2 reads and writes.
+    Deflate(Flate),
+    Other,
+}
+
+#[derive(Clone, Copy)]
+enum Flate {
+    Gzip,
+    Zlib,
+}
+
+fn coding(h: &http::HeaderMap) -> Coding {
+    let mut codings = h.get_all(header::CONTENT_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => Coding::Identity,
+        (Some(v), None) => match v.as_bytes().to_ascii_lowercase().as_slice() {
+            b"identity" => Coding::Identity,
+            b"gzip" | b"x-gzip" => Coding::Deflate(Flate::Gzip),
+            b"deflate" => Coding::Deflate(Flate::Zlib),
+            _ => Coding::Other,
+        },
+        _ => Coding::Other,
+    }
+}
+
+/// Decoded bodies larger than this are not inspected: a compression
+/// bomb is refused rather than expanded.
+const DECODED_LIMIT: u64 = 256 << 20;
+
+impl Plan {
+    /// A gzip or deflate body: decoded to look; the original bytes go on
+    /// unchanged when no placeholder is inside, otherwise the substituted
+    /// content is encoded again with the same coding and its length set.
+    async fn encoded_body(
+        &self,
+        req: Request<ReqBody>,
+        r: Arc<Replacer>,
+        kind: Flate,
+    ) -> Result<Request<ReqBody>, BoxError> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_none_or(|n| n > BUFFER_LIMIT) {
+            // Not held to look at (no length, or too long): it goes as it
+            // is, never refused for its size.
+            return Ok(req);
+        }
+        let (mut parts, body) = req.into_parts();
+        let raw = read_whole(body).await?;
+        let decoded = inflate(&raw, kind)?;
+        let out = match r.replace_all(&decoded) {
+            None => raw,
+            Some(new) => Bytes::from(deflate(&new, kind)?),
+        };
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        let body = http_body_util::Full::new(out)
+            .map_err(|never| match never {})
+            .boxed();
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+fn inflate(raw: &[u8], kind: Flate) -> Result<Vec<u8>, BoxError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = match kind {
+        Flate::Gzip => flate2::read::MultiGzDecoder::new(raw)
+            .take(DECODED_LIMIT + 1)
+            .read_to_end(&mut out),
+        Flate::Zlib => flate2::read::ZlibDecoder::new(raw)
+            .take(DECODED_LIMIT + 1)
+            .read_to_end(&mut out),
+    };
+    read.map_err(|e| format!("cannot decode the request body: {e}"))?;
+    if out.len() as u64 > DECODED_LIMIT {
+        return Err("request body expands beyond 256 MiB when decoded".into());
+    }
+    Ok(out)
+}
+
+fn deflate(content: &[u8], kind: Flate) -> Result<Vec<u8>, BoxError> {
+    use std::io::Write;
+    let level = flate2::Compression::default();
+    Ok(match kind {
+        Flate::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+            e.write_all(content)?;
+            e.finish()?
+        }
+        Flate::Zlib => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            e.write_all(content)?;
+            e.finish()?
+        }
+    })
 }
 
 /// Reads a body of at most [`BUFFER_LIMIT`] bytes.
