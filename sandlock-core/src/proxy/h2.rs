@@ -34,12 +34,15 @@ use super::respond::Body;
 use super::serve::Conn;
 use super::upstream::BoxError;
 
-/// Receive window of one stream. The protocol's 64 KiB default would let
-/// an upload move one window per round trip; a MiB keeps a fast client
-/// busy while the upstream drains it.
-const STREAM_WINDOW: u32 = 1 << 20;
+/// Receive window of one stream. Large, because a known bug is bounded by
+/// it: git's streamed HTTP/2 push (libcurl, no Content-Length) stalls once
+/// a stream's first window is used up, although the window is released as
+/// the upstream reads (curl's own uploads of the same shape go through).
+/// Until that is found, an upload larger than this window from such a
+/// client can stall.
+const STREAM_WINDOW: u32 = 16 << 20;
 /// Receive window of the whole connection: a few streams at full speed.
-const CONNECTION_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 32 << 20;
 /// A connection with no stream open this long is closed.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 /// Streams a client may have open at once; each one is a task and
