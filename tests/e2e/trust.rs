@@ -15,12 +15,12 @@
 //! directory of the test (see its header for the ops). Every run also
 //! checks that nothing was written to the host's bundles or /etc/ssl/certs.
 
+use crate::common::git::*;
 use crate::common::tls::*;
 use crate::common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Debian's symlinked spelling of SYSTEM_BUNDLE (OpenSSL's default
@@ -406,43 +406,12 @@ both!(curl_trusts_the_spliced_system_bundle, |ctx| {
 
 const REPO_FILE: &str = "hello from the sandlock trust e2e repository\n";
 
-/// A bare repository `DIR/root/repo.git` with one commit holding
-/// hello.txt = REPO_FILE; returns DIR/root (the --git-root).
-fn make_repo(d: &TempDir) -> String {
-    let src = d.join("src");
-    let root = d.dir("root", 0o755);
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=e2e", "-c", "user.email=e2e@sandlock.test"])
-            .args(args)
-            .env_clear()
-            .env("PATH", PATH_ENV)
-            .env("HOME", d.s())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run git (apt-get install git): {e}"));
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["init", "-q", "-b", "main", &src]);
-    fs::write(format!("{src}/hello.txt"), REPO_FILE).unwrap();
-    git(&["-C", &src, "add", "hello.txt"]);
-    git(&["-C", &src, "commit", "-q", "-m", "e2e"]);
-    git(&["clone", "-q", "--bare", &src, &format!("{root}/repo.git")]);
-    root
-}
-
 /// Clones $1 into $2 (no http.sslCAInfo), then prints hello.txt.
 const GIT_CLONE: &str = r#"git clone -q "$1" "$2" && cat "$2/hello.txt""#;
 
 both!(git_clone_over_https_without_ca_config, |ctx| {
     let repo = TempDir::new("trust-repo");
-    let root = make_repo(&repo);
+    let root = make_repo(&repo, REPO_FILE);
     let s = Trust::with(Upstream::start_with(
         "127.0.0.1",
         true,

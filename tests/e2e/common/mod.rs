@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 mod json;
 mod servers;
 pub mod tls;

@@ -1,7 +1,6 @@
 //! Other clients than curl (Python urllib) and the IPv6 loopback.
 
 use super::*;
-use std::process::{Command, Stdio};
 
 // ---------------------------------------------------------------------------
 // Python urllib, IPv6
@@ -189,43 +188,12 @@ both!(python_requests_through_proxy, |ctx| {
 
 const REPO_FILE: &str = "hello from the sandlock git e2e repository\n";
 
-/// A bare repository `DIR/root/repo.git` with one commit holding
-/// hello.txt = REPO_FILE; returns DIR/root (the --git-root).
-fn make_repo(d: &TempDir) -> String {
-    let src = d.join("src");
-    let root = d.dir("root", 0o755);
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=e2e", "-c", "user.email=e2e@sandlock.test"])
-            .args(args)
-            .env_clear()
-            .env("PATH", PATH_ENV)
-            .env("HOME", d.s())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run git (apt-get install git): {e}"));
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["init", "-q", "-b", "main", &src]);
-    fs::write(format!("{src}/hello.txt"), REPO_FILE).unwrap();
-    git(&["-C", &src, "add", "hello.txt"]);
-    git(&["-C", &src, "commit", "-q", "-m", "e2e"]);
-    git(&["clone", "-q", "--bare", &src, &format!("{root}/repo.git")]);
-    root
-}
-
 /// Clones $1 into $2 trusting only the CA $3, then prints hello.txt.
 const GIT_CLONE: &str = r#"git -c http.sslCAInfo="$3" clone -q "$1" "$2" && cat "$2/hello.txt""#;
 
 both!(git_clone_over_https_through_proxy, |ctx| {
     let repo = TempDir::new("repo");
-    let root = make_repo(&repo);
+    let root = make_repo(&repo, REPO_FILE);
     let s = Setup::with(Upstream::start_with(
         "127.0.0.1",
         true,

@@ -33,6 +33,7 @@ mod malformed;
 mod reach;
 mod tls;
 
+use crate::common::git::*;
 use crate::common::tls::*;
 use crate::common::*;
 use std::fs;

@@ -6,28 +6,6 @@ use super::*;
 // git over HTTPS with a secret token: the headline case
 // ---------------------------------------------------------------------------
 
-/// Runs host git with a clean environment (no system or user config) in
-/// `home`, asserting success; returns stdout.
-fn host_git(home: &str, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=e2e", "-c", "user.email=e2e@sandlock.test"])
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH_ENV)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git (apt-get install git): {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Number of commits in the big repository, each adding one file of
 /// incompressible bytes.
 const BIG_COMMITS: usize = 5;

@@ -35,6 +35,7 @@ mod input;
 mod scrub;
 mod substitution;
 
+use crate::common::git::*;
 use crate::common::tls::*;
 use crate::common::*;
 use std::fs;
