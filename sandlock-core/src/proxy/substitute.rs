@@ -120,31 +120,9 @@ impl Plan {
         mut req: Request<ReqBody>,
     ) -> Result<(Request<ReqBody>, usize), BoxError> {
         let mut replaced = 0;
-        let names: Vec<header::HeaderName> = req.headers().keys().cloned().collect();
-        for name in names {
-            let values: Vec<HeaderValue> = req.headers().get_all(&name).iter().cloned().collect();
-            let mut changed = false;
-            let new: Vec<HeaderValue> = values
-                .iter()
-                .map(|v| match self.header_value(&name, v.as_bytes()) {
-                    Some(bytes) => match HeaderValue::from_bytes(&bytes) {
-                        Ok(nv) => {
-                            changed = true;
-                            replaced += 1;
-                            nv
-                        }
-                        Err(_) => v.clone(),
-                    },
-                    None => v.clone(),
-                })
-                .collect();
-            if changed {
-                req.headers_mut().remove(&name);
-                for v in new {
-                    req.headers_mut().append(name.clone(), v);
-                }
-            }
-        }
+        let replaced_headers =
+            rewrite_headers(req.headers_mut(), |name, v| self.header_value(name, v));
+        replaced += replaced_headers;
         if let Some(r) = &self.everywhere {
             if let Some(pq) = req.uri().path_and_query() {
                 if let Some(new) = r.replace_all(pq.as_str().as_bytes()) {
@@ -247,26 +225,9 @@ impl Plan {
     {
         let (mut parts, body) = resp.into_parts();
         let r = &self.scrub;
-        let names: Vec<header::HeaderName> = parts.headers.keys().cloned().collect();
-        for name in names {
-            let values: Vec<HeaderValue> = parts.headers.get_all(&name).iter().cloned().collect();
-            let new: Vec<HeaderValue> = values
-                .iter()
-                .map(|v| {
-                    let b = v.as_bytes();
-                    r.replace_all(b)
-                        .or_else(|| basic(r, b))
-                        .and_then(|n| HeaderValue::from_bytes(&n).ok())
-                        .unwrap_or_else(|| v.clone())
-                })
-                .collect();
-            if new != values {
-                parts.headers.remove(&name);
-                for v in new {
-                    parts.headers.append(name.clone(), v);
-                }
-            }
-        }
+        rewrite_headers(&mut parts.headers, |_, v| {
+            r.replace_all(v).or_else(|| basic(r, v))
+        });
         let encoded = parts
             .headers
             .get(header::CONTENT_ENCODING)
@@ -467,6 +428,41 @@ fn base64_forms(value: &[u8], placeholder: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
             })
         })
         .collect()
+}
+
+/// Replaces every header value `f` rewrites (keeping the order of a
+/// name's values); returns how many were replaced. A rewrite that is not a
+/// valid header value leaves the original.
+fn rewrite_headers(
+    headers: &mut http::HeaderMap,
+    f: impl Fn(&header::HeaderName, &[u8]) -> Option<Vec<u8>>,
+) -> usize {
+    let mut replaced = 0;
+    let names: Vec<header::HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        let mut changed = false;
+        let new: Vec<HeaderValue> = values
+            .iter()
+            .map(
+                |v| match f(&name, v.as_bytes()).and_then(|b| HeaderValue::from_bytes(&b).ok()) {
+                    Some(nv) => {
+                        changed = true;
+                        replaced += 1;
+                        nv
+                    }
+                    None => v.clone(),
+                },
+            )
+            .collect();
+        if changed {
+            headers.remove(&name);
+            for v in new {
+                headers.append(name.clone(), v);
+            }
+        }
+    }
+    replaced
 }
 
 /// Was `dest` pinned for a name the secret is bound to?
