@@ -59,6 +59,13 @@ pub struct RunArgs {
     #[arg(long = "add-host", value_name = "NAME:IP", value_parser = parse_add_host)]
     add_host: Vec<AddHost>,
 
+    /// The resolver sandlock asks for names a rule covers, IP[:PORT]
+    /// (repeatable; default: the nameservers of the host's
+    /// /etc/resolv.conf). Every DNS query in the sandbox is answered by
+    /// sandlock; names no rule covers get NXDOMAIN.
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns)]
+    dns_server: Vec<std::net::SocketAddr>,
+
     /// Ports the workload may bind and listen on: 8080,9000-9005 (default none).
     #[arg(long = "net-allow-bind", value_name = "PORTS", value_parser = parse_bind)]
     net_allow_bind: Vec<PortSet>,
@@ -201,6 +208,10 @@ fn parse_add_host(s: &str) -> Result<AddHost, String> {
     AddHost::parse(s).map_err(reason)
 }
 
+fn parse_dns(s: &str) -> Result<std::net::SocketAddr, String> {
+    sandlock_core::policy::parse_dns_server(s).map_err(reason)
+}
+
 fn parse_bind(s: &str) -> Result<PortSet, String> {
     PortSet::parse(s, "--net-allow-bind", s).map_err(reason)
 }
@@ -263,6 +274,7 @@ impl RunArgs {
             .collect::<anyhow::Result<_>>()?;
         p.net.allow = self.net_allow;
         p.net.hosts = self.add_host;
+        p.net.dns_servers = self.dns_server;
         for b in &self.net_allow_bind {
             p.net.bind.extend(b);
         }

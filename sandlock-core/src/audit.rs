@@ -105,10 +105,18 @@ impl Reporter {
             Verdict::Allow => None,
         };
         if let (Some(word), false, true) = (word, self.quiet, print) {
-            let line = format!(
-                "sandlock: {word} {} {} from pid {} ({}): {}\n",
-                ev.syscall, ev.target, ev.pid, comm, ev.rule
-            );
+            // pid 0: an event no one process caused (a DNS query).
+            let line = if ev.pid == 0 {
+                format!(
+                    "sandlock: {word} {} {}: {}\n",
+                    ev.syscall, ev.target, ev.rule
+                )
+            } else {
+                format!(
+                    "sandlock: {word} {} {} from pid {} ({}): {}\n",
+                    ev.syscall, ev.target, ev.pid, comm, ev.rule
+                )
+            };
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         if let Some(file) = &self.audit {

@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod ca;
 pub mod check;
+mod dns;
 mod error;
 mod launch;
 pub mod network;

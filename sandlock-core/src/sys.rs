@@ -210,6 +210,24 @@ pub mod notif {
         .map(|n| n as i32)
     }
 
+    /// Installs `src` in the notifying task as its fd `newfd`, replacing
+    /// whatever that number held (ADDFD_FLAG_SETFD), without answering.
+    pub fn addfd_at(fd: RawFd, id: u64, src: RawFd, newfd: RawFd, cloexec: bool) -> io::Result<()> {
+        let mut add = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+            srcfd: src as u32,
+            newfd: newfd as u32,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: `add` is a valid seccomp_notif_addfd for the call.
+        cvt(
+            unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut add as *mut _) }
+                as libc::c_long,
+        )
+        .map(drop)
+    }
+
     /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6).
     const SYNC_WAKE_UP: u64 = 1;
 

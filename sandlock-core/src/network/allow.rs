@@ -1,18 +1,22 @@
 //! Pinned names and the egress allowlist.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::canonical_ip;
+use super::{canonical_ip, Learned};
 use crate::policy::{HostPattern, NetPolicy, PortSet, Proto};
 use crate::{Error, Result};
 
 /// Names pinned to addresses for the life of the sandbox: `--add-host`
-/// entries and every host named by a rule, resolved once at start.
+/// entries and every host named by a rule, resolved once at start, plus
+/// the answers the DNS interceptor gives the sandbox later (shared by
+/// every clone).
 #[derive(Debug, Clone, Default)]
 pub struct Pinned {
     entries: Vec<(String, Vec<IpAddr>)>,
+    learned: Arc<Learned>,
 }
 
 impl Pinned {
@@ -102,11 +106,26 @@ impl Pinned {
             .map(|(_, ips)| ips.as_slice())
     }
 
-    /// Every pinned (name, addresses) pair, in the order they were pinned.
+    /// Every (name, addresses) pair pinned at start, in pinning order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &[IpAddr])> {
         self.entries
             .iter()
             .map(|(n, ips)| (n.as_str(), ips.as_slice()))
+    }
+
+    /// The answers learned through the DNS interceptor.
+    pub fn learned(&self) -> &Arc<Learned> {
+        &self.learned
+    }
+
+    /// True when `ip` was pinned at start, or answered by the DNS
+    /// interceptor, for a name that `pred` accepts.
+    pub fn known_as(&self, ip: IpAddr, pred: impl Fn(&str) -> bool) -> bool {
+        let ip = canonical_ip(ip);
+        self.entries
+            .iter()
+            .any(|(n, ips)| ips.contains(&ip) && pred(n))
+            || self.learned.any_name(ip, pred)
     }
 
     /// Content of the sandbox's virtual `/etc/hosts`: localhost lines and
@@ -142,6 +161,8 @@ struct Rule {
     proto: Proto,
     /// `None` is any address.
     nets: Option<Vec<IpNet>>,
+    /// A name pattern whose DNS answers the rule also covers.
+    names: Option<HostPattern>,
     ports: PortSet,
     spec: String,
 }
@@ -151,6 +172,7 @@ struct Rule {
 pub struct Egress {
     rules: Vec<Rule>,
     bind: PortSet,
+    learned: Arc<Learned>,
 }
 
 impl Egress {
@@ -172,7 +194,10 @@ impl Egress {
                             .map(|ip| IpNet::from(*ip))
                             .collect(),
                     ),
+                    HostPattern::Suffix(_) => Some(Vec::new()),
                 },
+                names: matches!(r.host, HostPattern::Name(_) | HostPattern::Suffix(_))
+                    .then(|| r.host.clone()),
                 ports: r.ports.clone(),
                 spec: r.spec.clone(),
             })
@@ -180,6 +205,7 @@ impl Egress {
         Egress {
             rules,
             bind: net.bind.clone(),
+            learned: Arc::clone(pinned.learned()),
         }
     }
 
@@ -187,11 +213,17 @@ impl Egress {
     pub fn check(&self, proto: Proto, dest: SocketAddr) -> Decision {
         let ip = canonical_ip(dest.ip());
         for r in &self.rules {
+            if r.proto != proto || !r.ports.contains(dest.port()) {
+                continue;
+            }
             let host_ok = r
                 .nets
                 .as_ref()
-                .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)));
-            if r.proto == proto && host_ok && r.ports.contains(dest.port()) {
+                .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)))
+                || r.names
+                    .as_ref()
+                    .is_some_and(|p| self.learned.any_name(ip, |name| p.names(name)));
+            if host_ok {
                 return Decision::Allow(r.spec.clone());
             }
         }
@@ -218,6 +250,7 @@ mod tests {
             allow: rules.iter().map(|r| NetRule::parse(r).unwrap()).collect(),
             hosts: hosts.iter().map(|h| AddHost::parse(h).unwrap()).collect(),
             bind: PortSet::parse("8080,9000-9001", "--net-allow-bind", "").unwrap(),
+            ..NetPolicy::default()
         }
     }
 
@@ -249,6 +282,24 @@ mod tests {
         assert!(
             hosts.contains("127.0.0.2\tapi.test\n") && hosts.contains("127.0.0.1\tlocalhost\n")
         );
+    }
+
+    #[test]
+    fn suffix_rules_cover_learned_answers_only() {
+        let net = policy(&["*.dyn.test:443"], &[]);
+        let pinned = Pinned::resolve(&net, &[]).unwrap();
+        let e = Egress::new(&net, &pinned);
+        assert!(!allowed(&e, Proto::Tcp, "10.9.0.1:443"));
+        pinned
+            .learned()
+            .learn("a.dyn.test", "10.9.0.1".parse().unwrap());
+        pinned
+            .learned()
+            .learn("evil.test", "10.9.0.2".parse().unwrap());
+        assert!(allowed(&e, Proto::Tcp, "10.9.0.1:443"));
+        assert!(!allowed(&e, Proto::Tcp, "10.9.0.1:80"));
+        assert!(!allowed(&e, Proto::Tcp, "10.9.0.2:443"));
+        assert!(pinned.known_as("10.9.0.1".parse().unwrap(), |n| n == "a.dyn.test"));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Network decisions: names pinned at start, the virtual `/etc/hosts`, and
 //! the allowlist the supervisor consults for every connect, send and bind.
 //!
-//! Owns the mapping from a policy's textual rules to addresses. It must never
-//! resolve a name after start (no re-resolution: the sandbox dials what was
-//! pinned) and never perform a syscall on the workload's behalf; that is the
-//! supervisor's job.
+//! Owns the mapping from a policy's textual rules to addresses: names
+//! pinned at start, and the answers the DNS interceptor handed the sandbox
+//! later ([`Learned`]). It must never resolve a name on its own after start
+//! (the sandbox dials what it was told) and never perform a syscall on the
+//! workload's behalf; that is the supervisor's job.
 
 mod allow;
+mod learned;
 mod sockaddr;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net};
 
 pub use allow::{Decision, Egress, Pinned};
+pub use learned::Learned;
 pub use sockaddr::{encode as encode_sockaddr, SockAddr};
 
 /// Folds the spellings of one address into one: IPv4-mapped IPv6 becomes

@@ -92,12 +92,7 @@ impl HostMatch {
             HostMatch::Ip(ip) => {
                 parse_ip_host(host).is_some_and(|h| crate::network::canonical_ip(h) == *ip)
             }
-            HostMatch::Suffix(suffix) => {
-                host.eq_ignore_ascii_case(suffix)
-                    || (host.len() > suffix.len() + 1
-                        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
-            }
+            HostMatch::Suffix(suffix) => under_suffix(host, suffix),
         }
     }
 
@@ -200,6 +195,14 @@ impl HttpRule {
         };
         method_ok && self.host.matches(host) && self.path.matches(path)
     }
+}
+
+/// Is `host` the apex `suffix` or a name below it (`*.suffix`)?
+pub(crate) fn under_suffix(host: &str, suffix: &str) -> bool {
+    host.eq_ignore_ascii_case(suffix)
+        || (host.len() > suffix.len() + 1
+            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+            && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
 }
 
 /// Splits `host/path` where host may be a bracketed IPv6 literal.

@@ -21,7 +21,7 @@ pub(crate) use http::{is_token_byte, parse_ip_host};
 pub use http::{
     CaFiles, HostMatch, HttpPolicy, HttpRule, MethodMatch, PathMatch, DEFAULT_UPSTREAM_TIMEOUT,
 };
-pub use net::{AddHost, HostPattern, NetRule, Proto};
+pub use net::{parse_dns_server, AddHost, HostPattern, NetRule, Proto};
 pub use ports::PortSet;
 
 /// Everything a sandbox is allowed to do. Built by the CLI, profiles, the C
@@ -53,6 +53,9 @@ pub struct NetPolicy {
     pub hosts: Vec<AddHost>,
     /// Ports the workload may bind and listen on (`--net-allow-bind`).
     pub bind: PortSet,
+    /// Resolvers the DNS interceptor asks (`--dns-server`); empty: the
+    /// host's `/etc/resolv.conf`.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl NetPolicy {
@@ -196,6 +199,18 @@ impl fmt::Display for Policy {
         }
         for h in &self.net.hosts {
             writeln!(f, "host:  {} -> {}", h.name, h.addr)?;
+        }
+        if self.net.inet_enabled() || self.intercepting() {
+            let servers: Vec<String> = self.net.dns_servers.iter().map(|s| s.to_string()).collect();
+            writeln!(
+                f,
+                "dns:   answered by sandlock; names no rule covers get NXDOMAIN; upstream: {}",
+                if servers.is_empty() {
+                    "the host's resolv.conf".to_string()
+                } else {
+                    servers.join(", ")
+                }
+            )?;
         }
         if self.net.bind.is_empty() {
             writeln!(f, "bind:  none")?;

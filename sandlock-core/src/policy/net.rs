@@ -29,8 +29,12 @@ pub enum Proto {
 pub enum HostPattern {
     /// Any address.
     Any,
-    /// A host name, resolved once at start and pinned.
+    /// A host name, resolved once at start and pinned (and reachable at
+    /// whatever the DNS interceptor answers for it later).
     Name(String),
+    /// `*.suffix`: the apex and every name below it, reachable at the
+    /// addresses the DNS interceptor answered for such a name.
+    Suffix(String),
     /// An address or network (a single address is a /32 or /128).
     Net(IpNet),
 }
@@ -46,6 +50,18 @@ pub struct NetRule {
     pub ports: PortSet,
     /// The rule as the user wrote it, for messages.
     pub spec: String,
+}
+
+impl HostPattern {
+    /// Does the DNS name `name` (lower-case) fall under this pattern?
+    pub fn names(&self, name: &str) -> bool {
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Name(n) => n == name,
+            HostPattern::Suffix(s) => super::http::under_suffix(name, s),
+            HostPattern::Net(_) => false,
+        }
+    }
 }
 
 impl NetRule {
@@ -71,6 +87,7 @@ impl fmt::Display for NetRule {
         let host = match &self.host {
             HostPattern::Any => "*".to_string(),
             HostPattern::Name(n) => n.clone(),
+            HostPattern::Suffix(n) => format!("*.{n}"),
             HostPattern::Net(n) if n.prefix_len() == n.max_prefix_len() => n.addr().to_string(),
             HostPattern::Net(n) => n.to_string(),
         };
@@ -142,6 +159,12 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
             format!("'{host}' is not a valid address or network"),
         ));
     }
+    if host.starts_with("*.") {
+        return match super::HostMatch::parse(FLAG, spec, host, false)? {
+            super::HostMatch::Suffix(s) => Ok((HostPattern::Suffix(s), ports)),
+            _ => Err(Error::invalid(FLAG, spec, "expected *.suffix")),
+        };
+    }
     validate_hostname(host).map_err(|reason| Error::invalid(FLAG, spec, reason))?;
     Ok((HostPattern::Name(host.to_ascii_lowercase()), ports))
 }
@@ -186,6 +209,30 @@ pub(crate) fn validate_hostname(host: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Parses a `--dns-server` value: `IP`, `IP:PORT`, `IPv6` or
+/// `[IPv6]:PORT`; the port defaults to 53.
+pub fn parse_dns_server(spec: &str) -> Result<std::net::SocketAddr> {
+    const FLAG: &str = "--dns-server";
+    if let Ok(ip) = spec.parse::<IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    if let Ok(addr) = spec.parse::<std::net::SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(Error::invalid(
+                FLAG,
+                spec,
+                "port 0 is not a resolver's port",
+            ));
+        }
+        return Ok(addr);
+    }
+    Err(Error::invalid(
+        FLAG,
+        spec,
+        "expected IP, IP:PORT or [IPv6]:PORT (a resolver's address, not a name)",
+    ))
+}
+
 /// One `--add-host NAME:IP` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddHost {
@@ -220,6 +267,41 @@ impl AddHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_server_values() {
+        assert_eq!(
+            parse_dns_server("10.0.0.53").unwrap(),
+            "10.0.0.53:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("::1").unwrap(),
+            "[::1]:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        for bad in ["dns.test", "10.0.0.1:0", "10.0.0.1:x", ""] {
+            let e = parse_dns_server(bad).unwrap_err().to_string();
+            assert!(e.contains("--dns-server") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn suffix_rules() {
+        let r = NetRule::parse("*.dyn.test:443").unwrap();
+        assert_eq!(r.host, HostPattern::Suffix("dyn.test".into()));
+        assert!(r.host.names("a.b.dyn.test") && r.host.names("dyn.test"));
+        assert!(!r.host.names("xdyn.test"));
+        assert_eq!(r.to_string(), "tcp *.dyn.test port 443");
+        assert!(NetRule::parse("*.test:443").is_err());
+        assert!(NetRule::parse("a.*.test:443").is_err());
+    }
 
     fn net(s: &str) -> HostPattern {
         HostPattern::Net(s.parse().unwrap())

@@ -60,16 +60,23 @@ pub(crate) struct Shared {
     slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// Which destinations HTTP rules make reachable on the intercepted ports.
+/// Which destinations HTTP rules make reachable on the intercepted ports:
+/// IP literals, and the addresses pinned or answered by the DNS
+/// interceptor for a name a rule covers.
 #[derive(Debug, Clone, Default)]
 struct Reach {
     any: Option<String>,
     ips: Vec<(IpAddr, String)>,
+    names: Vec<(HostMatch, String)>,
+    pinned: Pinned,
 }
 
 impl Reach {
     fn new(http: &HttpPolicy, secrets: &Secrets, pinned: &Pinned) -> Reach {
-        let mut reach = Reach::default();
+        let mut reach = Reach {
+            pinned: pinned.clone(),
+            ..Reach::default()
+        };
         let rules = http
             .allow
             .iter()
@@ -83,13 +90,7 @@ impl Reach {
             match host {
                 HostMatch::Any => reach.any = reach.any.clone().or(Some(spec)),
                 HostMatch::Ip(ip) => reach.ips.push((*ip, spec)),
-                pattern => {
-                    for (name, ips) in pinned.entries() {
-                        if pattern.matches(name) {
-                            reach.ips.extend(ips.iter().map(|ip| (*ip, spec.clone())));
-                        }
-                    }
-                }
+                pattern => reach.names.push((pattern.clone(), spec)),
             }
         }
         reach
@@ -98,10 +99,15 @@ impl Reach {
     fn check(&self, ip: IpAddr) -> Option<&str> {
         let ip = canonical_ip(ip);
         self.any.as_deref().or_else(|| {
-            self.ips
-                .iter()
-                .find(|(i, _)| *i == ip)
-                .map(|(_, s)| s.as_str())
+            let by_ip = self.ips.iter().find(|(i, _)| *i == ip).map(|(_, s)| s);
+            by_ip
+                .or_else(|| {
+                    self.names
+                        .iter()
+                        .find(|(p, _)| self.pinned.known_as(ip, |name| p.matches(name)))
+                        .map(|(_, s)| s)
+                })
+                .map(String::as_str)
         })
     }
 }

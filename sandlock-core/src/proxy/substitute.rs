@@ -465,11 +465,10 @@ fn rewrite_headers(
     replaced
 }
 
-/// Was `dest` pinned for a name the secret is bound to?
+/// Was `dest` pinned, or answered by the DNS interceptor, for a name the
+/// secret is bound to?
 fn pinned_for(pinned: &Pinned, s: &Secret, dest: std::net::IpAddr) -> bool {
-    pinned
-        .entries()
-        .any(|(name, ips)| s.bound_to(name) && ips.contains(&dest))
+    pinned.known_as(dest, |name| s.bound_to(name))
 }
 
 /// `Basic base64(user:pass)` with a placeholder inside the credentials.

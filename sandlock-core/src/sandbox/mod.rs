@@ -114,6 +114,7 @@ impl Sandbox {
             )?)),
             false => None,
         };
+        let dns = self.start_dns(&pinned, &reporter, net.inet_enabled() || proxy.is_some());
         let mut files = Vec::new();
         if net.virtual_hosts() || proxy.is_some() {
             files.push(
@@ -223,6 +224,7 @@ impl Sandbox {
             writable,
             reporter,
             proxy,
+            dns,
             inet: spec.inet,
             udp: spec.udp,
         };
@@ -247,6 +249,32 @@ impl Sandbox {
     /// The workload's environment: inherited (or the clean subset), then
     /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
     /// the secrets' placeholders (their source variables removed).
+    /// Starts the DNS interceptor when the workload has a network. Where
+    /// the kernel refuses it (no unprivileged user namespaces), port 53 is
+    /// left to the allowlist, which refuses it unless a rule allows it.
+    fn start_dns(
+        &self,
+        pinned: &Pinned,
+        reporter: &Arc<Reporter>,
+        networked: bool,
+    ) -> Option<Arc<crate::dns::Dns>> {
+        if !networked {
+            return None;
+        }
+        match crate::dns::Dns::start(&self.policy, pinned, Arc::clone(reporter)) {
+            Ok(dns) => Some(Arc::new(dns)),
+            Err(e) => {
+                if !self.policy.report.quiet {
+                    eprintln!(
+                        "sandlock: warning: DNS interceptor unavailable ({e}); names resolve \
+                         only through /etc/hosts, and port 53 follows --net-allow"
+                    );
+                }
+                None
+            }
+        }
+    }
+
     fn environment(
         &self,
         tmpdir: &Path,
@@ -295,6 +323,7 @@ pub(super) struct SupervisorParts {
     writable: Vec<PathBuf>,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
+    dns: Option<Arc<crate::dns::Dns>>,
     inet: bool,
     udp: bool,
 }

@@ -148,6 +148,7 @@ pub(super) fn wait(
                     writable: p.writable,
                     reporter: p.reporter,
                     proxy: p.proxy,
+                    dns: p.dns,
                 };
                 idle_listener = Some(cfg);
             }

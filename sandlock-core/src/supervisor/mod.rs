@@ -16,6 +16,7 @@
 //! answered where Landlock enforces the outcome or a swapped argument can
 //! only hurt the workload itself.
 
+mod dns;
 mod net;
 mod notif;
 mod open;
@@ -56,6 +57,7 @@ pub struct Supervisor {
     not_virtual: NotVirtualCache,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
+    dns: Option<Arc<crate::dns::Dns>>,
     offloaded: AtomicUsize,
     procs: Arc<procs::ProcCache>,
 }
@@ -85,6 +87,8 @@ pub struct Config {
     pub reporter: Arc<Reporter>,
     /// The HTTP proxy, when intercepting.
     pub proxy: Option<Arc<Proxy>>,
+    /// The DNS interceptor, when running.
+    pub dns: Option<Arc<crate::dns::Dns>>,
 }
 
 /// True once no task uses the filter any more (the listener reports
@@ -117,6 +121,7 @@ impl Supervisor {
             not_virtual: NotVirtualCache::new(&cfg.writable),
             reporter: cfg.reporter,
             proxy: cfg.proxy,
+            dns: cfg.dns,
             offloaded: AtomicUsize::new(0),
             procs: Arc::default(),
         });

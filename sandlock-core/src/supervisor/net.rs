@@ -146,6 +146,8 @@ pub fn socket(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         libc::SOCK_DGRAM if proto == 0 || proto == libc::IPPROTO_UDP => {
             if sup.udp {
                 Reply::Continue
+            } else if let Some(reply) = super::dns::udp_socket(sup, n, family, n.int(1)) {
+                reply
             } else {
                 deny(libc::EACCES, what, "UDP needs a udp:// --net-allow rule")
             }
@@ -310,6 +312,13 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
+        if let Some(dest) = super::dns::dns_dest(sup, &addr) {
+            let sock = super::dns::divert(sup, n, "connect", n.int(0), sock, kind, dest)?;
+            if kind.stream() && is_blocking(&sock) {
+                return Ok(connect_blocking(sup, n, sock, addr));
+            }
+            return Ok(raw_connect(&sock, &addr));
+        }
         if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
             if kind.stream() && proxy.intercepts(dest.port()) {
                 return Ok(super::redirect::connect(sup, n, proxy, sock, dest));
@@ -328,8 +337,10 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 /// AF_UNSPEC, netlink) may run in the workload itself, with the kernel's
 /// own semantics (the workload's credentials, cwd and Landlock scopes),
 /// when nothing can turn it into egress: Landlock refuses the workload's
-/// own TCP connects, and no UDP socket can exist without a udp:// rule. A
-/// socket or address swapped in after this check then fails in the kernel.
+/// own TCP connects, and no UDP socket can exist without a udp:// rule but
+/// inside the DNS interceptor's namespace, which reaches nothing else. A
+/// socket or address swapped in after this check then fails in the kernel
+/// or stays in that namespace.
 fn kernel_may_decide(sup: &Supervisor, addr: &[u8]) -> bool {
     sup.kernel_denies_tcp
         && !sup.udp

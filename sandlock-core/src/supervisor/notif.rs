@@ -173,6 +173,12 @@ impl Notif {
         }
     }
 
+    /// Makes the workload's fd `newfd` refer to `src` from now on, without
+    /// answering the syscall.
+    pub fn replace_fd(&self, src: RawFd, newfd: i32, cloexec: bool) -> io::Result<()> {
+        sys::notif::addfd_at(self.fd, self.id, src, newfd, cloexec)
+    }
+
     /// Sends the answer. A vanished task (ENOENT) needs none.
     pub fn answer(&self, reply: Reply) {
         let (val, error, flags) = match reply {

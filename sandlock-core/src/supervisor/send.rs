@@ -8,6 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use super::dns;
 use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Kind};
 use super::notif::{Notif, Reply};
 use super::Supervisor;
@@ -50,8 +51,11 @@ fn send_message(
     let fastopen = flags & libc::MSG_FASTOPEN != 0;
     if let Some(name) = msg.name.take() {
         // A stream socket ignores the address unless MSG_FASTOPEN makes
-        // this send a connect.
-        msg.name = Some(if kind.stream() && !fastopen {
+        // this send a connect; a socket in the DNS interceptor's namespace
+        // reaches nothing but the interceptor on port 53.
+        let to_interceptor =
+            dns::dns_dest(sup, &name).is_some() && sup.dns.as_ref().is_some_and(|d| d.owns(sock));
+        msg.name = Some(if (kind.stream() && !fastopen) || to_interceptor {
             name
         } else {
             decide_dest(sup, n, syscall, kind, name)?
@@ -115,6 +119,24 @@ fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usiz
     Ok(r as usize)
 }
 
+/// The socket a send addressed to `name` goes out on: diverted into the
+/// DNS interceptor's namespace when it is a DNS query.
+fn route(
+    sup: &Supervisor,
+    n: &Notif,
+    syscall: &str,
+    sock: OwnedFd,
+    kind: Kind,
+    name: Option<&[u8]>,
+    flags: i32,
+) -> Result<OwnedFd, Reply> {
+    let addressed = !kind.stream() || flags & libc::MSG_FASTOPEN != 0;
+    match name.and_then(|a| dns::dns_dest(sup, a)) {
+        Some(dest) if addressed => dns::divert(sup, n, syscall, n.int(0), sock, kind, dest),
+        _ => Ok(sock),
+    }
+}
+
 /// Answers a single-message send: now, or from a worker once it can.
 fn finish_send(sup: &Arc<Supervisor>, n: &Notif, sock: OwnedFd, sent: Sent, flags: i32) -> Reply {
     match sent {
@@ -147,6 +169,7 @@ pub fn sendto(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
+        let sock = route(sup, n, "sendto", sock, kind, Some(&name), n.int(3))?;
         let msg = Message {
             name: Some(name),
             data,
@@ -249,6 +272,7 @@ pub fn sendmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
+        let sock = route(sup, n, "sendmsg", sock, kind, msg.name.as_deref(), n.int(2))?;
         let sent = send_message(sup, n, "sendmsg", &sock, kind, msg, n.int(2))?;
         Ok(finish_send(sup, n, sock, sent, n.int(2)))
     };
@@ -257,7 +281,7 @@ pub fn sendmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 
 pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
-        let (sock, kind) = dup_socket(n, n.int(0))?;
+        let (mut sock, kind) = dup_socket(n, n.int(0))?;
         let (vec, vlen, flags) = (n.arg(1), (n.arg(2) as u32 as usize).min(MAX_IOV), n.int(3));
         // struct mmsghdr: a msghdr, then the unsigned int msg_len (padded).
         let stride = std::mem::size_of::<libc::mmsghdr>() as u64;
@@ -268,6 +292,18 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             let outcome = read_msghdr(n, entry, kind).and_then(|msg| {
                 if !n.still_valid() {
                     return Err(Reply::Done);
+                }
+                if i == 0 {
+                    // The first message decides where a DNS socket lives.
+                    sock = route(
+                        sup,
+                        n,
+                        "sendmmsg",
+                        sock.try_clone().map_err(|e| Reply::from_io(&e))?,
+                        kind,
+                        msg.name.as_deref(),
+                        flags,
+                    )?;
                 }
                 send_message(sup, n, "sendmmsg", &sock, kind, msg, flags)
             });

@@ -1,0 +1,310 @@
+//! One DNS query in, one answer out: names the policy covers are resolved
+//! through the host's resolvers and their addresses learned as pins;
+//! `--add-host` and start-up pins are answered from memory; every other
+//! name gets NXDOMAIN without leaving the machine.
+//!
+//! Only the question is ever sent upstream, in a query built here: nothing
+//! else the workload put in its packet (extra records, EDNS options, its
+//! ID) leaves the supervisor.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+
+use crate::audit::{Event, Reporter, Verdict};
+use crate::network::Pinned;
+use crate::policy::HostMatch;
+
+/// Bound on one upstream exchange.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Cached answers kept at most; the cache is emptied when full.
+const CACHE_ENTRIES: usize = 4096;
+/// TTL bounds for cached answers, and the TTL of answers without records.
+const MAX_TTL: u32 = 3600;
+const NEGATIVE_TTL: u32 = 30;
+/// TTL of answers served from the sandbox's own pins.
+const PINNED_TTL: u32 = 60;
+
+/// What a query may get.
+pub(super) struct Responder {
+    /// Names resolved upstream.
+    names: Vec<HostMatch>,
+    pinned: Pinned,
+    upstream: Vec<SocketAddr>,
+    cache: Mutex<HashMap<Key, Cached>>,
+    reporter: Arc<Reporter>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct Key {
+    name: String,
+    ty: u16,
+    class: u16,
+}
+
+struct Cached {
+    /// The upstream answer, its ID to be replaced.
+    bytes: Vec<u8>,
+    expires: Instant,
+}
+
+impl Responder {
+    pub(super) fn new(
+        names: Vec<HostMatch>,
+        pinned: Pinned,
+        upstream: Vec<SocketAddr>,
+        reporter: Arc<Reporter>,
+    ) -> Responder {
+        Responder {
+            names,
+            pinned,
+            upstream,
+            cache: Mutex::new(HashMap::new()),
+            reporter,
+        }
+    }
+
+    /// The answer to `query`, at most `max` bytes long (a UDP client's
+    /// limit; longer answers are sent truncated so it retries over TCP).
+    /// `None`: not a query worth answering (too short to carry an ID).
+    pub(super) fn answer(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
+        let msg = match Message::from_vec(query) {
+            Ok(m) => m,
+            Err(_) if query.len() >= 12 => {
+                let id = u16::from_be_bytes([query[0], query[1]]);
+                return error(id, OpCode::Query, ResponseCode::FormErr, &[]);
+            }
+            Err(_) => return None,
+        };
+        if msg.message_type() != MessageType::Query {
+            return None;
+        }
+        if msg.op_code() != OpCode::Query {
+            return error(msg.id(), msg.op_code(), ResponseCode::NotImp, msg.queries());
+        }
+        let [q] = msg.queries() else {
+            return error(
+                msg.id(),
+                OpCode::Query,
+                ResponseCode::FormErr,
+                msg.queries(),
+            );
+        };
+        let name = q.name().to_ascii().to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+        let out = if let Some(ips) = self.pinned.lookup(&name) {
+            pinned_answer(&msg, q, ips)
+        } else if self.names.iter().any(|p| p.matches(&name)) {
+            self.resolve(&msg, q, &name)
+        } else {
+            self.reporter.record_once(&Event {
+                pid: 0,
+                syscall: "dns",
+                target: &format!("{name} ({})", q.query_type()),
+                verdict: Verdict::Deny,
+                rule: "no --net-allow, --http-allow, --secret or --add-host names it",
+            });
+            error(
+                msg.id(),
+                OpCode::Query,
+                ResponseCode::NXDomain,
+                msg.queries(),
+            )
+        }?;
+        let max = match msg.extensions() {
+            Some(e) => usize::from(e.max_payload()).max(512),
+            None => 512,
+        };
+        if udp && out.len() > max {
+            let full = Message::from_vec(&out).ok()?;
+            return full.truncate().to_vec().ok();
+        }
+        Some(out)
+    }
+
+    /// Asks upstream (or the cache), learns the addresses, and returns the
+    /// upstream answer under the client's ID.
+    fn resolve(&self, msg: &Message, q: &Query, name: &str) -> Option<Vec<u8>> {
+        let key = Key {
+            name: name.to_string(),
+            ty: u16::from(q.query_type()),
+            class: u16::from(q.query_class()),
+        };
+        let now = Instant::now();
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&key)
+                .filter(|c| c.expires > now)
+                .map(|c| c.bytes.clone())
+        };
+        let mut bytes = match cached {
+            Some(b) => b,
+            None => match self.ask_upstream(q) {
+                Some((bytes, ttl)) => {
+                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                    let expires = now + Duration::from_secs(u64::from(ttl));
+                    cache.insert(
+                        key,
+                        Cached {
+                            bytes: bytes.clone(),
+                            expires,
+                        },
+                    );
+                    bytes
+                }
+                None => {
+                    return error(
+                        msg.id(),
+                        OpCode::Query,
+                        ResponseCode::ServFail,
+                        msg.queries(),
+                    )
+                }
+            },
+        };
+        bytes[..2].copy_from_slice(&msg.id().to_be_bytes());
+        Some(bytes)
+    }
+
+    /// One question to the upstream resolvers in turn: UDP, then TCP when
+    /// the answer was truncated. Returns the answer and its cache TTL.
+    fn ask_upstream(&self, q: &Query) -> Option<(Vec<u8>, u32)> {
+        let id = random_id();
+        let mut ask = Message::new();
+        ask.set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            .add_query(q.clone());
+        let wire = ask.to_vec().ok()?;
+        for server in &self.upstream {
+            let Some(bytes) =
+                exchange_udp(*server, &wire, id).and_then(|b| match Message::from_vec(&b) {
+                    Ok(m) if m.truncated() => exchange_tcp(*server, &wire, id),
+                    Ok(_) => Some(b),
+                    Err(_) => None,
+                })
+            else {
+                continue;
+            };
+            let Ok(answer) = Message::from_vec(&bytes) else {
+                continue;
+            };
+            if answer.queries() != std::slice::from_ref(q) {
+                continue;
+            }
+            return Some((bytes, self.learn(q, &answer)));
+        }
+        None
+    }
+
+    /// Pins the addresses an answer gives for `q`'s name; returns the
+    /// answer's TTL for the cache.
+    fn learn(&self, q: &Query, answer: &Message) -> u32 {
+        let name = q.name().to_ascii().to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name);
+        let mut ttl = None::<u32>;
+        for r in answer.answers() {
+            ttl = Some(ttl.map_or(r.ttl(), |t| t.min(r.ttl())));
+            let ip = match r.data() {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(a) => IpAddr::V6(a.0),
+                _ => continue,
+            };
+            self.pinned.learned().learn(name, ip);
+        }
+        ttl.unwrap_or(NEGATIVE_TTL).clamp(1, MAX_TTL)
+    }
+}
+
+/// An answer from the sandbox's own pins: their addresses of the asked
+/// family; any other type gets an empty answer.
+fn pinned_answer(msg: &Message, q: &Query, ips: &[IpAddr]) -> Option<Vec<u8>> {
+    let mut out = response(
+        msg.id(),
+        OpCode::Query,
+        ResponseCode::NoError,
+        msg.queries(),
+    );
+    out.set_recursion_desired(msg.recursion_desired())
+        .set_authoritative(true);
+    if q.query_class() == DNSClass::IN {
+        for ip in ips {
+            let data = match (ip, q.query_type()) {
+                (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),
+                (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
+                _ => continue,
+            };
+            out.add_answer(Record::from_rdata(q.name().clone(), PINNED_TTL, data));
+        }
+    }
+    out.to_vec().ok()
+}
+
+fn response(id: u16, op: OpCode, code: ResponseCode, queries: &[Query]) -> Message {
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Response)
+        .set_op_code(op)
+        .set_recursion_available(true)
+        .set_response_code(code)
+        .add_queries(queries.iter().cloned());
+    m
+}
+
+fn error(id: u16, op: OpCode, code: ResponseCode, queries: &[Query]) -> Option<Vec<u8>> {
+    response(id, op, code, queries).to_vec().ok()
+}
+
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    // A failing RNG leaves a fixed ID: the exchange still checks the
+    // question and the source.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u16::from_ne_bytes(b)
+}
+
+fn exchange_udp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
+        SocketAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    };
+    let sock = UdpSocket::bind(local).ok()?;
+    sock.connect(server).ok()?;
+    sock.set_read_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
+    sock.send(wire).ok()?;
+    let deadline = Instant::now() + UPSTREAM_TIMEOUT;
+    let mut buf = vec![0u8; 4096];
+    while Instant::now() < deadline {
+        let n = sock.recv(&mut buf).ok()?;
+        if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+fn exchange_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&server, UPSTREAM_TIMEOUT).ok()?;
+    s.set_read_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
+    s.set_write_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(wire);
+    s.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf).ok()?;
+    (buf.len() >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id).then_some(buf)
+}
