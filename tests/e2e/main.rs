@@ -16,6 +16,7 @@
 mod common;
 
 mod badinput;
+mod dns;
 mod fs;
 mod hosts;
 mod http;

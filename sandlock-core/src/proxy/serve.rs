@@ -318,12 +318,7 @@ impl Conn {
                 ));
             }
             Side::Plain
-                if !is_dest_ip
-                    && !self
-                        .shared
-                        .pinned
-                        .lookup(&host)
-                        .is_some_and(|ips| ips.contains(&dest_ip)) =>
+                if !is_dest_ip && !self.shared.pinned.known_as(dest_ip, |name| name == host) =>
             {
                 return Err((
                     StatusCode::FORBIDDEN,

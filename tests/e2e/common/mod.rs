@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod git;
 mod json;
 mod servers;
@@ -509,7 +510,7 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("staticprobe", &["-static"]),
     ("bundleprobe", &["-pthread"]),
 ];
-const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py"];
+const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py", "dnsprobe.py"];
 
 struct Fixtures {
     dir: PathBuf,

@@ -1,7 +1,7 @@
 //! TLS material and the HTTP(S) test upstream for the proxy tests.
 //!
 //! * `tls_files()`: a private root CA (trusted by nobody but the tests), a
-//!   server certificate signed by it (api.test, git.test, other.test,
+//!   server certificate signed by it (api.test, git.test, other.test, *.dyn.test,
 //!   v6.test, localhost, 127.0.0.1, ::1) and a separate "user" CA for
 //!   --http-ca / --http-key. Made once per test run with the `openssl` CLI in
 //!   FIXDIR/tls (mode 0755, files 0644, so sandlock running as uid 65534 can
@@ -75,7 +75,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:api.test, DNS:git.test, DNS:other.test, DNS:v6.test, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:api.test, DNS:git.test, DNS:other.test, DNS:v6.test, DNS:*.dyn.test, DNS:localhost, IP:127.0.0.1, IP:::1
 "#;
 
 /// Paths (all absolute, world-readable) of the TLS material.

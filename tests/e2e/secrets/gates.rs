@@ -115,6 +115,61 @@ both!(gate_forged_sni_on_a_hard_coded_ip, |ctx| {
     assert_no_misuse_warning(&out, &c);
 });
 
+both!(gate_dns_pin_through_the_interceptor, |ctx| {
+    // *.dyn.test is resolved by the DNS interceptor (the test's resolver
+    // answers 127.0.0.1): the answer pins 127.0.0.1 for a.dyn.test, which
+    // makes it reachable and satisfies the DNS-pin gate.
+    let r = crate::common::dns::Resolver::start(&["*.dyn.test=127.0.0.1"]);
+    let flags = |s: &Sec, extra: &[&str]| {
+        let mut v = s.bare(&[
+            "--secret",
+            &Sec::secret("*.dyn.test"),
+            "--dns-server",
+            &r.flag(),
+        ]);
+        v.extend(sv(extra));
+        v
+    };
+    let s = Sec::tls("127.0.0.1");
+    let out = s.run(
+        &ctx,
+        &flags(&s, &[]),
+        BEARER,
+        &[&s.url("a.dyn.test", "/echo/resolved")],
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
+    assert_value_upstream(&s, "/echo/resolved", &c);
+    assert!(
+        r.queries().contains(&"a.dyn.test 1".to_string()),
+        "{:?}",
+        r.queries()
+    );
+
+    // attack: the same address and SNI without the lookup (allowed by
+    // address) never qualifies
+    let s = Sec::tls("127.0.0.1");
+    let allow = format!("127.0.0.1:{}", s.port());
+    let resolve = format!("a.dyn.test:{}:127.0.0.1", s.port());
+    let out = s.run(
+        &ctx,
+        &flags(&s, &["--net-allow", &allow]),
+        BEARER,
+        &[
+            "--resolve",
+            &resolve,
+            &s.url("a.dyn.test", "/echo/unresolved"),
+        ],
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
+    let p = placeholder(&out, &s.value, &c);
+    assert_placeholder_upstream(&s, "/echo/unresolved", &p, &c);
+    assert_misuse_warned(&out, "TOKEN", &c);
+});
+
 both!(gate_plaintext_http_needs_the_opt_in, |ctx| {
     let s = Sec::with(Upstream::plain("127.0.0.1"), long_value());
     let flags = |hosts: &str| {
