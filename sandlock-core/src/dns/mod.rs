@@ -22,28 +22,38 @@ mod serve;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::audit::Reporter;
 use crate::network::Pinned;
 use crate::policy::{HostMatch, HostPattern, Policy};
 
-/// A running interceptor.
+/// The interceptor. Its namespace is set up by a helper process in
+/// parallel with the workload's start (creating a network namespace takes
+/// milliseconds); the first DNS socket waits for it.
 pub struct Dns {
     netns: netns::Netns,
+    /// What the servers need, until they start.
+    pending: Mutex<Option<Arc<responder::Responder>>>,
+    ready: OnceLock<Option<Ready>>,
+    quiet: bool,
+}
+
+/// A namespace that is set up and served.
+struct Ready {
+    cookie: u64,
     /// The server sockets, shut down on drop to end their threads.
     servers: Vec<Arc<OwnedFd>>,
 }
 
 impl Dns {
-    /// Starts the interceptor for `policy`: its namespace, its servers, and
+    /// Starts setting the interceptor up for `policy`: its namespace, and
     /// the upstream resolvers it asks.
     pub fn start(
         policy: &Policy,
         pinned: &Pinned,
         reporter: Arc<Reporter>,
     ) -> std::io::Result<Dns> {
-        let (netns, servers) = netns::Netns::start()?;
         let upstream = if policy.net.dns_servers.is_empty() {
             host_resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
         } else {
@@ -55,40 +65,84 @@ impl Dns {
             upstream,
             reporter,
         ));
+        Ok(Dns {
+            netns: netns::Netns::spawn()?,
+            pending: Mutex::new(Some(responder)),
+            ready: OnceLock::new(),
+            quiet: policy.report.quiet,
+        })
+    }
+
+    /// The served namespace, waiting for it the first time; `None` when it
+    /// could not be set up (said once on stderr).
+    fn ready(&self) -> Option<&Ready> {
+        self.ready
+            .get_or_init(|| match self.serve() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    if !self.quiet {
+                        eprintln!(
+                            "sandlock: warning: DNS interceptor unavailable ({e}); names \
+                             resolve only through /etc/hosts, and port 53 follows --net-allow"
+                        );
+                    }
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    fn serve(&self) -> std::io::Result<Ready> {
+        let responder = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| std::io::Error::other("already failed"))?;
+        let (cookie, servers) = self.netns.servers()?;
         let slots = Arc::new(serve::Slots::default());
-        let mut dns = Dns {
-            netns,
+        let mut ready = Ready {
+            cookie,
             servers: Vec::new(),
         };
         let udp = [Some(servers.udp4), servers.udp6];
         for sock in udp.into_iter().flatten() {
             let sock = Arc::new(sock);
-            dns.servers.push(Arc::clone(&sock));
+            ready.servers.push(Arc::clone(&sock));
             serve::udp(sock, Arc::clone(&responder), Arc::clone(&slots))?;
         }
         let tcp = [Some(servers.tcp4), servers.tcp6];
         for sock in tcp.into_iter().flatten() {
             let sock = Arc::new(sock);
-            dns.servers.push(Arc::clone(&sock));
+            ready.servers.push(Arc::clone(&sock));
             serve::tcp(sock, Arc::clone(&responder), Arc::clone(&slots))?;
         }
-        Ok(dns)
+        Ok(ready)
+    }
+
+    /// True once the interceptor serves (waiting for its setup).
+    pub fn available(&self) -> bool {
+        self.ready().is_some()
     }
 
     /// A new socket of `family` and `ty` (stream or datagram) inside the
     /// interceptor's namespace, for the workload.
     pub fn socket(&self, family: i32, ty: i32) -> std::io::Result<OwnedFd> {
+        if self.ready().is_none() {
+            return Err(std::io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        }
         self.netns.socket(family, ty)
     }
 
     /// True when `sock` lives in the interceptor's namespace, where it can
     /// reach nothing but the interceptor.
     pub fn owns(&self, sock: &OwnedFd) -> bool {
-        self.netns.owns(sock)
+        self.ready()
+            .is_some_and(|r| netns::netns_cookie(sock).is_ok_and(|c| c == r.cookie))
     }
 }
 
-impl Drop for Dns {
+impl Drop for Ready {
     fn drop(&mut self) {
         for s in &self.servers {
             // SAFETY: shutdown on a socket we own; it wakes the thread

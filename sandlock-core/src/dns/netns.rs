@@ -35,7 +35,6 @@ pub(super) struct Servers {
 /// The running helper.
 pub(super) struct Netns {
     chan: Mutex<OwnedFd>,
-    cookie: u64,
     pid: libc::pid_t,
 }
 
@@ -58,8 +57,9 @@ const STEPS: [&str; 5] = [
 ];
 
 impl Netns {
-    /// Forks the helper and waits for its sockets.
-    pub(super) fn start() -> io::Result<(Netns, Servers)> {
+    /// Forks the helper, which sets the namespace up while the caller goes
+    /// on; [`Netns::servers`] waits for it.
+    pub(super) fn spawn() -> io::Result<Netns> {
         let mut pair = [0; 2];
         // SAFETY: `pair` has room for the two fds socketpair writes.
         let r = unsafe {
@@ -92,14 +92,17 @@ impl Netns {
             // SAFETY: see above; in the child, `theirs` is its channel.
             unsafe { helper(theirs.as_raw_fd(), ours.as_raw_fd(), parent, &routes) }
         }
-        drop(theirs);
-        // From here on, dropping `netns` ends and reaps the helper.
-        let mut netns = Netns {
+        Ok(Netns {
             chan: Mutex::new(ours),
-            cookie: 0,
             pid,
-        };
-        let (status, fds) = recv_fds(netns.chan.get_mut().expect("fresh mutex"), 4)?;
+        })
+    }
+
+    /// Waits for the helper's server sockets (once), and returns them with
+    /// the namespace's cookie.
+    pub(super) fn servers(&self) -> io::Result<(u64, Servers)> {
+        let chan = self.chan.lock().unwrap_or_else(|e| e.into_inner());
+        let (status, fds) = recv_fds(&chan, 4)?;
         let status = status.ok_or_else(|| io::Error::other("the DNS namespace helper died"))?;
         if status.errno != 0 {
             let step = STEPS.get(status.step as usize).copied().unwrap_or("setup");
@@ -111,9 +114,9 @@ impl Netns {
             return Err(io::Error::other("the DNS namespace helper sent no sockets"));
         };
         let (udp6, tcp6) = (fds.next(), fds.next());
-        netns.cookie = netns_cookie(&udp4)?;
+        let cookie = netns_cookie(&udp4)?;
         Ok((
-            netns,
+            cookie,
             Servers {
                 udp4,
                 tcp4,
@@ -140,13 +143,6 @@ impl Netns {
             _ => Err(io::Error::other("the DNS namespace helper is gone")),
         }
     }
-
-    /// True when `sock` lives in this namespace (it was made by
-    /// [`Netns::socket`]), so whatever it sends can only reach the
-    /// interceptor.
-    pub(super) fn owns(&self, sock: &OwnedFd) -> bool {
-        netns_cookie(sock).is_ok_and(|c| c == self.cookie)
-    }
 }
 
 impl Drop for Netns {
@@ -155,13 +151,17 @@ impl Drop for Netns {
         let chan = self.chan.get_mut().unwrap_or_else(|e| e.into_inner());
         // SAFETY: shutdown on our own socket.
         unsafe { libc::shutdown(chan.as_raw_fd(), libc::SHUT_RDWR) };
+        // It may still be setting up (never used): no need to wait for that.
+        // SAFETY: our own unreaped child, so the pid cannot be reused.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let mut status = 0;
         // SAFETY: waits for our own child.
         unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) };
     }
 }
 
-fn netns_cookie(sock: &OwnedFd) -> io::Result<u64> {
+/// The network namespace `sock` belongs to.
+pub(super) fn netns_cookie(sock: &OwnedFd) -> io::Result<u64> {
     let mut cookie: u64 = 0;
     let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
     // SAFETY: `cookie` and `len` are valid for the kernel to write.

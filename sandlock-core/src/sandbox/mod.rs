@@ -250,8 +250,8 @@ impl Sandbox {
     /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
     /// the secrets' placeholders (their source variables removed).
     /// Starts the DNS interceptor when the workload has a network. Where
-    /// the kernel refuses it (no unprivileged user namespaces), port 53 is
-    /// left to the allowlist, which refuses it unless a rule allows it.
+    /// it cannot run (no unprivileged user namespaces), port 53 is left to
+    /// the allowlist, which refuses it unless a rule allows it.
     fn start_dns(
         &self,
         pinned: &Pinned,

@@ -23,7 +23,7 @@ const DNS_PORT: u16 = 53;
 /// socket(AF_INET*, SOCK_DGRAM) while the interceptor runs and no udp://
 /// rule exists: the socket is made in the interceptor's namespace.
 pub(super) fn udp_socket(sup: &Supervisor, n: &Notif, family: i32, raw_type: i32) -> Option<Reply> {
-    let dns = sup.dns.as_ref()?;
+    let dns = sup.dns.as_ref().filter(|d| d.available())?;
     let sock = match dns.socket(family, libc::SOCK_DGRAM) {
         Ok(s) => s,
         Err(e) => return Some(Reply::from_io(&e)),
@@ -38,9 +38,9 @@ pub(super) fn udp_socket(sup: &Supervisor, n: &Notif, family: i32, raw_type: i32
 
 /// The DNS destination in `addr`, when the interceptor runs.
 pub(super) fn dns_dest(sup: &Supervisor, addr: &[u8]) -> Option<SocketAddr> {
-    sup.dns.as_ref()?;
+    let dns = sup.dns.as_ref()?;
     match SockAddr::decode(addr) {
-        SockAddr::Inet(dest) if dest.port() == DNS_PORT => Some(dest),
+        SockAddr::Inet(dest) if dest.port() == DNS_PORT && dns.available() => Some(dest),
         _ => None,
     }
 }
