@@ -308,3 +308,101 @@ fn exchange_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
     s.read_exact(&mut buf).ok()?;
     (buf.len() >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id).then_some(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+    use std::str::FromStr;
+
+    /// A resolver on loopback answering every A question with `count`
+    /// addresses 10.0.0.1..; returns its address and a question counter.
+    fn fake_upstream(count: u8) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&asked);
+        std::thread::spawn(move || loop {
+            let mut buf = [0u8; 4096];
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                return;
+            };
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let mut a = response(q.id(), OpCode::Query, ResponseCode::NoError, q.queries());
+            for i in 0..count {
+                let ip = std::net::Ipv4Addr::new(10, 0, 0, i + 1);
+                a.add_answer(Record::from_rdata(
+                    q.queries()[0].name().clone(),
+                    120,
+                    RData::A(A(ip)),
+                ));
+            }
+            let _ = sock.send_to(&a.to_vec().unwrap(), from);
+        });
+        (addr, asked)
+    }
+
+    fn query(name: &str, id: u16) -> Vec<u8> {
+        let mut m = Message::new();
+        m.set_id(id)
+            .set_recursion_desired(true)
+            .add_query(Query::query(Name::from_str(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    fn responder(upstream: SocketAddr, pinned: Pinned) -> Responder {
+        let reporter = Arc::new(Reporter::new(true, None).unwrap());
+        let names = vec![HostMatch::Suffix("dyn.test".into())];
+        Responder::new(names, pinned, vec![upstream], reporter)
+    }
+
+    #[test]
+    fn covered_names_go_upstream_once_and_are_learned() {
+        let (up, asked) = fake_upstream(1);
+        let pinned = Pinned::default();
+        let r = responder(up, pinned.clone());
+        for id in [7, 8] {
+            let a = Message::from_vec(&r.answer(&query("A.Dyn.Test.", id), true).unwrap()).unwrap();
+            assert_eq!((a.id(), a.response_code()), (id, ResponseCode::NoError));
+            assert_eq!(a.answers().len(), 1);
+        }
+        assert_eq!(
+            asked.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the second came from the cache"
+        );
+        assert!(pinned.known_as("10.0.0.1".parse().unwrap(), |n| n == "a.dyn.test"));
+    }
+
+    #[test]
+    fn other_names_get_nxdomain_without_asking() {
+        let (up, asked) = fake_upstream(1);
+        let r = responder(up, Pinned::default());
+        let a = Message::from_vec(&r.answer(&query("evil.test.", 9), true).unwrap()).unwrap();
+        assert_eq!((a.id(), a.response_code()), (9, ResponseCode::NXDomain));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn long_answers_are_truncated_for_udp_only() {
+        let (up, _) = fake_upstream(40);
+        let r = responder(up, Pinned::default());
+        let udp = r.answer(&query("big.dyn.test.", 1), true).unwrap();
+        let a = Message::from_vec(&udp).unwrap();
+        assert!(udp.len() <= 512 && a.truncated() && a.answers().is_empty());
+        let tcp = r.answer(&query("big.dyn.test.", 2), false).unwrap();
+        let a = Message::from_vec(&tcp).unwrap();
+        assert!(!a.truncated() && a.answers().len() == 40, "{}", tcp.len());
+    }
+
+    #[test]
+    fn garbage_is_refused_or_dropped() {
+        let r = responder("127.0.0.1:9".parse().unwrap(), Pinned::default());
+        assert!(r.answer(b"\x01\x02short", true).is_none());
+        let mut bad = query("a.dyn.test.", 5);
+        bad.truncate(bad.len() - 3);
+        let a = Message::from_vec(&r.answer(&bad, true).unwrap()).unwrap();
+        assert_eq!((a.id(), a.response_code()), (5, ResponseCode::FormErr));
+    }
+}
