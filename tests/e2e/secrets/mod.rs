@@ -33,6 +33,8 @@ mod gates;
 mod git;
 mod input;
 mod scrub;
+mod scrub_encoded;
+mod spool;
 mod substitution;
 
 use crate::common::git::*;
