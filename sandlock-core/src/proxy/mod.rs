@@ -57,6 +57,10 @@ pub(crate) struct Shared {
     redirects: Arc<Redirects>,
     /// Bound on connecting to and hearing back from an upstream.
     timeout: Duration,
+    /// Where bodies held whole go once they outgrow memory: the
+    /// supervisor's own temporary directory, read once at start (never
+    /// the workload's TMPDIR).
+    spool_dir: Arc<std::path::Path>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -165,6 +169,7 @@ impl Proxy {
                 .upstream_timeout
                 .unwrap_or(crate::policy::DEFAULT_UPSTREAM_TIMEOUT),
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            spool_dir: Arc::from(std::env::temp_dir().as_path()),
         });
         let (v4, v6) = runtime.block_on(async {
             let v4 = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;

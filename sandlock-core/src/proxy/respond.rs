@@ -1,4 +1,4 @@
-//! Responses sandlock makes itself (403, 421, 400, 431, 502, 504): one
+//! Responses sandlock makes itself (400, 403, 421, 431, 500, 502, 504): one
 //! text line starting `sandlock:` that names the rule or the reason, and
 //! the same decision on sandlock's stderr and in the audit log.
 
@@ -10,7 +10,7 @@ use super::Shared;
 use crate::audit::{Event, Verdict};
 
 /// The body type every proxied response uses.
-pub(super) type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+pub(super) type Body = http_body_util::combinators::BoxBody<Bytes, super::upstream::BoxError>;
 
 /// What one request was, for messages: `GET https://api.test/path`.
 pub(super) struct Described<'a> {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::acl::Verdict;
 use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
-use super::substitute::Plan;
+use super::substitute::{Applied, Plan};
 use super::upstream::{Failure, Pool, ReqBody, Target};
 use super::{Original, Shared};
 use crate::network::canonical_ip;
@@ -35,7 +35,7 @@ pub(super) struct Conn {
     pool: Pool,
     /// The secrets this connection may carry, decided once from its TLS
     /// name and destination (plaintext connections decide per request).
-    plan: Option<Plan>,
+    plan: Option<Arc<Plan>>,
 }
 
 /// Serves HTTP/1.1 (or HTTP/2 when `h2`) on `io` until the client leaves.
@@ -57,7 +57,8 @@ where
             Some(sni),
             None,
             orig.dest.ip(),
-        ),
+        )
+        .map(Arc::new),
         _ => None,
     };
     let conn = Arc::new(Conn {
@@ -104,41 +105,68 @@ impl Conn {
         refuse(&self.shared, d, status, reason)
     }
 
-    /// Swaps placeholders for real values where this connection may carry
-    /// them; reports a placeholder headed where its secret may not go.
-    async fn substitute(
-        &self,
-        req: Request<ReqBody>,
-        host: &str,
-    ) -> Result<Request<ReqBody>, (StatusCode, String)> {
-        let per_request;
-        let plan = match (&self.plan, &self.side) {
-            (Some(p), _) => Some(p),
+    /// The secrets a request may carry: the connection's, or on plain
+    /// HTTP those that opted in and are bound to its (pinned) Host.
+    fn plan_for(&self, host: &str) -> Option<Arc<Plan>> {
+        match (&self.plan, &self.side) {
+            (Some(p), _) => Some(Arc::clone(p)),
             (None, Side::Plain) if self.shared.secrets.iter().any(|s| s.plaintext()) => {
-                per_request = Plan::for_connection(
+                Plan::for_connection(
                     &self.shared.secrets,
                     &self.shared.pinned,
                     None,
                     Some(host),
                     self.orig.dest.ip(),
-                );
-                per_request.as_ref()
+                )
+                .map(Arc::new)
             }
             _ => None,
-        };
+        }
+    }
+
+    /// Swaps placeholders for real values where `plan` lets them go;
+    /// reports a placeholder headed where its secret may not go, and a
+    /// body whose coding could not be looked into.
+    async fn substitute(
+        &self,
+        req: Request<ReqBody>,
+        host: &str,
+        plan: Option<&Plan>,
+        d: &Described<'_>,
+    ) -> Result<Request<ReqBody>, (StatusCode, String)> {
         if let Some(why) = self.report_misuse(&req, host, plan) {
             return Err((StatusCode::FORBIDDEN, why));
         }
         let Some(plan) = plan else {
             return Ok(req);
         };
-        match plan.apply(req).await {
-            Ok((req, _)) => Ok(req),
-            Err(e) => Err((
-                StatusCode::BAD_REQUEST,
-                format!("request body could not be read: {e}"),
-            )),
+        match plan.apply(req, Arc::clone(&self.shared.spool_dir)).await {
+            Ok(Applied {
+                req,
+                uninspected: None,
+            }) => Ok(req),
+            Ok(Applied {
+                req,
+                uninspected: Some(coding),
+            }) => {
+                let why = format!(
+                    "request body in content-coding '{coding}' not searched for placeholders; forwarded unchanged"
+                );
+                self.warn(d, &why);
+                Ok(req)
+            }
+            Err(e) => Err((e.status(), e.to_string())),
         }
+    }
+
+    fn warn(&self, d: &Described<'_>, why: &str) {
+        self.shared.reporter.record(&crate::audit::Event {
+            pid: self.orig.pid,
+            syscall: "http",
+            target: d.what,
+            verdict: crate::audit::Verdict::Warn,
+            rule: why,
+        });
     }
 
     /// A placeholder in the head of a request its secret may not join goes
@@ -233,7 +261,9 @@ impl Conn {
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
         }
-        let req = match self.substitute(req, &host).await {
+        let plan = self.plan_for(&host);
+        let head = req.method() == Method::HEAD;
+        let req = match self.substitute(req, &host, plan.as_deref(), &d).await {
             Ok(req) => req,
             Err((status, why)) => return refuse(&self.shared, &d, status, &why),
         };
@@ -250,10 +280,25 @@ impl Conn {
         };
         match result {
             Ok(resp) => {
-                let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-                let mut resp = match &self.plan {
-                    Some(plan) if !switching => plan.scrub(resp),
-                    _ => resp.map(|b| b.boxed()),
+                let status = resp.status();
+                let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+                // Whatever its headers say, no body follows these.
+                let bodiless = head
+                    || status.is_informational()
+                    || status == StatusCode::NO_CONTENT
+                    || status == StatusCode::NOT_MODIFIED;
+                let spool_dir = Arc::clone(&self.shared.spool_dir);
+                let mut resp = match &plan {
+                    Some(plan) if !switching => match plan.scrub(resp, bodiless, spool_dir).await {
+                        Ok(resp) => resp,
+                        // Fail closed: what could not be scrubbed never
+                        // reaches the workload.
+                        Err(e) => {
+                            let why = format!("response from a secret's host not passed on: {e}");
+                            return refuse(&self.shared, &d, e.status(), &why);
+                        }
+                    },
+                    _ => resp.map(|b| b.map_err(Into::into).boxed()),
                 };
                 strip_hop_by_hop(resp.headers_mut(), switching);
                 resp

@@ -234,9 +234,27 @@ async fn timed(
 ) -> std::result::Result<Response<Incoming>, Failure> {
     match tokio::time::timeout(shared.timeout, fut).await {
         Err(_) => Err(Failure::Timeout("no response from upstream in time")),
-        Ok(Err(e)) => Err(Failure::Bad(format!("upstream failed: {e}"))),
+        Ok(Err(e)) => Err(Failure::Bad(format!(
+            "upstream failed: {}",
+            with_causes(&e)
+        ))),
         Ok(Ok(r)) => Ok(r),
     }
+}
+
+/// `e` and the errors under it: hyper's own message for a request body
+/// that failed ("error from user's Body stream") does not say why, its
+/// cause (sandlock's own, such as a spool file that could not be read)
+/// does.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 async fn dial(

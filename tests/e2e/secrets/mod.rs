@@ -1,4 +1,4 @@
-//! Secrets (issue 5, phase 1): `--secret NAME=SOURCE@HOSTS` gives the
+//! Secrets (issue 5): `--secret NAME=SOURCE@HOSTS` gives the
 //! workload a placeholder in `$NAME`, and the proxy swaps in the real value
 //! only on requests where every gate holds: intercepted TLS (or the
 //! secret's `;plaintext` on plain HTTP), an SNI matching one of the
@@ -14,8 +14,9 @@
 //! interception on, and zero-config trust makes the sandbox CA trusted.
 //! Real values are drawn at random per test and reach sandlock only
 //! through its own environment (`env:REAL_TOKEN`), a file or a descriptor,
-//! never through its argv. Curl writes response bodies to /dev/null:
-//! phase 1 does not scrub responses, and /echo reflects what it received.
+//! never through its argv. Curl writes response bodies to /dev/null where a
+//! test looks at what went upstream; `scrub` and `scrub_encoded` look at
+//! what comes back.
 //!
 //! Every attack (a gate that does not hold) has a twin where the gate
 //! holds and the value does go out, so a test cannot pass merely because
@@ -23,16 +24,20 @@
 //!
 //! This file holds the shared setup and helpers; the tests are grouped by
 //! concern: `substitution` (header, Basic, URL, bodies, chunks, HTTP/2,
-//! --secret-headers), `gates` (the four gates, misuse warn/block,
-//! reachability), `scrub` (response scrubbing, the value nowhere),
-//! `encoded` (gzip bodies), `git` (clone and push with a token), `input`
-//! (sources, malformed specs).
+//! --secret-headers), `gates` (the four gates, the DNS pin through the
+//! interceptor, misuse warn/block, reachability), `scrub` (response
+//! scrubbing, the value nowhere), `scrub_encoded` (gzip, deflate and zstd
+//! responses), `encoded` (encoded request bodies), `spool` (bodies held on
+//! disk), `git` (clone and push with a token), `input` (sources, malformed
+//! specs).
 
 mod encoded;
 mod gates;
 mod git;
 mod input;
 mod scrub;
+mod scrub_encoded;
+mod spool;
 mod substitution;
 
 use crate::common::git::*;
