@@ -230,3 +230,50 @@ c --data-binary "v=$TOKEN" "$1/identity"
         assert_eq!(r.body, format!("v={}", s.value).into_bytes(), "{c}");
     }
 );
+
+// ---------------------------------------------------------------------------
+// A decompression bomb
+// ---------------------------------------------------------------------------
+
+/// 300 MiB of zeros gzipped (about 300 KB), posted to $1 and $2.
+const BOMB_SCRIPT: &str = r#"head -c 300M /dev/zero | gzip -9 -c > "$TMPDIR/bomb.gz"
+wc -c < "$TMPDIR/bomb.gz" | sed 's/^/SIZE /'
+c -H 'Content-Encoding: gzip' --data-binary "@$TMPDIR/bomb.gz" "$1"
+c -H 'Content-Encoding: gzip' --data-binary "@$TMPDIR/bomb.gz" "$2"
+"#;
+
+both!(gzip_bomb_to_a_secret_host_is_refused, |ctx| {
+    // For api.test, where the secret may go, the body must be decoded to
+    // look, and it expands past 256 MiB: refused with 400, never sent. For
+    // other.test (no secret bound) it is forwarded untouched.
+    let s = Sec::tls("127.0.0.1");
+    let allow = format!("other.test:{}", s.port());
+    let flags = s.flags(&["--add-host", "other.test:127.0.0.1", "--net-allow", &allow]);
+    let out = s.run(
+        &ctx,
+        &flags,
+        BOMB_SCRIPT,
+        &[
+            &s.url("api.test", "/echo/bomb"),
+            &s.url("other.test", "/echo/bomb-elsewhere"),
+        ],
+    );
+    let c = s.dump(&out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(&out), vec!["0 400", "0 200"], "{c}");
+    assert!(
+        out.stderr.contains("over 256 MiB"),
+        "the refusal says why\n{c}"
+    );
+    let size: usize = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SIZE "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("bomb size");
+    assert!(size < 1 << 20, "a bomb is small: {size}");
+    let paths = s.up.paths();
+    assert_eq!(paths, vec!["/echo/bomb-elsewhere".to_string()], "{c}");
+    let r = s.request("/echo/bomb-elsewhere", &c);
+    assert_eq!(r.body.len(), size, "forwarded untouched\n{c}");
+});
