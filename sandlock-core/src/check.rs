@@ -266,6 +266,20 @@ pub fn probe() -> Report {
             required: false,
             detail: "Linux 6.6: fast notification round trips".into(),
         },
+        match crate::dns::probe() {
+            Ok(()) => Feature {
+                name: "DNS interceptor namespace",
+                present: true,
+                required: false,
+                detail: "unprivileged user + network namespaces: DNS answered by sandlock".into(),
+            },
+            Err(e) => Feature {
+                name: "DNS interceptor namespace",
+                present: false,
+                required: false,
+                detail: format!("{e}: names resolve only through /etc/hosts"),
+            },
+        },
     ];
     Report { kernel, features }
 }

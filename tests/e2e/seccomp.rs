@@ -138,7 +138,14 @@ fn check_reports_kernel_support() {
     let out = Ctx::invoker().sl(["check"]);
     out.expect_code(0);
     let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
-    for needle in ["landlock", "abi", "notif", "addfd", "sync"] {
+    for needle in [
+        "landlock",
+        "abi",
+        "notif",
+        "addfd",
+        "sync",
+        "dns interceptor namespace",
+    ] {
         assert!(
             all.contains(needle),
             "`sandlock check` does not mention {needle:?}\n{}",

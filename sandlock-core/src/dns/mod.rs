@@ -152,6 +152,11 @@ impl Drop for Ready {
     }
 }
 
+/// Sets the interceptor's namespace up once, for `sandlock check`.
+pub(crate) fn probe() -> std::io::Result<()> {
+    netns::Netns::spawn()?.servers().map(drop)
+}
+
 /// The name patterns the policy's rules cover.
 fn resolvable(policy: &Policy) -> Vec<HostMatch> {
     let net = policy.net.allow.iter().filter_map(|r| match &r.host {
