@@ -26,12 +26,13 @@
 //! --secret-headers), `gates` (the four gates, misuse warn/block,
 //! reachability), `scrub` (response scrubbing, the value nowhere),
 //! `encoded` (gzip bodies), `git` (clone and push with a token), `input`
-//! (sources, malformed specs).
+//! (sources, malformed specs), `large` (a GiB upload in bounded memory).
 
 mod encoded;
 mod gates;
 mod git;
 mod input;
+mod large;
 mod scrub;
 mod substitution;
 
@@ -191,14 +192,29 @@ impl Sec {
         script: &str,
         args: &[&str],
     ) -> Out {
+        run_cmd(self.command(ctx, flags, env, script, args), None, RUN_LIMIT)
+    }
+
+    /// The `sandlock run` command of `run_env`, not started yet.
+    fn command(
+        &self,
+        ctx: &Ctx,
+        flags: &[String],
+        env: &[(&str, &str)],
+        script: &str,
+        args: &[&str],
+    ) -> Command {
         let body = format!("{PROLOGUE}{script}");
         let mut cmd = sv(&["/bin/sh", "-c", &body, "sh"]);
         cmd.extend(sv(args));
         let f: Vec<&str> = flags.iter().map(String::as_str).collect();
         let c: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let mut all = vec![(VAR, self.value.as_str())];
-        all.extend_from_slice(env);
-        ctx.sl_env(run_args(&f, &c), &all)
+        let mut command = ctx.command(run_args(&f, &c));
+        command.env(VAR, &self.value);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
     }
 
     fn run(&self, ctx: &Ctx, flags: &[String], script: &str, args: &[&str]) -> Out {
