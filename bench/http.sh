@@ -25,6 +25,13 @@
 #     1000 idle keep-alive connections inside the sandbox; the supervisor's
 #     (the `sandlock` process's) VmRSS is read at 1 and at 1000 connections
 #     and (after - before) / 999 is reported                   (target <= 64 KiB)
+#   - secrets: keep-alive requests/s with a header secret against the same
+#     proxy without one                                        (target >= 90 %)
+#   - secrets: a 1 GiB identity upload (curl -T - with a Content-Length,
+#     tests/fixtures/bigbody.py's body with the placeholder every 3 MiB) to
+#     bench/http/upload_sink.py, with --secret against the same upload
+#     through the same proxy without a secret                 (target >= 70 %)
+#     and sandlock's peak RSS (VmHWM, sampled) during it      (target <= 64 MiB)
 # Direct wrk runs use https://127.0.0.1:PORT/ with `Host: bench.test` (the
 # host's /etc/hosts is left alone); sandboxed ones use https://bench.test:PORT/
 # (the sandbox's virtual /etc/hosts has it). wrk checks no certificates; curl
@@ -44,6 +51,11 @@
 #                     is bimodal unpinned (same CPU ~40 us, cross-CPU ~120 us)
 #   DIRECT_ONLY=1     only the direct half (no build, no sandlock needed)
 #   SANDLOCK_EXTRA="" extra `sandlock run` flags, word-split (e.g. --net-allow ...)
+#   SECTIONS="wrk ksec dl idle upload"
+#                     which measurements to run (default all), e.g.
+#                     SECTIONS=upload for the 1 GiB upload rows alone
+#   UPLOAD_MIB=1024   size of the upload
+#   UPLOAD_PROTO=--http2  curl's protocol for the upload (or --http1.1)
 #   SKIP_BUILD=1      do not run cargo build (use the existing release binary)
 #   SANDLOCK=/path    benchmark this binary instead of target/release/sandlock
 #   BENCH_MD=/path    also write the summary table as Markdown to this file
@@ -64,10 +76,13 @@ KEY_TYPE="${KEY_TYPE:-ec}"
 DIRECT_ONLY="${DIRECT_ONLY:-0}"
 read -r -a EXTRA <<<"${SANDLOCK_EXTRA:-}"
 PIN="${PIN:-}"
+SECTIONS="${SECTIONS:-wrk ksec dl idle upload}"
+UPLOAD_MIB="${UPLOAD_MIB:-1024}"
 BIG_MIB=64
 SB_PY=/usr/bin/python3 # the system python: inside the system view
 
 log() { printf '==> %s\n' "$*" >&2; }
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- tools
@@ -120,7 +135,7 @@ if [[ "$DIRECT_ONLY" != 1 ]]; then
             log "cargo build --release -p sandlock-cli"
             (cd "$ROOT" && cargo build --release -p sandlock-cli) >&2
         fi
-        SANDLOCK="$ROOT/target/release/sandlock"
+        SANDLOCK="${CARGO_TARGET_DIR:-$ROOT/target}/release/sandlock"
     fi
     [[ -x "$SANDLOCK" ]] || die "no sandlock binary at $SANDLOCK"
 fi
@@ -321,6 +336,7 @@ fi
 sandboxed() { rm -f "$SBD/ca.pem"; timeout -k 5 $((DURATION + 60)) "${CPIN[@]}" "${SB[@]}" -- "$@"; }
 
 # ---------------------------------------------------------------- wrk
+if want wrk; then
 metric ka "keep-alive HTTPS requests/s (wrk -t1 -c16)" "req/s" min_ratio 0.6
 metric close "new HTTPS connections/s (wrk -t1 -c16, Connection: close)" "conn/s" min_ratio 0.3
 metric lat "median latency, keep-alive (wrk -t1 -c1, 50%)" "us" max_diff 250
@@ -374,10 +390,12 @@ for m in ka close lat; do
     e="$(wrk_errors "$L"/wrk-$m-*-direct.out)"; [[ -z "$e" ]] || diag "wrk $m, direct (count: line)" "$e"
     e="$(wrk_errors "$L"/wrk-$m-*-sandbox.out)"; [[ -z "$e" ]] || diag "wrk $m, sandlock (count: line)" "$e"
 done
+fi
 
 # ---------------------------------------------------------------- secrets
 # Keep-alive rate with a header secret substituted on every request, against
 # the same proxy and the same header without a secret.
+if want ksec; then
 metric ksec "keep-alive req/s, header secret vs none (both through sandlock)" "req/s" min_ratio 0.9
 SECRET_VALUE=bench_secret_value_0123456789abcdef
 WRK_SH='exec wrk -t1 -c16 -d"$1"s -H "Authorization: Bearer $TOKEN" "$2"'
@@ -402,8 +420,10 @@ for ((i = 1; i <= REPS; i++)); do
         tail_of "$f"; failed "sandboxed wrk with a secret, rep $i"
     fi
 done
+fi
 
 # ---------------------------------------------------------------- download
+if want dl; then
 metric dl "64 MiB HTTPS download (curl)" "MiB/s" min_ratio 0.7
 CURL_W=(-o /dev/null -w '%{speed_download} %{size_download} %{http_version}\n')
 # dl_ok FILE: the whole file came, prints MiB/s
@@ -436,9 +456,10 @@ done
 vers() { cat "$@" 2>/dev/null | sort | uniq -c | awk '{ printf "%sHTTP/%s x%s", (NR > 1 ? ", " : ""), $2, $1 }' || true; }
 diag "download protocol (curl %{http_version}), direct" "$(vers "$L"/dl-*-direct.out.ver)"
 ((SANDBOX_OK)) && diag "download protocol (curl %{http_version}), sandlock" "$(vers "$L"/dl-*-sandbox.out.ver)"
+fi
 
 # ---------------------------------------------------------------- idle connections
-metric mem "proxy memory per idle TLS connection (sandlock VmRSS, $IDLE_CONNS conns)" "KiB" max_abs 64
+want idle && metric mem "proxy memory per idle TLS connection (sandlock VmRSS, $IDLE_CONNS conns)" "KiB" max_abs 64
 
 # wait_line FILE ERE SECS PID: until a line of FILE matches, or PID is gone
 wait_line() {
@@ -519,12 +540,16 @@ idle_run() {
         diag "sandlock open fds / threads with $IDLE_CONNS idle connections" "$fds / $threads"
     fi
 }
-log "idle connections: $IDLE_CONNS, direct (reference only)"
-idle_run direct
-if ((SANDBOX_OK)); then
-    log "idle connections: $IDLE_CONNS under sandlock"
-    idle_run sandbox
+if want idle; then
+    log "idle connections: $IDLE_CONNS, direct (reference only)"
+    idle_run direct
+    if ((SANDBOX_OK)); then
+        log "idle connections: $IDLE_CONNS under sandlock"
+        idle_run sandbox
+    fi
 fi
+
+want upload && source "$BENCH/http/upload.sh"
 
 diag "load average (1/5/15 min) at start | at end" "$LOAD_START | $(cut -d' ' -f1-3 /proc/loadavg)"
 diag "nginx $NGINX_VERSION, workers, key type, pinning" "$NGINX_WORKERS, $KEY_TYPE, ${PIN:-none}"

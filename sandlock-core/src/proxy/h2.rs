@@ -34,12 +34,12 @@ use super::respond::Body;
 use super::serve::Conn;
 use super::upstream::BoxError;
 
-/// Receive window of one stream. Large, because a known bug is bounded by
-/// it: git's streamed HTTP/2 push (libcurl, no Content-Length) stalls once
-/// a stream's first window is used up, although the window is released as
-/// the upstream reads (curl's own uploads of the same shape go through).
-/// Until that is found, an upload larger than this window from such a
-/// client can stall.
+/// Receive window of one stream: at most this much of a request body waits
+/// in the proxy when the upstream reads slower than the client sends. Large,
+/// because a client bug is bounded by it: libcurl 7.88 (Debian 12) reads a
+/// streamed body again after its end when the window ran out just before
+/// that end, and git's read callback then blocks for good (README, "Known
+/// limits"). A body that fits in the window never waits for one.
 const STREAM_WINDOW: u32 = 16 << 20;
 /// Receive window of the whole connection: a few streams at full speed.
 const CONNECTION_WINDOW: u32 = 32 << 20;

@@ -138,9 +138,15 @@ fn json_value(b: &[u8], i: &mut usize) -> Result<Json, String> {
                         }
                     }
                     Some(_) => {
-                        // copy one UTF-8 char
-                        let rest = std::str::from_utf8(&b[*i..]).map_err(|e| e.to_string())?;
-                        let ch = rest.chars().next().unwrap();
+                        // copy one UTF-8 char: decode at most its 4 bytes,
+                        // not the rest of the line (that made long strings,
+                        // such as logged bodies, quadratic)
+                        let window = &b[*i..(*i + 4).min(b.len())];
+                        let valid = match std::str::from_utf8(window) {
+                            Ok(s) => s,
+                            Err(e) => std::str::from_utf8(&window[..e.valid_up_to()]).unwrap(),
+                        };
+                        let ch = valid.chars().next().ok_or("invalid UTF-8")?;
                         out.push(ch);
                         *i += ch.len_utf8();
                     }

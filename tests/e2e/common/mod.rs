@@ -12,6 +12,7 @@ pub mod dns;
 pub mod git;
 mod json;
 mod servers;
+pub mod sink;
 pub mod tls;
 
 pub use json::*;
@@ -49,6 +50,16 @@ fn status_field(name: &str) -> Option<String> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(name).map(|rest| rest.trim().to_string()))
+}
+
+/// A "NAME: N kB" field of /proc/PID/status, in KiB (None once the
+/// process is gone or a zombie, whose memory fields are absent).
+pub fn proc_kib(pid: u32, name: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+        rest.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
 }
 
 /// Real uid of the test process.
@@ -328,7 +339,18 @@ fn describe(cmd: &Command) -> String {
 
 /// Runs `cmd` to completion (stdout/stderr captured), killing it and
 /// panicking if it takes longer than `limit`.
-pub fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out {
+pub fn run_cmd(cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out {
+    run_cmd_watch(cmd, stdin, limit, |_| {})
+}
+
+/// Like `run_cmd`, calling `watch(pid)` each time the running child is
+/// polled (every 5 ms until it exits), e.g. to sample /proc/PID/status.
+pub fn run_cmd_watch(
+    mut cmd: Command,
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+    mut watch: impl FnMut(u32),
+) -> Out {
     let what = describe(&cmd);
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -349,7 +371,8 @@ pub fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out
     }
     let out_rx = reader(child.stdout.take().unwrap());
     let err_rx = reader(child.stderr.take().unwrap());
-    let status = wait_limit(&mut child, limit);
+    let pid = child.id();
+    let status = wait_limit_watch(&mut child, limit, || watch(pid));
     let elapsed = start.elapsed();
     // A leaked grandchild may keep the pipes open: do not wait forever
     // (one shared 3 s grace period for both pipes).
@@ -370,8 +393,19 @@ pub fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out
 
 /// Waits for `child` up to `limit`; on expiry kills it and returns None.
 pub fn wait_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    wait_limit_watch(child, limit, || {})
+}
+
+/// `wait_limit`, calling `watch` before each look at whether the child
+/// exited (so its last call sees the child still there, or a zombie).
+fn wait_limit_watch(
+    child: &mut Child,
+    limit: Duration,
+    mut watch: impl FnMut(),
+) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
+        watch();
         if let Some(st) = child.try_wait().expect("try_wait") {
             return Some(st);
         }
@@ -510,7 +544,7 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("staticprobe", &["-static"]),
     ("bundleprobe", &["-pthread"]),
 ];
-const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py", "dnsprobe.py"];
+const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py", "dnsprobe.py", "bigbody.py"];
 
 struct Fixtures {
     dir: PathBuf,

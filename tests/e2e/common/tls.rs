@@ -358,25 +358,12 @@ impl Upstream {
             .filter(|e| e.get("event").and_then(Json::as_str) == Some("request"))
             .map(|e| {
                 let s = |k: &str| e.get(k).and_then(Json::as_str).unwrap_or("").to_string();
-                let headers = match e.get("headers") {
-                    Some(Json::Arr(hs)) => hs
-                        .iter()
-                        .map(|h| match h {
-                            Json::Arr(kv) if kv.len() == 2 => (
-                                kv[0].as_str().unwrap_or("").to_string(),
-                                kv[1].as_str().unwrap_or("").to_string(),
-                            ),
-                            other => panic!("bad header entry {other:?}"),
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
                 SeenRequest {
                     conn: conn_of(e),
                     method: s("method"),
                     path: s("path"),
                     version: s("version"),
-                    headers,
+                    headers: headers_of(e),
                     body: b64decode(&s("body_b64")),
                 }
             })
@@ -422,6 +409,23 @@ impl Upstream {
             fs::read_to_string(&self.log).unwrap_or_default(),
             fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
         )
+    }
+}
+
+/// The `headers` ([[name, value], ...]) of a log entry.
+pub(super) fn headers_of(e: &Json) -> Vec<(String, String)> {
+    match e.get("headers") {
+        Some(Json::Arr(hs)) => hs
+            .iter()
+            .map(|h| match h {
+                Json::Arr(kv) if kv.len() == 2 => (
+                    kv[0].as_str().unwrap_or("").to_string(),
+                    kv[1].as_str().unwrap_or("").to_string(),
+                ),
+                other => panic!("bad header entry {other:?}"),
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! chunked responses) and WebSocket upgrades.
 
 use super::*;
+use crate::common::sink::*;
 
 // ---------------------------------------------------------------------------
 // Bodies: exact bytes both ways, chunked, WebSocket
@@ -296,3 +297,47 @@ both!(https_expect_100_continue_http1, |ctx| {
 both!(https_expect_100_continue_http2, |ctx| {
     expect_continue(&ctx, "--http2", "< HTTP/2 100", "< HTTP/2 200");
 });
+
+/// Streams bigbody.py ($5) 's body ($1 SIZE, $2 TOKEN) over HTTP/2 with
+/// curl trusting only $3 to $4 (`-T -`: no Content-Length). Prints "R
+/// <http code> <http version> <bytes uploaded>".
+const H2_UPLOAD: &str = r#"python3 "$5" "$1" "$2" |
+  curl -q -sS --http2 --cacert "$3" -T - -o /dev/null -w 'R %{http_code} %{http_version} %{size_upload}\n' "$4"
+"#;
+
+// An HTTP/2 upload streamed without a Content-Length, three times the
+// proxy's per-stream receive window and larger than its connection window,
+// arrives byte-exact: the window is given back as the upstream reads.
+// (Without that the client would stop after the first window and this
+// would hit the time limit.)
+both!(
+    https_http2_streamed_upload_beyond_the_receive_window,
+    |ctx| {
+        const SIZE: u64 = 48 << 20;
+        const TOKEN: &str = "e2e-flow-control-token";
+        let count = format!("token:{}", hex(TOKEN));
+        let s = Setup::with(Upstream::start_with(
+            "127.0.0.1",
+            true,
+            &["--sink-count", &count],
+        ));
+        let want = bigbody(SIZE, TOKEN);
+        let fixtures = fixdir();
+        let flags = s.flags(&["--http-allow", "PUT api.test/sink", "-r", &fixtures]);
+        let size = SIZE.to_string();
+        let url = s.url("api.test", "/sink");
+        let script = bigbody_py();
+        let args = [size.as_str(), TOKEN, &s.ca, &url, &script];
+        let out = run(&ctx, &flags, &sh(H2_UPLOAD, &args));
+        let c = s.dump(&out);
+        out.expect_code(0);
+        assert_eq!(out.stdout, format!("R 200 2 {SIZE}\n"), "{c}");
+        let sunk = s.up.sunk();
+        assert_eq!(sunk.len(), 1, "{c}");
+        let got = &sunk[0];
+        assert_eq!(got.header("transfer-encoding"), Some("chunked"), "{c}");
+        assert_eq!(got.len, SIZE, "{c}");
+        assert_eq!(got.count("token"), want.tokens, "{c}");
+        assert_eq!(got.sha256, want.sha256, "{c}");
+    }
+);

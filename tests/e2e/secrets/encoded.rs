@@ -107,10 +107,10 @@ gzip -c "$out/gzip" > "$TMPDIR/gzip.gz"
 { printf 'a=%s&' "$TOKEN"; head -c 35651584 /dev/urandom; printf '&z=%s' "$TOKEN"; } > "$out/zstd"
 zstd -q -c "$out/zstd" > "$TMPDIR/zstd.zst"
 head -c 5242880 /dev/urandom | base64 -w0 | gzip -c > "$out/clean.gz"
-c -H 'Content-Encoding: gzip' --data-binary "@$TMPDIR/gzip.gz" "$url/sink/gzip"
-c -H 'Content-Encoding: gzip' --data-binary "@$out/clean.gz" "$url/sink/clean"
+c -H 'Content-Encoding: gzip' --data-binary "@$TMPDIR/gzip.gz" "$url/save/gzip"
+c -H 'Content-Encoding: gzip' --data-binary "@$out/clean.gz" "$url/save/clean"
 hwm 0
-c -H 'Content-Encoding: zstd' --data-binary "@$TMPDIR/zstd.zst" "$url/sink/zstd"
+c -H 'Content-Encoding: zstd' --data-binary "@$TMPDIR/zstd.zst" "$url/save/zstd"
 hwm 1
 "#;
 
@@ -165,7 +165,7 @@ both!(
             assert!(want.ends_with(format!("&z={}", s.value).as_bytes()), "{c}");
             let got = fs::read(save.join(coding)).unwrap_or_default();
             assert!(got.len() > least, "{coding}: {} bytes\n{c}", got.len());
-            let r = s.request(&format!("/sink/{coding}"), &c);
+            let r = s.request(&format!("/save/{coding}"), &c);
             assert_eq!(r.header("content-encoding"), Some(coding), "{c}");
             assert_eq!(
                 r.header("content-length"),

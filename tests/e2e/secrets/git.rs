@@ -109,8 +109,8 @@ echo "PUSH $?"
 
 /// The upstream's requests and every raw byte it received, read from its
 /// log without handing the multi-megabyte base64 strings to `parse_json`
-/// (which is quadratic in a string's length): those are cut out by plain
-/// string search first.
+/// (which would copy each of them char by char): those are cut out by
+/// plain string search first.
 fn big_log(up: &Upstream) -> (Vec<SeenRequest>, Vec<u8>) {
     std::thread::sleep(std::time::Duration::from_millis(150));
     let text = fs::read_to_string(&up.log).unwrap_or_default();

@@ -29,12 +29,13 @@
 //! scrubbing, the value nowhere), `scrub_encoded` (gzip, deflate and zstd
 //! responses), `encoded` (encoded request bodies), `spool` (bodies held on
 //! disk), `git` (clone and push with a token), `input` (sources, malformed
-//! specs).
+//! specs), `large` (a GiB upload in bounded memory).
 
 mod encoded;
 mod gates;
 mod git;
 mod input;
+mod large;
 mod scrub;
 mod scrub_encoded;
 mod spool;
@@ -196,14 +197,29 @@ impl Sec {
         script: &str,
         args: &[&str],
     ) -> Out {
+        run_cmd(self.command(ctx, flags, env, script, args), None, RUN_LIMIT)
+    }
+
+    /// The `sandlock run` command of `run_env`, not started yet.
+    fn command(
+        &self,
+        ctx: &Ctx,
+        flags: &[String],
+        env: &[(&str, &str)],
+        script: &str,
+        args: &[&str],
+    ) -> Command {
         let body = format!("{PROLOGUE}{script}");
         let mut cmd = sv(&["/bin/sh", "-c", &body, "sh"]);
         cmd.extend(sv(args));
         let f: Vec<&str> = flags.iter().map(String::as_str).collect();
         let c: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let mut all = vec![(VAR, self.value.as_str())];
-        all.extend_from_slice(env);
-        ctx.sl_env(run_args(&f, &c), &all)
+        let mut command = ctx.command(run_args(&f, &c));
+        command.env(VAR, &self.value);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
     }
 
     fn run(&self, ctx: &Ctx, flags: &[String], script: &str, args: &[&str]) -> Out {

@@ -57,11 +57,11 @@ PY
 gen warm 5242880 "$2"
 gen big 41943040 "$3"
 gen mid 6291456 "$4"
-c --http1.1 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/warm" "$1/sink/warm"
+c --http1.1 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/warm" "$1/save/warm"
 hwm 0
-c --http1.1 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/big" "$1/sink/big"
+c --http1.1 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/big" "$1/save/big"
 hwm 1
-c --http2 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/mid" "$1/sink/mid"
+c --http2 -H 'Content-Type: application/octet-stream' --data-binary "@$TMPDIR/mid" "$1/save/mid"
 "#;
 
 const WARM: usize = 5 << 20;
@@ -108,7 +108,7 @@ both!(
         let entries = s.up.entries();
         for (name, n) in [("warm", WARM), ("big", BIG), ("mid", MID)] {
             let want = expected(n, p.len(), s.value.as_bytes());
-            let path = format!("/sink/{name}");
+            let path = format!("/save/{name}");
             let r = s.request(&path, &c);
             assert_eq!(
                 r.header("content-length"),
