@@ -68,7 +68,7 @@ fn main() -> ExitCode {
                     eprintln!("sandlock: {e}");
                     ExitCode::from(match e {
                         Error::Command { status, .. } => status.clamp(0, 255) as u8,
-                        Error::InvalidValue { .. } => USAGE,
+                        Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
                         _ => SETUP_FAILURE,
                     })
                 }

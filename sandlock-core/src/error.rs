@@ -16,6 +16,9 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// Options that do not go together (or one that needs another).
+    #[error("{0}")]
+    Usage(String),
     /// The kernel lacks a feature sandlock needs to confine safely.
     #[error("kernel unsupported: {0}")]
     Unsupported(String),

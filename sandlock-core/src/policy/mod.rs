@@ -7,6 +7,7 @@
 //! beyond reading the filesystem to make paths absolute: resolution of names
 //! and Landlock handles live in later stages.
 
+mod builder;
 pub(crate) mod fs;
 mod http;
 mod net;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use builder::{option, Kind, OptionInfo, PolicyBuilder, OPTIONS};
 pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 pub(crate) use http::{is_token_byte, parse_ip_host};
 pub use http::{
