@@ -38,4 +38,4 @@ pub mod trust;
 
 pub use error::{Error, Result};
 pub use policy::Policy;
-pub use sandbox::{ExitOutcome, Sandbox};
+pub use sandbox::{ExitOutcome, Output, Sandbox, Stdio};

@@ -61,6 +61,9 @@ pub struct Prepared {
     pub drop_caps: bool,
     /// The private temp dir; the reaper removes it if the supervisor dies.
     pub tmpdir: PathBuf,
+    /// What becomes the workload's stdin, stdout and stderr; `None`
+    /// inherits sandlock's own.
+    pub stdio: [Option<OwnedFd>; 3],
 }
 
 /// What the reaper works with after the fork, all of it allocated before
@@ -106,6 +109,8 @@ pub enum Stage {
     Landlock = 4,
     /// Installing the seccomp filter.
     Seccomp = 5,
+    /// Setting up the workload's stdin, stdout and stderr.
+    Stdio = 6,
 }
 
 impl Stage {
@@ -115,6 +120,7 @@ impl Stage {
             3 => Stage::Caps,
             4 => Stage::Landlock,
             5 => Stage::Seccomp,
+            6 => Stage::Stdio,
             _ => Stage::Parent,
         }
     }
@@ -127,6 +133,7 @@ impl Stage {
             Stage::Caps => "cannot drop capabilities",
             Stage::Landlock => "cannot enforce Landlock",
             Stage::Seccomp => "cannot install seccomp filter",
+            Stage::Stdio => "cannot set up the workload's stdin, stdout and stderr",
         }
     }
 }
@@ -202,10 +209,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::setup("pipe", io::Error::from(e)))
 }
 
-/// Forks the reaper, which starts the workload. `supervisor_only` is an fd of the
-/// supervisor's (the write end of `rules_ready`) that the reaper and the
-/// workload must not keep, or EOF could never reach the workload.
-pub fn spawn(prepared: Prepared, supervisor_only: std::os::fd::RawFd) -> Result<Spawned> {
+/// Forks the reaper, which starts the workload. `supervisor_only` are fds
+/// of the supervisor's (the write end of `rules_ready`, its ends of the
+/// workload's stdio) that the reaper and the workload must not keep, or EOF
+/// could never reach the other side.
+pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Result<Spawned> {
     let (report_rd, report_wr) = pipe()?;
     let supervisor = nix::unistd::getpid();
     use std::os::unix::ffi::OsStrExt;
@@ -228,8 +236,10 @@ pub fn spawn(prepared: Prepared, supervisor_only: std::os::fd::RawFd) -> Result<
     match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
         ForkResult::Child => {
             drop(report_rd);
-            // SAFETY: closing our copy of an fd the supervisor keeps.
-            unsafe { libc::close(supervisor_only) };
+            for fd in supervisor_only {
+                // SAFETY: closing our copy of an fd the supervisor keeps.
+                unsafe { libc::close(*fd) };
+            }
             reaper::run(forked, supervisor, report_wr)
         }
         ForkResult::Parent { child } => {

@@ -33,6 +33,18 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
         Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());
         cleanup_and_exit(&mut forked, 0);
     }
+    // The workload's stdio, when the caller gave some: the reaper's own
+    // 0, 1 and 2 become them, and the workload inherits those.
+    for (target, fd) in forked.prepared.stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 on integers of our own fd table.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
+                Report::SetupFailed(Stage::Stdio, nix::errno::Errno::last_raw())
+                    .send(report.as_raw_fd());
+                cleanup_and_exit(&mut forked, 0);
+            }
+        }
+    }
     let me = getpid();
     // The workload shares the reaper's fd table until its execve, so the
     // seccomp listener it creates stays in the reaper's table after exec
@@ -64,7 +76,7 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
     let workload = match pid {
         p if p > 0 => Pid::from_raw(p),
         _ => {
-            Report::SetupFailed(Stage::Parent, nix::errno::Errno::last_raw())
+            Report::SetupFailed(Stage::Stdio, nix::errno::Errno::last_raw())
                 .send(report.as_raw_fd());
             cleanup_and_exit(&mut forked, 0);
         }

@@ -5,6 +5,7 @@
 //! supervisor's main loop until the workload's exit status arrives.
 
 mod prepare;
+mod stdio;
 mod wait;
 
 use std::ffi::{OsStr, OsString};
@@ -26,6 +27,8 @@ use crate::{Error, Policy, Result};
 use self::prepare::{
     check_inherited_stdio, cstring, exec_candidates, finish_ruleset, new_tmp_name,
 };
+use self::stdio::Plumbing;
+pub use self::stdio::{Output, Stdio};
 use self::wait::{wait, RestoreMask};
 
 /// How the workload ended.
@@ -80,7 +83,14 @@ impl Sandbox {
     /// make only async-signal-safe calls. SIGINT, SIGTERM and SIGHUP are
     /// forwarded when they reach the calling thread (in the CLI, every
     /// other thread blocks them); the caller's signal mask is restored.
+    /// The workload inherits sandlock's stdin, stdout and stderr.
     pub fn run(&self, argv: &[OsString]) -> Result<ExitOutcome> {
+        self.run_with(argv, Stdio::default()).map(|o| o.outcome)
+    }
+
+    /// [`Sandbox::run`] with the workload's stdin fed from bytes and its
+    /// stdout and stderr captured, as `io` asks.
+    pub fn run_with(&self, argv: &[OsString], io: Stdio) -> Result<Output> {
         let Some(cmd) = argv.first() else {
             return Err(Error::Command {
                 cmd: String::new(),
@@ -146,6 +156,7 @@ impl Sandbox {
         };
         let envp = self.environment(&tmp_path, &trust_env, &secrets);
         let exec_paths = exec_candidates(cmd, &envp)?;
+        let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
         let prepared = Prepared {
@@ -172,10 +183,13 @@ impl Sandbox {
             bpf: launch::seccomp::program(spec),
             drop_caps: !self.policy.process.keep_caps,
             tmpdir: tmp_path.clone(),
+            stdio: std::mem::take(&mut plumbing.child),
         };
         // The reaper and the workload start while the rules go in (a few
         // hundred for root's /etc); the workload waits for `ready_wr`.
-        let mut spawned = launch::spawn(prepared, std::os::fd::AsRawFd::as_raw_fd(&ready_wr))?;
+        let mut supervisor_only = plumbing.parent_fds();
+        supervisor_only.push(std::os::fd::AsRawFd::as_raw_fd(&ready_wr));
+        let mut spawned = launch::spawn(prepared, &supervisor_only)?;
         if let Err(e) = finish_ruleset(&ruleset, &grants, &tmp_path) {
             // Closing the pipe unwritten stops the workload before exec;
             // SIGUSR1 makes the reaper take everything down.
@@ -187,6 +201,7 @@ impl Sandbox {
         }
         let _ = nix::unistd::write(&ready_wr, b"r");
         drop(ready_wr);
+        let streams = plumbing.start();
         // Where the workload can create or replace names, spelled both as
         // granted and as resolved (a grant may be a symlink).
         let mut writable: Vec<PathBuf> = grants
@@ -243,12 +258,14 @@ impl Sandbox {
             // library may run many sandboxes in one process.
             let _ = nix::sys::wait::waitpid(spawned.reaper, None);
         }
-        result
+        let (stdout, stderr) = streams?.finish();
+        result.map(|outcome| Output {
+            outcome,
+            stdout,
+            stderr,
+        })
     }
 
-    /// The workload's environment: inherited (or the clean subset), then
-    /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
-    /// the secrets' placeholders (their source variables removed).
     /// Starts the DNS interceptor when the workload has a network. Where
     /// it cannot run (no unprivileged user namespaces), port 53 is left to
     /// the allowlist, which refuses it unless a rule allows it.
@@ -275,6 +292,9 @@ impl Sandbox {
         }
     }
 
+    /// The workload's environment: inherited (or the clean subset), then
+    /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
+    /// the secrets' placeholders (their source variables removed).
     fn environment(
         &self,
         tmpdir: &Path,
