@@ -42,10 +42,14 @@ pub(super) struct Plumbing {
     outputs: Option<(OwnedFd, OwnedFd)>,
 }
 
+/// A thread collecting one output stream.
+type Drain = JoinHandle<Vec<u8>>;
+
 /// Streams being fed and drained while the workload runs.
 pub(super) struct Running {
     feeder: Option<JoinHandle<()>>,
-    readers: Option<(JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>)>,
+    /// stdout's and stderr's.
+    readers: Option<(Drain, Drain)>,
 }
 
 fn setup(what: &str, e: impl Into<std::io::Error>) -> Error {
@@ -154,7 +158,7 @@ fn feed(sock: OwnedFd, bytes: &[u8]) {
     }
 }
 
-fn drain(name: &str, fd: OwnedFd) -> Result<JoinHandle<Vec<u8>>> {
+fn drain(name: &str, fd: OwnedFd) -> Result<Drain> {
     std::thread::Builder::new()
         .name(format!("sandlock-{name}"))
         .spawn(move || {
