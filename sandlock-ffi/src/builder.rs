@@ -155,9 +155,7 @@ pub extern "C" fn sandlock_option_count() -> usize {
 /// static string, or NULL past the end.
 #[no_mangle]
 pub extern "C" fn sandlock_option_name(index: usize) -> *const c_char {
-    names()
-        .get(index)
-        .map_or(std::ptr::null(), |n| n.as_ptr())
+    names().get(index).map_or(std::ptr::null(), |n| n.as_ptr())
 }
 
 /// How option `index` takes values, or `SANDLOCK_KIND_NONE` past the end.

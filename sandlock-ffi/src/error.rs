@@ -176,7 +176,9 @@ mod tests {
         // SAFETY: `guard` just stored a live error in `err`.
         unsafe {
             assert_eq!(sandlock_error_code(err), sandlock_code::SANDLOCK_ERR_PANIC);
-            let msg = CStr::from_ptr(sandlock_error_message(err)).to_str().unwrap();
+            let msg = CStr::from_ptr(sandlock_error_message(err))
+                .to_str()
+                .unwrap();
             assert_eq!(msg, "internal error (panic): boom at the boundary");
             sandlock_error_free(err);
         }
@@ -195,7 +197,9 @@ mod tests {
         guard(&mut err, || Err(FfiError::Invalid("before\0after".into())));
         // SAFETY: `guard` just stored a live error in `err`.
         unsafe {
-            let msg = CStr::from_ptr(sandlock_error_message(err)).to_str().unwrap();
+            let msg = CStr::from_ptr(sandlock_error_message(err))
+                .to_str()
+                .unwrap();
             assert_eq!(msg, "before");
             sandlock_error_free(err);
         }
