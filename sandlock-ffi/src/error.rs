@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn success_clears_the_error_pointer() {
-        let mut err = 1usize as *mut sandlock_error;
+        let mut err = std::ptr::dangling_mut::<sandlock_error>();
         assert_eq!(guard(&mut err, || Ok(())), sandlock_code::SANDLOCK_OK);
         assert!(err.is_null());
     }

@@ -196,7 +196,7 @@ fn run_refuses_null_and_malformed_arguments() {
     let arg = c("true");
     let argv = [arg.as_ptr()];
     let null_argv = [ptr::null::<std::ffi::c_char>()];
-    let mut out = 1usize as *mut sandlock_result;
+    let mut out = ptr::dangling_mut::<sandlock_result>();
     type Case<'a> = (
         *const sandlock_builder,
         *const *const std::ffi::c_char,
@@ -270,6 +270,7 @@ fn run_refuses_null_and_malformed_arguments() {
         ),
     ];
     for (builder, argv, argc, data, len, with_out, want, msg) in cases {
+        out = ptr::dangling_mut();
         let mut err = ptr::null_mut();
         let out_ptr = if with_out {
             &mut out as *mut _
