@@ -196,7 +196,7 @@ fn run_refuses_null_and_malformed_arguments() {
     let arg = c("true");
     let argv = [arg.as_ptr()];
     let null_argv = [ptr::null::<std::ffi::c_char>()];
-    let mut out = ptr::dangling_mut::<sandlock_result>();
+    let mut out: *mut sandlock_result;
     type Case<'a> = (
         *const sandlock_builder,
         *const *const std::ffi::c_char,
