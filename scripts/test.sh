@@ -23,6 +23,13 @@ SANDLOCK_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-chec
 # From / so that the package under test is the installed one, not ./python.
 (cd / && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
 if [ "$(id -u)" -eq 0 ]; then
+    # The build tree may sit where uid 65534 cannot enter (/root): it runs
+    # a copy of the installed package and of the tests from /tmp.
+    pkg="$(cd / && "$venv/bin/python" -c 'import os, sandlock; print(os.path.dirname(sandlock.__file__))')"
+    copy="$(mktemp -d /tmp/sandlock-py.XXXXXX)"
+    trap 'rm -rf "$copy"' EXIT
+    cp -r "$pkg" "$root/python/tests" "$copy/"
+    chmod -R a+rX "$copy"
     (cd / && setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp \
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
+        PYTHONPATH="$copy" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$copy/tests")
 fi
