@@ -111,6 +111,10 @@ def _values(keyword: str, kind: int, value: Any) -> list[str]:
             )
         return [_text(value)]
     if kind == _lib.KIND_VALUE:
+        if isinstance(value, (list, tuple, set, dict)):
+            raise PolicyError(
+                f"{keyword}={value!r}: takes one value, not a collection", field=keyword
+            )
         return [] if value is None else [_text(value)]
     if value is None:
         return []
@@ -139,6 +143,8 @@ class Sandbox:
     def __init__(self, **options: Any) -> None:
         self._builder = None
         l = _lib.lib()
+        # Kept so that __del__ still works while the interpreter shuts down.
+        self._free = l.sandlock_builder_free
         known = _lib.options()
         builder = l.sandlock_builder_new()
         self._builder = builder
@@ -260,8 +266,8 @@ class Sandbox:
     def __del__(self) -> None:
         builder = getattr(self, "_builder", None)
         if builder:
-            _lib.lib().sandlock_builder_free(builder)
             self._builder = None
+            self._free(builder)
 
 
 def _stream(fn: Any, result: Any) -> bytes:

@@ -72,6 +72,24 @@ def test_secret_spec_strings() -> None:
     assert Secret(file="/run/tok", hosts="a.test").spec("T") == "T=file:/run/tok@a.test"
 
 
+def test_secret_headers_and_their_errors() -> None:
+    pairs = list(
+        _S._expand("secrets", {"T": Secret(env="A", hosts=["a.test"], headers=["authorization"])},
+                   _lib.options())
+    )
+    assert pairs == [("secret", "T=env:A@a.test"), ("secret-headers", "T=authorization")]
+    Sandbox(secrets={"T": Secret(env="A", hosts=["a.test"], headers=["authorization"])})
+    with pytest.raises(PolicyError) as e:
+        Sandbox(secret_headers=["T=authorization"])
+    assert "no --secret named T" in str(e.value)
+
+
+def test_single_value_refuses_a_list() -> None:
+    with pytest.raises(PolicyError) as e:
+        Sandbox(timeout=[1, 2])
+    assert str(e.value) == "timeout=[1, 2]: takes one value, not a collection"
+
+
 def test_valid_policy_builds() -> None:
     Sandbox(
         fs_read=["/srv"],
