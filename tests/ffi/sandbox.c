@@ -101,13 +101,13 @@ int main(int argc, char **argv) {
         "import socket, sys\n"
         "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)\n"
         "print(s.recv(64).decode())\n";
-    const char *connect_allowed[] = {"python3", "-c", connect_code, argv[3]};
+    const char *connect_allowed[] = {"/usr/bin/python3", "-c", connect_code, argv[3]};
     r = run(b, connect_allowed, 4, NULL);
     check(sandlock_result_exit_code(r) == 0 && holds(r, 1, "hello from loopback"),
           "a connect to the allowed port reaches the server");
     sandlock_result_free(r);
 
-    const char *connect_denied[] = {"python3", "-c", connect_code, argv[4]};
+    const char *connect_denied[] = {"/usr/bin/python3", "-c", connect_code, argv[4]};
     r = run(b, connect_denied, 4, NULL);
     check(sandlock_result_exit_code(r) == 1 && holds(r, 2, "PermissionError") &&
               !holds(r, 1, "hello"),
