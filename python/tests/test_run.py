@@ -67,3 +67,17 @@ def test_reads_only_the_allowlist(tmp_path: Path) -> None:
     r = box.run(["cat", str(tmp_path / "other" / "f")])
     assert r.exit_code == 1 and r.stdout == b""
     assert b"Permission denied" in r.stderr
+
+
+def test_without_capture_the_workload_writes_to_our_streams(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    r = Sandbox(quiet=True).run(["sh", "-c", "echo to-out; echo to-err >&2"], capture=False)
+    assert (r.exit_code, r.stdout, r.stderr) == (0, b"", b"")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("to-out\n", "to-err\n")
+
+
+def test_argv_must_be_a_sequence() -> None:
+    with pytest.raises(TypeError, match="sequence of arguments"):
+        Sandbox(quiet=True).run("echo hi")  # type: ignore[arg-type]
