@@ -3,7 +3,14 @@ refused values come back as PolicyError naming the keyword and value."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+import sandlock
 
 from sandlock import PolicyError, Sandbox, Secret, option_names
 from sandlock import _lib
@@ -111,3 +118,24 @@ def test_valid_policy_builds() -> None:
 def test_from_profile_is_not_wired_yet() -> None:
     with pytest.raises(NotImplementedError, match="profiles are not wired"):
         Sandbox.from_profile("default")
+
+
+def _with_lib(lib: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sandlock\n"
+        "try:\n"
+        "    sandlock.Sandbox(quiet=True)\n"
+        "    print('loaded')\n"
+        "except sandlock.SandboxError as e:\n"
+        "    print(e)\n"
+    )
+    env = dict(os.environ, SANDLOCK_LIB=lib)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_sandlock_lib_names_the_library() -> None:
+    shipped = str(Path(sandlock.__file__).parent / "libsandlock_ffi.so")
+    assert _with_lib(shipped).stdout == "loaded\n"
+    out = _with_lib("/nonexistent/libsandlock_ffi.so").stdout
+    assert out.startswith("cannot load the sandlock library /nonexistent/libsandlock_ffi.so: ")
+    assert "set SANDLOCK_LIB" in out
