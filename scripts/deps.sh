@@ -21,6 +21,10 @@ command -v nginx >/dev/null || need+=(nginx)
 # The trust-bundle tests: node's fetch, requests' certifi.
 command -v node >/dev/null || need+=(nodejs)
 /usr/bin/python3 -c 'import certifi' 2>/dev/null || need+=(python3-certifi)
+# The Python SDK's tests: a venv to pip-install the package into (pip then
+# fetches setuptools from PyPI to build it), and pytest.
+dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+/usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v getent >/dev/null || need+=(libc-bin)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit tests, and the
-# end-to-end suite through the real binary (as root and as uid 65534).
+# Runs every check and test: formatting, clippy, unit tests, the
+# end-to-end suite through the real binary (as root and as uid 65534),
+# the C ABI (a C program compiled against include/sandlock.h, the header
+# checked against cbindgen), and the Python SDK's pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -8,3 +10,26 @@ source scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads=2
+
+# The Python SDK: `pip install ./python` into a venv under the target dir
+# (its build step reuses the debug build above), then its pytest suite, as
+# root and, like the end-to-end suite, as uid 65534.
+root="$(pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+venv="$target/pyvenv"
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
+SANDLOCK_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check ./python
+# From / so that the package under test is the installed one, not ./python.
+(cd / && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
+if [ "$(id -u)" -eq 0 ]; then
+    # The build tree may sit where uid 65534 cannot enter (/root): it runs
+    # a copy of the installed package and of the tests from /tmp.
+    pkg="$(cd / && "$venv/bin/python" -c 'import os, sandlock; print(os.path.dirname(sandlock.__file__))')"
+    copy="$(mktemp -d /tmp/sandlock-py.XXXXXX)"
+    trap 'rm -rf "$copy"' EXIT
+    cp -r "$pkg" "$root/python/tests" "$copy/"
+    chmod -R a+rX "$copy"
+    (cd / && setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp \
+        PYTHONPATH="$copy" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$copy/tests")
+fi

@@ -1,0 +1,83 @@
+"""Running commands: exit codes, signals, timeouts, stdin and captured
+streams, the environment, and the filesystem allowlist."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from sandlock import CommandError, Sandbox
+
+
+def test_exit_code_and_streams_apart() -> None:
+    r = Sandbox(quiet=True).run(["sh", "-c", "printf out; printf err >&2; exit 7"])
+    assert (r.exit_code, r.signal, r.timed_out) == (7, None, False)
+    assert (r.stdout, r.stderr) == (b"out", b"err")
+    assert not r.ok
+    assert Sandbox(quiet=True).run(["true"]).ok
+
+
+def test_input_bytes_reach_stdin() -> None:
+    data = b"bytes \x00\xff through\n"
+    r = Sandbox(quiet=True).run(["cat"], input=data)
+    assert (r.exit_code, r.stdout) == (0, data)
+    r = Sandbox(quiet=True).run(["tr", "a-z", "A-Z"], input="text")
+    assert r.stdout == b"TEXT"
+
+
+def test_signal() -> None:
+    r = Sandbox(quiet=True).run(["sh", "-c", "kill -KILL $$"])
+    assert (r.exit_code, r.signal, r.timed_out) == (137, 9, False)
+
+
+def test_timeout_kills_the_tree() -> None:
+    start = time.monotonic()
+    r = Sandbox(quiet=True, timeout=1).run(["sleep", "30"])
+    assert time.monotonic() - start < 20
+    assert (r.exit_code, r.signal, r.timed_out) == (124, None, True)
+
+
+def test_missing_command() -> None:
+    with pytest.raises(CommandError) as e:
+        Sandbox(quiet=True).run(["/nonexistent/sandlock-py-cmd"])
+    assert str(e.value).startswith("/nonexistent/sandlock-py-cmd: ")
+
+
+def test_env_cwd_and_clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDLOCK_PY_INHERITED", "yes")
+    script = 'printf "%s|%s|%s" "$GREETING" "${SANDLOCK_PY_INHERITED-unset}" "$(pwd)"'
+    r = Sandbox(quiet=True, env={"GREETING": "hi"}, fs_read=[tmp_path], cwd=tmp_path).run(
+        ["sh", "-c", script]
+    )
+    assert r.stdout == f"hi|yes|{tmp_path}".encode()
+    r = Sandbox(quiet=True, env={"GREETING": "hi"}, clean_env=True).run(["sh", "-c", script])
+    assert r.stdout.startswith(b"hi|unset|")
+
+
+def test_reads_only_the_allowlist(tmp_path: Path) -> None:
+    (tmp_path / "granted").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "granted" / "f").write_text("granted bytes")
+    (tmp_path / "other" / "f").write_text("other bytes")
+    box = Sandbox(quiet=True, fs_read=[tmp_path / "granted"])
+    r = box.run(["cat", str(tmp_path / "granted" / "f")])
+    assert (r.exit_code, r.stdout) == (0, b"granted bytes")
+    r = box.run(["cat", str(tmp_path / "other" / "f")])
+    assert r.exit_code == 1 and r.stdout == b""
+    assert b"Permission denied" in r.stderr
+
+
+def test_without_capture_the_workload_writes_to_our_streams(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    r = Sandbox(quiet=True).run(["sh", "-c", "echo to-out; echo to-err >&2"], capture=False)
+    assert (r.exit_code, r.stdout, r.stderr) == (0, b"", b"")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("to-out\n", "to-err\n")
+
+
+def test_argv_must_be_a_sequence() -> None:
+    with pytest.raises(TypeError, match="sequence of arguments"):
+        Sandbox(quiet=True).run("echo hi")  # type: ignore[arg-type]

@@ -1,0 +1,207 @@
+//! Errors across the C boundary: the status codes every entry point
+//! returns, the heap-allocated `sandlock_error` that carries a message to
+//! the caller, and the guard that turns a panic into an error.
+//!
+//! This module owns the only place an error object is allocated or freed.
+//! It must never put a secret's value in a message: messages come from
+//! sandlock-core's errors, which name secrets, never their values.
+
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use sandlock_core::Error as CoreError;
+
+/// The status every fallible entry point returns; `SANDLOCK_OK` is 0.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sandlock_code {
+    /// Success.
+    SANDLOCK_OK = 0,
+    /// A required pointer argument was NULL.
+    SANDLOCK_ERR_NULL_ARGUMENT = 1,
+    /// An argument was malformed: a string that is not UTF-8, an empty
+    /// argv, a stdin length without data.
+    SANDLOCK_ERR_INVALID_ARGUMENT = 2,
+    /// No policy option has this name.
+    SANDLOCK_ERR_INVALID_OPTION = 3,
+    /// A policy option's value was refused; the message names the option
+    /// and the value.
+    SANDLOCK_ERR_INVALID_VALUE = 4,
+    /// The options do not go together (e.g. `http-ca` without `http-key`).
+    SANDLOCK_ERR_POLICY = 5,
+    /// The command could not be found or executed.
+    SANDLOCK_ERR_COMMAND = 6,
+    /// Setting up the sandbox failed (kernel support, a file, a name that
+    /// does not resolve, TLS material, a system call).
+    SANDLOCK_ERR_SETUP = 7,
+    /// sandlock panicked; the panic was caught at the boundary.
+    SANDLOCK_ERR_PANIC = 8,
+}
+
+/// An error: a code and a message. Free it with `sandlock_error_free`.
+#[allow(non_camel_case_types)]
+pub struct sandlock_error {
+    code: sandlock_code,
+    message: CString,
+}
+
+/// A failure inside the library, before it becomes a `sandlock_error`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FfiError {
+    /// A NULL pointer where one is required.
+    #[error("{0} is NULL")]
+    Null(&'static str),
+    /// A malformed argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// An unknown option name.
+    #[error("no such option '{0}' (see sandlock_option_name)")]
+    UnknownOption(String),
+    /// An error from sandlock-core.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// A caught panic.
+    #[error("internal error (panic): {0}")]
+    Panic(String),
+}
+
+impl FfiError {
+    fn code(&self) -> sandlock_code {
+        use sandlock_code::*;
+        match self {
+            FfiError::Null(_) => SANDLOCK_ERR_NULL_ARGUMENT,
+            FfiError::Invalid(_) => SANDLOCK_ERR_INVALID_ARGUMENT,
+            FfiError::UnknownOption(_) => SANDLOCK_ERR_INVALID_OPTION,
+            FfiError::Panic(_) => SANDLOCK_ERR_PANIC,
+            FfiError::Core(e) => match e {
+                CoreError::InvalidValue { .. } => SANDLOCK_ERR_INVALID_VALUE,
+                CoreError::Usage(_) => SANDLOCK_ERR_POLICY,
+                CoreError::Command { .. } => SANDLOCK_ERR_COMMAND,
+                _ => SANDLOCK_ERR_SETUP,
+            },
+        }
+    }
+}
+
+/// Runs `body`, the whole of an entry point, and reports its outcome: the
+/// code, and (when `err` is not NULL) an error object in `*err`, or NULL
+/// on success. A panic becomes `SANDLOCK_ERR_PANIC`: unwinding into C is
+/// undefined behaviour.
+pub(crate) fn guard(
+    err: *mut *mut sandlock_error,
+    body: impl FnOnce() -> Result<(), FfiError>,
+) -> sandlock_code {
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(FfiError::Panic(what))
+    });
+    let (code, error) = match outcome {
+        Ok(()) => (sandlock_code::SANDLOCK_OK, None),
+        Err(e) => (e.code(), Some(e)),
+    };
+    if !err.is_null() {
+        let boxed = error.map_or(std::ptr::null_mut(), |e| {
+            // A message with a NUL in it (from a value the caller gave)
+            // is cut there rather than lost.
+            let text = e.to_string();
+            let text = text.split('\0').next().unwrap_or_default().to_owned();
+            Box::into_raw(Box::new(sandlock_error {
+                code,
+                message: CString::new(text).unwrap_or_default(),
+            }))
+        });
+        // SAFETY: `err` is not NULL, and the caller promises it points to
+        // writable storage for one pointer (documented on every entry
+        // point that takes it).
+        unsafe { *err = boxed };
+    }
+    code
+}
+
+/// The error's code; `SANDLOCK_ERR_NULL_ARGUMENT` when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_error_code(err: *const sandlock_error) -> sandlock_code {
+    // SAFETY: the caller guarantees `err` is NULL or a live error.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.code,
+        None => sandlock_code::SANDLOCK_ERR_NULL_ARGUMENT,
+    }
+}
+
+/// The error's message, a NUL-terminated UTF-8 string owned by the error
+/// (valid until `sandlock_error_free`); NULL when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_error_message(err: *const sandlock_error) -> *const c_char {
+    // SAFETY: the caller guarantees `err` is NULL or a live error.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// Frees an error. NULL is ignored.
+///
+/// # Safety
+/// `err` is NULL or an error returned by this library, freed only once.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_error_free(err: *mut sandlock_error) {
+    if !err.is_null() {
+        // SAFETY: `err` came from `Box::into_raw` in `guard` and the caller
+        // frees it once.
+        drop(unsafe { Box::from_raw(err) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn a_panic_becomes_an_error_with_its_message() {
+        let mut err = std::ptr::null_mut();
+        let code = guard(&mut err, || panic!("boom at the boundary"));
+        assert_eq!(code, sandlock_code::SANDLOCK_ERR_PANIC);
+        // SAFETY: `guard` just stored a live error in `err`.
+        unsafe {
+            assert_eq!(sandlock_error_code(err), sandlock_code::SANDLOCK_ERR_PANIC);
+            let msg = CStr::from_ptr(sandlock_error_message(err))
+                .to_str()
+                .unwrap();
+            assert_eq!(msg, "internal error (panic): boom at the boundary");
+            sandlock_error_free(err);
+        }
+    }
+
+    #[test]
+    fn success_clears_the_error_pointer() {
+        let mut err = std::ptr::dangling_mut::<sandlock_error>();
+        assert_eq!(guard(&mut err, || Ok(())), sandlock_code::SANDLOCK_OK);
+        assert!(err.is_null());
+    }
+
+    #[test]
+    fn a_nul_in_a_message_cuts_it_there() {
+        let mut err = std::ptr::null_mut();
+        guard(&mut err, || Err(FfiError::Invalid("before\0after".into())));
+        // SAFETY: `guard` just stored a live error in `err`.
+        unsafe {
+            let msg = CStr::from_ptr(sandlock_error_message(err))
+                .to_str()
+                .unwrap();
+            assert_eq!(msg, "before");
+            sandlock_error_free(err);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `sandlock_run` and the `sandlock_result` it hands back: how the
+//! workload ended and, when asked, what it printed.
+//!
+//! This module turns C arguments into a core `Sandbox::run_with` call and
+//! nothing more; it must never decide policy (that is the builder's) nor
+//! print anything (sandlock-core prints denials on stderr itself).
+
+use std::ffi::{c_char, c_int, CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+
+use sandlock_core::{ExitOutcome, Output, Sandbox, Stdio};
+
+use crate::builder::sandlock_builder;
+use crate::error::{guard, sandlock_code, sandlock_error, FfiError};
+
+/// How a run ended. Free it with `sandlock_result_free`.
+#[allow(non_camel_case_types)]
+pub struct sandlock_result {
+    output: Output,
+}
+
+/// Runs `argv[0..argc]` (`argv[0]` is looked up in `PATH` as a shell
+/// would) confined by the builder's policy, and waits for it. The builder
+/// is not consumed: it may run other commands afterwards.
+///
+/// `stdin_data`: NULL lets the workload inherit the caller's stdin;
+/// otherwise the workload reads `stdin_len` bytes from it, then end of
+/// file. `capture`: non-zero captures the workload's stdout and stderr
+/// (read them with `sandlock_result_stdout`/`_stderr`); zero lets it
+/// inherit the caller's. sandlock's own messages (denials) always go to
+/// the caller's stderr.
+///
+/// On `SANDLOCK_OK`, `*out` holds a result to free with
+/// `sandlock_result_free`; otherwise `*out` is NULL and `*err` (when `err`
+/// is not NULL) an error. A workload that exits non-zero, is killed or
+/// times out is a success here: the result says how it ended.
+///
+/// SIGINT, SIGTERM and SIGHUP are blocked on the calling thread while the
+/// workload runs and forwarded to it when they arrive there; the thread's
+/// signal mask is restored afterwards.
+///
+/// # Safety
+/// `builder` is NULL or a live builder; `argv` is NULL or points to `argc`
+/// pointers, each NULL or a NUL-terminated string; `stdin_data` is NULL or
+/// points to `stdin_len` readable bytes; `out` and `err` are NULL or point
+/// to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_run(
+    builder: *const sandlock_builder,
+    argv: *const *const c_char,
+    argc: usize,
+    stdin_data: *const u8,
+    stdin_len: usize,
+    capture: c_int,
+    out: *mut *mut sandlock_result,
+    err: *mut *mut sandlock_error,
+) -> sandlock_code {
+    if !out.is_null() {
+        // SAFETY: `out` is not NULL and points to writable storage.
+        unsafe { *out = std::ptr::null_mut() };
+    }
+    guard(err, || {
+        if out.is_null() {
+            return Err(FfiError::Null("out"));
+        }
+        // SAFETY: the caller guarantees `builder` is NULL or live.
+        let b = unsafe { builder.as_ref() }.ok_or(FfiError::Null("builder"))?;
+        if argv.is_null() {
+            return Err(FfiError::Null("argv"));
+        }
+        if argc == 0 {
+            return Err(FfiError::Invalid("argc is 0: no command given".into()));
+        }
+        // SAFETY: `argv` is not NULL and points to `argc` pointers.
+        let args = unsafe { std::slice::from_raw_parts(argv, argc) };
+        let mut owned = Vec::with_capacity(argc);
+        for (i, &a) in args.iter().enumerate() {
+            if a.is_null() {
+                return Err(FfiError::Invalid(format!("argv[{i}] is NULL")));
+            }
+            // SAFETY: not NULL, and the caller guarantees NUL termination.
+            let bytes = unsafe { CStr::from_ptr(a) }.to_bytes().to_vec();
+            owned.push(OsString::from_vec(bytes));
+        }
+        let stdin = if stdin_data.is_null() {
+            if stdin_len != 0 {
+                return Err(FfiError::Invalid(format!(
+                    "stdin_len is {stdin_len} but stdin_data is NULL"
+                )));
+            }
+            None
+        } else {
+            // SAFETY: not NULL, and the caller guarantees `stdin_len`
+            // readable bytes.
+            Some(unsafe { std::slice::from_raw_parts(stdin_data, stdin_len) }.to_vec())
+        };
+        let policy = b.policy()?;
+        let output = Sandbox::new(policy).run_with(
+            &owned,
+            Stdio {
+                stdin,
+                capture: capture != 0,
+            },
+        )?;
+        let boxed = Box::into_raw(Box::new(sandlock_result { output }));
+        // SAFETY: checked not NULL above; the caller guarantees it is
+        // writable.
+        unsafe { *out = boxed };
+        Ok(())
+    })
+}
+
+/// The result, or None for NULL.
+///
+/// # Safety
+/// `r` is NULL or a live result.
+unsafe fn outcome(r: *const sandlock_result) -> Option<ExitOutcome> {
+    // SAFETY: the caller guarantees `r` is NULL or live.
+    unsafe { r.as_ref() }.map(|r| r.output.outcome)
+}
+
+/// The workload's exit code when it exited; -1 when a signal killed it,
+/// it timed out, or `result` is NULL.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_exit_code(result: *const sandlock_result) -> c_int {
+    // SAFETY: forwarded from the caller.
+    match unsafe { outcome(result) } {
+        Some(ExitOutcome::Exited(c)) => c,
+        _ => -1,
+    }
+}
+
+/// The signal that killed the workload, or 0 (also for NULL).
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_signal(result: *const sandlock_result) -> c_int {
+    // SAFETY: forwarded from the caller.
+    match unsafe { outcome(result) } {
+        Some(ExitOutcome::Signaled(s)) => s,
+        _ => 0,
+    }
+}
+
+/// 1 when the policy's timeout expired and sandlock killed the workload
+/// tree, otherwise 0 (also for NULL).
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_timed_out(result: *const sandlock_result) -> c_int {
+    // SAFETY: forwarded from the caller.
+    c_int::from(unsafe { outcome(result) } == Some(ExitOutcome::TimedOut))
+}
+
+/// The status `sandlock run` would exit with: the exit code, 128 plus the
+/// signal, or 124 for a timeout; -1 for NULL.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_status(result: *const sandlock_result) -> c_int {
+    // SAFETY: forwarded from the caller.
+    unsafe { outcome(result) }.map_or(-1, ExitOutcome::code)
+}
+
+/// Points `*data` and `*len` at `bytes` (valid while the result lives).
+///
+/// # Safety
+/// `data` and `len` are NULL or writable.
+unsafe fn stream(
+    result: *const sandlock_result,
+    pick: fn(&Output) -> &[u8],
+    data: *mut *const u8,
+    len: *mut usize,
+) -> sandlock_code {
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    let Some(r) = (unsafe { result.as_ref() }) else {
+        return sandlock_code::SANDLOCK_ERR_NULL_ARGUMENT;
+    };
+    if data.is_null() || len.is_null() {
+        return sandlock_code::SANDLOCK_ERR_NULL_ARGUMENT;
+    }
+    let bytes = pick(&r.output);
+    // SAFETY: both checked not NULL; the caller guarantees they are
+    // writable.
+    unsafe {
+        *data = bytes.as_ptr();
+        *len = bytes.len();
+    }
+    sandlock_code::SANDLOCK_OK
+}
+
+/// The workload's captured stdout: `*data` points to `*len` bytes owned
+/// by the result (not NUL-terminated; empty unless the run captured).
+/// Returns `SANDLOCK_ERR_NULL_ARGUMENT` when any pointer is NULL.
+///
+/// # Safety
+/// `result` is NULL or a live result; `data` and `len` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_stdout(
+    result: *const sandlock_result,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> sandlock_code {
+    // SAFETY: forwarded from the caller.
+    unsafe { stream(result, |o| &o.stdout, data, len) }
+}
+
+/// The workload's captured stderr, as `sandlock_result_stdout`.
+///
+/// # Safety
+/// `result` is NULL or a live result; `data` and `len` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_stderr(
+    result: *const sandlock_result,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> sandlock_code {
+    // SAFETY: forwarded from the caller.
+    unsafe { stream(result, |o| &o.stderr, data, len) }
+}
+
+/// Frees a result (and the bytes its streams pointed to). NULL is ignored.
+///
+/// # Safety
+/// `result` is NULL or a result from `sandlock_run`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_free(result: *mut sandlock_result) {
+    if !result.is_null() {
+        // SAFETY: it came from `Box::into_raw` in `sandlock_run`, and the
+        // caller frees it once.
+        drop(unsafe { Box::from_raw(result) });
+    }
+}

@@ -1,0 +1,410 @@
+//! Every entry point of the C ABI, called from Rust as a C caller would:
+//! the success paths against real sandboxes, and the error paths (NULL
+//! pointers, bad option names and values, options that do not go
+//! together, a missing command) with their codes and messages.
+
+mod common;
+
+use std::ptr;
+
+use common::{c, take, Builder, TempDir};
+use sandlock_ffi::sandlock_code::*;
+use sandlock_ffi::*;
+
+#[test]
+fn set_accepts_every_kind_of_option() {
+    let b = Builder::new();
+    assert_eq!(b.set("net-allow", "127.0.0.1:80"), (SANDLOCK_OK, None));
+    assert_eq!(b.set("timeout", "5"), (SANDLOCK_OK, None));
+    assert_eq!(b.set("quiet", "true"), (SANDLOCK_OK, None));
+}
+
+#[test]
+fn set_refuses_an_unknown_option_by_name() {
+    let (code, msg) = Builder::new().set("net-alow", "x");
+    assert_eq!(code, SANDLOCK_ERR_INVALID_OPTION);
+    assert_eq!(
+        msg.as_deref(),
+        Some("no such option 'net-alow' (see sandlock_option_name)")
+    );
+}
+
+#[test]
+fn set_refuses_a_bad_rule_naming_the_flag_and_the_value() {
+    let b = Builder::new();
+    let (code, msg) = b.set("http-allow", "FETCH");
+    assert_eq!(code, SANDLOCK_ERR_INVALID_VALUE);
+    let msg = msg.unwrap();
+    assert!(
+        msg.starts_with("invalid value 'FETCH' for '--http-allow'"),
+        "{msg}"
+    );
+    let (code, msg) = b.set("quiet", "maybe");
+    assert_eq!(code, SANDLOCK_ERR_INVALID_VALUE);
+    assert_eq!(
+        msg.as_deref(),
+        Some("invalid value 'maybe' for '--quiet': expected true or false")
+    );
+}
+
+#[test]
+fn set_refuses_null_pointers_naming_the_argument() {
+    let b = Builder::new();
+    let (opt, val) = (c("quiet"), c("true"));
+    let cases = [
+        (
+            ptr::null_mut(),
+            opt.as_ptr(),
+            val.as_ptr(),
+            "builder is NULL",
+        ),
+        (b.0, ptr::null(), val.as_ptr(), "option is NULL"),
+        (b.0, opt.as_ptr(), ptr::null(), "value is NULL"),
+    ];
+    for (builder, o, v, want) in cases {
+        let mut err = ptr::null_mut();
+        // SAFETY: each pointer is NULL or live.
+        let code = unsafe { sandlock_builder_set(builder, o, v, &mut err) };
+        assert_eq!(code, SANDLOCK_ERR_NULL_ARGUMENT);
+        // SAFETY: `err` is a live error.
+        assert_eq!(
+            unsafe { sandlock_error_code(err) },
+            SANDLOCK_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(take(err).as_deref(), Some(want));
+    }
+    // A NULL err still gets the code back, and nothing is written.
+    // SAFETY: NULL builder and err are allowed.
+    let code = unsafe {
+        sandlock_builder_set(ptr::null_mut(), opt.as_ptr(), val.as_ptr(), ptr::null_mut())
+    };
+    assert_eq!(code, SANDLOCK_ERR_NULL_ARGUMENT);
+}
+
+#[test]
+fn set_refuses_a_value_that_is_not_utf8() {
+    let b = Builder::new();
+    let opt = c("fs-read");
+    let bad = [0xffu8, 0xfe, 0];
+    let mut err = ptr::null_mut();
+    // SAFETY: a live builder and NUL-terminated strings.
+    let code = unsafe { sandlock_builder_set(b.0, opt.as_ptr(), bad.as_ptr().cast(), &mut err) };
+    assert_eq!(code, SANDLOCK_ERR_INVALID_ARGUMENT);
+    assert_eq!(take(err).as_deref(), Some("value is not valid UTF-8"));
+}
+
+#[test]
+fn check_reports_options_that_need_each_other() {
+    let b = Builder::new().with(&[("http-ca", "/ca.pem")]);
+    let mut err = ptr::null_mut();
+    // SAFETY: a live builder, a writable err.
+    let code = unsafe { sandlock_builder_check(b.0, &mut err) };
+    assert_eq!(code, SANDLOCK_ERR_POLICY);
+    assert_eq!(take(err).as_deref(), Some("--http-ca needs --http-key"));
+    let ok = Builder::new().with(&[("timeout", "3")]);
+    // SAFETY: a live builder, NULL err allowed.
+    assert_eq!(
+        unsafe { sandlock_builder_check(ok.0, ptr::null_mut()) },
+        SANDLOCK_OK
+    );
+    // SAFETY: NULL is allowed.
+    assert_eq!(
+        unsafe { sandlock_builder_check(ptr::null(), ptr::null_mut()) },
+        SANDLOCK_ERR_NULL_ARGUMENT
+    );
+}
+
+#[test]
+fn free_functions_ignore_null() {
+    // SAFETY: NULL is documented as ignored.
+    unsafe {
+        sandlock_builder_free(ptr::null_mut());
+        sandlock_result_free(ptr::null_mut());
+        sandlock_error_free(ptr::null_mut());
+    }
+}
+
+#[test]
+fn option_table_lists_every_core_option() {
+    let n = sandlock_option_count();
+    assert_eq!(n, sandlock_core::policy::OPTIONS.len());
+    for (i, o) in sandlock_core::policy::OPTIONS.iter().enumerate() {
+        // SAFETY: a static NUL-terminated string for every index below n.
+        let name = unsafe { std::ffi::CStr::from_ptr(sandlock_option_name(i)) };
+        assert_eq!(name.to_str().unwrap(), o.name());
+    }
+    assert!(sandlock_option_name(n).is_null());
+    let kind = |name: &str| {
+        let i = sandlock_core::policy::OPTIONS
+            .iter()
+            .position(|o| o.name() == name)
+            .unwrap();
+        sandlock_option_kind(i)
+    };
+    assert_eq!(kind("net-allow"), sandlock_kind::SANDLOCK_KIND_LIST);
+    assert_eq!(kind("timeout"), sandlock_kind::SANDLOCK_KIND_VALUE);
+    assert_eq!(kind("quiet"), sandlock_kind::SANDLOCK_KIND_SWITCH);
+    assert_eq!(sandlock_option_kind(n), sandlock_kind::SANDLOCK_KIND_NONE);
+}
+
+#[test]
+fn error_accessors_answer_null() {
+    // SAFETY: NULL is allowed.
+    unsafe {
+        assert_eq!(sandlock_error_code(ptr::null()), SANDLOCK_ERR_NULL_ARGUMENT);
+        assert!(sandlock_error_message(ptr::null()).is_null());
+    }
+}
+
+#[test]
+fn result_accessors_answer_null() {
+    let (mut data, mut len) = (ptr::null(), 0usize);
+    // SAFETY: NULL results and out-pointers are allowed.
+    unsafe {
+        assert_eq!(sandlock_result_exit_code(ptr::null()), -1);
+        assert_eq!(sandlock_result_signal(ptr::null()), 0);
+        assert_eq!(sandlock_result_timed_out(ptr::null()), 0);
+        assert_eq!(sandlock_result_status(ptr::null()), -1);
+        assert_eq!(
+            sandlock_result_stdout(ptr::null(), &mut data, &mut len),
+            SANDLOCK_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            sandlock_result_stderr(ptr::null(), &mut data, &mut len),
+            SANDLOCK_ERR_NULL_ARGUMENT
+        );
+    }
+    let b = Builder::new().with(&[("quiet", "true")]);
+    let (code, _, r) = b.run(&["true"], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    // SAFETY: a live result; NULL out-pointers are refused, not written.
+    unsafe {
+        assert_eq!(
+            sandlock_result_stdout(r.0, ptr::null_mut(), &mut len),
+            SANDLOCK_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            sandlock_result_stderr(r.0, &mut data, ptr::null_mut()),
+            SANDLOCK_ERR_NULL_ARGUMENT
+        );
+    }
+}
+
+#[test]
+fn run_refuses_null_and_malformed_arguments() {
+    let b = Builder::new();
+    let arg = c("true");
+    let argv = [arg.as_ptr()];
+    let null_argv = [ptr::null::<std::ffi::c_char>()];
+    let mut out: *mut sandlock_result;
+    type Case<'a> = (
+        *const sandlock_builder,
+        *const *const std::ffi::c_char,
+        usize,
+        *const u8,
+        usize,
+        bool,
+        sandlock_code,
+        &'a str,
+    );
+    let cases: [Case; 6] = [
+        (
+            ptr::null(),
+            argv.as_ptr(),
+            1,
+            ptr::null(),
+            0,
+            true,
+            SANDLOCK_ERR_NULL_ARGUMENT,
+            "builder is NULL",
+        ),
+        (
+            b.0,
+            ptr::null(),
+            1,
+            ptr::null(),
+            0,
+            true,
+            SANDLOCK_ERR_NULL_ARGUMENT,
+            "argv is NULL",
+        ),
+        (
+            b.0,
+            argv.as_ptr(),
+            1,
+            ptr::null(),
+            0,
+            false,
+            SANDLOCK_ERR_NULL_ARGUMENT,
+            "out is NULL",
+        ),
+        (
+            b.0,
+            argv.as_ptr(),
+            0,
+            ptr::null(),
+            0,
+            true,
+            SANDLOCK_ERR_INVALID_ARGUMENT,
+            "argc is 0: no command given",
+        ),
+        (
+            b.0,
+            null_argv.as_ptr(),
+            1,
+            ptr::null(),
+            0,
+            true,
+            SANDLOCK_ERR_INVALID_ARGUMENT,
+            "argv[0] is NULL",
+        ),
+        (
+            b.0,
+            argv.as_ptr(),
+            1,
+            ptr::null(),
+            3,
+            true,
+            SANDLOCK_ERR_INVALID_ARGUMENT,
+            "stdin_len is 3 but stdin_data is NULL",
+        ),
+    ];
+    for (builder, argv, argc, data, len, with_out, want, msg) in cases {
+        out = ptr::dangling_mut();
+        let mut err = ptr::null_mut();
+        let out_ptr = if with_out {
+            &mut out as *mut _
+        } else {
+            ptr::null_mut()
+        };
+        // SAFETY: each pointer is NULL or live and sized as passed.
+        let code = unsafe { sandlock_run(builder, argv, argc, data, len, 1, out_ptr, &mut err) };
+        assert_eq!(code, want, "{msg}");
+        assert_eq!(take(err).as_deref(), Some(msg));
+        if with_out {
+            assert!(out.is_null(), "{msg}: *out is NULL after a failure");
+        }
+    }
+}
+
+#[test]
+fn run_reports_a_missing_command() {
+    let b = Builder::new().with(&[("quiet", "true")]);
+    let (code, msg, r) = b.run(&["/nonexistent/sandlock-ffi-cmd"], None, true);
+    assert_eq!(code, SANDLOCK_ERR_COMMAND);
+    let msg = msg.unwrap();
+    assert!(msg.starts_with("/nonexistent/sandlock-ffi-cmd: "), "{msg}");
+    assert!(r.0.is_null());
+}
+
+#[test]
+fn run_reports_a_policy_error_before_running() {
+    let dir = TempDir::new("policy");
+    let marker = dir.path("ran");
+    let b = Builder::new().with(&[("http-key", "/key.pem"), ("fs-write", &dir.path(""))]);
+    let (code, msg, r) = b.run(&["sh", "-c", &format!("touch {marker}")], None, true);
+    assert_eq!(code, SANDLOCK_ERR_POLICY);
+    assert_eq!(msg.as_deref(), Some("--http-key needs --http-ca"));
+    assert!(r.0.is_null());
+    assert!(!std::path::Path::new(&marker).exists(), "nothing ran");
+}
+
+#[test]
+fn run_reports_exit_codes_and_captures_both_streams_apart() {
+    let b = Builder::new().with(&[("quiet", "true")]);
+    let (code, msg, r) = b.run(
+        &["sh", "-c", "printf out; printf err >&2; exit 3"],
+        None,
+        true,
+    );
+    assert_eq!((code, msg), (SANDLOCK_OK, None));
+    assert_eq!(r.exit_code(), 3);
+    assert_eq!(r.status(), 3);
+    assert_eq!(r.signal(), 0);
+    assert_eq!(r.timed_out(), 0);
+    assert_eq!(r.stdout(), b"out");
+    assert_eq!(r.stderr(), b"err");
+    // The same builder runs again.
+    let (code, _, r) = b.run(&["true"], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!(r.exit_code(), 0);
+    assert!(r.stdout().is_empty());
+}
+
+#[test]
+fn run_feeds_stdin_bytes() {
+    let b = Builder::new().with(&[("quiet", "true")]);
+    let input = b"line one\n\0binary\xff";
+    let (code, _, r) = b.run(&["cat"], Some(input), true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!(r.exit_code(), 0);
+    assert_eq!(r.stdout(), input);
+    // Empty stdin is end of file at once, not the caller's stdin.
+    let (code, _, r) = b.run(&["wc", "-c"], Some(b""), true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!(String::from_utf8_lossy(&r.stdout()).trim(), "0");
+}
+
+#[test]
+fn run_reports_a_signal() {
+    let b = Builder::new().with(&[("quiet", "true")]);
+    let (code, _, r) = b.run(&["sh", "-c", "kill -KILL $$"], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!(r.signal(), 9);
+    assert_eq!(r.exit_code(), -1);
+    assert_eq!(r.status(), 137);
+    assert_eq!(r.timed_out(), 0);
+}
+
+#[test]
+fn run_reports_a_timeout() {
+    let b = Builder::new().with(&[("quiet", "true"), ("timeout", "1")]);
+    let start = std::time::Instant::now();
+    let (code, _, r) = b.run(&["sleep", "30"], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(r.timed_out(), 1);
+    assert_eq!(r.status(), 124);
+    assert_eq!(r.exit_code(), -1);
+    assert_eq!(r.signal(), 0);
+}
+
+#[test]
+fn run_confines_reads_to_the_allowlist() {
+    let dir = TempDir::new("fs");
+    std::fs::create_dir_all(dir.path("granted")).unwrap();
+    std::fs::create_dir_all(dir.path("other")).unwrap();
+    std::fs::write(dir.path("granted/f"), "granted bytes").unwrap();
+    std::fs::write(dir.path("other/f"), "other bytes").unwrap();
+    let b = Builder::new().with(&[("quiet", "true"), ("fs-read", &dir.path("granted"))]);
+    let (code, _, r) = b.run(&["cat", &dir.path("granted/f")], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!((r.exit_code(), r.stdout()), (0, b"granted bytes".to_vec()));
+    let (code, _, r) = b.run(&["cat", &dir.path("other/f")], None, true);
+    assert_eq!(code, SANDLOCK_OK);
+    assert_eq!(r.exit_code(), 1);
+    assert!(r.stdout().is_empty());
+    let err = String::from_utf8_lossy(&r.stderr()).into_owned();
+    assert!(err.contains("Permission denied"), "{err}");
+}
+
+#[test]
+fn one_builder_runs_from_several_threads_at_once() {
+    let b = Builder::new().with(&[("quiet", "true")]);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|i| {
+                let b = &b;
+                s.spawn(move || {
+                    let (code, _, r) =
+                        b.run(&["sh", "-c", &format!("echo {i}; exit {i}")], None, true);
+                    assert_eq!(code, SANDLOCK_OK);
+                    (r.exit_code(), r.stdout())
+                })
+            })
+            .collect();
+        for (i, h) in runs.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), (i as i32, format!("{i}\n").into_bytes()));
+        }
+    });
+}

@@ -1,0 +1,163 @@
+//! Helpers for calling the C ABI from Rust tests the way a C caller
+//! would: C strings in, codes and error objects out.
+
+#![allow(dead_code)]
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+
+use sandlock_ffi::*;
+
+/// A builder freed on drop.
+pub struct Builder(pub *mut sandlock_builder);
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder(sandlock_builder_new())
+    }
+
+    /// Sets an option; the code and the error message (if any).
+    pub fn set(&self, option: &str, value: &str) -> (sandlock_code, Option<String>) {
+        let (o, v) = (c(option), c(value));
+        let mut err = ptr::null_mut();
+        // SAFETY: a live builder, NUL-terminated strings, a writable err.
+        let code = unsafe { sandlock_builder_set(self.0, o.as_ptr(), v.as_ptr(), &mut err) };
+        (code, take(err))
+    }
+
+    /// Sets options that must be accepted.
+    pub fn with(self, options: &[(&str, &str)]) -> Builder {
+        for (o, v) in options {
+            let (code, msg) = self.set(o, v);
+            assert_eq!(code, sandlock_code::SANDLOCK_OK, "{o}={v}: {msg:?}");
+        }
+        self
+    }
+
+    /// Runs argv; the code, the error message, and the result.
+    pub fn run(
+        &self,
+        argv: &[&str],
+        stdin: Option<&[u8]>,
+        capture: bool,
+    ) -> (sandlock_code, Option<String>, Result) {
+        let args: Vec<CString> = argv.iter().map(|a| c(a)).collect();
+        let ptrs: Vec<*const std::ffi::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        let (data, len) = stdin.map_or((ptr::null(), 0), |s| (s.as_ptr(), s.len()));
+        let mut out = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        // SAFETY: every pointer is live for the call and sized as passed.
+        let code = unsafe {
+            sandlock_run(
+                self.0,
+                ptrs.as_ptr(),
+                ptrs.len(),
+                data,
+                len,
+                i32::from(capture),
+                &mut out,
+                &mut err,
+            )
+        };
+        (code, take(err), Result(out))
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        // SAFETY: the builder is ours and freed once.
+        unsafe { sandlock_builder_free(self.0) }
+    }
+}
+
+// SAFETY: the builder serialises calls on itself, so sharing the pointer
+// between test threads is what the C ABI promises to allow.
+unsafe impl Sync for Builder {}
+// SAFETY: as above.
+unsafe impl Send for Builder {}
+
+/// A result freed on drop (NULL when the run failed).
+pub struct Result(pub *mut sandlock_result);
+
+impl Result {
+    pub fn exit_code(&self) -> i32 {
+        // SAFETY: NULL or a live result.
+        unsafe { sandlock_result_exit_code(self.0) }
+    }
+    pub fn signal(&self) -> i32 {
+        // SAFETY: NULL or a live result.
+        unsafe { sandlock_result_signal(self.0) }
+    }
+    pub fn timed_out(&self) -> i32 {
+        // SAFETY: NULL or a live result.
+        unsafe { sandlock_result_timed_out(self.0) }
+    }
+    pub fn status(&self) -> i32 {
+        // SAFETY: NULL or a live result.
+        unsafe { sandlock_result_status(self.0) }
+    }
+    pub fn stdout(&self) -> Vec<u8> {
+        let (mut data, mut len) = (ptr::null(), 0);
+        // SAFETY: a live result and writable out-pointers.
+        let code = unsafe { sandlock_result_stdout(self.0, &mut data, &mut len) };
+        assert_eq!(code, sandlock_code::SANDLOCK_OK);
+        // SAFETY: the library points `data` at `len` bytes the result owns.
+        unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
+    }
+    pub fn stderr(&self) -> Vec<u8> {
+        let (mut data, mut len) = (ptr::null(), 0);
+        // SAFETY: a live result and writable out-pointers.
+        let code = unsafe { sandlock_result_stderr(self.0, &mut data, &mut len) };
+        assert_eq!(code, sandlock_code::SANDLOCK_OK);
+        // SAFETY: the library points `data` at `len` bytes the result owns.
+        unsafe { std::slice::from_raw_parts(data, len) }.to_vec()
+    }
+}
+
+impl Drop for Result {
+    fn drop(&mut self) {
+        // SAFETY: NULL or our result, freed once.
+        unsafe { sandlock_result_free(self.0) }
+    }
+}
+
+pub fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// The error's message (checking its code matches), freeing it.
+pub fn take(err: *mut sandlock_error) -> Option<String> {
+    if err.is_null() {
+        return None;
+    }
+    // SAFETY: a live error from the library, freed once here.
+    unsafe {
+        let msg = CStr::from_ptr(sandlock_error_message(err))
+            .to_string_lossy()
+            .into_owned();
+        sandlock_error_free(err);
+        Some(msg)
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("sandlock-ffi-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, rel: &str) -> String {
+        self.0.join(rel).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
