@@ -309,7 +309,9 @@ mod tests {
                 };
                 Some((long.to_string(), kind))
             })
-            .filter(|(l, _)| !["show-policy", "help", "profile", "profile-file"].contains(&l.as_str()))
+            .filter(|(l, _)| {
+                !["show-policy", "help", "profile", "profile-file"].contains(&l.as_str())
+            })
             .collect();
         flags.sort_by(|a, b| a.0.cmp(&b.0));
         let mut options: Vec<(String, Kind)> = OPTIONS

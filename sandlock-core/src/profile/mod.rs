@@ -33,8 +33,14 @@ use crate::{Error, Result};
 /// The profiles shipped with sandlock: (name, TOML text).
 pub const SHIPPED: &[(&str, &str)] = &[
     ("build", include_str!("../../../profiles/build.toml")),
-    ("git-https", include_str!("../../../profiles/git-https.toml")),
-    ("node-agent", include_str!("../../../profiles/node-agent.toml")),
+    (
+        "git-https",
+        include_str!("../../../profiles/git-https.toml"),
+    ),
+    (
+        "node-agent",
+        include_str!("../../../profiles/node-agent.toml"),
+    ),
     (
         "python-agent",
         include_str!("../../../profiles/python-agent.toml"),
@@ -141,7 +147,11 @@ pub fn find(name: &str) -> Result<Profile> {
     }
     let shipped: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
     let searched = match dir {
-        Some(d) => format!("{} and the shipped profiles: {}", d.display(), shipped.join(", ")),
+        Some(d) => format!(
+            "{} and the shipped profiles: {}",
+            d.display(),
+            shipped.join(", ")
+        ),
         None => format!("the shipped profiles ($HOME unset): {}", shipped.join(", ")),
     };
     Err(Error::ProfileNotFound {
@@ -157,7 +167,10 @@ pub fn list() -> Vec<(String, Origin)> {
     if let Some(Ok(entries)) = user_dir().map(std::fs::read_dir) {
         for e in entries.flatten() {
             let path = e.path();
-            let name = path.file_stem().and_then(|s| s.to_str()).map(str::to_string);
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string);
             if let (Some(name), Some("toml")) = (name, path.extension().and_then(|e| e.to_str())) {
                 if !name.starts_with('.') {
                     out.push((name, Origin::File(path)));

@@ -96,14 +96,8 @@ keys! {
 }
 
 /// The sections, in the order the README documents them.
-pub(crate) const SECTIONS: &[&str] = &[
-    "filesystem",
-    "network",
-    "http",
-    "tls",
-    "secrets",
-    "process",
-];
+pub(crate) const SECTIONS: &[&str] =
+    &["filesystem", "network", "http", "tls", "secrets", "process"];
 
 /// Shown instead of a value that may be a secret.
 const HIDDEN: &str = "<hidden>";

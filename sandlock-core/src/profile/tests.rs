@@ -174,21 +174,32 @@ fn file_sources_and_paths_are_relative_to_the_profile() {
     let e = record("[filesystem]\nread = [\"data\"]\n", None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains(":2: filesystem.read = \"data\": a shipped profile has no directory"), "{e}");
+    assert!(
+        e.contains(":2: filesystem.read = \"data\": a shipped profile has no directory"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_section_names_file_line_and_section() {
     let e = error("# c\n[filesystem]\nread = [\"/x\"]\n\n[netwrk]\nallow = [\"a\"]\n");
-    assert!(e.starts_with("/p/test.toml:5: [netwrk]: unknown section"), "{e}");
-    assert!(e.contains("filesystem, network, http, tls, secrets, process"), "{e}");
+    assert!(
+        e.starts_with("/p/test.toml:5: [netwrk]: unknown section"),
+        "{e}"
+    );
+    assert!(
+        e.contains("filesystem, network, http, tls, secrets, process"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_key_names_file_line_key_and_value() {
     let e = error("[network]\nallow = [\"a.test\"]\nalow = [\"b.test\"]\n");
     assert!(
-        e.starts_with("/p/test.toml:3: network.alow = [...]: unknown key (expected one of allow, add-host"),
+        e.starts_with(
+            "/p/test.toml:3: network.alow = [...]: unknown key (expected one of allow, add-host"
+        ),
         "{e}"
     );
 }
@@ -234,7 +245,10 @@ fn bad_values_carry_the_builders_reason() {
         "{e}"
     );
     let e = error("[process]\ntimeout = -3\n");
-    assert!(e.starts_with("/p/test.toml:2: process.timeout = -3: "), "{e}");
+    assert!(
+        e.starts_with("/p/test.toml:2: process.timeout = -3: "),
+        "{e}"
+    );
     assert!(e.contains("positive number of seconds"), "{e}");
 }
 
@@ -289,7 +303,10 @@ fn syntax_errors_name_the_line() {
 fn profile_names_are_not_paths() {
     for bad in ["../x", "a/b", ".hidden", ""] {
         let e = find(bad).unwrap_err().to_string();
-        assert!(e.contains("--profile") && e.contains("--profile-file"), "{bad}: {e}");
+        assert!(
+            e.contains("--profile") && e.contains("--profile-file"),
+            "{bad}: {e}"
+        );
     }
     let e = find("no-such-profile").unwrap_err().to_string();
     assert!(
