@@ -315,3 +315,27 @@ fn profile_names_are_not_paths() {
     );
     assert!(e.contains("python-agent"), "{e}");
 }
+
+/// The README's schema example is a working profile.
+#[test]
+fn the_readme_example_builds() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("# ~/.config/sandlock/profiles/agent.toml\n")
+        .expect("the README's example profile");
+    let len = readme[start..].find("```").expect("end of the example");
+    let mut b = PolicyBuilder::new();
+    let cx = Cx {
+        text: &readme[start..start + len],
+        file: "README.md",
+        base: Some(Path::new("/p")),
+    };
+    schema::apply(&cx, &mut b).unwrap();
+    let p = b.build().unwrap();
+    assert_eq!(p.secrets.len(), 1);
+    assert_eq!(
+        p.secrets[0].spec,
+        "GH_TOKEN=env:GH_TOKEN@github.com,*.github.com"
+    );
+    assert_eq!(p.fs.write, [std::path::PathBuf::from("/p/work")]);
+}
