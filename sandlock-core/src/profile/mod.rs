@@ -115,12 +115,7 @@ pub fn user_dir() -> Option<PathBuf> {
 /// The profile named `name`: `NAME.toml` in [`user_dir`], else the shipped
 /// one. Names are `[A-Za-z0-9_.-]`, not starting with a dot.
 pub fn find(name: &str) -> Result<Profile> {
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !valid {
+    if !valid_name(name) {
         return Err(Error::invalid(
             "--profile",
             name,
@@ -133,7 +128,7 @@ pub fn find(name: &str) -> Result<Profile> {
         if path.exists() {
             return Ok(Profile {
                 name: name.to_string(),
-                text: read(&path)?,
+                text: read(&path, "--profile")?,
                 origin: Origin::File(path),
             });
         }
@@ -172,7 +167,7 @@ pub fn list() -> Vec<(String, Origin)> {
                 .and_then(|s| s.to_str())
                 .map(str::to_string);
             if let (Some(name), Some("toml")) = (name, path.extension().and_then(|e| e.to_str())) {
-                if !name.starts_with('.') {
+                if valid_name(&name) {
                     out.push((name, Origin::File(path)));
                 }
             }
@@ -189,7 +184,7 @@ pub fn list() -> Vec<(String, Origin)> {
 
 /// Reads the profile at `path` and feeds its options to `builder`.
 pub fn apply_file(path: &Path, builder: &mut PolicyBuilder) -> Result<()> {
-    let text = read(path)?;
+    let text = read(path, "--profile-file")?;
     apply_text(&text, path, builder)
 }
 
@@ -204,9 +199,19 @@ fn apply_text(text: &str, path: &Path, builder: &mut PolicyBuilder) -> Result<()
     schema::apply(&cx, builder)
 }
 
-fn read(path: &Path) -> Result<String> {
+/// A name `--profile` takes: `[A-Za-z0-9_.-]+`, not starting with a dot,
+/// so that it can never climb out of the profile directory.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn read(path: &Path, flag: &'static str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::File {
-        flag: "--profile",
+        flag,
         path: path.display().to_string(),
         reason: e.to_string(),
     })

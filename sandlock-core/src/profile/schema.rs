@@ -148,6 +148,16 @@ pub(crate) fn apply(cx: &Cx, sink: &mut dyn Sink) -> Result<()> {
     })?;
     for (name, value) in doc.get_ref() {
         let section = name.get_ref().as_ref();
+        if !SECTIONS.contains(&section) && !value.get_ref().is_table() {
+            return Err(cx.bad(
+                section,
+                value,
+                format!(
+                    "a key outside any section (keys go in one of [{}])",
+                    SECTIONS.join("], [")
+                ),
+            ));
+        }
         if !SECTIONS.contains(&section) {
             return Err(cx.err(
                 name.span().start,

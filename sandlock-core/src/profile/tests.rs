@@ -194,6 +194,15 @@ fn unknown_section_names_file_line_and_section() {
 }
 
 #[test]
+fn a_key_outside_any_section_is_named_as_such() {
+    let e = error("timeout = 5\n");
+    assert!(
+        e.starts_with("/p/test.toml:1: timeout = 5: a key outside any section (keys go in one of [filesystem], [network]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_key_names_file_line_key_and_value() {
     let e = error("[network]\nallow = [\"a.test\"]\nalow = [\"b.test\"]\n");
     assert!(

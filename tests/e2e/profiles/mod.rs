@@ -92,7 +92,7 @@ both!(each_error_names_file_line_key_and_value, |ctx| {
     let err = refused(&ctx, &["--profile-file", &missing], &[]);
     assert!(
         err.starts_with(&format!(
-            "sandlock: cannot use '{missing}' (from --profile)"
+            "sandlock: cannot use '{missing}' (from --profile-file)"
         )),
         "{err}"
     );
