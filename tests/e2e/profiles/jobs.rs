@@ -209,6 +209,23 @@ both!(git_https_clones_and_pushes_with_the_token, |ctx| {
         !raw.windows(ph.len()).any(|w| w == ph.as_bytes()),
         "the placeholder reached the upstream\n{c}"
     );
+
+    // twin: without GH_TOKEN in sandlock's environment the profile
+    // refuses to start, and nothing reaches the upstream
+    let before = up.requests().len();
+    let out = ctx.sl(run_args(
+        &flags,
+        &["/bin/sh", "-c", GIT_JOB, "sh", &url, &clone],
+    ));
+    out.expect_code(2);
+    assert_eq!(out.stdout, "", "{}", out.dump());
+    assert!(
+        out.stderr
+            .contains("secret GH_TOKEN: env:GH_TOKEN is not set"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(up.requests().len(), before);
 });
 
 both!(build_compiles_with_no_network, |ctx| {
