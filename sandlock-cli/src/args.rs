@@ -4,10 +4,11 @@
 //! the flag and the value.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use sandlock_core::policy::PolicyBuilder;
-use sandlock_core::Policy;
+use sandlock_core::{profile, Policy};
 
 /// Run untrusted programs under Landlock + seccomp with a supervisor that
 /// owns their network egress. No root, no containers.
@@ -24,11 +25,37 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Report what this kernel supports; exit non-zero if sandlock can't run.
     Check,
+    /// List profiles, or show the policy one sets.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+/// `sandlock profile ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List every profile `--profile` can name, and where each one is.
+    List,
+    /// Print the effective policy of profile NAME (as --show-policy does).
+    Show {
+        /// The profile's name.
+        name: String,
+    },
 }
 
 /// Options of `sandlock run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Start from profile NAME: the user's
+    /// ~/.config/sandlock/profiles/NAME.toml, else a shipped one. Flags
+    /// given with it are layered on top: lists append, values override.
+    #[arg(short = 'p', long = "profile", value_name = "NAME")]
+    profile: Option<String>,
+
+    /// Start from the profile in this TOML file (relative paths in it are
+    /// relative to its directory).
+    #[arg(long = "profile-file", value_name = "PATH", conflicts_with = "profile")]
+    profile_file: Option<PathBuf>,
+
     /// Allow reading and executing PATH and everything below it (repeatable).
     #[arg(short = 'r', long = "fs-read", value_name = "PATH")]
     fs_read: Vec<String>,
@@ -191,9 +218,17 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// Builds the policy (through the core's builder, as every front door
-    /// does) and the command line.
+    /// does) and the command line: the profile first, so that the flags
+    /// layer on top of it (a list flag appends, a value flag overrides, a
+    /// switch flag turns on).
     pub fn into_policy(self) -> sandlock_core::Result<(Policy, Vec<OsString>)> {
         let mut b = PolicyBuilder::new();
+        if let Some(name) = &self.profile {
+            profile::find(name)?.apply(&mut b)?;
+        }
+        if let Some(path) = &self.profile_file {
+            profile::apply_file(path, &mut b)?;
+        }
         let switches = [
             ("no-system-view", self.no_system_view),
             ("no-default-bundles", self.no_default_bundles),
@@ -256,7 +291,8 @@ mod tests {
     use sandlock_core::policy::{Kind, OPTIONS};
 
     /// Every policy option is a flag of `sandlock run`, of the same kind,
-    /// and every flag but --show-policy is a policy option: no option
+    /// and every flag but --show-policy and the profile flags is a policy
+    /// option: no option
     /// exists in one front door and not the others.
     #[test]
     fn run_flags_are_the_policy_options() {
@@ -273,7 +309,9 @@ mod tests {
                 };
                 Some((long.to_string(), kind))
             })
-            .filter(|(l, _)| l != "show-policy" && l != "help")
+            .filter(|(l, _)| {
+                !["show-policy", "help", "profile", "profile-file"].contains(&l.as_str())
+            })
             .collect();
         flags.sort_by(|a, b| a.0.cmp(&b.0));
         let mut options: Vec<(String, Kind)> = OPTIONS

@@ -6,9 +6,10 @@ mod args;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sandlock_core::{check, Error, ExitOutcome, Sandbox};
+use sandlock_core::policy::PolicyBuilder;
+use sandlock_core::{check, profile, Error, ExitOutcome, Policy, Sandbox};
 
-use args::{Cli, Command};
+use args::{Cli, Command, ProfileCommand};
 
 /// Exit status when sandlock itself fails to set up the sandbox.
 const SETUP_FAILURE: u8 = 125;
@@ -27,6 +28,26 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Command::Profile(ProfileCommand::List) => {
+            for (name, origin) in profile::list() {
+                println!("{name}\t{origin}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Profile(ProfileCommand::Show { name }) => {
+            let policy = profile::find(&name).and_then(|p| {
+                let mut b = PolicyBuilder::new();
+                p.apply(&mut b)?;
+                b.build()
+            });
+            match policy {
+                Ok(policy) => show_policy(&policy),
+                Err(e) => {
+                    eprintln!("sandlock: {e}");
+                    ExitCode::from(USAGE)
+                }
+            }
+        }
         Command::Run(run) => {
             let show = run.show_policy;
             let (policy, argv) = match run.into_policy() {
@@ -37,20 +58,7 @@ fn main() -> ExitCode {
                 }
             };
             if show {
-                print!("{policy}");
-                return match sandlock_core::network::Pinned::for_policy(&policy) {
-                    Ok(pinned) => {
-                        for (name, ips) in pinned.entries() {
-                            let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-                            println!("pinned: {name} -> {}", ips.join(", "));
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("sandlock: {e}");
-                        ExitCode::from(SETUP_FAILURE)
-                    }
-                };
+                return show_policy(&policy);
             }
             let timeout = policy.process.timeout;
             let quiet = policy.report.quiet;
@@ -73,6 +81,25 @@ fn main() -> ExitCode {
                     })
                 }
             }
+        }
+    }
+}
+
+/// Prints the effective policy and the names pinned at start
+/// (`--show-policy`, `sandlock profile show`).
+fn show_policy(policy: &Policy) -> ExitCode {
+    print!("{policy}");
+    match sandlock_core::network::Pinned::for_policy(policy) {
+        Ok(pinned) => {
+            for (name, ips) in pinned.entries() {
+                let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+                println!("pinned: {name} -> {}", ips.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sandlock: {e}");
+            ExitCode::from(SETUP_FAILURE)
         }
     }
 }

@@ -16,6 +16,41 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A profile entry that cannot be used: an unknown section or key, a
+    /// value of the wrong type or one the option refuses. Names the file,
+    /// the line, the dotted key and the value (`<hidden>` where it may be a
+    /// secret).
+    #[error("{file}:{line}: {}: {reason}", key_value(.key, .value))]
+    Profile {
+        /// The profile file (or `profiles/NAME.toml` for a shipped one).
+        file: String,
+        /// 1-based line of the key or value.
+        line: usize,
+        /// The dotted key, e.g. `network.allow`.
+        key: String,
+        /// The value as written, if there is one to show.
+        value: Option<String>,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A profile that is not valid TOML.
+    #[error("{file}:{line}: {reason}")]
+    ProfileSyntax {
+        /// The profile file.
+        file: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// The TOML parser's message.
+        reason: String,
+    },
+    /// `--profile NAME` named no profile in any place looked at.
+    #[error("no profile named '{name}' (looked in {searched})")]
+    ProfileNotFound {
+        /// The name asked for.
+        name: String,
+        /// Where sandlock looked, for the message.
+        searched: String,
+    },
     /// Options that do not go together (or one that needs another).
     #[error("{0}")]
     Usage(String),
@@ -84,6 +119,14 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// `key = value`, or `key` alone when there is no value to show.
+fn key_value(key: &str, value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("{key} = {v}"),
+        None => key.to_string(),
     }
 }
 

@@ -9,6 +9,8 @@
 //! Module map (each module's own doc says what it owns and must never do):
 //!
 //! - [`policy`]: the policy value and the parsers that build it.
+//! - [`profile`]: TOML profiles (found by name, shipped or the user's)
+//!   applied through the policy builder.
 //! - [`network`]: host pinning, the virtual `/etc/hosts`, socket addresses.
 //! - `launch`: everything that happens before `execve` (fork, capabilities,
 //!   Landlock, seccomp, the notify-fd hand-over).
@@ -29,6 +31,7 @@ mod error;
 mod launch;
 pub mod network;
 pub mod policy;
+pub mod profile;
 mod proxy;
 mod sandbox;
 pub mod secrets;

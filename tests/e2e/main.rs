@@ -23,6 +23,7 @@ mod http;
 mod net;
 mod netspec;
 mod process;
+mod profiles;
 mod races;
 mod seccomp;
 mod secrets;

@@ -75,7 +75,7 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:api.test, DNS:git.test, DNS:other.test, DNS:v6.test, DNS:*.dyn.test, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName = DNS:api.test, DNS:git.test, DNS:other.test, DNS:v6.test, DNS:*.dyn.test, DNS:localhost, DNS:github.com, IP:127.0.0.1, IP:::1
 "#;
 
 /// Paths (all absolute, world-readable) of the TLS material.
