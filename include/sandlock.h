@@ -92,6 +92,19 @@ sandlock_code sandlock_builder_set(sandlock_builder *builder,
                                    const char *value,
                                    sandlock_error **err);
 
+// Applies the profile `name` (looked up like `sandlock run -p NAME`: the
+// user's `$XDG_CONFIG_HOME/sandlock/profiles/NAME.toml`, then the shipped
+// ones) to the builder: its lists are added to, its values replace those
+// set so far, and options set afterwards layer on top, as flags do on the
+// command line. Errors name the profile file, line, key and value.
+//
+// # Safety
+// `builder` is NULL or a live builder; `name` is NULL or a NUL-terminated
+// string; `err` is NULL or points to writable storage.
+sandlock_code sandlock_builder_apply_profile(sandlock_builder *builder,
+                                             const char *name,
+                                             sandlock_error **err);
+
 // Checks the options set so far against each other (what `sandlock_run`
 // does first), without running anything.
 //

@@ -66,6 +66,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sandlock_builder_new": ([], BuilderP),
         "sandlock_builder_set": ([BuilderP, c.c_char_p, c.c_char_p, c.POINTER(ErrorP)], c.c_int),
         "sandlock_builder_check": ([BuilderP, c.POINTER(ErrorP)], c.c_int),
+        "sandlock_builder_apply_profile": ([BuilderP, c.c_char_p, c.POINTER(ErrorP)], c.c_int),
         "sandlock_builder_free": ([BuilderP], None),
         "sandlock_option_count": ([], c.c_size_t),
         "sandlock_option_name": ([c.c_size_t], c.c_char_p),

@@ -141,6 +141,9 @@ class Sandbox:
     """
 
     def __init__(self, **options: Any) -> None:
+        self._setup(None, options)
+
+    def _setup(self, profile: Optional[str], options: Mapping[str, Any]) -> None:
         self._builder = None
         l = _lib.lib()
         # Kept so that __del__ still works while the interpreter shuts down.
@@ -148,6 +151,11 @@ class Sandbox:
         known = _lib.options()
         builder = l.sandlock_builder_new()
         self._builder = builder
+        if profile is not None:
+            err = _lib.ErrorP()
+            if l.sandlock_builder_apply_profile(builder, profile.encode(), ctypes.byref(err)) != _lib.OK:
+                _, msg = _lib.take_error(err)
+                raise PolicyError(msg, field="profile", value=profile)
         for keyword, value in options.items():
             for option, text in self._expand(keyword, value, known):
                 err = _lib.ErrorP()
@@ -193,14 +201,21 @@ class Sandbox:
 
     @classmethod
     def from_profile(cls, name: str, **options: Any) -> "Sandbox":
-        """A sandbox from a shipped TOML profile.
+        """A sandbox from the TOML profile ``name``, as ``sandlock run -p NAME``.
 
-        Not available yet: profiles are being added to the library.
+        The profile is looked up in ``$XDG_CONFIG_HOME/sandlock/profiles``
+        (``~/.config/sandlock/profiles``), then among the shipped ones
+        (``python-agent``, ``node-agent``, ``git-https``, ``build``).
+        Keyword options layer on top, as flags do on the command line:
+        lists are added to, single values replace the profile's.
+
+        Raises:
+            PolicyError: no such profile, or an error in it (the message
+                names the file, line, key and value), or a bad keyword.
         """
-        raise NotImplementedError(
-            f"Sandbox.from_profile({name!r}): profiles are not wired into the "
-            "Python SDK yet; pass the options as keywords instead"
-        )
+        sandbox = cls.__new__(cls)
+        sandbox._setup(name, options)
+        return sandbox
 
     def run(
         self,

@@ -115,9 +115,26 @@ def test_valid_policy_builds() -> None:
     )
 
 
-def test_from_profile_is_not_wired_yet() -> None:
-    with pytest.raises(NotImplementedError, match="profiles are not wired"):
-        Sandbox.from_profile("default")
+def test_from_profile_applies_the_profile_and_keywords_layer_on_top() -> None:
+    # `build`: a clean environment (PATH, HOME, TERM, LANG only), no network.
+    os.environ["SANDLOCK_PY_PROBE"] = "leaked"
+    try:
+        script = "echo ${LAYERED:-unset} ${SANDLOCK_PY_PROBE:-clean}"
+        r = Sandbox.from_profile("build", env={"LAYERED": "yes"}).run(["/bin/sh", "-c", script])
+        assert (r.exit_code, r.stdout) == (0, b"yes clean\n")
+        # Twin: the same keywords without the profile inherit the variable.
+        r = Sandbox(env={"LAYERED": "yes"}).run(["/bin/sh", "-c", script])
+        assert (r.exit_code, r.stdout) == (0, b"yes leaked\n")
+    finally:
+        del os.environ["SANDLOCK_PY_PROBE"]
+
+
+def test_from_profile_errors_name_the_profile() -> None:
+    with pytest.raises(PolicyError, match="no-such-profile") as e:
+        Sandbox.from_profile("no-such-profile")
+    assert e.value.field == "profile"
+    with pytest.raises(PolicyError, match="timeout"):
+        Sandbox.from_profile("build", timeout="soon")
 
 
 def _with_lib(lib: str) -> subprocess.CompletedProcess[str]:

@@ -102,6 +102,36 @@ pub unsafe extern "C" fn sandlock_builder_set(
     })
 }
 
+/// Applies the profile `name` (looked up like `sandlock run -p NAME`: the
+/// user's `$XDG_CONFIG_HOME/sandlock/profiles/NAME.toml`, then the shipped
+/// ones) to the builder: its lists are added to, its values replace those
+/// set so far, and options set afterwards layer on top, as flags do on the
+/// command line. Errors name the profile file, line, key and value.
+///
+/// # Safety
+/// `builder` is NULL or a live builder; `name` is NULL or a NUL-terminated
+/// string; `err` is NULL or points to writable storage.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_builder_apply_profile(
+    builder: *mut sandlock_builder,
+    name: *const c_char,
+    err: *mut *mut sandlock_error,
+) -> sandlock_code {
+    guard(err, || {
+        // SAFETY: the caller guarantees `builder` is NULL or live.
+        let b = unsafe { builder.as_ref() }.ok_or(FfiError::Null("builder"))?;
+        // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
+        let name = unsafe { utf8(name, "name")? };
+        let profile = sandlock_core::profile::find(name)?;
+        let mut inner = b.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // A profile that fails half way leaves the builder as it was.
+        let mut next = inner.clone();
+        profile.apply(&mut next)?;
+        *inner = next;
+        Ok(())
+    })
+}
+
 /// Checks the options set so far against each other (what `sandlock_run`
 /// does first), without running anything.
 ///

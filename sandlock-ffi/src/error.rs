@@ -76,7 +76,10 @@ impl FfiError {
             FfiError::Panic(_) => SANDLOCK_ERR_PANIC,
             FfiError::Core(e) => match e {
                 CoreError::InvalidValue { .. } => SANDLOCK_ERR_INVALID_VALUE,
-                CoreError::Usage(_) => SANDLOCK_ERR_POLICY,
+                CoreError::Usage(_)
+                | CoreError::Profile { .. }
+                | CoreError::ProfileSyntax { .. }
+                | CoreError::ProfileNotFound { .. } => SANDLOCK_ERR_POLICY,
                 CoreError::Command { .. } => SANDLOCK_ERR_COMMAND,
                 _ => SANDLOCK_ERR_SETUP,
             },

@@ -23,9 +23,9 @@ mod error;
 mod run;
 
 pub use builder::{
-    sandlock_builder, sandlock_builder_check, sandlock_builder_free, sandlock_builder_new,
-    sandlock_builder_set, sandlock_kind, sandlock_option_count, sandlock_option_kind,
-    sandlock_option_name,
+    sandlock_builder, sandlock_builder_apply_profile, sandlock_builder_check,
+    sandlock_builder_free, sandlock_builder_new, sandlock_builder_set, sandlock_kind,
+    sandlock_option_count, sandlock_option_kind, sandlock_option_name,
 };
 pub use error::{
     sandlock_code, sandlock_error, sandlock_error_code, sandlock_error_free, sandlock_error_message,
