@@ -130,14 +130,6 @@ fn replace_bytes(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-fn hwm(out: &Out, key: &str, c: &str) -> u64 {
-    out.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key:?} line\n{c}"))
-}
-
 both!(
     large_encoded_request_bodies_are_spooled_and_inspected,
     |ctx| {
@@ -185,7 +177,7 @@ both!(
             "a clean gzip body was changed\n{c}"
         );
         // 34 MiB decoded, rewritten and encoded again in bounded memory
-        let (before, after) = (hwm(&out, "HWM0 ", &c), hwm(&out, "HWM1 ", &c));
+        let (before, after) = (stdout_u64(&out, "HWM0 ", &c), stdout_u64(&out, "HWM1 ", &c));
         assert!(
             after <= before + (16 << 10),
             "peak RSS grew from {before} KiB to {after} KiB with a 34 MiB zstd body\n{c}"
@@ -265,12 +257,7 @@ both!(gzip_bomb_to_a_secret_host_is_refused, |ctx| {
         out.stderr.contains("over 256 MiB"),
         "the refusal says why\n{c}"
     );
-    let size: usize = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("SIZE "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("bomb size");
+    let size = stdout_u64(&out, "SIZE ", &c) as usize;
     assert!(size < 1 << 20, "a bomb is small: {size}");
     let paths = s.up.paths();
     assert_eq!(paths, vec!["/echo/bomb-elsewhere".to_string()], "{c}");

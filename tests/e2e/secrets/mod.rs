@@ -272,6 +272,17 @@ fn placeholder(out: &Out, value: &str, c: &str) -> String {
 
 /// The "R <rc> <code> <version>" lines of the `c` curl wrapper, as
 /// "<rc> <code>" (the version left out).
+/// The number on the workload's stdout line starting with `key` (such as
+/// a VmHWM the script printed).
+#[track_caller]
+fn stdout_u64(out: &Out, key: &str, c: &str) -> u64 {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key:?} line\n{c}"))
+}
+
 fn rc_codes(out: &Out) -> Vec<String> {
     out.stdout
         .lines()

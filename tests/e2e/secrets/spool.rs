@@ -80,14 +80,6 @@ fn spots_arg(n: usize) -> String {
         .join(" ")
 }
 
-fn line_u64(out: &Out, key: &str, c: &str) -> u64 {
-    out.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key:?} line\n{c}"))
-}
-
 both!(
     large_length_changing_body_is_spooled_and_sent_with_its_length,
     |ctx| {
@@ -144,7 +136,7 @@ both!(
                 .any(|l| l.starts_with("SUP sandlock ") && !l.ends_with(" 0")),
             "the workload's grandparent is not sandlock's supervisor\n{c}"
         );
-        let (before, after) = (line_u64(&out, "HWM0 ", &c), line_u64(&out, "HWM1 ", &c));
+        let (before, after) = (stdout_u64(&out, "HWM0 ", &c), stdout_u64(&out, "HWM1 ", &c));
         assert!(
             after <= before + HWM_GROWTH_KIB,
             "peak RSS grew from {before} KiB to {after} KiB with a 40 MiB body\n{c}"
