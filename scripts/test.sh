@@ -9,6 +9,9 @@ source scripts/deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# `cargo test` builds sandlock-ffi only as an rlib; the C program's tests
+# link the .so and the .a, which a build makes.
+cargo build --workspace --locked
 cargo test --workspace --locked -- --test-threads=2
 
 # The Python SDK: `pip install ./python` into a venv under the target dir

@@ -53,7 +53,7 @@ fn compile(dir: &TempDir, link: Link) -> PathBuf {
         Link::Shared => {
             assert!(
                 lib.join("libsandlock_ffi.so").exists(),
-                "no .so in {}",
+                "no .so in {} (run `cargo build -p sandlock-ffi` first; scripts/test.sh does)",
                 lib.display()
             );
             cc.arg("-L")
@@ -63,7 +63,11 @@ fn compile(dir: &TempDir, link: Link) -> PathBuf {
         }
         Link::Static => {
             let a = lib.join("libsandlock_ffi.a");
-            assert!(a.exists(), "no .a in {}", lib.display());
+            assert!(
+                a.exists(),
+                "no .a in {} (run `cargo build -p sandlock-ffi` first; scripts/test.sh does)",
+                lib.display()
+            );
             cc.arg(a).args([
                 "-lgcc_s",
                 "-lutil",
