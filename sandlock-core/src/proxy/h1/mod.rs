@@ -34,6 +34,12 @@ const HEAD_ROOM: usize = 2048;
 /// client is a local process that writes its head at once; only a
 /// trickling attacker takes longer.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a final response on a connection that closes with part of a
+/// request unread (a refused upload), what is still read and dropped, so
+/// the client gets to read the response: closing a socket with unread
+/// input resets it, and a client still sending then never sees the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 << 20;
 
 /// Serves requests on `io` until the client or an error ends it.
 pub(super) async fn serve<IO>(conn: Arc<Conn>, io: IO)
@@ -67,6 +73,7 @@ where
                 };
                 let _ = write::response(&mut wr, resp, &asked).await;
                 let _ = wr.shutdown().await;
+                linger(&mut r.io).await;
                 return;
             }
         };
@@ -74,6 +81,7 @@ where
             Next::Continue => {}
             Next::Close => {
                 let _ = wr.shutdown().await;
+                linger(&mut r.io).await;
                 return;
             }
             Next::Upgraded(upstream) => {
@@ -83,6 +91,23 @@ where
             }
         }
     }
+}
+
+/// Reads and drops what the client still sends, within [`LINGER_TIME`]
+/// and [`LINGER_BYTES`], until it closes (see [`LINGER_TIME`]).
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R) {
+    use tokio::io::AsyncReadExt;
+    let drain = async {
+        let mut scratch = vec![0u8; 16 << 10];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match rd.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 enum Next {
