@@ -73,9 +73,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub show_policy: bool,
 
-    /// Allow outbound connections: host, host:PORT[,PORT], IP, CIDR,
-    /// [IPv6]:PORT, :PORT (any host), * (anything); prefix udp:// for UDP
-    /// (repeatable). Names are resolved once at start and pinned.
+    /// Allow outbound connections: host, *.suffix, host:PORT[,PORT], IP,
+    /// CIDR, [IPv6]:PORT, :PORT (any host), * (anything); prefix udp:// for
+    /// UDP (repeatable). Names are resolved at start and pinned; *.suffix
+    /// names reach the addresses sandlock's DNS answers gave for them.
     #[arg(long = "net-allow", value_name = "SPEC")]
     net_allow: Vec<String>,
 
