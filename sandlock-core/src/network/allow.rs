@@ -3,8 +3,6 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use ipnet::IpNet;
-
 use super::{canonical_ip, Learned};
 use crate::policy::{HostPattern, NetPolicy, PortSet, Proto};
 use crate::{Error, Result};
@@ -159,45 +157,30 @@ pub enum Decision {
 #[derive(Debug, Clone)]
 struct Rule {
     proto: Proto,
-    /// `None` is any address.
-    nets: Option<Vec<IpNet>>,
-    /// A name pattern whose DNS answers the rule also covers.
-    names: Option<HostPattern>,
+    host: HostPattern,
     ports: PortSet,
     spec: String,
 }
 
-/// The allowlist in address form, consulted on every connect, send and bind.
+/// The allowlist, consulted on every connect, send and bind. A rule naming
+/// hosts covers the addresses pinned for them at start and those the DNS
+/// interceptor answered for them since.
 #[derive(Debug, Clone, Default)]
 pub struct Egress {
     rules: Vec<Rule>,
     bind: PortSet,
-    learned: Arc<Learned>,
+    pinned: Pinned,
 }
 
 impl Egress {
-    /// Turns a policy's rules into address form using the pinned names.
+    /// The allowlist of a policy's rules, over its pinned names.
     pub fn new(net: &NetPolicy, pinned: &Pinned) -> Egress {
         let rules = net
             .allow
             .iter()
             .map(|r| Rule {
                 proto: r.proto,
-                nets: match &r.host {
-                    HostPattern::Any => None,
-                    HostPattern::Net(n) => Some(vec![*n]),
-                    HostPattern::Name(name) => Some(
-                        pinned
-                            .lookup(name)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|ip| IpNet::from(*ip))
-                            .collect(),
-                    ),
-                    HostPattern::Suffix(_) => Some(Vec::new()),
-                },
-                names: matches!(r.host, HostPattern::Name(_) | HostPattern::Suffix(_))
-                    .then(|| r.host.clone()),
+                host: r.host.clone(),
                 ports: r.ports.clone(),
                 spec: r.spec.clone(),
             })
@@ -205,7 +188,7 @@ impl Egress {
         Egress {
             rules,
             bind: net.bind.clone(),
-            learned: Arc::clone(pinned.learned()),
+            pinned: pinned.clone(),
         }
     }
 
@@ -216,13 +199,11 @@ impl Egress {
             if r.proto != proto || !r.ports.contains(dest.port()) {
                 continue;
             }
-            let host_ok = r
-                .nets
-                .as_ref()
-                .is_none_or(|nets| nets.iter().any(|n| n.contains(&ip)))
-                || r.names
-                    .as_ref()
-                    .is_some_and(|p| self.learned.any_name(ip, |name| p.names(name)));
+            let host_ok = match &r.host {
+                HostPattern::Any => true,
+                HostPattern::Net(n) => n.contains(&ip),
+                names => self.pinned.known_as(ip, |name| names.names(name)),
+            };
             if host_ok {
                 return Decision::Allow(r.spec.clone());
             }
