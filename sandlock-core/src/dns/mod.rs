@@ -80,12 +80,7 @@ impl Dns {
             .get_or_init(|| match self.serve() {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    if !self.quiet {
-                        eprintln!(
-                            "sandlock: warning: DNS interceptor unavailable ({e}); names \
-                             resolve only through /etc/hosts, and port 53 follows --net-allow"
-                        );
-                    }
+                    warn_unavailable(self.quiet, &e);
                     None
                 }
             })
@@ -149,6 +144,16 @@ impl Drop for Ready {
             // blocked on it, which then ends.
             unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_RDWR) };
         }
+    }
+}
+
+/// Says, once per sandbox, that DNS is not intercepted and what follows.
+pub(crate) fn warn_unavailable(quiet: bool, e: &std::io::Error) {
+    if !quiet {
+        eprintln!(
+            "sandlock: warning: DNS interceptor unavailable ({e}); names resolve only \
+             through /etc/hosts, and port 53 follows --net-allow"
+        );
     }
 }
 

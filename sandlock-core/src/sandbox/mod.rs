@@ -281,12 +281,7 @@ impl Sandbox {
         match crate::dns::Dns::start(&self.policy, pinned, Arc::clone(reporter)) {
             Ok(dns) => Some(Arc::new(dns)),
             Err(e) => {
-                if !self.policy.report.quiet {
-                    eprintln!(
-                        "sandlock: warning: DNS interceptor unavailable ({e}); names resolve \
-                         only through /etc/hosts, and port 53 follows --net-allow"
-                    );
-                }
+                crate::dns::warn_unavailable(self.policy.report.quiet, &e);
                 None
             }
         }
