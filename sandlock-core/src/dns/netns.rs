@@ -183,50 +183,48 @@ pub(super) fn netns_cookie(sock: &OwnedFd) -> io::Result<u64> {
 /// Receives one [`Status`] and up to `max` fds. `None` status: the peer
 /// closed the channel.
 fn recv_fds(chan: &OwnedFd, max: usize) -> io::Result<(Option<Status>, Vec<OwnedFd>)> {
-    let mut status = Status { errno: 0, step: 0 };
-    let mut iov = libc::iovec {
-        iov_base: (&mut status as *mut Status).cast(),
-        iov_len: std::mem::size_of::<Status>(),
-    };
-    let mut control = [0u64; 16];
-    // SAFETY: msghdr is plain old data; the pointers set below outlive the call.
-    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-    hdr.msg_iov = &mut iov;
-    hdr.msg_iovlen = 1;
-    hdr.msg_control = control.as_mut_ptr().cast();
-    hdr.msg_controllen = std::mem::size_of_val(&control);
-    let n = loop {
-        // SAFETY: `hdr` describes buffers owned by this frame.
-        let n = unsafe { libc::recvmsg(chan.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break n;
-        }
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut fds = Vec::new();
-    // SAFETY: walking the control buffer the kernel filled, with the
-    // CMSG_* helpers bounded by msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&hdr);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                    / std::mem::size_of::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    let mut buf = [0u8; std::mem::size_of::<Status>()];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let (n, raw) = loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        match recvmsg::<UnixAddr>(
+            chan.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => {
+                let mut raw = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        raw.extend(fds);
+                    }
                 }
+                break (msg.bytes, raw);
             }
-            c = libc::CMSG_NXTHDR(&hdr, c);
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-    }
+    };
+    // SAFETY: the kernel just passed these fds to this process; nothing
+    // else owns them.
+    let mut fds: Vec<OwnedFd> = raw
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
     fds.truncate(max);
-    if n as usize != std::mem::size_of::<Status>() {
+    if n != buf.len() {
         return Ok((None, fds));
     }
-    Ok((Some(status), fds))
+    let word = |at: usize| i32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+    Ok((
+        Some(Status {
+            errno: word(0),
+            step: word(4),
+        }),
+        fds,
+    ))
 }
 
 /// A netlink RTM_NEWROUTE request: `local <any>/0 dev lo` in the local
