@@ -26,6 +26,18 @@ fn assert_placeholder_upstream(s: &Sec, path: &str, p: &str, c: &str) {
     );
 }
 
+/// The request went out (200) carrying the placeholder, never the value,
+/// and the misplaced placeholder was warned about.
+#[track_caller]
+fn assert_placeholder_went(s: &Sec, out: &Out, path: &str) {
+    let c = s.dump(out);
+    out.expect_code(0);
+    assert_eq!(rc_codes(out), vec!["0 200"], "{c}");
+    let p = placeholder(out, &s.value, &c);
+    assert_placeholder_upstream(s, path, &p, &c);
+    assert_misuse_warned(out, "TOKEN", &c);
+}
+
 both!(gate_host_not_bound_forwards_the_placeholder, |ctx| {
     let s = Sec::tls("127.0.0.1");
     // the secret is bound to other.test; api.test is reachable through an
@@ -48,13 +60,8 @@ both!(gate_host_not_bound_forwards_the_placeholder, |ctx| {
         BEARER,
         &[&s.url("api.test", "/echo/unbound")],
     );
-    let c = s.dump(&out);
-    out.expect_code(0);
-    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
-    let p = placeholder(&out, &s.value, &c);
-    assert_placeholder_upstream(&s, "/echo/unbound", &p, &c);
-    assert_misuse_warned(&out, "TOKEN", &c);
-    assert_no_value_in_output(&out, &s.value, &c);
+    assert_placeholder_went(&s, &out, "/echo/unbound");
+    assert_no_value_in_output(&out, &s.value, &s.dump(&out));
 
     // twin: bound to api.test, the same request carries the value
     let out = s.run(
@@ -94,12 +101,7 @@ both!(gate_forged_sni_on_a_hard_coded_ip, |ctx| {
         BEARER,
         &["--resolve", &resolve, &s.url("api.test", "/echo/forged")],
     );
-    let c = s.dump(&out);
-    out.expect_code(0);
-    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
-    let p = placeholder(&out, &s.value, &c);
-    assert_placeholder_upstream(&s, "/echo/forged", &p, &c);
-    assert_misuse_warned(&out, "TOKEN", &c);
+    assert_placeholder_went(&s, &out, "/echo/forged");
 
     // twin: api.test pinned to 127.0.0.2, the same connection qualifies
     let out = s.run(
@@ -162,12 +164,7 @@ both!(gate_dns_pin_through_the_interceptor, |ctx| {
             &s.url("a.dyn.test", "/echo/unresolved"),
         ],
     );
-    let c = s.dump(&out);
-    out.expect_code(0);
-    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
-    let p = placeholder(&out, &s.value, &c);
-    assert_placeholder_upstream(&s, "/echo/unresolved", &p, &c);
-    assert_misuse_warned(&out, "TOKEN", &c);
+    assert_placeholder_went(&s, &out, "/echo/unresolved");
 });
 
 both!(gate_plaintext_http_needs_the_opt_in, |ctx| {
@@ -186,12 +183,7 @@ both!(gate_plaintext_http_needs_the_opt_in, |ctx| {
         BEARER,
         &[&s.url("api.test", "/echo/plain")],
     );
-    let c = s.dump(&out);
-    out.expect_code(0);
-    assert_eq!(rc_codes(&out), vec!["0 200"], "{c}");
-    let p = placeholder(&out, &s.value, &c);
-    assert_placeholder_upstream(&s, "/echo/plain", &p, &c);
-    assert_misuse_warned(&out, "TOKEN", &c);
+    assert_placeholder_went(&s, &out, "/echo/plain");
 
     // twin: ;plaintext lets the value go out over plain HTTP
     let out = s.run(
