@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use super::notif::{Notif, Reply};
 use super::vfile::VirtualFile;
 use super::Supervisor;
+use crate::launch::seccomp::OPEN_NOT_A_READ;
 use crate::sys;
 
 /// True for open, openat and openat2.
@@ -31,14 +32,6 @@ pub fn is_open_family(nr: i64) -> bool {
     }
     nr == libc::SYS_openat || nr == libc::SYS_openat2
 }
-
-/// Flags that make an open something other than a plain read.
-const NOT_A_READ: i32 = libc::O_WRONLY
-    | libc::O_RDWR
-    | libc::O_CREAT
-    | libc::O_TRUNC
-    | libc::O_PATH
-    | libc::O_DIRECTORY;
 
 /// The arguments of an open-family call (or of a stat, which names files
 /// the same way).
@@ -154,7 +147,8 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
         Ok(c) => c,
         Err(e) => return Reply::from_io(&e),
     };
-    if call.flags & NOT_A_READ != 0 {
+    // open and openat with these flags never trap; openat2 does.
+    if call.flags & OPEN_NOT_A_READ != 0 {
         return Reply::Continue;
     }
     // An unreadable path would fail in the kernel too: answer the same.

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
-use super::spec::FilterSpec;
+use super::spec::{FilterSpec, OPEN_NOT_A_READ};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -122,10 +122,7 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
     socket_rules(&mut ctx, spec)?;
 
     if spec.trap_open {
-        for name in ["open", "openat", "openat2"] {
-            ctx.add_rule(ScmpAction::Notify, sys(name)?)
-                .map_err(err(name))?;
-        }
+        open_rules(&mut ctx)?;
     }
     if spec.trap_stat {
         stat_rules(&mut ctx)?;
@@ -163,6 +160,21 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
     export(&ctx)
 }
 
+/// Opens that may read a virtual file: open and openat only when no flag
+/// of [`OPEN_NOT_A_READ`] is set (a directory listing or a write never
+/// costs a trap), openat2 always, since its flags are in memory. The
+/// kernel reads the flags as an `int`: the mask covers the low 32 bits
+/// only, so garbage in the upper half changes nothing.
+fn open_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    let not_a_read = OPEN_NOT_A_READ as u32 as u64;
+    for (name, flags_arg) in [("open", 1), ("openat", 2)] {
+        notify_unless_any(ctx, name, flags_arg, not_a_read)?;
+    }
+    ctx.add_rule(ScmpAction::Notify, sys("openat2")?)
+        .map_err(err("openat2"))?;
+    Ok(())
+}
+
 /// The lookups by path that must find a file existing only in the
 /// sandbox: the stat family (OpenSSL stats `<hash>.0` before opening it),
 /// the access family (`[ -e f ]`, `os.path.exists`) and the extended
@@ -191,17 +203,21 @@ fn stat_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
     }
     let empty_path = libc::AT_EMPTY_PATH as u64;
     for (name, flags_arg) in [("newfstatat", 3), ("statx", 2)] {
-        ctx.add_rule_conditional(
-            ScmpAction::Notify,
-            sys(name)?,
-            &[ScmpArgCompare::new(
-                flags_arg,
-                ScmpCompareOp::MaskedEqual(empty_path),
-                0,
-            )],
-        )
-        .map_err(err(name))?;
+        notify_unless_any(ctx, name, flags_arg, empty_path)?;
     }
+    Ok(())
+}
+
+/// Traps `name` unless argument `flags_arg` has any bit of `mask` set.
+fn notify_unless_any(
+    ctx: &mut ScmpFilterContext,
+    name: &str,
+    flags_arg: u32,
+    mask: u64,
+) -> Result<()> {
+    let none_set = ScmpArgCompare::new(flags_arg, ScmpCompareOp::MaskedEqual(mask), 0);
+    ctx.add_rule_conditional(ScmpAction::Notify, sys(name)?, &[none_set])
+        .map_err(err(name))?;
     Ok(())
 }
 

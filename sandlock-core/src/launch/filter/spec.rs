@@ -2,6 +2,18 @@
 //! by the build script (which compiles one filter per combination) and the
 //! library (which picks one at run time).
 
+/// Open flags that make an open something other than a plain read: a
+/// write, a create, a directory or an `O_PATH` handle. No virtual file is
+/// ever served for them (Landlock alone decides them), so the filter lets
+/// open and openat with any of these bits run without a trap, and the
+/// supervisor answers openat2 (whose flags live in memory) the same way.
+pub const OPEN_NOT_A_READ: i32 = libc::O_WRONLY
+    | libc::O_RDWR
+    | libc::O_CREAT
+    | libc::O_TRUNC
+    | libc::O_PATH
+    | libc::O_DIRECTORY;
+
 /// What the filter must trap, decided from the policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterSpec {
