@@ -1,4 +1,4 @@
-/* notify_floor N [nosync] [process] [2rx]: the kernel's floor for one trapped
+/* notify_floor N [nosync] [process] [2rx] [open]: the kernel's floor for one trapped
  * syscall on this machine, without sandlock. The benchmark installs a seccomp
  * filter that sends getppid to a user-notification listener; a "supervisor"
  * answers each notification with CONTINUE, the cheapest possible answer.
@@ -7,7 +7,10 @@
  * With "2rx" two supervisor threads wait in SECCOMP_IOCTL_NOTIF_RECV at once
  * (as sandlock's receiver pool does): shows the cost of waking both.
  * SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is set (as sandlock does) unless
- * "nosync" is given. Prints nanoseconds per trapped getppid. */
+ * "nosync" is given. With "open" the trapped call is openat instead, in a
+ * loop of open+close of /etc/passwd (the trapped-open benchmark's loop, with
+ * no Landlock and no argument read). Prints nanoseconds per iteration. */
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <errno.h>
@@ -46,6 +49,16 @@ static void serve(int fd) {
     }
 }
 
+/* One iteration of the timed loop: a trapped getppid, or an open+close of
+ * /etc/passwd whose openat is trapped. */
+static long trapped(int open_mode) {
+    if (!open_mode) return syscall(SYS_getppid);
+    int f = open("/etc/passwd", O_RDONLY);
+    if (f < 0) { perror("open /etc/passwd"); exit(1); }
+    close(f);
+    return f;
+}
+
 static void *supervise(void *arg) {
     (void)arg;
     pthread_mutex_lock(&mu);
@@ -57,14 +70,15 @@ static void *supervise(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: %s N [nosync] [process] [2rx]\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s N [nosync] [process] [2rx] [open]\n", argv[0]); return 2; }
     long n = parse_count(argv[1]);
-    int sync = 1, process = 0, receivers = 1;
+    int sync = 1, process = 0, receivers = 1, open_mode = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "nosync") == 0) sync = 0;
         else if (strcmp(argv[i], "process") == 0) process = 1;
         else if (strcmp(argv[i], "2rx") == 0) receivers = 2;
-        else { fprintf(stderr, "usage: %s N [nosync] [process] [2rx]\n", argv[0]); return 2; }
+        else if (strcmp(argv[i], "open") == 0) open_mode = 1;
+        else { fprintf(stderr, "usage: %s N [nosync] [process] [2rx] [open]\n", argv[0]); return 2; }
     }
 
     pthread_t th;
@@ -73,7 +87,7 @@ int main(int argc, char **argv) {
 
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, open_mode ? SYS_openat : SYS_getppid, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -106,9 +120,9 @@ int main(int argc, char **argv) {
     }
 
     volatile long sink = 0;
-    for (long i = 0; i < n / 10 + 1; i++) sink += syscall(SYS_getppid);
+    for (long i = 0; i < n / 10 + 1; i++) sink += trapped(open_mode);
     long long t0 = now_ns();
-    for (long i = 0; i < n; i++) sink += syscall(SYS_getppid);
+    for (long i = 0; i < n; i++) sink += trapped(open_mode);
     long long t1 = now_ns();
     report(n, t0, t1);
     fflush(stdout);

@@ -233,6 +233,8 @@ diag "kernel floor: 1 seccomp-notify round trip, CONTINUE, 1 receiver in another
     "$BIN/notify_floor" 20000 process
 diag "kernel floor: same with 2 receivers waiting in NOTIF_RECV (sandlock's pool)" "us/op" 1000 \
     "$BIN/notify_floor" 20000 process 2rx
+diag "kernel floor: open+close /etc/passwd, openat trapped and answered CONTINUE (no Landlock, no argument read, no sandlock)" "us/op" 1000 \
+    "$BIN/notify_floor" 20000 process open
 
 # ---------------------------------------------------------------- report
 python3 - "$RESULTS" "$DIAG" "${BENCH_MD:-}" <<'EOF'

@@ -83,8 +83,12 @@ fn decode(n: &Notif) -> io::Result<OpenCall> {
 /// real file, which the system view grants anyway.
 pub struct NotVirtualCache {
     writable: Vec<Vec<u8>>,
-    seen: Mutex<HashSet<Vec<u8>>>,
+    /// Seen paths, by whether the open had O_NOFOLLOW. Looked up by the
+    /// path read from the workload as is: a hit allocates nothing.
+    seen: Mutex<[Seen; 2]>,
 }
+
+type Seen = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
 
 /// Entries kept before the cache starts over.
 const CACHE_CAPACITY: usize = 8192;
@@ -101,42 +105,51 @@ impl NotVirtualCache {
         }
     }
 
-    /// The cache key for `path`, or `None` when its resolution could
-    /// change under the workload.
-    fn key(&self, call: &OpenCall, path: &[u8]) -> Option<Vec<u8>> {
+    /// Whether `path`, opened with `call`'s flags, is known not to be
+    /// virtual. Paths whose resolution could change are never known.
+    fn known(&self, call: &OpenCall, path: &[u8]) -> bool {
+        self.cacheable(call, path)
+            && self
+                .seen
+                .lock()
+                .is_ok_and(|s| s[nofollow(call)].contains(path))
+    }
+
+    /// Remembers that `path`, opened with `call`'s flags, is not virtual.
+    fn remember(&self, call: &OpenCall, path: &[u8]) {
+        if !self.cacheable(call, path) {
+            return;
+        }
+        if let Ok(mut s) = self.seen.lock() {
+            let set = &mut s[nofollow(call)];
+            if set.len() >= CACHE_CAPACITY {
+                set.clear();
+            }
+            set.insert(path.into());
+        }
+    }
+
+    /// True when `path`'s resolution cannot change under the workload.
+    fn cacheable(&self, call: &OpenCall, path: &[u8]) -> bool {
         if call.resolve != 0 || path.first() != Some(&b'/') || path.len() > 1024 {
-            return None;
+            return false;
         }
         let unstable = |c: &[u8]| c.is_empty() || c == b"." || c == b"..";
         if path[1..].split(|&b| b == b'/').any(unstable)
             || path.starts_with(b"/proc/")
             || path.starts_with(b"/dev/fd/")
         {
-            return None;
+            return false;
         }
         let under =
             |w: &Vec<u8>| path.starts_with(w) && (path.len() == w.len() || path[w.len()] == b'/');
-        if self.writable.iter().any(under) {
-            return None;
-        }
-        let mut key = Vec::with_capacity(path.len() + 1);
-        key.push((call.flags & libc::O_NOFOLLOW != 0) as u8);
-        key.extend_from_slice(path);
-        Some(key)
+        !self.writable.iter().any(under)
     }
+}
 
-    fn contains(&self, key: &[u8]) -> bool {
-        self.seen.lock().is_ok_and(|s| s.contains(key))
-    }
-
-    fn insert(&self, key: Vec<u8>) {
-        if let Ok(mut s) = self.seen.lock() {
-            if s.len() >= CACHE_CAPACITY {
-                s.clear();
-            }
-            s.insert(key);
-        }
-    }
+/// Which of the cache's sets an open belongs to.
+fn nofollow(call: &OpenCall) -> usize {
+    usize::from(call.flags & libc::O_NOFOLLOW != 0)
 }
 
 pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
@@ -156,14 +169,11 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
         Ok(p) => p,
         Err(e) => return Reply::from_io(&e),
     };
-    let key = sup.not_virtual.key(&call, &path);
-    if key.as_deref().is_some_and(|k| sup.not_virtual.contains(k)) {
+    if sup.not_virtual.known(&call, &path) {
         return Reply::Continue;
     }
     let Some(file) = find(sup, n, &call, &path) else {
-        if let Some(k) = key {
-            sup.not_virtual.insert(k);
-        }
+        sup.not_virtual.remember(&call, &path);
         return Reply::Continue;
     };
     match file.open_fresh() {

@@ -24,12 +24,16 @@ const CAPACITY: usize = 512;
 /// The cache. Cheap to share between receiver and worker threads.
 #[derive(Debug, Default)]
 pub struct ProcCache {
-    pidfds: Mutex<HashMap<i32, Arc<OwnedFd>>>,
-    mems: Mutex<HashMap<i32, Arc<File>>>,
+    pidfds: Mutex<ByTid<OwnedFd>>,
+    mems: Mutex<ByTid<File>>,
 }
 
+/// Handles by thread id. Thread ids are the kernel's, not the workload's
+/// choice: a fast hasher is enough.
+type ByTid<T> = HashMap<i32, Arc<T>, foldhash::fast::RandomState>;
+
 fn get_or_open<T>(
-    map: &Mutex<HashMap<i32, Arc<T>>>,
+    map: &Mutex<ByTid<T>>,
     tid: i32,
     fresh: bool,
     open: impl FnOnce() -> io::Result<T>,
