@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     pinned: Pinned,
     bypass: Vec<HostMatch>,
     leaves: Leaves,
-    upstream: upstream::Tls,
+    upstream: Arc<upstream::Tls>,
     reporter: Arc<Reporter>,
     /// Secrets and their placeholders.
     secrets: Arc<Secrets>,
@@ -126,6 +126,7 @@ pub struct Proxy {
     ports: PortSet,
     reach: Reach,
     redirects: Arc<Redirects>,
+    upstream: Arc<upstream::Tls>,
 }
 
 impl Proxy {
@@ -145,7 +146,7 @@ impl Proxy {
         if let Some(out) = &http.ca_out {
             write_public(out, authority.cert_pem())?;
         }
-        let upstream = upstream::Tls::new(&http.upstream_ca)?;
+        let upstream = Arc::new(upstream::Tls::new(&http.upstream_ca)?);
         let ca_pem = authority.cert_pem().to_string();
         let ca_der = authority.cert_der().to_vec();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -160,7 +161,7 @@ impl Proxy {
             pinned: pinned.clone(),
             bypass: http.bypass.clone(),
             leaves: Leaves::new(Arc::new(authority), LEAF_CACHE),
-            upstream,
+            upstream: Arc::clone(&upstream),
             reporter,
             secrets: Arc::clone(&secrets),
             block_misuse: misuse == crate::secrets::Misuse::Block,
@@ -193,7 +194,16 @@ impl Proxy {
             ports: http.intercepted_ports(),
             reach: Reach::new(http, &secrets, pinned),
             redirects,
+            upstream,
         })
+    }
+
+    /// Starts reading the host's trusted roots in the background (see
+    /// `upstream::Tls`). Called once the workload is on its way, so the
+    /// read overlaps its start instead of delaying sandlock's own or the
+    /// first upstream connection.
+    pub fn warm_up(&self) {
+        self.upstream.warm_up();
     }
 
     /// True when a TCP connect to `port` goes through the proxy.

@@ -137,6 +137,10 @@ pub(super) fn wait(
                     }
                 };
                 let p = parts.take().expect("one listener per run");
+                // The workload execs now: read the host's roots meanwhile.
+                if let Some(proxy) = &p.proxy {
+                    proxy.warm_up();
+                }
                 let cfg = Config {
                     listener,
                     egress: p.egress,
