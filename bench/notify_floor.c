@@ -24,13 +24,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "common.h"
+#include "notify.h"
 
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 static int listener = -1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -85,16 +80,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < receivers && !process; i++)
         if (pthread_create(&th, NULL, supervise, NULL) != 0) { perror("pthread_create"); return 1; }
 
-    struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, open_mode ? SYS_openat : SYS_getppid, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) { perror("no_new_privs"); return 1; }
     /* Without TSYNC the filter applies to this thread only, not the supervisor. */
-    int fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    int fd = trap_one(open_mode ? SYS_openat : SYS_getppid);
     if (fd < 0) { perror("seccomp"); return 1; }
     if (sync && ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) != 0)
         perror("SECCOMP_IOCTL_NOTIF_SET_FLAGS (sync wake-up unavailable)");
