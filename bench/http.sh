@@ -336,11 +336,7 @@ fi
 sandboxed() { rm -f "$SBD/ca.pem"; timeout -k 5 $((DURATION + 60)) "${CPIN[@]}" "${SB[@]}" -- "$@"; }
 
 # ---------------------------------------------------------------- wrk
-if want wrk; then
-metric ka "keep-alive HTTPS requests/s (wrk -t1 -c16)" "req/s" min_ratio 0.6
-metric close "new HTTPS connections/s (wrk -t1 -c16, Connection: close)" "conn/s" min_ratio 0.3
-metric lat "median latency, keep-alive (wrk -t1 -c1, 50%)" "us" max_diff 250
-
+# Shared by the wrk and ksec sections.
 wrk_args() { # wrk_args METRIC: sets WRK
     case "$1" in
     ka) WRK=(wrk -t1 -c16 -d"${DURATION}s") ;;
@@ -364,6 +360,11 @@ wrk_ok() {
     [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] && ! grep -q 'Non-2xx' "$2"
 }
 wrk_errors() { grep -h 'Socket errors' "$@" 2>/dev/null | sed 's/^ *//' | sort | uniq -c | sed 's/^ *//' | paste -sd ';' - || true; }
+
+if want wrk; then
+metric ka "keep-alive HTTPS requests/s (wrk -t1 -c16)" "req/s" min_ratio 0.6
+metric close "new HTTPS connections/s (wrk -t1 -c16, Connection: close)" "conn/s" min_ratio 0.3
+metric lat "median latency, keep-alive (wrk -t1 -c1, 50%)" "us" max_diff 250
 
 for ((i = 1; i <= REPS; i++)); do
     for m in ka close lat; do
