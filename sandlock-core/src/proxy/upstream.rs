@@ -42,7 +42,8 @@ pub(super) enum Failure {
 /// Trust for upstream certificates. Reading the host's roots takes
 /// milliseconds (about 5 ms for Debian's bundle on the benchmark machine),
 /// so it starts on a background thread as the workload starts, and the
-/// first upstream connection finds it done; one made sooner waits for it.
+/// first upstream connection usually finds it done; one that comes sooner
+/// builds its own (see [`Tls::warm_up`]).
 pub(super) struct Tls {
     extra: Vec<CertificateDer<'static>>,
     configs: OnceLock<std::result::Result<Configs, String>>,
