@@ -26,7 +26,6 @@
 #include "common.h"
 #include "notify.h"
 
-
 static int listener = -1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
