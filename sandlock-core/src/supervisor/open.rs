@@ -105,51 +105,52 @@ impl NotVirtualCache {
         }
     }
 
-    /// Whether `path`, opened with `call`'s flags, is known not to be
-    /// virtual. Paths whose resolution could change are never known.
-    fn known(&self, call: &OpenCall, path: &[u8]) -> bool {
-        self.cacheable(call, path)
-            && self
-                .seen
-                .lock()
-                .is_ok_and(|s| s[nofollow(call)].contains(path))
-    }
-
-    /// Remembers that `path`, opened with `call`'s flags, is not virtual.
-    fn remember(&self, call: &OpenCall, path: &[u8]) {
-        if !self.cacheable(call, path) {
-            return;
-        }
-        if let Ok(mut s) = self.seen.lock() {
-            let set = &mut s[nofollow(call)];
-            if set.len() >= CACHE_CAPACITY {
-                set.clear();
-            }
-            set.insert(path.into());
-        }
-    }
-
-    /// True when `path`'s resolution cannot change under the workload.
-    fn cacheable(&self, call: &OpenCall, path: &[u8]) -> bool {
+    /// The cache key for `path` opened with `call`'s flags, or `None`
+    /// when its resolution could change under the workload.
+    fn key<'p>(&self, call: &OpenCall, path: &'p [u8]) -> Option<Key<'p>> {
         if call.resolve != 0 || path.first() != Some(&b'/') || path.len() > 1024 {
-            return false;
+            return None;
         }
         let unstable = |c: &[u8]| c.is_empty() || c == b"." || c == b"..";
         if path[1..].split(|&b| b == b'/').any(unstable)
             || path.starts_with(b"/proc/")
             || path.starts_with(b"/dev/fd/")
         {
-            return false;
+            return None;
         }
         let under =
             |w: &Vec<u8>| path.starts_with(w) && (path.len() == w.len() || path[w.len()] == b'/');
-        !self.writable.iter().any(under)
+        if self.writable.iter().any(under) {
+            return None;
+        }
+        let set = usize::from(call.flags & libc::O_NOFOLLOW != 0);
+        Some(Key { set, path })
+    }
+
+    /// Whether the path of `key` is known not to be virtual.
+    fn contains(&self, key: &Key<'_>) -> bool {
+        self.seen
+            .lock()
+            .is_ok_and(|s| s[key.set].contains(key.path))
+    }
+
+    /// Remembers that the path of `key` is not virtual.
+    fn insert(&self, key: Key<'_>) {
+        if let Ok(mut s) = self.seen.lock() {
+            let set = &mut s[key.set];
+            if set.len() >= CACHE_CAPACITY {
+                set.clear();
+            }
+            set.insert(key.path.into());
+        }
     }
 }
 
-/// Which of the cache's sets an open belongs to.
-fn nofollow(call: &OpenCall) -> usize {
-    usize::from(call.flags & libc::O_NOFOLLOW != 0)
+/// A path whose resolution the workload cannot change, and the set (by
+/// O_NOFOLLOW) it belongs in: only these enter the cache.
+struct Key<'p> {
+    set: usize,
+    path: &'p [u8],
 }
 
 pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
@@ -169,11 +170,14 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
         Ok(p) => p,
         Err(e) => return Reply::from_io(&e),
     };
-    if sup.not_virtual.known(&call, &path) {
+    let key = sup.not_virtual.key(&call, &path);
+    if key.as_ref().is_some_and(|k| sup.not_virtual.contains(k)) {
         return Reply::Continue;
     }
     let Some(file) = find(sup, n, &call, &path) else {
-        sup.not_virtual.remember(&call, &path);
+        if let Some(k) = key {
+            sup.not_virtual.insert(k);
+        }
         return Reply::Continue;
     };
     match file.open_fresh() {
