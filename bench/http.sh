@@ -308,17 +308,24 @@ done
     die "nginx does not negotiate HTTP/2"
 
 # ---------------------------------------------------------------- sandbox
-SB=()
-SANDBOX_OK=0
-if [[ "$DIRECT_ONLY" != 1 ]]; then
-    SB=("$SANDLOCK" run
-        --http-allow 'GET bench.test/*'
+# sb_cmd ARRAY RULE PORT: sets ARRAY to the benchmarks' `sandlock run`
+# (bench.test pinned to loopback, PORT intercepted, the private root
+# trusted upstream, the proxy's CA written to $SBD) allowing RULE.
+sb_cmd() {
+    local -n cmd="$1"
+    cmd=("$SANDLOCK" run
+        --http-allow "$2"
         --add-host bench.test:127.0.0.1
-        --http-port "$PORT"
+        --http-port "$3"
         --upstream-ca "$PKI/root.pem"
         --http-ca-out "$SBD/ca.pem"
         -r "$SBD"
         "${EXTRA[@]}")
+}
+SB=()
+SANDBOX_OK=0
+if [[ "$DIRECT_ONLY" != 1 ]]; then
+    sb_cmd SB 'GET bench.test/*' "$PORT"
     # Preflight: curl inside the sandbox trusts only the proxy's CA, so a
     # 200 here means the connection was intercepted and forwarded.
     log "sandbox preflight: ${SB[*]} -- curl https://bench.test:$PORT/"

@@ -34,14 +34,7 @@ UPORT="$(cat "$WORK/upsink/port" 2>/dev/null || true)"
 # on exit: stop the sink, then http.sh's own cleanup
 trap 'kill "$UP_SINK_PID" 2>/dev/null || true; cleanup' EXIT
 
-UP_SB=("$SANDLOCK" run
-    --http-allow 'PUT bench.test/upload'
-    --add-host bench.test:127.0.0.1
-    --http-port "$UPORT"
-    --upstream-ca "$PKI/root.pem"
-    --http-ca-out "$SBD/ca.pem"
-    -r "$SBD"
-    "${EXTRA[@]}")
+sb_cmd UP_SB 'PUT bench.test/upload' "$UPORT"
 # CA SIZE URL DIR [CURL ARGS...], $TOKEN the token (DIR holds bigbody.py).
 # Prints the sink's "got N C", then curl's "<bytes/s> <bytes sent> <http
 # version>".
