@@ -96,6 +96,13 @@ pub struct RunArgs {
     #[arg(long = "net-allow-bind", value_name = "PORTS")]
     net_allow_bind: Vec<String>,
 
+    /// Let the workload connect (and send) to the unix socket file PATH,
+    /// or to any socket below the directory PATH (repeatable). Sockets
+    /// under a write grant need no flag; every other socket file (docker,
+    /// D-Bus, ssh-agent, X11) is refused with EACCES.
+    #[arg(long = "unix-allow", value_name = "PATH")]
+    unix_allow: Vec<String>,
+
     /// Allow HTTP(S) requests matching 'METHOD HOST[/PATH]' (repeatable).
     /// METHOD is a name or *; HOST an exact name, an IP, * or *.suffix;
     /// PATH defaults to /*, a trailing * is a prefix. Once any allow rule
@@ -251,6 +258,7 @@ impl RunArgs {
             ("add-host", self.add_host),
             ("dns-server", self.dns_server),
             ("net-allow-bind", self.net_allow_bind),
+            ("unix-allow", self.unix_allow),
             ("http-allow", self.http_allow),
             ("http-deny", self.http_deny),
             ("http-port", self.http_port),

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 
 use nix::unistd::{fork, ForkResult, Pid};
 
-pub use self::landlock::{abi_version, grants, Grants, LandlockRuleset};
+pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
 
 /// Everything the child needs, allocated before fork.

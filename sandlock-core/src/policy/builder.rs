@@ -59,6 +59,7 @@ options! {
     "add-host" => List,
     "dns-server" => List,
     "net-allow-bind" => List,
+    "unix-allow" => List,
     "http-allow" => List,
     "http-deny" => List,
     "http-port" => List,
@@ -148,6 +149,7 @@ impl PolicyBuilder {
             "add-host" => p.net.hosts.push(AddHost::parse(value)?),
             "dns-server" => p.net.dns_servers.push(parse_dns_server(value)?),
             "net-allow-bind" => p.net.bind.extend(&PortSet::parse(value, flag, value)?),
+            "unix-allow" => p.net.unix_allow.push(absolute(flag, value)?),
             "http-allow" => p.http.allow.push(HttpRule::parse(flag, value)?),
             "http-deny" => p.http.deny.push(HttpRule::parse(flag, value)?),
             "http-port" => p

@@ -58,6 +58,9 @@ pub struct NetPolicy {
     /// Resolvers the DNS interceptor asks (`--dns-server`); empty: the
     /// host's `/etc/resolv.conf`.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Socket files (or directories of them) the workload may connect and
+    /// send to beyond its write grants (`--unix-allow`).
+    pub unix_allow: Vec<PathBuf>,
 }
 
 impl NetPolicy {
@@ -213,6 +216,10 @@ impl fmt::Display for Policy {
                     servers.join(", ")
                 }
             )?;
+        }
+        writeln!(f, "unix:  socket files under the write grants")?;
+        for p in &self.net.unix_allow {
+            writeln!(f, "unix:  {}", p.display())?;
         }
         if self.net.bind.is_empty() {
             writeln!(f, "bind:  none")?;

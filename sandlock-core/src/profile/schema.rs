@@ -74,6 +74,7 @@ keys! {
     "network" "add-host" => "add-host" Text,
     "network" "dns-server" => "dns-server" Text,
     "network" "allow-bind" => "net-allow-bind" Number,
+    "network" "unix-allow" => "unix-allow" Path,
     "http" "allow" => "http-allow" Text,
     "http" "deny" => "http-deny" Text,
     "http" "ports" => "http-port" Number,

@@ -58,6 +58,7 @@ allow = ["a.test:443"]
 add-host = ["a.test:127.0.0.1"]
 dns-server = ["127.0.0.1:53"]
 allow-bind = [8080, "9000-9001"]
+unix-allow = ["run/agent.sock"]
 
 [http]
 allow = ["GET a.test/*"]
@@ -114,6 +115,8 @@ fn every_option_is_reachable_from_a_profile_key() {
     assert_eq!(get("no-default-bundles"), ["true"]);
     assert_eq!(get("trust-host-cas"), ["true"]);
     assert_eq!(get("net-allow-bind"), ["8080", "9000-9001"]);
+    // Relative to the profile's directory, like every path key.
+    assert_eq!(get("unix-allow"), ["/p/run/agent.sock"]);
     assert_eq!(get("timeout"), ["1.5"]);
     assert_eq!(get("http-ca-out"), ["/p/out.pem"]);
     assert_eq!(get("audit"), ["/p/audit.jsonl"]);

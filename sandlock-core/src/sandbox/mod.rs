@@ -21,7 +21,7 @@ use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
 use crate::network::{Egress, Pinned};
 use crate::proxy::Proxy;
 use crate::secrets::Secrets;
-use crate::supervisor::{ReadableRoots, VirtualFile, Virtuals};
+use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
 use self::prepare::{
@@ -100,8 +100,7 @@ impl Sandbox {
         };
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
-        let kernel_denies_tcp = ruleset.tcp_guard();
-        check_inherited_stdio(net, kernel_denies_tcp)?;
+        check_inherited_stdio(net)?;
         let http = &self.policy.http;
         let pinned = Pinned::for_policy(&self.policy)?;
         let egress = Egress::new(net, &pinned);
@@ -133,6 +132,15 @@ impl Sandbox {
             );
         }
         let grants = launch::grants(&self.policy.fs)?;
+        for p in &net.unix_allow {
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::invalid(
+                    "--unix-allow",
+                    &p.display().to_string(),
+                    e.to_string(),
+                ));
+            }
+        }
         let tmp_path = new_tmp_name()?;
         let mut roots = grants.readable_roots();
         roots.push(tmp_path.clone());
@@ -189,7 +197,13 @@ impl Sandbox {
         // hundred for root's /etc); the workload waits for `ready_wr`.
         let mut supervisor_only = plumbing.parent_fds();
         supervisor_only.push(std::os::fd::AsRawFd::as_raw_fd(&ready_wr));
-        let mut spawned = launch::spawn(prepared, &supervisor_only)?;
+        // The notify thread forks the reaper, so the workload's Landlock
+        // domain nests in the thread's abstract-socket scope (ABI 6).
+        let (notify, spawned) = NotifyThread::start(ruleset.scoped(), move || {
+            launch::spawn(prepared, &supervisor_only)
+        })
+        .map_err(|e| Error::setup("starting the notify thread", e))?;
+        let mut spawned = spawned?;
         if let Err(e) = finish_ruleset(&ruleset, &grants, &tmp_path) {
             // Closing the pipe unwritten stops the workload before exec;
             // SIGUSR1 makes the reaper take everything down.
@@ -231,10 +245,12 @@ impl Sandbox {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
+        let mut write_roots = self.policy.fs.write.clone();
+        write_roots.push(tmp_path.clone());
         let cfg = SupervisorParts {
+            places: Places::new(&write_roots, &net.unix_allow),
+            as_workload: !self.policy.process.keep_caps,
             egress,
-            kernel_denies_tcp,
-            abstract_unix_scoped: ruleset.scoped(),
             files,
             writable,
             reporter,
@@ -243,7 +259,13 @@ impl Sandbox {
             inet: spec.inet,
             udp: spec.udp,
         };
-        let result = wait(&mut spawned, &sigfd, cfg, self.policy.process.timeout, cmd);
+        let result = wait(
+            &mut spawned,
+            &sigfd,
+            (&notify, cfg),
+            self.policy.process.timeout,
+            cmd,
+        );
         if result.is_err() {
             // Nothing may outlive a failed run: SIGUSR1 tells the reaper to
             // kill the whole tree (the reaper is our unreaped child, so its
@@ -331,9 +353,9 @@ impl Sandbox {
 }
 
 pub(super) struct SupervisorParts {
+    places: Places,
+    as_workload: bool,
     egress: Egress,
-    abstract_unix_scoped: bool,
-    kernel_denies_tcp: bool,
     files: Virtuals,
     writable: Vec<PathBuf>,
     reporter: Arc<Reporter>,

@@ -56,25 +56,16 @@ pub(super) fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Resu
     Ok(found)
 }
 
-/// The workload inherits stdin, stdout and stderr. An inet socket there
-/// could carry traffic the supervisor never sees: a datagram socket can be
-/// sent through with an address the filter does not trap (unless a udp://
-/// rule makes every sendmsg trap), and on old kernels an unconnected
-/// stream socket could be connected unseen. Refuse both up front; a
-/// connected or listening stream socket is fine.
-pub(super) fn check_inherited_stdio(
-    net: &crate::policy::NetPolicy,
-    kernel_denies_tcp: bool,
-) -> Result<()> {
+/// The workload inherits stdin, stdout and stderr. An inet datagram socket
+/// there would let the workload send UDP without a udp:// rule (its sends
+/// are decided, but a connected one needs no address): refuse it unless a
+/// udp:// rule exists, and refuse raw and other inet sockets always. A
+/// stream socket is fine: its connect and every addressed send trap.
+pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()> {
     let udp = net.udp_enabled();
-    // An unconnected stream socket is only a risk where neither the
-    // supervisor (a network policy traps every connect) nor Landlock (ABI 4
-    // refuses the workload's own TCP connects) would stop a connect.
-    let stream_risk = !net.inet_enabled() && !kernel_denies_tcp;
     const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
     let opt = |fd: i32, opt: i32| crate::sys::sockopt_int(fd, opt).ok();
-    for (fd, name) in NAMES.iter().enumerate() {
-        let fd = fd as i32;
+    for (fd, name) in (0..).zip(NAMES) {
         let (Some(domain), Some(ty)) = (opt(fd, libc::SO_DOMAIN), opt(fd, libc::SO_TYPE)) else {
             continue;
         };
@@ -88,23 +79,7 @@ pub(super) fn check_inherited_stdio(
             ))
         };
         match ty {
-            libc::SOCK_STREAM => {
-                // SAFETY: sockaddr_storage is plain old data; getpeername
-                // writes at most `len` bytes into it.
-                let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                // SAFETY: `ss` and `len` are writable locals of the stated size.
-                let connected = unsafe {
-                    libc::getpeername(
-                        fd,
-                        (&mut ss as *mut libc::sockaddr_storage).cast(),
-                        &mut len,
-                    )
-                } == 0;
-                if stream_risk && !connected && opt(fd, libc::SO_ACCEPTCONN) != Some(1) {
-                    return refuse("it is not connected, and the workload could connect it unseen");
-                }
-            }
+            libc::SOCK_STREAM => {}
             libc::SOCK_DGRAM if udp => {}
             libc::SOCK_DGRAM => return refuse(
                 "a datagram socket could send unseen; add a udp:// --net-allow rule to police it",

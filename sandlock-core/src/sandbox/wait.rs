@@ -12,7 +12,7 @@ use nix::sys::signalfd::SignalFd;
 
 use super::{ExitOutcome, SupervisorParts};
 use crate::launch::{self, Report};
-use crate::supervisor::{Config, Supervisor};
+use crate::supervisor::{Config, NotifyThread};
 use crate::{sys, Error, Result};
 
 /// Waits for the launch handshake, starts the supervisor, then waits for
@@ -20,7 +20,7 @@ use crate::{sys, Error, Result};
 pub(super) fn wait(
     spawned: &mut launch::Spawned,
     sigfd: &SignalFd,
-    parts: SupervisorParts,
+    (notify, parts): (&NotifyThread, SupervisorParts),
     timeout: Option<std::time::Duration>,
     cmd: &OsStr,
 ) -> Result<ExitOutcome> {
@@ -32,9 +32,8 @@ pub(super) fn wait(
     let mut timed_out = false;
     // Signals that arrived before the workload's pidfd did.
     let mut pending: Vec<i32> = Vec::new();
-    let mut _supervisor = None;
     // The listener waits here until its first notification: a workload
-    // that never trips a trap never costs a supervisor thread.
+    // that never trips a trap never costs the notify thread any work.
     let mut idle_listener: Option<Config> = None;
     loop {
         let wait_ms = match deadline {
@@ -73,11 +72,11 @@ pub(super) fn wait(
             // polling a hung-up listener would spin.
             idle_listener = None;
         } else if listener_events.contains(PollFlags::POLLIN) {
-            let cfg = idle_listener.take().expect("polled only while idle");
-            _supervisor = Some(
-                Supervisor::start(cfg)
-                    .map_err(|e| Error::setup("starting supervisor threads", e))?,
-            );
+            if let Some(cfg) = idle_listener.take() {
+                notify
+                    .serve(cfg)
+                    .map_err(|e| Error::setup("starting the supervisor", e))?;
+            }
         }
         if ready == 0 {
             // Deadline passed: kill the workload; the reaper kills the rest.
@@ -146,10 +145,10 @@ pub(super) fn wait(
                     egress: p.egress,
                     inet: p.inet,
                     udp: p.udp,
-                    abstract_unix_scoped: p.abstract_unix_scoped,
-                    kernel_denies_tcp: p.kernel_denies_tcp,
                     files: p.files,
                     writable: p.writable,
+                    places: p.places,
+                    as_workload: p.as_workload,
                     reporter: p.reporter,
                     proxy: p.proxy,
                     dns: p.dns,

@@ -16,14 +16,19 @@
 //! answered where Landlock enforces the outcome or a swapped argument can
 //! only hurt the workload itself.
 
+mod cmsg;
 mod dns;
+mod meta;
 mod net;
 mod notif;
 mod open;
+mod place;
 mod procs;
 mod redirect;
+mod resolve;
 mod send;
 mod stat;
+mod unix;
 mod vfile;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -32,6 +37,7 @@ use std::sync::Arc;
 
 use self::notif::{Notif, Reply};
 pub use self::open::NotVirtualCache;
+pub use self::place::Places;
 pub use self::vfile::{ReadableRoots, SuffixSplice, VirtualFile, Virtuals};
 use crate::audit::Reporter;
 use crate::network::Egress;
@@ -51,10 +57,10 @@ pub struct Supervisor {
     egress: Egress,
     inet: bool,
     udp: bool,
-    abstract_unix_scoped: bool,
-    kernel_denies_tcp: bool,
     files: Virtuals,
     not_virtual: NotVirtualCache,
+    places: Places,
+    as_workload: bool,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
     dns: Option<Arc<crate::dns::Dns>>,
@@ -72,17 +78,16 @@ pub struct Config {
     pub inet: bool,
     /// UDP sockets may be created.
     pub udp: bool,
-    /// Landlock keeps abstract unix sockets inside the sandbox, so the
-    /// supervisor must not connect to one on the workload's behalf.
-    pub abstract_unix_scoped: bool,
-    /// Landlock refuses the workload's own TCP binds and connects, so a
-    /// connect that is not inet can be left to the kernel (see `net.rs`).
-    pub kernel_denies_tcp: bool,
     /// Files served from memory.
     pub files: Virtuals,
     /// Everything the workload may write (the roots of its write grants):
     /// paths below them can change how they resolve.
     pub writable: Vec<std::path::PathBuf>,
+    /// Where metadata may change and which socket files may be reached.
+    pub places: Places,
+    /// The workload has no capabilities: act on its behalf without the
+    /// supervisor's (see `sys::creds`).
+    pub as_workload: bool,
     /// Where decisions are reported.
     pub reporter: Arc<Reporter>,
     /// The HTTP proxy, when intercepting.
@@ -104,33 +109,87 @@ fn listener_hung_up(fd: std::os::fd::RawFd) -> bool {
     n > 0 && pfd.revents & libc::POLLHUP != 0
 }
 
+/// The thread that answers notifications. It starts before the workload
+/// exists and forks the reaper itself, so the workload's Landlock domain
+/// nests inside whatever this thread puts on itself first: on ABI 6, a
+/// scope on abstract unix sockets. Whatever it (or a worker it starts)
+/// then does on the workload's behalf meets the same scope as the
+/// workload's own calls: an abstract name made in the sandbox is
+/// reachable, one made outside is refused by the kernel.
+///
+/// The reaper's parent-death signal follows the thread that forked it, so
+/// this thread lives until the run is over (until [`NotifyThread`] is
+/// dropped), whether or not the workload ever traps.
+pub struct NotifyThread {
+    config: std::sync::mpsc::Sender<Config>,
+}
+
+impl NotifyThread {
+    /// Starts the thread, scopes it when `scope` holds, and runs `launch`
+    /// (the fork) on it; returns once `launch` has.
+    pub fn start<T: Send + 'static>(
+        scope: bool,
+        launch: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<(NotifyThread, T)> {
+        let (config, configs) = std::sync::mpsc::channel::<Config>();
+        let (done, launched) = std::sync::mpsc::sync_channel::<std::io::Result<T>>(1);
+        std::thread::Builder::new()
+            .name("sandlock-notify".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                if scope {
+                    if let Err(e) = crate::launch::scope_abstract_unix() {
+                        let _ = done.send(Err(e));
+                        return;
+                    }
+                }
+                let _ = done.send(Ok(launch()));
+                drop(done);
+                if let Ok(cfg) = configs.recv() {
+                    match Supervisor::new(cfg) {
+                        Ok(sup) => sup.receive_loop(),
+                        Err(e) => eprintln!("sandlock: supervisor failed to start: {e}"),
+                    }
+                }
+                // Until the run is over: the reaper must not see its
+                // parent thread die.
+                while configs.recv().is_ok() {}
+            })?;
+        let launched = launched
+            .recv()
+            .map_err(|_| std::io::Error::other("the notify thread ended before the launch"))??;
+        Ok((NotifyThread { config }, launched))
+    }
+
+    /// Hands the thread its configuration: it answers notifications from
+    /// now on.
+    pub fn serve(&self, cfg: Config) -> std::io::Result<()> {
+        self.config
+            .send(cfg)
+            .map_err(|_| std::io::Error::other("the notify thread is gone"))
+    }
+}
+
 impl Supervisor {
-    /// Starts the receiver thread. Returns immediately.
-    pub fn start(cfg: Config) -> std::io::Result<Arc<Supervisor>> {
+    fn new(cfg: Config) -> std::io::Result<Arc<Supervisor>> {
         // Best effort: without it (Linux < 6.6) every round trip pays a
         // cross-CPU wake-up.
         let _ = sys::notif::set_sync_wake_up(cfg.listener.as_raw_fd());
-        let sup = Arc::new(Supervisor {
+        Ok(Arc::new(Supervisor {
             listener: cfg.listener,
             egress: cfg.egress,
             inet: cfg.inet,
             udp: cfg.udp,
-            abstract_unix_scoped: cfg.abstract_unix_scoped,
-            kernel_denies_tcp: cfg.kernel_denies_tcp,
             files: cfg.files,
             not_virtual: NotVirtualCache::new(&cfg.writable),
+            places: cfg.places,
+            as_workload: cfg.as_workload,
             reporter: cfg.reporter,
             proxy: cfg.proxy,
             dns: cfg.dns,
             offloaded: AtomicUsize::new(0),
             procs: Arc::default(),
-        });
-        let me = Arc::clone(&sup);
-        std::thread::Builder::new()
-            .name("sandlock-notify".into())
-            .stack_size(STACK)
-            .spawn(move || me.receive_loop())?;
-        Ok(sup)
+        }))
     }
 
     fn receive_loop(self: Arc<Self>) {
@@ -192,6 +251,12 @@ impl Supervisor {
         }
         if stat::is_stat_family(nr) {
             return stat::handle(self, n);
+        }
+        if meta::is_meta(nr) {
+            return meta::handle(self, n);
+        }
+        if meta::is_create(nr) {
+            return meta::handle_create(self, n);
         }
         match nr {
             libc::SYS_socket => net::socket(self, n),

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::notif::{Notif, Reply};
-use super::Supervisor;
+pub(super) use super::unix::Dest;
+use super::{unix, Supervisor};
 use crate::audit::{Event, Verdict};
 use crate::network::{Decision, SockAddr};
 use crate::policy::Proto;
@@ -34,6 +35,19 @@ impl Kind {
 
     pub(super) fn stream(self) -> bool {
         self.ty == libc::SOCK_STREAM
+    }
+
+    /// A connect on a blocking socket of this kind may wait for the peer
+    /// (a handshake, or a unix listener's full backlog).
+    fn connect_may_wait(self) -> bool {
+        self.ty == libc::SOCK_STREAM || self.ty == libc::SOCK_SEQPACKET
+    }
+
+    /// The kernel ignores (or refuses) a destination given to a send on a
+    /// socket of this kind: a connected stream or sequenced-packet socket.
+    /// A TCP send with MSG_FASTOPEN is the exception the caller handles.
+    pub(super) fn ignores_send_dest(self) -> bool {
+        self.connect_may_wait()
     }
 
     /// The rule transport for an inet socket of this kind.
@@ -176,15 +190,15 @@ pub(super) fn dup_socket(n: &Notif, fd: i32) -> Result<(OwnedFd, Kind), Reply> {
 }
 
 /// Decides whether `addr` may be the destination of a `syscall` on a
-/// socket of `kind`, and returns the bytes to give the kernel (relative
-/// unix paths are made absolute against the workload's cwd).
+/// socket of `kind`, and returns what to give the kernel: the same bytes,
+/// or, for a unix path, the supervisor's handle of the socket it names.
 pub(super) fn decide_dest(
     sup: &Supervisor,
     n: &Notif,
     syscall: &str,
     kind: Kind,
     addr: Vec<u8>,
-) -> Result<Vec<u8>, Reply> {
+) -> Result<Dest, Reply> {
     match SockAddr::decode(&addr) {
         // The address family stands for the socket's: the kernel refuses
         // an address of another family than the socket's.
@@ -217,7 +231,7 @@ pub(super) fn decide_dest(
                             &format!("--net-allow {rule}"),
                         );
                     }
-                    Ok(addr)
+                    Ok(Dest::plain(addr))
                 }
                 Decision::Deny(why) => {
                     report(sup, n, syscall, &target, Verdict::Deny, why);
@@ -225,10 +239,16 @@ pub(super) fn decide_dest(
                 }
             }
         }
-        SockAddr::Unix(path) => unix_dest(sup, n, syscall, &path).map(|p| p.unwrap_or(addr)),
+        SockAddr::Unix(sun_path) => match unix::path_of(&sun_path) {
+            Some(path) if !path.is_empty() => unix::path_dest(sup, n, syscall, path),
+            // An abstract name is connected by the notify thread, which
+            // Landlock scopes like the workload; an unnamed address is
+            // the kernel's to refuse.
+            _ => Ok(Dest::plain(addr)),
+        },
         // Everything else is handed to the kernel as is; it rejects a
         // family that does not match the socket.
-        _ => Ok(addr),
+        _ => Ok(Dest::plain(addr)),
     }
 }
 
@@ -261,93 +281,43 @@ fn target_text(proto: Proto, dest: SocketAddr) -> String {
     }
 }
 
-/// Unix destinations: abstract names stay inside the sandbox when Landlock
-/// scopes them; relative paths are resolved against the workload's cwd.
-fn unix_dest(
-    sup: &Supervisor,
-    n: &Notif,
-    syscall: &str,
-    path: &[u8],
-) -> Result<Option<Vec<u8>>, Reply> {
-    match path.first() {
-        None => Ok(None),
-        Some(0) if sup.abstract_unix_scoped => {
-            let name = String::from_utf8_lossy(&path[1..]).into_owned();
-            report(
-                sup,
-                n,
-                syscall,
-                &format!("unix:@{name}"),
-                Verdict::Deny,
-                "abstract unix sockets outside the sandbox are scoped",
-            );
-            Err(Reply::Errno(libc::EPERM))
-        }
-        Some(b'/') | Some(0) => Ok(None),
-        Some(_) => {
-            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            let full = format!(
-                "/proc/{}/cwd/{}",
-                n.pid,
-                String::from_utf8_lossy(&path[..end])
-            );
-            if full.len() >= 108 {
-                return Err(Reply::Errno(libc::ENAMETOOLONG));
-            }
-            let mut out = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
-            out.extend_from_slice(full.as_bytes());
-            out.push(0);
-            Ok(Some(out))
-        }
-    }
-}
-
+/// connect(2), always performed by the supervisor on its duplicate of the
+/// socket: whatever the family, the kernel never reads the address from
+/// the workload's memory again (a unix path swapped in after the check
+/// would otherwise reach a host service).
 pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let addr = read_addr(n, n.arg(1), n.arg(2))?;
-        if kernel_may_decide(sup, &addr) {
-            return Ok(Reply::Continue);
-        }
         let (sock, kind) = dup_socket(n, n.int(0))?;
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
         if let Some(dest) = super::dns::dns_dest(sup, &addr) {
             let sock = super::dns::divert(sup, n, "connect", n.int(0), sock, kind, dest)?;
+            let dest = Dest::plain(addr);
             if kind.stream() && is_blocking(&sock) {
-                return Ok(connect_blocking(sup, n, sock, addr));
+                return Ok(connect_blocking(sup, n, sock, dest));
             }
-            return Ok(raw_connect(&sock, &addr));
+            return Ok(raw_connect(&sock, &dest.addr));
         }
         if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
             if kind.stream() && proxy.intercepts(dest.port()) {
                 return Ok(super::redirect::connect(sup, n, proxy, sock, dest));
             }
         }
-        let addr = decide_dest(sup, n, "connect", kind, addr)?;
-        if kind.stream() && is_blocking(&sock) {
-            return Ok(connect_blocking(sup, n, sock, addr));
+        let abstract_name = unix::is_abstract(&addr).then(|| addr.clone());
+        let dest = decide_dest(sup, n, "connect", kind, addr)?;
+        let reply = if kind.connect_may_wait() && is_blocking(&sock) {
+            connect_blocking(sup, n, sock, dest)
+        } else {
+            raw_connect(&sock, &dest.addr)
+        };
+        if let Some(name) = abstract_name {
+            unix::report_scoped(sup, n, "connect", &name, reply);
         }
-        Ok(raw_connect(&sock, &addr))
+        Ok(reply)
     };
     run().unwrap_or_else(|r| r)
-}
-
-/// A connect whose address is not inet (a unix path, an abstract name,
-/// AF_UNSPEC, netlink) may run in the workload itself, with the kernel's
-/// own semantics (the workload's credentials, cwd and Landlock scopes),
-/// when nothing can turn it into egress: Landlock refuses the workload's
-/// own TCP connects, and no UDP socket can exist without a udp:// rule but
-/// inside the DNS interceptor's namespace, which reaches nothing else. A
-/// socket or address swapped in after this check then fails in the kernel
-/// or stays in that namespace.
-fn kernel_may_decide(sup: &Supervisor, addr: &[u8]) -> bool {
-    sup.kernel_denies_tcp
-        && !sup.udp
-        && !matches!(
-            SockAddr::decode(addr),
-            SockAddr::Inet(_) | SockAddr::Malformed
-        )
 }
 
 pub(super) fn raw_connect(sock: &OwnedFd, addr: &[u8]) -> Reply {
@@ -372,10 +342,11 @@ pub(super) fn connect_blocking(
     sup: &Arc<Supervisor>,
     n: &Notif,
     sock: OwnedFd,
-    addr: Vec<u8>,
+    dest: Dest,
 ) -> Reply {
+    let addr = &dest.addr;
     let Ok(saved) = send_timeout(&sock) else {
-        return raw_connect(&sock, &addr);
+        return raw_connect(&sock, addr);
     };
     let inline = if saved.is_zero() {
         INLINE_CONNECT
@@ -383,15 +354,18 @@ pub(super) fn connect_blocking(
         saved.min(INLINE_CONNECT)
     };
     if set_send_timeout(&sock, inline).is_err() {
-        return raw_connect(&sock, &addr);
+        return raw_connect(&sock, addr);
     }
-    let first = raw_connect(&sock, &addr);
+    let first = raw_connect(&sock, addr);
     if first != Reply::Errno(libc::EINPROGRESS) || (!saved.is_zero() && saved <= INLINE_CONNECT) {
         let _ = set_send_timeout(&sock, saved);
         return first;
     }
     let remaining = (!saved.is_zero()).then(|| saved - inline);
     sup.offload(n, move |n| {
+        // The destination (and the socket file a unix path was pinned
+        // to) stays alive until the handshake is over.
+        let _dest = dest;
         let reply = wait_connected(&sock, remaining, n);
         let _ = set_send_timeout(&sock, saved);
         reply

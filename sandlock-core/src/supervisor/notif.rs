@@ -77,17 +77,22 @@ impl Notif {
         self.args[i] as u32 as i32
     }
 
-    /// Reads `len` bytes at `addr` in the calling task's memory.
+    /// Reads `len` bytes at `addr` in the calling task's memory. A range
+    /// that runs past the end of the address space is EFAULT, as the
+    /// kernel answers.
     pub fn read(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+        let efault = || io::Error::from_raw_os_error(libc::EFAULT);
+        if addr.checked_add(len as u64).is_none() {
+            return Err(efault());
+        }
         let mut buf = vec![0u8; len];
-        let mut got = 0;
-        while got < len {
-            match self
-                .procs
-                .read(self.pid, addr + got as u64, &mut buf[got..])?
-            {
-                0 => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
-                n => got += n,
+        let mut got = 0usize;
+        while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
+            // `got < len`, and `addr + len` does not overflow.
+            let at = addr.saturating_add(got as u64);
+            match self.procs.read(self.pid, at, rest)? {
+                0 => return Err(efault()),
+                n => got = got.saturating_add(n),
             }
         }
         Ok(buf)
@@ -100,12 +105,13 @@ impl Notif {
         let mut chunk = 256;
         while out.len() < max {
             let start = out.len();
-            let want = chunk.min(max - start);
-            out.resize(start + want, 0);
-            let got = self
-                .procs
-                .read(self.pid, addr + start as u64, &mut out[start..])?;
-            out.truncate(start + got);
+            let want = chunk.min(max.saturating_sub(start));
+            let at = addr
+                .checked_add(start as u64)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))?;
+            out.resize(start.saturating_add(want), 0);
+            let got = self.procs.read(self.pid, at, &mut out[start..])?;
+            out.truncate(start.saturating_add(got));
             if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
                 out.truncate(start + nul);
                 return Ok(out);

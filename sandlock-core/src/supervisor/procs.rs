@@ -107,10 +107,55 @@ fn open_pidfd(tid: i32) -> io::Result<OwnedFd> {
 
 /// The thread group id of thread `tid`.
 fn tgid_of(tid: i32) -> io::Result<i32> {
+    task_ids(tid).map(|ids| ids.tgid)
+}
+
+/// Who a task is, as the kernel checks a credentials claim against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TaskIds {
+    pub tgid: i32,
+    /// Real, effective and saved user ids.
+    pub uids: [u32; 3],
+    /// Real, effective and saved group ids.
+    pub gids: [u32; 3],
+}
+
+/// The ids of thread `tid`, from `/proc/<tid>/status`.
+pub(super) fn task_ids(tid: i32) -> io::Result<TaskIds> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+    parse_status(&status).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+fn parse_status(status: &str) -> Option<TaskIds> {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    let three = |name: &str| -> Option<[u32; 3]> {
+        let mut it = field(name)?.split_whitespace().map(|v| v.parse().ok());
+        Some([it.next()??, it.next()??, it.next()??])
+    };
+    Some(TaskIds {
+        tgid: field("Tgid:")?.trim().parse().ok()?,
+        uids: three("Uid:")?,
+        gids: three("Gid:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields() {
+        let s = "Name:\tx\nTgid:\t42\nPid:\t43\nUid:\t1\t2\t3\t4\nGid:\t5\t6\t7\t8\n";
+        assert_eq!(
+            parse_status(s),
+            Some(TaskIds {
+                tgid: 42,
+                uids: [1, 2, 3],
+                gids: [5, 6, 7]
+            })
+        );
+        assert_eq!(parse_status("Tgid:\t1\nUid:\t1\n"), None);
+        let me = task_ids(std::process::id() as i32).expect("own status");
+        assert_eq!(me.tgid, std::process::id() as i32);
+    }
 }

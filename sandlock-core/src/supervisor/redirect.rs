@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use nix::sys::socket::{getsockname, SockaddrStorage};
 
-use super::net::{connect_blocking, is_blocking, raw_connect, report, sockopt};
+use super::net::{connect_blocking, is_blocking, raw_connect, report, sockopt, Dest};
 use super::notif::{Notif, Reply};
 use super::Supervisor;
 use crate::audit::Verdict;
@@ -67,7 +67,7 @@ pub(super) fn connect(
     }
     let addr = encode_sockaddr(to);
     let reply = if is_blocking(&sock) {
-        connect_blocking(sup, n, sock, addr)
+        connect_blocking(sup, n, sock, Dest::plain(addr))
     } else {
         raw_connect(&sock, &addr)
     };

@@ -1,17 +1,21 @@
 //! Sends with a destination (sendto, sendmsg, sendmmsg), performed by the
 //! supervisor from its own copy of the message: the address it decided on,
 //! the bytes, and the ancillary data (fds passed with SCM_RIGHTS become
-//! supervisor-owned duplicates). Nothing is handed back to the kernel to
-//! read from the workload's memory again.
+//! supervisor-owned duplicates; an SCM_CREDENTIALS claim is checked
+//! against the workload, since the kernel checks it against the
+//! supervisor). Nothing is handed back to the kernel to read from the
+//! workload's memory again. Every sendmsg and sendmmsg traps: a unix
+//! datagram socket can address any socket file through `msg_name`.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use super::cmsg;
 use super::dns;
-use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Kind};
+use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Dest, Kind};
 use super::notif::{Notif, Reply};
-use super::Supervisor;
+use super::{unix, Supervisor};
 
 /// Most ancillary data copied for one message.
 const MAX_CONTROL: usize = 64 * 1024;
@@ -23,7 +27,7 @@ const MAX_STREAM: usize = 1024 * 1024;
 const MAX_DGRAM: usize = 256 * 1024;
 /// One message to send: the supervisor's copies of its parts.
 struct Message {
-    name: Option<Vec<u8>>,
+    name: Option<Dest>,
     data: Vec<u8>,
     control: Vec<u8>,
     /// Duplicates of fds passed with SCM_RIGHTS, alive until sent.
@@ -49,17 +53,22 @@ fn send_message(
     flags: i32,
 ) -> Result<Sent, Reply> {
     let fastopen = flags & libc::MSG_FASTOPEN != 0;
+    let mut abstract_name = None;
     if let Some(name) = msg.name.take() {
-        // A stream socket ignores the address unless MSG_FASTOPEN makes
-        // this send a connect; a socket in the DNS interceptor's namespace
-        // reaches nothing but the interceptor on port 53.
-        let to_interceptor =
-            dns::dns_dest(sup, &name).is_some() && sup.dns.as_ref().is_some_and(|d| d.owns(sock));
-        msg.name = Some(if (kind.stream() && !fastopen) || to_interceptor {
-            name
-        } else {
-            decide_dest(sup, n, syscall, kind, name)?
-        });
+        // A stream or sequenced-packet socket ignores the address unless
+        // MSG_FASTOPEN makes this send a TCP connect; a socket in the DNS
+        // interceptor's namespace reaches nothing but the interceptor on
+        // port 53.
+        let to_interceptor = dns::dns_dest(sup, &name.addr).is_some()
+            && sup.dns.as_ref().is_some_and(|d| d.owns(sock));
+        msg.name = Some(
+            if (kind.ignores_send_dest() && !fastopen) || to_interceptor {
+                name
+            } else {
+                abstract_name = unix::is_abstract(&name.addr).then(|| name.addr.clone());
+                decide_dest(sup, n, syscall, kind, name.addr)?
+            },
+        );
     }
     if kind.ty == libc::SOCK_DGRAM && msg.data.len() > MAX_DGRAM {
         return Err(Reply::Errno(libc::EMSGSIZE));
@@ -73,7 +82,13 @@ fn send_message(
     match sendmsg_raw(sock, &mut msg, flags | libc::MSG_DONTWAIT) {
         Ok(sent) => Ok(Sent::Now(sent)),
         Err(e) if may_block && e.raw_os_error() == Some(libc::EAGAIN) => Ok(Sent::WouldBlock(msg)),
-        Err(e) => Err(send_error(n, &e, flags)),
+        Err(e) => {
+            let reply = send_error(n, &e, flags);
+            if let Some(name) = abstract_name {
+                unix::report_scoped(sup, n, syscall, &name, reply);
+            }
+            Err(reply)
+        }
     }
 }
 
@@ -91,6 +106,10 @@ fn send_error(n: &Notif, e: &io::Error, flags: i32) -> Reply {
     Reply::from_io(e)
 }
 
+fn einval() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
+}
+
 /// sendmsg(2) of the supervisor's copy. Never raises SIGPIPE in the
 /// supervisor.
 fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usize> {
@@ -102,8 +121,8 @@ fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usiz
     // buffers owned by `msg` that outlive the sendmsg call.
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
     if let Some(name) = &mut msg.name {
-        hdr.msg_name = name.as_mut_ptr().cast();
-        hdr.msg_namelen = name.len() as u32;
+        hdr.msg_name = name.addr.as_mut_ptr().cast();
+        hdr.msg_namelen = u32::try_from(name.addr.len()).map_err(|_| einval())?;
     }
     hdr.msg_iov = &mut iov;
     hdr.msg_iovlen = 1;
@@ -171,7 +190,7 @@ pub fn sendto(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         }
         let sock = route(sup, n, "sendto", sock, kind, Some(&name), n.int(3))?;
         let msg = Message {
-            name: Some(name),
+            name: Some(Dest::plain(name)),
             data,
             control: Vec::new(),
             _held: Vec::new(),
@@ -194,28 +213,10 @@ fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
     let name = if hdr.msg_name.is_null() || hdr.msg_namelen == 0 {
         None
     } else {
-        Some(read_addr(n, hdr.msg_name as u64, hdr.msg_namelen as u64)?)
+        let bytes = read_addr(n, hdr.msg_name as u64, u64::from(hdr.msg_namelen))?;
+        Some(Dest::plain(bytes))
     };
-    if hdr.msg_iovlen > MAX_IOV {
-        return Err(Reply::Errno(libc::EMSGSIZE));
-    }
-    let iov_size = std::mem::size_of::<libc::iovec>();
-    let iovs = n
-        .read(hdr.msg_iov as u64, hdr.msg_iovlen * iov_size)
-        .map_err(efault)?;
-    let cap = data_cap(kind);
-    let mut data = Vec::new();
-    for chunk in iovs.chunks_exact(iov_size) {
-        let base = u64::from_ne_bytes(chunk[..8].try_into().expect("8 bytes"));
-        let len = u64::from_ne_bytes(chunk[8..16].try_into().expect("8 bytes")) as usize;
-        let take = len.min(cap - data.len());
-        if take > 0 {
-            data.extend_from_slice(&n.read(base, take).map_err(efault)?);
-        }
-        if data.len() >= cap {
-            break;
-        }
-    }
+    let data = read_iov(n, hdr.msg_iov as u64, hdr.msg_iovlen, data_cap(kind))?;
     let (control, held) = if hdr.msg_control.is_null() || hdr.msg_controllen == 0 {
         (Vec::new(), Vec::new())
     } else {
@@ -225,7 +226,7 @@ fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
         let mut control = n
             .read(hdr.msg_control as u64, hdr.msg_controllen)
             .map_err(efault)?;
-        let held = translate_rights(n, &mut control)?;
+        let held = translate_control(n, &mut control)?;
         (control, held)
     };
     Ok(Message {
@@ -236,31 +237,70 @@ fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
     })
 }
 
-/// Replaces the workload's fd numbers in SCM_RIGHTS with duplicates the
-/// supervisor owns, so the right files travel.
-fn translate_rights(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Reply> {
-    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+/// Gathers up to `cap` bytes from the `count` iovecs at `iov`.
+fn read_iov(n: &Notif, iov: u64, count: usize, cap: usize) -> Result<Vec<u8>, Reply> {
+    let efault = |_| Reply::Errno(libc::EFAULT);
+    if count > MAX_IOV {
+        return Err(Reply::Errno(libc::EMSGSIZE));
+    }
+    const IOV: usize = std::mem::size_of::<libc::iovec>();
+    // count <= MAX_IOV, so this cannot overflow.
+    let iovs = n.read(iov, count.saturating_mul(IOV)).map_err(efault)?;
+    let mut data = Vec::new();
+    for chunk in iovs.chunks_exact(IOV) {
+        let field = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&chunk[at..at + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let (base, len) = (field(0), field(8));
+        let room = cap.saturating_sub(data.len());
+        let take = usize::try_from(len).unwrap_or(usize::MAX).min(room);
+        if take > 0 {
+            data.extend_from_slice(&n.read(base, take).map_err(efault)?);
+        }
+        if data.len() >= cap {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+/// Makes the ancillary data the supervisor's own: the workload's fd
+/// numbers in SCM_RIGHTS become duplicates the supervisor owns (returned,
+/// to keep them alive until sent), and an SCM_CREDENTIALS claim is held
+/// to what the kernel would let the workload claim (its own process and
+/// ids) and then made in the supervisor's name, since the kernel checks it
+/// against whoever sends.
+fn translate_control(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Reply> {
+    let msgs = cmsg::parse(control).map_err(Reply::Errno)?;
     let mut held = Vec::new();
-    let mut off = 0;
-    while off + HDR <= control.len() {
-        let len = usize::from_ne_bytes(control[off..off + 8].try_into().expect("8 bytes"));
-        let level = i32::from_ne_bytes(control[off + 8..off + 12].try_into().expect("4 bytes"));
-        let ty = i32::from_ne_bytes(control[off + 12..off + 16].try_into().expect("4 bytes"));
-        if len < HDR || off + len > control.len() {
-            return Err(Reply::Errno(libc::EINVAL));
-        }
-        if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
-            for at in (off + HDR..off + len)
-                .step_by(4)
-                .take_while(|a| a + 4 <= off + len)
-            {
-                let fd = i32::from_ne_bytes(control[at..at + 4].try_into().expect("4 bytes"));
-                let dup = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
-                control[at..at + 4].copy_from_slice(&dup.as_raw_fd().to_ne_bytes());
-                held.push(dup);
+    for m in msgs.iter().filter(|m| m.level == libc::SOL_SOCKET) {
+        match m.ty {
+            libc::SCM_RIGHTS => {
+                for (at, fd) in cmsg::rights(control, m) {
+                    let dup = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
+                    control[at..at + 4].copy_from_slice(&dup.as_raw_fd().to_ne_bytes());
+                    held.push(dup);
+                }
             }
+            libc::SCM_CREDENTIALS => {
+                let claim = cmsg::ucred(control, m).map_err(Reply::Errno)?;
+                let ids = super::procs::task_ids(n.pid).map_err(|e| Reply::from_io(&e))?;
+                if claim.pid != ids.tgid
+                    || !ids.uids.contains(&claim.uid)
+                    || !ids.gids.contains(&claim.gid)
+                {
+                    return Err(Reply::Errno(libc::EPERM));
+                }
+                let me = cmsg::Ucred {
+                    pid: std::process::id() as i32,
+                    ..claim
+                };
+                cmsg::set_ucred(control, m, me);
+            }
+            _ => {}
         }
-        off += (len + 7) & !7;
     }
     Ok(held)
 }
@@ -272,7 +312,8 @@ pub fn sendmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
-        let sock = route(sup, n, "sendmsg", sock, kind, msg.name.as_deref(), n.int(2))?;
+        let name = msg.name.as_ref().map(|d| d.addr.as_slice());
+        let sock = route(sup, n, "sendmsg", sock, kind, name, n.int(2))?;
         let sent = send_message(sup, n, "sendmsg", &sock, kind, msg, n.int(2))?;
         Ok(finish_send(sup, n, sock, sent, n.int(2)))
     };
@@ -288,7 +329,9 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         let len_off = std::mem::size_of::<libc::msghdr>() as u64;
         let mut sent = 0usize;
         for i in 0..vlen as u64 {
-            let entry = vec + i * stride;
+            let Some(entry) = i.checked_mul(stride).and_then(|o| vec.checked_add(o)) else {
+                return Err(Reply::Errno(libc::EFAULT));
+            };
             let outcome = read_msghdr(n, entry, kind).and_then(|msg| {
                 if !n.still_valid() {
                     return Err(Reply::Done);
@@ -301,7 +344,7 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
                         "sendmmsg",
                         sock.try_clone().map_err(|e| Reply::from_io(&e))?,
                         kind,
-                        msg.name.as_deref(),
+                        msg.name.as_ref().map(|d| d.addr.as_slice()),
                         flags,
                     )?;
                 }
@@ -309,7 +352,7 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             });
             match outcome {
                 Ok(Sent::Now(bytes)) => {
-                    let _ = n.write(entry + len_off, &(bytes as u32).to_ne_bytes());
+                    let _ = n.write(entry.saturating_add(len_off), &(bytes as u32).to_ne_bytes());
                     sent += 1;
                 }
                 // Like the kernel: a full buffer after some messages ends
@@ -319,7 +362,10 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
                     return Ok(sup.offload(n, move |n| {
                         match send_blocking(n, &sock, msg, flags) {
                             Ok(bytes) => {
-                                let _ = n.write(entry + len_off, &(bytes as u32).to_ne_bytes());
+                                let _ = n.write(
+                                    entry.saturating_add(len_off),
+                                    &(bytes as u32).to_ne_bytes(),
+                                );
                                 Reply::Value(1)
                             }
                             Err(r) => r,

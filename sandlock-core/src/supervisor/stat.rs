@@ -188,7 +188,7 @@ impl StatCall {
             dirfd: self.dirfd,
             path: self.path,
             flags: libc::O_RDONLY | nofollow,
-            resolve: 0,
+            mode: 0,
         }
     }
 }
@@ -475,7 +475,7 @@ mod tests {
         let c = stat_call(Kind::Stat, 3, 10, libc::AT_SYMLINK_NOFOLLOW, 20);
         let o = c.as_open();
         assert_eq!(
-            (o.dirfd, o.path, o.flags, o.resolve),
+            (o.dirfd, o.path, o.flags, o.mode),
             (3, 10, libc::O_NOFOLLOW, 0)
         );
         let o = stat_call(Kind::Stat, 3, 10, libc::AT_EMPTY_PATH, 20).as_open();

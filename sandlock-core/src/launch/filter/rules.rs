@@ -13,7 +13,9 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
-use super::spec::{FilterSpec, OPEN_NOT_A_READ};
+use super::spec::{
+    FilterSpec, ATTR_IOCTLS, LAST_KNOWN_SYSCALL, OPEN_NOT_A_READ, PRIVILEGE_BITS, REFUSED_IOCTLS,
+};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -115,11 +117,24 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
         .map_err(err("ioctl"))?;
     }
     // clone3 passes its flags in memory the filter cannot read; ENOSYS
-    // makes libc fall back to clone(2), whose flags it can.
-    ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys("clone3")?)
-        .map_err(err("clone3"))?;
+    // makes libc fall back to clone(2), whose flags it can. openat2 keeps
+    // its flags and mode in memory too: a check of them could be undone
+    // by another thread before the kernel reads them again, and a
+    // supervisor cannot open on the workload's behalf under its Landlock
+    // domain. ENOSYS makes callers fall back to openat, which the filter
+    // reads from registers.
+    for name in ["clone3", "openat2"] {
+        ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sys(name)?)
+            .map_err(err(name))?;
+    }
+    for req in REFUSED_IOCTLS {
+        ctx.add_rule_conditional(eperm, sys("ioctl")?, &[low32_eq(1, req)])
+            .map_err(err("ioctl"))?;
+    }
 
     socket_rules(&mut ctx, spec)?;
+    metadata_rules(&mut ctx)?;
+    creation_mode_rules(&mut ctx)?;
 
     if spec.trap_open {
         open_rules(&mut ctx)?;
@@ -127,51 +142,144 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
     if spec.trap_stat {
         stat_rules(&mut ctx)?;
     }
+    // Every connect and every send that names a destination is the
+    // supervisor's: an inet one is egress, and a unix one may name a host
+    // service's socket file (Landlock has no right for connecting to one).
+    // sendmsg and sendmmsg keep the destination in memory, so all of them
+    // trap: a unix datagram socket can address any socket file with them.
+    for name in ["connect", "sendmsg", "sendmmsg"] {
+        ctx.add_rule(ScmpAction::Notify, sys(name)?)
+            .map_err(err(name))?;
+    }
+    // sendto: only an explicit destination can reach a new address.
+    ctx.add_rule_conditional(
+        ScmpAction::Notify,
+        sys("sendto")?,
+        &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)],
+    )
+    .map_err(err("sendto"))?;
     if spec.inet {
-        for name in ["connect", "bind", "listen"] {
+        for name in ["bind", "listen"] {
             ctx.add_rule(ScmpAction::Notify, sys(name)?)
                 .map_err(err(name))?;
         }
-        // sendto: only an explicit destination can reach a new address.
-        ctx.add_rule_conditional(
-            ScmpAction::Notify,
-            sys("sendto")?,
-            &[ScmpArgCompare::new(4, ScmpCompareOp::NotEqual, 0)],
-        )
-        .map_err(err("sendto"))?;
-        let fastopen = libc::MSG_FASTOPEN as u64;
-        for (name, flags_arg) in [("sendmsg", 2), ("sendmmsg", 3)] {
-            if spec.udp {
-                ctx.add_rule(ScmpAction::Notify, sys(name)?)
-                    .map_err(err(name))?;
-            } else {
-                // Stream sockets ignore msg_name unless MSG_FASTOPEN asks
-                // for a connect; with no datagram sockets that is the only
-                // way a sendmsg picks a destination.
+    }
+    Ok(refuse_unknown_syscalls(export(&ctx)?))
+}
+
+fn low32_eq(arg: u32, value: u32) -> ScmpArgCompare {
+    ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(LOW32), u64::from(value))
+}
+
+/// Calls that change a file's mode, owner, times, extended attributes or
+/// attribute flags. Landlock has no right for any of them, so every one
+/// goes to the supervisor, which performs it only on files under a write
+/// grant (see `supervisor/meta.rs`). `chmod`, `chown`, `lchown`, `utime`
+/// and `utimes` exist on x86_64 only.
+fn metadata_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    for name in [
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "fchmodat2",
+        "chown",
+        "fchown",
+        "lchown",
+        "fchownat",
+        "utime",
+        "utimes",
+        "futimesat",
+        "utimensat",
+        "setxattr",
+        "lsetxattr",
+        "fsetxattr",
+        "removexattr",
+        "lremovexattr",
+        "fremovexattr",
+    ] {
+        ctx.add_rule(ScmpAction::Notify, sys(name)?)
+            .map_err(err(name))?;
+    }
+    for req in ATTR_IOCTLS {
+        ctx.add_rule_conditional(ScmpAction::Notify, sys("ioctl")?, &[low32_eq(1, req)])
+            .map_err(err("ioctl"))?;
+    }
+    Ok(())
+}
+
+/// Creating a file whose mode carries setuid or setgid: open and openat
+/// with O_CREAT or O_TMPFILE, creat, mknod and mknodat. The mode is a
+/// register, so the verdict cannot be raced; the call traps only so the
+/// supervisor can say why it refuses (mkdir needs no rule: the kernel
+/// drops both bits from a requested directory mode).
+fn creation_mode_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    const TMPFILE: u64 = 0o2000_0000; // __O_TMPFILE, without O_DIRECTORY
+    let bits = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+    debug_assert_eq!(bits[0] | bits[1], u64::from(PRIVILEGE_BITS));
+    for (name, flags_arg, mode_arg) in [("open", 1, 2), ("openat", 2, 3)] {
+        for create in [libc::O_CREAT as u64, TMPFILE] {
+            for bit in bits {
                 ctx.add_rule_conditional(
                     ScmpAction::Notify,
                     sys(name)?,
-                    &[bit_set(flags_arg, fastopen)],
+                    &[bit_set(flags_arg, create), bit_set(mode_arg, bit)],
                 )
                 .map_err(err(name))?;
             }
         }
     }
-    export(&ctx)
+    for (name, mode_arg) in [("creat", 1), ("mknod", 1), ("mknodat", 2)] {
+        for bit in bits {
+            ctx.add_rule_conditional(ScmpAction::Notify, sys(name)?, &[bit_set(mode_arg, bit)])
+                .map_err(err(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts a guard in front of `bpf`: on x86_64, a syscall number above
+/// [`LAST_KNOWN_SYSCALL`] (and below the x32 bit, which the program itself
+/// kills) fails with ENOSYS. Classic BPF jumps are relative, so the
+/// program after the guard is unchanged.
+fn refuse_unknown_syscalls(bpf: Vec<u8>) -> Vec<u8> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const X32_BIT: u32 = 0x4000_0000;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JGE_K: u16 = 0x35;
+    const JGT_K: u16 = 0x25;
+    const RET_K: u16 = 0x06;
+    let enosys = 0x0005_0000 | libc::ENOSYS as u32; // SECCOMP_RET_ERRNO
+                                                    // (code, jt, jf, k); a jump skips that many instructions.
+    let guard: [(u16, u8, u8, u32); 6] = [
+        (LD_W_ABS, 0, 0, 4),               // A = arch
+        (JEQ_K, 0, 4, AUDIT_ARCH_X86_64),  // not x86_64: on to the program
+        (LD_W_ABS, 0, 0, 0),               // A = nr
+        (JGE_K, 2, 0, X32_BIT),            // x32: on to the program
+        (JGT_K, 0, 1, LAST_KNOWN_SYSCALL), // unknown: refuse
+        (RET_K, 0, 0, enosys),
+    ];
+    let mut out = Vec::with_capacity(guard.len() * 8 + bpf.len());
+    for (code, jt, jf, k) in guard {
+        out.extend_from_slice(&code.to_ne_bytes());
+        out.push(jt);
+        out.push(jf);
+        out.extend_from_slice(&k.to_ne_bytes());
+    }
+    out.extend_from_slice(&bpf);
+    out
 }
 
 /// Opens that may read a virtual file: open and openat only when no flag
 /// of [`OPEN_NOT_A_READ`] is set (a directory listing or a write never
-/// costs a trap), openat2 always, since its flags are in memory. The
-/// kernel reads the flags as an `int`: the mask covers the low 32 bits
-/// only, so garbage in the upper half changes nothing.
+/// costs a trap; openat2 is refused outright). The kernel reads the flags
+/// as an `int`: the mask covers the low 32 bits only, so garbage in the
+/// upper half changes nothing.
 fn open_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
     let not_a_read = OPEN_NOT_A_READ as u32 as u64;
     for (name, flags_arg) in [("open", 1), ("openat", 2)] {
         notify_unless_any(ctx, name, flags_arg, not_a_read)?;
     }
-    ctx.add_rule(ScmpAction::Notify, sys("openat2")?)
-        .map_err(err("openat2"))?;
     Ok(())
 }
 

@@ -14,6 +14,40 @@ pub const OPEN_NOT_A_READ: i32 = libc::O_WRONLY
     | libc::O_PATH
     | libc::O_DIRECTORY;
 
+/// The highest syscall number (x86_64) this filter was written for:
+/// `mseal`, Linux 6.10. Every number above it (the `*xattrat` family,
+/// `file_setattr`, and whatever later kernels add) fails with ENOSYS, so a
+/// syscall that touches the host in a way Landlock does not govern cannot
+/// appear under a sandbox written before it existed; libc and runtimes
+/// fall back to the older calls, which the filter knows.
+#[allow(dead_code)] // the build script and the tests use it
+pub const LAST_KNOWN_SYSCALL: u32 = 462;
+
+/// `ioctl` requests that change a file's attributes (`chattr` flags, the
+/// XFS/ext4 fsxattr, the inode generation). Landlock governs none of them
+/// on regular files, so they are decided like chmod (see
+/// `supervisor/meta.rs`).
+pub const ATTR_IOCTLS: [u32; 5] = [
+    0x4008_6602, // FS_IOC_SETFLAGS
+    0x4004_6602, // FS_IOC32_SETFLAGS
+    0x4008_7602, // FS_IOC_SETVERSION
+    0x4004_7602, // FS_IOC32_SETVERSION
+    0x401c_5820, // FS_IOC_FSSETXATTR
+];
+
+/// `ioctl` requests that change a file or directory for good and that no
+/// workload needs: fs-verity (the file becomes immutable) and an
+/// encryption policy on a directory. Refused with EPERM.
+#[allow(dead_code)] // the build script and the tests use it
+pub const REFUSED_IOCTLS: [u32; 2] = [
+    0x4080_6685, // FS_IOC_ENABLE_VERITY
+    0x800c_6613, // FS_IOC_SET_ENCRYPTION_POLICY
+];
+
+/// Mode bits a file the workload makes or changes may never carry: on
+/// exec they grant the file owner's or group's privileges.
+pub const PRIVILEGE_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+
 /// What the filter must trap, decided from the policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterSpec {

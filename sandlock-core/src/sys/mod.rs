@@ -3,6 +3,9 @@
 //! cross-process memory reads. Each wrapper turns a -1 into `io::Error` and
 //! owns every fd it returns.
 
+pub mod creds;
+pub mod meta;
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

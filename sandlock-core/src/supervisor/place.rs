@@ -1,0 +1,156 @@
+//! Where a file the workload reaches lives, for the decisions Landlock
+//! cannot make: whether its mode, owner, times or attributes may change
+//! (only under a write grant: `-w` or the sandbox's TMPDIR), and whether a
+//! socket file may be connected to (under a write grant, or under an
+//! `--unix-allow` path).
+//!
+//! Owns the roots those decisions compare against (canonical paths, taken
+//! once at start) and the test itself, made on a handle the supervisor
+//! holds: the kernel's own path of the inode behind it, never a path read
+//! from the workload. The workload can move a file only within its write
+//! grants (Landlock refuses a rename or link anywhere else), so a file
+//! found under a write root stays under one until the action is done.
+//!
+//! Must never decide from a path the workload supplied, and never count
+//! the system view's devices (`/dev/null`, ...) as a write grant: their
+//! metadata belongs to the host.
+
+use std::collections::HashSet;
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::sys;
+
+/// Where the file behind a handle lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Where {
+    /// On no mount of the sandbox's mount namespace (a pipe, a socket, a
+    /// memfd, an anonymous inode): no path reaches it, so it is the
+    /// workload's own business.
+    Anonymous,
+    /// On a mounted filesystem, at this path (as the kernel reports it).
+    Path(Vec<u8>),
+}
+
+/// The roots of the decisions, canonical.
+#[derive(Debug, Default)]
+pub struct Places {
+    write: Vec<Vec<u8>>,
+    unix: Vec<Vec<u8>>,
+    /// Mount ids of the mount namespace, refreshed when an unknown id
+    /// turns up (a mount made since).
+    mounts: Mutex<HashSet<u64>>,
+}
+
+fn canonical(paths: &[PathBuf]) -> Vec<Vec<u8>> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect()
+}
+
+/// True when `path` is `root` or below it.
+fn beneath(path: &[u8], root: &[u8]) -> bool {
+    if root == b"/" {
+        return path.first() == Some(&b'/');
+    }
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&b'/'))
+}
+
+impl Places {
+    /// `write`: the `-w` grants and the sandbox's TMPDIR; `unix`: the
+    /// `--unix-allow` paths. Both are canonicalised here, once.
+    pub fn new(write: &[PathBuf], unix: &[PathBuf]) -> Places {
+        Places {
+            write: canonical(write),
+            unix: canonical(unix),
+            mounts: Mutex::default(),
+        }
+    }
+
+    /// Where the file behind `fd` lives. An error (the file cannot be
+    /// examined) is for the caller to refuse on.
+    pub(super) fn locate(&self, fd: BorrowedFd<'_>) -> std::io::Result<Where> {
+        let id = sys::meta::mount_id(fd)?;
+        if !self.is_mounted(id)? {
+            return Ok(Where::Anonymous);
+        }
+        sys::meta::fd_path(fd).map(Where::Path)
+    }
+
+    fn is_mounted(&self, id: u64) -> std::io::Result<bool> {
+        let mut mounts = self
+            .mounts
+            .lock()
+            .map_err(|_| std::io::Error::other("mount table lock poisoned"))?;
+        if mounts.contains(&id) {
+            return Ok(true);
+        }
+        mounts.clear();
+        mounts.extend(sys::meta::mounted_ids()?);
+        Ok(mounts.contains(&id))
+    }
+
+    /// True when the metadata of what lives at `at` may change.
+    pub(super) fn writable(&self, at: &Where) -> bool {
+        match at {
+            Where::Anonymous => true,
+            Where::Path(p) => self.write.iter().any(|r| beneath(p, r)),
+        }
+    }
+
+    /// True when a socket file at `at` may be connected or sent to.
+    pub(super) fn unix_reachable(&self, at: &Where) -> bool {
+        match at {
+            Where::Anonymous => false,
+            Where::Path(p) => self.write.iter().chain(&self.unix).any(|r| beneath(p, r)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn beneath_is_by_whole_components() {
+        assert!(beneath(b"/work", b"/work"));
+        assert!(beneath(b"/work/a/b", b"/work"));
+        assert!(!beneath(b"/workshop/a", b"/work"));
+        assert!(!beneath(b"/wor", b"/work"));
+        assert!(beneath(b"/anything", b"/"));
+        // A removed file keeps its place: the kernel appends " (deleted)".
+        assert!(beneath(b"/work/x (deleted)", b"/work"));
+        assert!(!beneath(b"pipe:[123]", b"/"));
+    }
+
+    #[test]
+    fn anonymous_objects_and_paths() {
+        let dir = std::env::temp_dir().join(format!("sandlock-place-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let places = Places::new(std::slice::from_ref(&dir), &[]);
+        let file = std::fs::File::create(dir.join("f")).expect("create");
+        let at = places.locate(file.as_fd()).expect("locate");
+        assert!(places.writable(&at), "{at:?}");
+        assert!(places.unix_reachable(&at));
+        let etc = std::fs::File::open("/etc/hostname")
+            .or_else(|_| std::fs::File::open("/etc/passwd"))
+            .expect("an /etc file");
+        let at = places.locate(etc.as_fd()).expect("locate");
+        assert!(!places.writable(&at), "{at:?}");
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        assert_eq!(places.locate(r.as_fd()).expect("locate"), Where::Anonymous);
+        let memfd = crate::sys::sealed_memfd(c"sandlock-test", b"x").expect("memfd");
+        assert_eq!(
+            places.locate(memfd.as_fd()).expect("locate"),
+            Where::Anonymous
+        );
+        assert!(!places.unix_reachable(&Where::Anonymous));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

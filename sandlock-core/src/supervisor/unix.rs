@@ -1,0 +1,160 @@
+//! Unix socket addresses the workload connects or sends to.
+//!
+//! Landlock has a right for making a socket file but none for connecting
+//! to one, so without this module a workload could reach any host service
+//! listening on a socket file it can name: docker.sock, D-Bus, an
+//! ssh-agent, X11, systemd. A path is resolved here to the socket inode
+//! the workload's own call would reach, and the connect or send is
+//! performed by the supervisor on that very inode (through
+//! `/proc/self/fd/N` of an `O_PATH` handle), only when it lives under a
+//! write grant or an `--unix-allow` path and the workload may write to it.
+//!
+//! Abstract names are connected on the workload's behalf too, by a thread
+//! that Landlock (ABI 6) scopes like the workload (see `NotifyThread`): the
+//! kernel refuses one outside the sandbox exactly as it would refuse the
+//! workload itself.
+//!
+//! Must never hand the workload's bytes back to the kernel to resolve, and
+//! never let a path that was checked be resolved a second time.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use super::net::report;
+use super::notif::{Notif, Reply};
+use super::place::Where;
+use super::resolve::{Base, Start};
+use super::Supervisor;
+use crate::audit::Verdict;
+use crate::sys::creds::WorkloadRights;
+
+/// Why a socket file is refused.
+const WHY: &str = "a socket file outside the write grants needs --unix-allow";
+
+/// A destination to give the kernel: the supervisor's own bytes, and the
+/// handle a rewritten unix path points at (alive until the call is done).
+#[derive(Debug)]
+pub(super) struct Dest {
+    pub addr: Vec<u8>,
+    _pin: Option<OwnedFd>,
+}
+
+impl Dest {
+    /// `addr` as it is.
+    pub(super) fn plain(addr: Vec<u8>) -> Dest {
+        Dest { addr, _pin: None }
+    }
+}
+
+/// The path in a `sockaddr_un`'s `sun_path` bytes: up to the first NUL,
+/// as the kernel reads it. Empty for an unnamed address; `None` for an
+/// abstract name (a leading NUL).
+pub(super) fn path_of(sun_path: &[u8]) -> Option<&[u8]> {
+    if sun_path.first() == Some(&0) {
+        return None;
+    }
+    let end = sun_path
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(sun_path.len());
+    sun_path.get(..end)
+}
+
+/// True when `addr` is an AF_UNIX address with an abstract name.
+pub(super) fn is_abstract(addr: &[u8]) -> bool {
+    addr.len() > 2 && u16::from_ne_bytes([addr[0], addr[1]]) == libc::AF_UNIX as u16 && addr[2] == 0
+}
+
+/// Decides a connect or send to the socket file `path` (non-empty, as the
+/// workload wrote it) and returns the address to give the kernel instead.
+pub(super) fn path_dest(
+    sup: &Supervisor,
+    n: &Notif,
+    syscall: &str,
+    path: &[u8],
+) -> Result<Dest, Reply> {
+    let shown = format!("unix:{}", String::from_utf8_lossy(path));
+    let start = Start::new(n, Base(libc::AT_FDCWD), path).map_err(|e| Reply::from_io(&e))?;
+    let found = WorkloadRights::run(sup.as_workload, || {
+        let fd = start.open(false)?;
+        let st = crate::sys::fstat(fd.as_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            // What the kernel answers for a path that is no socket.
+            return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        }
+        let at = sup.places.locate(fd.as_fd())?;
+        if sup.places.unix_reachable(&at) {
+            // Connecting needs write permission on the socket file, which
+            // the supervisor could have where the workload has not.
+            crate::sys::meta::access_handle(fd.as_fd(), libc::W_OK)?;
+        }
+        Ok((fd, at))
+    });
+    let (fd, at) = found.map_err(|e| Reply::from_io(&e))?;
+    if !sup.places.unix_reachable(&at) {
+        let shown = match at {
+            Where::Path(p) if p != path => format!("{shown} ({})", String::from_utf8_lossy(&p)),
+            _ => shown,
+        };
+        report(sup, n, syscall, &shown, Verdict::Deny, WHY);
+        return Err(Reply::Errno(libc::EACCES));
+    }
+    if sup.reporter.wants_allows() {
+        report(
+            sup,
+            n,
+            syscall,
+            &shown,
+            Verdict::Allow,
+            "a socket file the sandbox may reach",
+        );
+    }
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let mut addr = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+    addr.extend_from_slice(link.as_bytes());
+    addr.push(0);
+    Ok(Dest {
+        addr,
+        _pin: Some(fd),
+    })
+}
+
+/// Reports a connect or send to an abstract name that the kernel refused
+/// because it lives outside the sandbox (Landlock's scope answers EPERM).
+pub(super) fn report_scoped(sup: &Supervisor, n: &Notif, syscall: &str, addr: &[u8], reply: Reply) {
+    if reply != Reply::Errno(libc::EPERM) || !is_abstract(addr) {
+        return;
+    }
+    let name = String::from_utf8_lossy(addr.get(3..).unwrap_or_default());
+    let name = name.trim_end_matches('\0');
+    report(
+        sup,
+        n,
+        syscall,
+        &format!("unix:@{name}"),
+        Verdict::Deny,
+        "abstract unix sockets outside the sandbox are scoped",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_names_and_abstract() {
+        assert_eq!(path_of(b"/run/x.sock\0junk"), Some(&b"/run/x.sock"[..]));
+        assert_eq!(path_of(b"rel"), Some(&b"rel"[..]));
+        assert_eq!(path_of(b""), Some(&b""[..]));
+        assert_eq!(path_of(b"\0abstract"), None);
+        let mut a = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        a.extend_from_slice(b"\0name");
+        assert!(is_abstract(&a));
+        assert!(!is_abstract(&a[..2]));
+        a[2] = b'/';
+        assert!(!is_abstract(&a));
+        let mut inet = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+        inet.extend_from_slice(&[0; 14]);
+        assert!(!is_abstract(&inet));
+    }
+}
