@@ -24,10 +24,13 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
     // SIGINT/SIGHUP, and takes SIGCHLD and PARENT_DIED synchronously.
     let all = SigSet::all();
     let _ = all.thread_block();
-    // SAFETY: prctl with integer arguments.
+    // SAFETY: prctl with integer arguments, and a static C string for
+    // the name: the fork took the notify thread's, but `ps` should show
+    // the sandbox's process as sandlock's.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, PARENT_DIED as libc::c_ulong);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        libc::prctl(libc::PR_SET_NAME, c"sandlock".as_ptr());
     }
     if getppid() != supervisor {
         Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());

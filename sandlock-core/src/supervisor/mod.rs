@@ -137,6 +137,9 @@ impl NotifyThread {
             .name("sandlock-notify".into())
             .stack_size(STACK)
             .spawn(move || {
+                // Signals for sandlock are the main thread's to take (it
+                // forwards them to the workload); here they would kill.
+                let _ = nix::sys::signal::SigSet::all().thread_block();
                 if scope {
                     if let Err(e) = crate::launch::scope_abstract_unix() {
                         let _ = done.send(Err(e));

@@ -24,12 +24,15 @@ const MAX_ADDR: usize = 128;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kind {
     pub(super) ty: i32,
+    /// The address family (SO_DOMAIN).
+    domain: i32,
 }
 
 impl Kind {
     pub(super) fn of(sock: &OwnedFd) -> io::Result<Kind> {
         Ok(Kind {
             ty: sockopt(sock, libc::SO_TYPE)?,
+            domain: sockopt(sock, libc::SO_DOMAIN)?,
         })
     }
 
@@ -239,6 +242,9 @@ pub(super) fn decide_dest(
                 }
             }
         }
+        // A unix address for another family's socket: the kernel refuses
+        // it (EAFNOSUPPORT or EINVAL) without looking at the path.
+        SockAddr::Unix(_) if kind.domain != libc::AF_UNIX => Ok(Dest::plain(addr)),
         SockAddr::Unix(sun_path) => match unix::path_of(&sun_path) {
             Some(path) if !path.is_empty() => unix::path_dest(sup, n, syscall, path),
             // An abstract name is connected by the notify thread, which

@@ -43,7 +43,7 @@ both!(each_error_names_file_line_key_and_value, |ctx| {
         (
             "key.toml",
             "[network]\nallow = [\"127.0.0.1:80\"]\nalow = [\"b.test\"]\n",
-            ":3: network.alow = [...]: unknown key (expected one of allow, add-host, dns-server, allow-bind)",
+            ":3: network.alow = [...]: unknown key (expected one of allow, add-host, dns-server, allow-bind, unix-allow)",
         ),
         (
             "type.toml",
