@@ -375,6 +375,11 @@ impl LandlockRuleset {
         Ok(())
     }
 
+    /// True when Landlock checks truncation (ABI 3).
+    pub fn checks_truncate(&self) -> bool {
+        self.version >= 3
+    }
+
     /// True when signals and abstract unix sockets are scoped to the
     /// sandbox (Landlock ABI 6).
     pub fn scoped(&self) -> bool {

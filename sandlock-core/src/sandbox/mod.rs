@@ -250,6 +250,7 @@ impl Sandbox {
         let cfg = SupervisorParts {
             places: Places::new(&write_roots, &net.unix_allow),
             as_workload: !self.policy.process.keep_caps,
+            kernel_checks_truncate: ruleset.checks_truncate(),
             egress,
             files,
             writable,
@@ -355,6 +356,7 @@ impl Sandbox {
 pub(super) struct SupervisorParts {
     places: Places,
     as_workload: bool,
+    kernel_checks_truncate: bool,
     egress: Egress,
     files: Virtuals,
     writable: Vec<PathBuf>,

@@ -149,6 +149,7 @@ pub(super) fn wait(
                     writable: p.writable,
                     places: p.places,
                     as_workload: p.as_workload,
+                    kernel_checks_truncate: p.kernel_checks_truncate,
                     reporter: p.reporter,
                     proxy: p.proxy,
                     dns: p.dns,

@@ -61,6 +61,7 @@ pub struct Supervisor {
     not_virtual: NotVirtualCache,
     places: Places,
     as_workload: bool,
+    kernel_checks_truncate: bool,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
     dns: Option<Arc<crate::dns::Dns>>,
@@ -88,6 +89,9 @@ pub struct Config {
     /// The workload has no capabilities: act on its behalf without the
     /// supervisor's (see `sys::creds`).
     pub as_workload: bool,
+    /// Landlock checks truncation (ABI 3), so a read-only open with
+    /// O_TRUNC may be left to it.
+    pub kernel_checks_truncate: bool,
     /// Where decisions are reported.
     pub reporter: Arc<Reporter>,
     /// The HTTP proxy, when intercepting.
@@ -187,6 +191,7 @@ impl Supervisor {
             not_virtual: NotVirtualCache::new(&cfg.writable),
             places: cfg.places,
             as_workload: cfg.as_workload,
+            kernel_checks_truncate: cfg.kernel_checks_truncate,
             reporter: cfg.reporter,
             proxy: cfg.proxy,
             dns: cfg.dns,

@@ -154,6 +154,9 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     if let Some(reply) = super::meta::refuse_privileged_create(sup, n, call.flags, call.mode) {
         return reply;
     }
+    if let Some(reply) = super::meta::refuse_read_only_truncate(sup, n, call.flags) {
+        return reply;
+    }
     // Opens with these flags trap only for the check above.
     if sup.files.is_empty() || call.flags & OPEN_NOT_A_READ != 0 {
         return Reply::Continue;

@@ -76,6 +76,14 @@ pub fn chmod_handle(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), mode, 0) } as libc::c_long)
 }
 
+/// truncate(2) of the file behind `fd` (through its magic link: an
+/// `O_PATH` handle has no ftruncate).
+pub fn truncate_handle(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
+    let link = proc_link(fd);
+    // SAFETY: valid C string; integer length.
+    cvt(unsafe { libc::truncate(link.as_ptr(), len) } as libc::c_long)
+}
+
 /// fchmod(2) on an open file.
 pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     // SAFETY: integer arguments.

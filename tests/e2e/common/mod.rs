@@ -337,6 +337,20 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
+/// Spawns `cmd`, retrying while the binary is busy (ETXTBSY): a fixture
+/// or binary copy just written can still be open for writing in a child
+/// another test thread forked before it execs.
+fn spawn_retrying(cmd: &mut Command) -> std::io::Result<Child> {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..50 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => thread::sleep(Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+    cmd.spawn()
+}
+
 /// Runs `cmd` to completion (stdout/stderr captured), killing it and
 /// panicking if it takes longer than `limit`.
 pub fn run_cmd(cmd: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Out {
@@ -360,9 +374,7 @@ pub fn run_cmd_watch(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    let mut child = spawn_retrying(&mut cmd).unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
     if let Some(data) = stdin {
         let mut si = child.stdin.take().unwrap();
         thread::spawn(move || {
@@ -543,8 +555,15 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("hostsprobe", &[]),
     ("staticprobe", &["-static"]),
     ("bundleprobe", &["-pthread"]),
+    ("unixflip", &["-pthread"]),
 ];
-const PY_FIXTURES: &[&str] = &["probe.py", "stall_listener.py", "dnsprobe.py", "bigbody.py"];
+const PY_FIXTURES: &[&str] = &[
+    "probe.py",
+    "stall_listener.py",
+    "dnsprobe.py",
+    "bigbody.py",
+    "reachprobe.py",
+];
 
 struct Fixtures {
     dir: PathBuf,

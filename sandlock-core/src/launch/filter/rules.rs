@@ -171,11 +171,12 @@ fn low32_eq(arg: u32, value: u32) -> ScmpArgCompare {
     ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(LOW32), u64::from(value))
 }
 
-/// Calls that change a file's mode, owner, times, extended attributes or
-/// attribute flags. Landlock has no right for any of them, so every one
-/// goes to the supervisor, which performs it only on files under a write
-/// grant (see `supervisor/meta.rs`). `chmod`, `chown`, `lchown`, `utime`
-/// and `utimes` exist on x86_64 only.
+/// Calls that change a file's mode, owner, times, extended attributes,
+/// attribute flags or (by path) size. Landlock has no right for the first
+/// five, and checks truncation only from ABI 3, so every one goes to the
+/// supervisor, which performs it only on files under a write grant (see
+/// `supervisor/meta.rs`). `chmod`, `chown`, `lchown`, `utime` and
+/// `utimes` exist on x86_64 only.
 fn metadata_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
     for name in [
         "chmod",
@@ -196,9 +197,27 @@ fn metadata_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
         "removexattr",
         "lremovexattr",
         "fremovexattr",
+        "truncate",
     ] {
         ctx.add_rule(ScmpAction::Notify, sys(name)?)
             .map_err(err(name))?;
+    }
+    // A read-only open with O_TRUNC truncates (the kernel asks for write
+    // permission, Landlock before ABI 3 only for read): the supervisor
+    // lets it through only where Landlock checks truncation.
+    let trunc = libc::O_TRUNC as u64;
+    let accmode = libc::O_ACCMODE as u64;
+    for (name, flags_arg) in [("open", 1), ("openat", 2)] {
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys(name)?,
+            &[ScmpArgCompare::new(
+                flags_arg,
+                ScmpCompareOp::MaskedEqual(trunc | accmode),
+                trunc,
+            )],
+        )
+        .map_err(err(name))?;
     }
     for req in ATTR_IOCTLS {
         ctx.add_rule_conditional(ScmpAction::Notify, sys("ioctl")?, &[low32_eq(1, req)])

@@ -62,6 +62,8 @@ pub(super) enum ChangeArgs {
     RemoveXattr { name: u64 },
     /// An attribute ioctl (see `ATTR_IOCTLS`) with its argument at `arg`.
     Attr { req: u32, arg: u64 },
+    /// truncate(2) to this length.
+    Size(i64),
 }
 
 /// A decoded metadata call.
@@ -100,6 +102,7 @@ pub(in crate::supervisor) fn is_meta(nr: i64) -> bool {
             | libc::SYS_removexattr
             | libc::SYS_lremovexattr
             | libc::SYS_fremovexattr
+            | libc::SYS_truncate
             | libc::SYS_ioctl
     )
 }
@@ -212,6 +215,10 @@ pub(super) fn decode(nr: i64, args: &[u64; 6]) -> Result<MetaCall, i32> {
         libc::SYS_removexattr => call("removexattr", cwd_path(args[0], false), remove_xattr(1)),
         libc::SYS_lremovexattr => call("lremovexattr", cwd_path(args[0], true), remove_xattr(1)),
         libc::SYS_fremovexattr => call("fremovexattr", Target::Fd(int(0)), remove_xattr(1)),
+        libc::SYS_truncate => match args[1] as i64 {
+            len if len < 0 => Err(libc::EINVAL),
+            len => call("truncate", cwd_path(args[0], false), ChangeArgs::Size(len)),
+        },
         libc::SYS_ioctl if ATTR_IOCTLS.contains(&uint(1)) => call(
             "ioctl",
             Target::Fd(int(0)),
@@ -317,6 +324,11 @@ mod tests {
         );
         let c = decode(libc::SYS_utimensat, &[4, 0, 7, 0, 0, 0]).expect("decodes");
         assert_eq!(c.target, Target::Fd(4));
+        // A negative length, as the kernel answers.
+        assert_eq!(
+            decode(libc::SYS_truncate, &[1, u64::MAX, 0, 0, 0, 0]),
+            Err(libc::EINVAL)
+        );
         // An ioctl that changes no attribute is not ours.
         assert_eq!(
             decode(libc::SYS_ioctl, &[1, 0x5401, 0, 0, 0, 0]),
@@ -348,6 +360,7 @@ mod tests {
             libc::SYS_removexattr,
             libc::SYS_lremovexattr,
             libc::SYS_fremovexattr,
+            libc::SYS_truncate,
         ];
         #[cfg(target_arch = "x86_64")]
         nrs.extend([

@@ -1,5 +1,6 @@
-//! File metadata: chmod, chown, utimes, extended attributes and attribute
-//! ioctls (`chattr`), in every spelling (path, `l`, `f`, `at`, `at2`).
+//! File metadata: chmod, chown, utimes, extended attributes, attribute
+//! ioctls (`chattr`) and truncate by path, in every spelling (path, `l`,
+//! `f`, `at`, `at2`).
 //!
 //! Landlock has no access right for any of these, so without this module
 //! a workload could change the mode, owner, times or attributes of any
@@ -58,6 +59,7 @@ enum Change {
         gid: u32,
     },
     Times(Option<[libc::timespec; 2]>),
+    Size(i64),
     SetXattr {
         name: CString,
         value: Vec<u8>,
@@ -180,6 +182,28 @@ pub(in crate::supervisor) fn refuse_privileged_create(
     Some(Reply::Errno(libc::EPERM))
 }
 
+/// A read-only open with O_TRUNC, which truncates: where Landlock checks
+/// truncation (ABI 3) it decides; before that it would let a readable
+/// file be emptied, so the open is refused.
+pub(in crate::supervisor) fn refuse_read_only_truncate(
+    sup: &Supervisor,
+    n: &Notif,
+    flags: i32,
+) -> Option<Reply> {
+    if flags & (libc::O_TRUNC | libc::O_ACCMODE) != libc::O_TRUNC || sup.kernel_checks_truncate {
+        return None;
+    }
+    report(
+        sup,
+        n,
+        syscall_name(n.nr()),
+        "O_RDONLY|O_TRUNC",
+        Verdict::Deny,
+        "this kernel's Landlock (before ABI 3) cannot check truncation",
+    );
+    Some(Reply::Errno(libc::EACCES))
+}
+
 /// creat, mknod and mknodat: they trap only with setuid or setgid asked.
 pub fn handle_create(sup: &Supervisor, n: &Notif) -> Reply {
     let mode = match n.nr() {
@@ -245,6 +269,7 @@ fn fetch(n: &Notif, args: ChangeArgs) -> Result<Change, i32> {
         ChangeArgs::RemoveXattr { name } => Change::RemoveXattr {
             name: xattr_name(n, name)?,
         },
+        ChangeArgs::Size(len) => Change::Size(len),
         ChangeArgs::Attr { req, arg } => {
             let mut bytes = n.read(arg, attr_arg_size(req)).map_err(efault)?;
             // Room for the request's declared size (a `long` for the
@@ -402,6 +427,7 @@ fn apply(object: &Object, change: &Change) -> io::Result<i64> {
             fsys::setxattr_handle(fd, name, value, *flags)
         }
         (Object::Named { .. }, Change::RemoveXattr { name }) => fsys::removexattr_handle(fd, name),
+        (_, Change::Size(len)) => fsys::truncate_handle(fd, *len),
         (_, Change::Attr { req, arg }) => {
             let mut arg = arg.clone();
             return fsys::ioctl_with(fd, *req, &mut arg);
