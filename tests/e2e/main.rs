@@ -22,6 +22,7 @@ mod hosts;
 mod http;
 mod net;
 mod netspec;
+mod output;
 mod process;
 mod profiles;
 mod races;

@@ -150,7 +150,10 @@ impl Drop for Ready {
 /// Says, once per sandbox, that DNS is not intercepted and what follows.
 pub(crate) fn warn_unavailable(quiet: bool, e: &std::io::Error) {
     if !quiet {
-        eprintln!(
+        // Not eprintln!: a closed stderr must not panic the supervisor.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "sandlock: warning: DNS interceptor unavailable ({e}); names resolve only \
              through /etc/hosts, and port 53 follows --net-allow"
         );
