@@ -17,6 +17,7 @@ mod common;
 
 mod badinput;
 mod dns;
+mod etc_view;
 mod fs;
 mod hosts;
 mod http;
