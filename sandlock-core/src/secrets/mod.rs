@@ -28,11 +28,13 @@
 //! contained in another placeholder: a candidate that would is drawn again.
 
 pub mod matcher;
+mod reach;
 mod spec;
 
 /// `--secret-headers NAME=H1,H2` parsed: the secret's name and the headers.
 pub type SecretHeaders = (String, Vec<http::HeaderName>);
 
+pub use reach::{check as check_reach, Reach};
 pub use spec::{parse_secret_headers, SecretSpec, Source};
 
 use std::collections::HashSet;
