@@ -16,6 +16,8 @@
 //! itself for a name a rule covers, and never answer for a name with an
 //! address it did not get from a pin or from upstream.
 
+#[cfg(test)]
+mod hostile;
 mod netns;
 mod responder;
 mod serve;
