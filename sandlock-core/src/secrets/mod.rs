@@ -5,7 +5,8 @@
 //! `--secret-headers`), reading every value once at startup ([`Secrets::load`]
 //! from sandlock's environment, a file or an inherited descriptor), and the
 //! random placeholder that stands in for each value in the workload's
-//! environment ([`Secrets::env`]).
+//! environment ([`Secrets::env`]). Before anything is read, [`check_reach`]
+//! refuses a source the workload could read itself (`reach.rs`).
 //!
 //! Must never: let a value reach the workload (its environment, files, argv
 //! or memory), a log line, an audit record, an error message, a `Debug` or
