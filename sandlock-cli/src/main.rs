@@ -1,7 +1,11 @@
 //! `sandlock`: run a program confined by Landlock and seccomp, with a
 //! supervisor that owns its network egress.
+//!
+//! Every byte the CLI prints goes through `out`, which ends a command
+//! quietly (status 141) when its stdout's reader has gone away.
 
 mod args;
+mod out;
 
 use std::process::ExitCode;
 
@@ -9,97 +13,115 @@ use clap::Parser;
 use sandlock_core::policy::PolicyBuilder;
 use sandlock_core::{check, profile, Error, ExitOutcome, Policy, Sandbox};
 
-use args::{Cli, Command, ProfileCommand};
+use args::{Cli, Command, ProfileCommand, RunArgs};
+use out::{outln, sayln, Stopped, SETUP_FAILURE};
 
-/// Exit status when sandlock itself fails to set up the sandbox.
-const SETUP_FAILURE: u8 = 125;
 /// Exit status for bad command-line input (clap uses the same).
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Check => {
-            let report = check::probe();
-            println!("{report}");
-            if report.can_run() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Command::Profile(ProfileCommand::List) => {
-            for (name, origin) in profile::list() {
-                println!("{name}\t{origin}");
-            }
-            ExitCode::SUCCESS
-        }
-        Command::Profile(ProfileCommand::Show { name }) => {
-            let policy = profile::find(&name).and_then(|p| {
-                let mut b = PolicyBuilder::new();
-                p.apply(&mut b)?;
-                b.build()
-            });
-            match policy {
-                Ok(policy) => show_policy(&policy),
-                Err(e) => {
-                    eprintln!("sandlock: {e}");
-                    ExitCode::from(USAGE)
-                }
-            }
-        }
-        Command::Run(run) => {
-            let show = run.show_policy;
-            let (policy, argv) = match run.into_policy() {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("sandlock: {e:#}");
-                    return ExitCode::from(USAGE);
-                }
-            };
-            if show {
-                return show_policy(&policy);
-            }
-            let timeout = policy.process.timeout;
-            let quiet = policy.report.quiet;
-            match Sandbox::new(policy).run(&argv) {
-                Ok(outcome) => {
-                    if let (ExitOutcome::TimedOut, Some(t), false) = (outcome, timeout, quiet) {
-                        eprintln!(
-                            "sandlock: timed out after {}s; killed the workload tree",
-                            t.as_secs_f64()
-                        );
-                    }
-                    ExitCode::from(outcome.code().clamp(0, 255) as u8)
-                }
-                Err(e) => {
-                    eprintln!("sandlock: {e}");
-                    ExitCode::from(match e {
-                        Error::Command { status, .. } => status.clamp(0, 255) as u8,
-                        Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
-                        _ => SETUP_FAILURE,
-                    })
-                }
-            }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return out::clap_error(&e),
+    };
+    let status = match cli.command {
+        Command::Check => check_kernel(),
+        Command::Profile(ProfileCommand::List) => list_profiles(),
+        Command::Profile(ProfileCommand::Show { name }) => show_profile(&name),
+        Command::Run(run) => run_command(*run),
+    };
+    status.unwrap_or_else(|Stopped(code)| code)
+}
+
+/// `sandlock check`: the kernel's report; non-zero when sandlock cannot run.
+fn check_kernel() -> Result<ExitCode, Stopped> {
+    let report = check::probe();
+    outln!("{report}")?;
+    out::flush()?;
+    Ok(match report.can_run() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
+}
+
+/// `sandlock profile list`: every name `-p` accepts, and where it is.
+fn list_profiles() -> Result<ExitCode, Stopped> {
+    for (name, origin) in profile::list() {
+        outln!("{name}\t{origin}")?;
+    }
+    out::flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sandlock profile show NAME`: the profile's effective policy.
+fn show_profile(name: &str) -> Result<ExitCode, Stopped> {
+    let policy = profile::find(name).and_then(|p| {
+        let mut b = PolicyBuilder::new();
+        p.apply(&mut b)?;
+        b.build()
+    });
+    match policy {
+        Ok(policy) => show_policy(&policy),
+        Err(e) => {
+            sayln!("sandlock: {e}");
+            Ok(ExitCode::from(USAGE))
         }
     }
 }
 
+/// `sandlock run`: the workload's exit status, or sandlock's own.
+fn run_command(run: RunArgs) -> Result<ExitCode, Stopped> {
+    let show = run.show_policy;
+    let (policy, argv) = match run.into_policy() {
+        Ok(v) => v,
+        Err(e) => {
+            sayln!("sandlock: {e:#}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    if show {
+        return show_policy(&policy);
+    }
+    let timeout = policy.process.timeout;
+    let quiet = policy.report.quiet;
+    Ok(match Sandbox::new(policy).run(&argv) {
+        Ok(outcome) => {
+            if let (ExitOutcome::TimedOut, Some(t), false) = (outcome, timeout, quiet) {
+                sayln!(
+                    "sandlock: timed out after {}s; killed the workload tree",
+                    t.as_secs_f64()
+                );
+            }
+            ExitCode::from(outcome.code().clamp(0, 255) as u8)
+        }
+        Err(e) => {
+            sayln!("sandlock: {e}");
+            ExitCode::from(match e {
+                Error::Command { status, .. } => status.clamp(0, 255) as u8,
+                Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
+                _ => SETUP_FAILURE,
+            })
+        }
+    })
+}
+
 /// Prints the effective policy and the names pinned at start
 /// (`--show-policy`, `sandlock profile show`).
-fn show_policy(policy: &Policy) -> ExitCode {
-    print!("{policy}");
-    match sandlock_core::network::Pinned::for_policy(policy) {
+fn show_policy(policy: &Policy) -> Result<ExitCode, Stopped> {
+    out::print(format_args!("{policy}"))?;
+    let status = match sandlock_core::network::Pinned::for_policy(policy) {
         Ok(pinned) => {
             for (name, ips) in pinned.entries() {
                 let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-                println!("pinned: {name} -> {}", ips.join(", "));
+                outln!("pinned: {name} -> {}", ips.join(", "))?;
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sandlock: {e}");
+            sayln!("sandlock: {e}");
             ExitCode::from(SETUP_FAILURE)
         }
-    }
+    };
+    out::flush()?;
+    Ok(status)
 }

@@ -17,12 +17,14 @@ mod common;
 
 mod badinput;
 mod dns;
+mod etc_view;
 mod fs;
 mod hosts;
 mod http;
 mod meta;
 mod net;
 mod netspec;
+mod output;
 mod process;
 mod profiles;
 mod races;

@@ -16,6 +16,8 @@
 //! itself for a name a rule covers, and never answer for a name with an
 //! address it did not get from a pin or from upstream.
 
+#[cfg(test)]
+mod hostile;
 mod netns;
 mod responder;
 mod serve;
@@ -150,7 +152,10 @@ impl Drop for Ready {
 /// Says, once per sandbox, that DNS is not intercepted and what follows.
 pub(crate) fn warn_unavailable(quiet: bool, e: &std::io::Error) {
     if !quiet {
-        eprintln!(
+        // Not eprintln!: a closed stderr must not panic the supervisor.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "sandlock: warning: DNS interceptor unavailable ({e}); names resolve only \
              through /etc/hosts, and port 53 follows --net-allow"
         );

@@ -6,6 +6,15 @@
 //! Only the question is ever sent upstream, in a query built here: nothing
 //! else the workload put in its packet (extra records, EDNS options, its
 //! ID) leaves the supervisor.
+//!
+//! Every query is hostile bytes. It is decoded by hickory-proto, which
+//! bounds names (255 bytes, compression pointers only backwards, so no
+//! loop) and counts (records are read until the data ends, not allocated
+//! from the header's counts); what comes out is either a response under
+//! the query's ID or nothing (fewer than 12 bytes, or a response rather
+//! than a query). Must never: answer longer than its transport carries
+//! (a UDP client's limit, 65535 bytes over TCP), or panic on any input;
+//! the property tests in `dns/hostile.rs` hold it to both.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -30,6 +39,11 @@ const MAX_TTL: u32 = 3600;
 const NEGATIVE_TTL: u32 = 30;
 /// TTL of answers served from the sandbox's own pins.
 const PINNED_TTL: u32 = 60;
+/// The longest answer sent over UDP whatever the client's EDNS says: the
+/// size the interceptor reads (an IPv4 datagram cannot carry 65535).
+const MAX_UDP_ANSWER: usize = 4096;
+/// The longest answer over TCP: what its 2-byte length prefix can say.
+pub(super) const MAX_TCP_ANSWER: usize = u16::MAX as usize;
 
 /// What a query may get.
 pub(super) struct Responder {
@@ -70,9 +84,10 @@ impl Responder {
         }
     }
 
-    /// The answer to `query`, at most `max` bytes long (a UDP client's
-    /// limit; longer answers are sent truncated so it retries over TCP).
-    /// `None`: not a query worth answering (too short to carry an ID).
+    /// The answer to `query`: at most the client's UDP limit over UDP
+    /// (longer answers are sent truncated so it retries over TCP), at most
+    /// [`MAX_TCP_ANSWER`] over TCP. `None`: not a query worth answering
+    /// (too short to carry an ID, or a response).
     pub(super) fn answer(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         let msg = match Message::from_vec(query) {
             Ok(m) => m,
@@ -98,7 +113,7 @@ impl Responder {
         };
         let name = q.name().to_ascii().to_ascii_lowercase();
         let name = name.strip_suffix('.').unwrap_or(&name).to_string();
-        let out = if let Some(ips) = self.pinned.lookup(&name) {
+        let answered = if let Some(ips) = self.pinned.lookup(&name) {
             pinned_answer(&msg, q, ips)
         } else if self.names.iter().any(|p| p.matches(&name)) {
             self.resolve(&msg, q, &name)
@@ -116,16 +131,26 @@ impl Responder {
                 ResponseCode::NXDomain,
                 msg.queries(),
             )
-        }?;
-        let max = match msg.extensions() {
-            Some(e) => usize::from(e.max_payload()).max(512),
-            None => 512,
         };
-        if udp && out.len() > max {
-            let full = Message::from_vec(&out).ok()?;
-            return full.truncate().to_vec().ok();
+        // An answer that would not encode (built around the workload's
+        // question) is a failure, never silence.
+        let out =
+            answered.or_else(|| error(msg.id(), OpCode::Query, ResponseCode::ServFail, &[]))?;
+        let max = match (udp, msg.extensions()) {
+            (false, _) => MAX_TCP_ANSWER,
+            (true, Some(e)) => usize::from(e.max_payload()).clamp(512, MAX_UDP_ANSWER),
+            (true, None) => 512,
+        };
+        if out.len() <= max {
+            return Some(out);
         }
-        Some(out)
+        // Too long: the header and the question with TC set (the client
+        // retries over TCP), or a failure when even that does not fit.
+        Message::from_vec(&out)
+            .ok()
+            .and_then(|full| full.truncate().to_vec().ok())
+            .filter(|t| t.len() <= max)
+            .or_else(|| error(msg.id(), OpCode::Query, ResponseCode::ServFail, &[]))
     }
 
     /// Asks upstream (or the cache), learns the addresses, and returns the
@@ -262,8 +287,14 @@ fn response(id: u16, op: OpCode, code: ResponseCode, queries: &[Query]) -> Messa
     m
 }
 
+/// An answer without records. Should the question not encode again (it
+/// came from the workload), the header alone goes back: the client still
+/// gets its ID and the code.
 fn error(id: u16, op: OpCode, code: ResponseCode, queries: &[Query]) -> Option<Vec<u8>> {
-    response(id, op, code, queries).to_vec().ok()
+    response(id, op, code, queries)
+        .to_vec()
+        .or_else(|_| response(id, op, code, &[]).to_vec())
+        .ok()
 }
 
 fn random_id() -> u16 {
@@ -299,7 +330,7 @@ fn exchange_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&server, UPSTREAM_TIMEOUT).ok()?;
     s.set_read_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
     s.set_write_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
-    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    let mut framed = u16::try_from(wire.len()).ok()?.to_be_bytes().to_vec();
     framed.extend_from_slice(wire);
     s.write_all(&framed).ok()?;
     let mut len = [0u8; 2];

@@ -160,14 +160,22 @@ pub(super) fn tcp(
         let responder = Arc::clone(&responder);
         let _ = spawn("sandlock-dns-conn", move || {
             let _slot = slot;
-            let _ = serve_conn(conn, &responder);
+            let timeouts = conn
+                .set_read_timeout(Some(TCP_IDLE))
+                .and_then(|()| conn.set_write_timeout(Some(TCP_IDLE)));
+            if timeouts.is_ok() {
+                let _ = serve_conn(conn, &responder);
+            }
         });
     })
 }
 
-fn serve_conn(mut conn: TcpStream, responder: &Responder) -> io::Result<()> {
-    conn.set_read_timeout(Some(TCP_IDLE))?;
-    conn.set_write_timeout(Some(TCP_IDLE))?;
+/// Answers the length-prefixed queries of one TCP connection until it
+/// ends, breaks its framing or sends something not worth answering. A
+/// length prefix larger than what follows waits for the rest (up to the
+/// idle timeout the caller set) and then ends the connection; nothing is
+/// allocated beyond the 65535 bytes a prefix can announce.
+pub(super) fn serve_conn(mut conn: impl Read + Write, responder: &Responder) -> io::Result<()> {
     loop {
         let mut len = [0u8; 2];
         conn.read_exact(&mut len)?;
@@ -176,7 +184,12 @@ fn serve_conn(mut conn: TcpStream, responder: &Responder) -> io::Result<()> {
         let Some(answer) = responder.answer(&query, false) else {
             return Ok(());
         };
-        let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
+        // `answer` keeps TCP answers within 65535 bytes; should one not
+        // be, the connection ends rather than send a wrapped length.
+        let Ok(len) = u16::try_from(answer.len()) else {
+            return Ok(());
+        };
+        let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(&answer);
         conn.write_all(&framed)?;
     }

@@ -53,8 +53,9 @@ pub struct Grants {
     pub read: Vec<PathBuf>,
     /// Read + write + execute.
     pub write: Vec<PathBuf>,
-    /// Read + execute, entry by entry, for directories holding a secret:
-    /// (directory, entries that are not secrets).
+    /// Read + execute, entry by entry, for directories of `/etc` holding a
+    /// secret, however deep: (directory, entries that are not secrets and
+    /// hold none). See `walk_etc`.
     pub read_entries: Vec<(PathBuf, Vec<Entry>)>,
 }
 
@@ -100,7 +101,9 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
     if policy.system_view {
         for dir in SYSTEM_READ_DIRS {
             if *dir == "/etc" && !secrets_out_of_reach() {
-                walk_etc(Path::new(dir), &mut g.read_entries);
+                if walk_etc(Path::new(dir), &mut g.read_entries) {
+                    g.read.push(PathBuf::from(dir));
+                }
             } else if Path::new(dir).exists() {
                 g.read.push(PathBuf::from(dir));
             }
@@ -177,39 +180,66 @@ fn unreachable_path(p: &Path) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) != 0 }
 }
 
-/// Grants `/etc` entry by entry, descending into directories that hold a
-/// secret, so the secrets themselves are never granted. Symlinks get no
-/// rule of their own: Landlock checks their target, which must be granted
+/// Grants `/etc` entry by entry, so that no secret in it is granted, and
+/// returns true when nothing below `dir` had to be left out (the caller
+/// then grants `dir` whole, with one rule, instead of its entries).
+///
+/// Left out: the [`fspol::ETC_SECRETS`], every file that is not
+/// world-readable (mode & 0o004 == 0) and every directory that is not
+/// world-searchable (mode & 0o001 == 0): what only root, an owner or a
+/// group may read (wireguard and NetworkManager connections,
+/// `ipsec.secrets`, letsencrypt keys, `k3s.yaml`) is a secret of the host,
+/// whatever its name. A directory holding such an entry, however deep, is
+/// granted entry by entry itself, so the rest of it stays visible.
+///
+/// Cost: one listing per directory and one `fstatat` per entry that is not
+/// a symlink (the listing gives the type, not the mode). Symlinks get no
+/// rule and no stat: Landlock checks their target, which must be granted
 /// in its own right (a link in /etc never widens the view).
-fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) {
+fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
-        return;
+        // Unlistable (only for a non-root walker): nothing in it is known
+        // to be harmless, so none of it is granted.
+        return false;
     };
     let mut granted = Vec::new();
-    let mut descend = Vec::new();
+    let mut whole = true;
     for e in entries.flatten() {
-        let Ok(ty) = e.file_type() else { continue };
+        let Ok(ty) = e.file_type() else {
+            whole = false;
+            continue;
+        };
         if ty.is_symlink() {
             continue;
         }
         let path = e.path();
-        let Some(s) = path.to_str() else { continue };
-        if fspol::is_etc_secret(s) {
+        let named_secret = path.to_str().is_none_or(fspol::is_etc_secret);
+        if named_secret || !world_open(&e, ty.is_dir()) {
+            whole = false;
             continue;
         }
-        if ty.is_dir() && fspol::etc_dir_holds_secret(s) {
-            descend.push(path);
-        } else {
-            granted.push(Entry {
-                name: e.file_name(),
-                is_dir: ty.is_dir(),
-            });
+        if ty.is_dir() && !walk_etc(&path, out) {
+            // Its own entries are in `out` now.
+            whole = false;
+            continue;
         }
+        granted.push(Entry {
+            name: e.file_name(),
+            is_dir: ty.is_dir(),
+        });
     }
-    out.push((dir.to_path_buf(), granted));
-    for d in descend {
-        walk_etc(&d, out);
+    if !whole {
+        out.push((dir.to_path_buf(), granted));
     }
+    whole
+}
+
+/// May anyone at all open this entry: a world-readable file or a
+/// world-searchable directory? An entry that cannot be stat'ed is not.
+fn world_open(e: &fs::DirEntry, is_dir: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let need = if is_dir { 0o001 } else { 0o004 };
+    e.metadata().is_ok_and(|m| m.mode() & need != 0)
 }
 
 /// A Landlock ruleset under construction, as its fd. The `landlock`
@@ -449,5 +479,83 @@ fn open_path(dir: Option<&OwnedFd>, name: &[u8]) -> io::Result<OwnedFd> {
     match dir {
         Some(d) => crate::sys::open_path(d.as_raw_fd(), &c, libc::O_NOFOLLOW),
         None => crate::sys::open_path(libc::AT_FDCWD, &c, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn make(root: &Path, rel: &str, mode: u32, dir: bool) {
+        let p = root.join(rel);
+        if dir {
+            fs::create_dir(&p).unwrap();
+        } else {
+            fs::write(&p, "x").unwrap();
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn names(out: &[(PathBuf, Vec<Entry>)], dir: &Path) -> Option<Vec<String>> {
+        let (_, es) = out.iter().find(|(d, _)| d == dir)?;
+        let mut v: Vec<String> = es
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        Some(v)
+    }
+
+    #[test]
+    fn the_walk_leaves_out_what_the_world_may_not_open() {
+        let root = std::env::temp_dir().join(format!("sandlock-walk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir(&root).unwrap();
+        make(&root, "public", 0o644, false);
+        make(&root, "secret", 0o600, false);
+        make(&root, "group-only", 0o640, false);
+        make(&root, "clean", 0o755, true);
+        make(&root, "clean/a", 0o644, false);
+        make(&root, "closed", 0o755, true);
+        make(&root, "closed/inner", 0o644, false);
+        make(&root, "deep", 0o755, true);
+        make(&root, "deep/deeper", 0o755, true);
+        make(&root, "deep/deeper/key", 0o600, false);
+        make(&root, "deep/deeper/conf", 0o644, false);
+        make(&root, "deep/sibling", 0o644, false);
+        make(&root, "searchable-only", 0o711, true);
+        std::os::unix::fs::symlink("/nonexistent", root.join("link")).unwrap();
+        fs::set_permissions(root.join("closed"), fs::Permissions::from_mode(0o700)).unwrap();
+
+        let mut out = Vec::new();
+        let whole = walk_etc(&root, &mut out);
+        let _ = fs::set_permissions(root.join("closed"), fs::Permissions::from_mode(0o755));
+        let _ = fs::remove_dir_all(&root);
+
+        assert!(!whole);
+        // granted whole: clean directories, world-readable files; never the
+        // secret, the group-only file, the closed directory or the symlink
+        assert_eq!(
+            names(&out, &root).unwrap(),
+            ["clean", "public", "searchable-only"]
+        );
+        assert_eq!(names(&out, &root.join("deep")).unwrap(), ["sibling"]);
+        assert_eq!(names(&out, &root.join("deep/deeper")).unwrap(), ["conf"]);
+        assert_eq!(out.len(), 3, "only the directories holding a secret");
+    }
+
+    #[test]
+    fn a_clean_tree_is_one_grant() {
+        let root = std::env::temp_dir().join(format!("sandlock-walk-clean-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir(&root).unwrap();
+        make(&root, "a", 0o644, false);
+        make(&root, "d", 0o755, true);
+        make(&root, "d/b", 0o444, false);
+        let mut out = Vec::new();
+        let whole = walk_etc(&root, &mut out);
+        let _ = fs::remove_dir_all(&root);
+        assert!(whole && out.is_empty());
     }
 }

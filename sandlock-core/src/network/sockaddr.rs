@@ -95,6 +95,37 @@ impl fmt::Display for SockAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Any bytes decode to something, without a panic; an inet result
+        /// needs the whole structure's bytes.
+        #[test]
+        fn any_bytes_decode(bytes in proptest::collection::vec(any::<u8>(), 0..140)) {
+            match SockAddr::decode(&bytes) {
+                SockAddr::Inet(SocketAddr::V4(_)) => prop_assert!(bytes.len() >= 8),
+                SockAddr::Inet(SocketAddr::V6(_)) => prop_assert!(bytes.len() >= 24),
+                SockAddr::Unix(p) => prop_assert_eq!(p.len() + 2, bytes.len()),
+                _ => {}
+            }
+        }
+
+        /// Every inet address, however spelled (v4, v6, v4-mapped), comes
+        /// back canonical from its own encoding.
+        #[test]
+        fn inet_round_trip(ip in any::<[u8; 16]>(), v4 in any::<[u8; 4]>(), port in any::<u16>()) {
+            for a in [
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::from(v4)), port),
+                SocketAddr::new(IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_mapped()), port),
+            ] {
+                let want = SocketAddr::new(canonical_ip(a.ip()), port);
+                prop_assert_eq!(SockAddr::decode(&encode(a)), SockAddr::Inet(want));
+            }
+        }
+    }
 
     fn v4(ip: [u8; 4], port: u16) -> Vec<u8> {
         let mut b = vec![0u8; 16];

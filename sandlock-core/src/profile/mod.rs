@@ -21,6 +21,8 @@
 //! profile accepts and refuses exactly what the command line does), or
 //! read a secret's value: a profile names a source, never a value.
 
+#[cfg(test)]
+mod hostile;
 mod schema;
 #[cfg(test)]
 mod tests;

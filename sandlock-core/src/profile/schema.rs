@@ -304,11 +304,21 @@ fn env_table(cx: &Cx, dotted: &str, v: &Spanned<DeValue>, sink: &mut dyn Sink) -
         return Err(cx.bad(dotted, v, "expected a table of KEY = \"VALUE\""));
     };
     for (k, val) in table {
-        let key = format!("{dotted}.{}", k.get_ref());
+        let name = k.get_ref().as_ref();
+        let key = format!("{dotted}.{name}");
+        // `--env KEY=VALUE` splits at the first '=': a name holding one
+        // would set another variable to another value.
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(cx.bad(
+                &key,
+                val,
+                "not an environment variable name (it must be non-empty, with no '=' or NUL)",
+            ));
+        }
         let Some(s) = val.get_ref().as_str() else {
             return Err(cx.bad(&key, val, "expected a string"));
         };
-        send(cx, &key, val, sink, "env", &format!("{}={s}", k.get_ref()))?;
+        send(cx, &key, val, sink, "env", &format!("{name}={s}"))?;
     }
     Ok(())
 }

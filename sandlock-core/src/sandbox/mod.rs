@@ -108,6 +108,31 @@ impl Sandbox {
             self.policy.report.quiet,
             self.policy.report.audit.as_deref(),
         )?);
+        let grants = launch::grants(&self.policy.fs)?;
+        for p in &net.unix_allow {
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::invalid(
+                    "--unix-allow",
+                    &p.display().to_string(),
+                    e.to_string(),
+                ));
+            }
+        }
+        let mut roots = grants.readable_roots();
+        // A secret the workload could read itself is refused before any
+        // value is read; the workload inherits sandlock's stdio unless
+        // `io` gives it streams of its own.
+        let inherited = |fd: i32, own: bool| (!own).then_some(fd);
+        let reach = crate::secrets::Reach {
+            roots: &roots,
+            fs: &self.policy.fs,
+            stdio: [
+                inherited(0, io.stdin.is_some()),
+                inherited(1, io.capture),
+                inherited(2, io.capture),
+            ],
+        };
+        crate::secrets::check_reach(&self.policy.secrets, &reach)?;
         // The proxy (and its CA, and --http-ca-out) is ready before the
         // workload exists, so its first connect finds it listening.
         // Secret values are read now, once; the workload only ever sees
@@ -131,18 +156,7 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
-        let grants = launch::grants(&self.policy.fs)?;
-        for p in &net.unix_allow {
-            if let Err(e) = std::fs::metadata(p) {
-                return Err(Error::invalid(
-                    "--unix-allow",
-                    &p.display().to_string(),
-                    e.to_string(),
-                ));
-            }
-        }
         let tmp_path = new_tmp_name()?;
-        let mut roots = grants.readable_roots();
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
         // While the proxy terminates TLS, its CA is spliced into the

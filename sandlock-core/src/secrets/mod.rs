@@ -5,7 +5,8 @@
 //! `--secret-headers`), reading every value once at startup ([`Secrets::load`]
 //! from sandlock's environment, a file or an inherited descriptor), and the
 //! random placeholder that stands in for each value in the workload's
-//! environment ([`Secrets::env`]).
+//! environment ([`Secrets::env`]). Before anything is read, [`check_reach`]
+//! refuses a source the workload could read itself (`reach.rs`).
 //!
 //! Must never: let a value reach the workload (its environment, files, argv
 //! or memory), a log line, an audit record, an error message, a `Debug` or
@@ -28,11 +29,13 @@
 //! contained in another placeholder: a candidate that would is drawn again.
 
 pub mod matcher;
+mod reach;
 mod spec;
 
 /// `--secret-headers NAME=H1,H2` parsed: the secret's name and the headers.
 pub type SecretHeaders = (String, Vec<http::HeaderName>);
 
+pub use reach::{check as check_reach, Reach};
 pub use spec::{parse_secret_headers, SecretSpec, Source};
 
 use std::collections::HashSet;

@@ -36,6 +36,7 @@ mod gates;
 mod git;
 mod input;
 mod large;
+mod reach;
 mod scrub;
 mod scrub_encoded;
 mod spool;

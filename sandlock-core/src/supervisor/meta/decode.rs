@@ -246,6 +246,33 @@ pub(super) fn attr_arg_size(req: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Any registers for any trapped call: a decision or an errno,
+        /// never a panic; the mode never keeps more than its 12 bits.
+        #[test]
+        fn any_registers(which in 0usize..20, args in any::<[u64; 6]>()) {
+            let nrs = [
+                libc::SYS_fchmod, libc::SYS_fchmodat, libc::SYS_fchmodat2, libc::SYS_fchown,
+                libc::SYS_fchownat, libc::SYS_futimesat, libc::SYS_utimensat, libc::SYS_setxattr,
+                libc::SYS_lsetxattr, libc::SYS_fsetxattr, libc::SYS_removexattr,
+                libc::SYS_lremovexattr, libc::SYS_fremovexattr, libc::SYS_truncate,
+                libc::SYS_ioctl, libc::SYS_chmod, libc::SYS_chown, libc::SYS_lchown,
+                libc::SYS_utime, libc::SYS_utimes,
+            ];
+            if let Ok(call) = decode(nrs[which], &args) {
+                if let ChangeArgs::Mode(m) = call.change {
+                    prop_assert!(m <= 0o7777);
+                }
+                if let ChangeArgs::Size(len) = call.change {
+                    prop_assert!(len >= 0);
+                }
+            }
+        }
+    }
 
     const CWD: u64 = libc::AT_FDCWD as u32 as u64;
 
