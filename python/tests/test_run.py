@@ -81,3 +81,42 @@ def test_without_capture_the_workload_writes_to_our_streams(
 def test_argv_must_be_a_sequence() -> None:
     with pytest.raises(TypeError, match="sequence of arguments"):
         Sandbox(quiet=True).run("echo hi")  # type: ignore[arg-type]
+
+
+def test_unix_allow_reaches_a_host_socket(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    path = tmp_path / "service.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(4)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            c.sendall(b"svc")
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    script = (
+        "import socket; s = socket.socket(socket.AF_UNIX); "
+        f"s.connect({str(path)!r}); print(s.recv(9).decode())"
+    )
+    cmd = ["/usr/bin/python3", "-I", "-c", script]
+    try:
+        # A host socket file outside the write grants: refused.
+        r = Sandbox(quiet=True).run(cmd)
+        assert r.exit_code == 1 and b"PermissionError" in r.stderr
+        assert accepted == []
+        # twin: named by unix_allow, the same connect reaches it
+        r = Sandbox(quiet=True, unix_allow=[path]).run(cmd)
+        assert (r.exit_code, r.stdout) == (0, b"svc\n")
+        assert accepted == [1]
+    finally:
+        srv.close()
