@@ -45,6 +45,11 @@ fn abi_of(v: i32) -> ABI {
     }
 }
 
+/// The walk of `/etc` (see `etc.rs`), running on its own thread while the
+/// sandbox is prepared and launched: whether `/etc` may be granted whole,
+/// and the directories to grant entry by entry.
+type EtcWalk = std::thread::JoinHandle<(bool, Vec<(PathBuf, Vec<Entry>)>)>;
+
 /// Paths the ruleset grants, split by access, after expanding the system
 /// view.
 #[derive(Debug, Default)]
@@ -55,24 +60,46 @@ pub struct Grants {
     pub write: Vec<PathBuf>,
     /// Read + execute, entry by entry, for directories of `/etc` holding a
     /// secret, however deep: (directory, entries that are not secrets and
-    /// hold none). See `walk_etc`.
+    /// hold none). Complete once [`Grants::settle`] has returned.
     pub read_entries: Vec<(PathBuf, Vec<Entry>)>,
+    /// The walk of `/etc` still under way, if one is.
+    etc: Option<EtcWalk>,
 }
 
 impl Grants {
+    /// Waits for the walk of `/etc`, if one is under way, and takes its
+    /// result in. Its cost (one listing per directory and a stat per file
+    /// of `/etc`, about 2 ms on these machines) is thus spent while the
+    /// rest of the sandbox is prepared and the workload starts.
+    pub fn settle(&mut self) -> Result<()> {
+        let Some(walk) = self.etc.take() else {
+            return Ok(());
+        };
+        let (whole, entries) = walk
+            .join()
+            .map_err(|_| Error::setup("walking /etc", io::Error::other("the walk panicked")))?;
+        if whole {
+            self.read.push(PathBuf::from("/etc"));
+        }
+        self.read_entries = entries;
+        Ok(())
+    }
+
     /// Every path the workload may read below (the private temp dir
     /// aside): read and write roots, and each entry granted on its own.
-    pub fn readable_roots(&self) -> Vec<PathBuf> {
+    pub fn readable_roots(&mut self) -> Result<Vec<PathBuf>> {
+        self.settle()?;
         let entries = self
             .read_entries
             .iter()
             .flat_map(|(dir, es)| es.iter().map(move |e| dir.join(&e.name)));
-        self.read
+        Ok(self
+            .read
             .iter()
             .chain(&self.write)
             .cloned()
             .chain(entries)
-            .collect()
+            .collect())
     }
 
     /// True when the entry-by-entry grants are numerous enough to be worth
@@ -89,8 +116,8 @@ impl Grants {
 /// One directory entry granted on its own.
 #[derive(Debug)]
 pub struct Entry {
-    name: std::ffi::OsString,
-    is_dir: bool,
+    pub(super) name: std::ffi::OsString,
+    pub(super) is_dir: bool,
 }
 
 /// Expands the policy into concrete paths (the private temp dir is added
@@ -101,9 +128,15 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
     if policy.system_view {
         for dir in SYSTEM_READ_DIRS {
             if *dir == "/etc" && !secrets_out_of_reach() {
-                if walk_etc(Path::new(dir), &mut g.read_entries) {
-                    g.read.push(PathBuf::from(dir));
-                }
+                let walk = std::thread::Builder::new()
+                    .name("sandlock-etc".into())
+                    .spawn(|| {
+                        let mut entries = Vec::new();
+                        let whole = super::etc::walk(Path::new("/etc"), &mut entries);
+                        (whole, entries)
+                    })
+                    .map_err(|e| Error::setup("walking /etc", e))?;
+                g.etc = Some(walk);
             } else if Path::new(dir).exists() {
                 g.read.push(PathBuf::from(dir));
             }
@@ -178,68 +211,6 @@ fn unreachable_path(p: &Path) -> bool {
     };
     // SAFETY: valid C string; faccessat only reads it.
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) != 0 }
-}
-
-/// Grants `/etc` entry by entry, so that no secret in it is granted, and
-/// returns true when nothing below `dir` had to be left out (the caller
-/// then grants `dir` whole, with one rule, instead of its entries).
-///
-/// Left out: the [`fspol::ETC_SECRETS`], every file that is not
-/// world-readable (mode & 0o004 == 0) and every directory that is not
-/// world-searchable (mode & 0o001 == 0): what only root, an owner or a
-/// group may read (wireguard and NetworkManager connections,
-/// `ipsec.secrets`, letsencrypt keys, `k3s.yaml`) is a secret of the host,
-/// whatever its name. A directory holding such an entry, however deep, is
-/// granted entry by entry itself, so the rest of it stays visible.
-///
-/// Cost: one listing per directory and one `fstatat` per entry that is not
-/// a symlink (the listing gives the type, not the mode). Symlinks get no
-/// rule and no stat: Landlock checks their target, which must be granted
-/// in its own right (a link in /etc never widens the view).
-fn walk_etc(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) -> bool {
-    let Ok(entries) = fs::read_dir(dir) else {
-        // Unlistable (only for a non-root walker): nothing in it is known
-        // to be harmless, so none of it is granted.
-        return false;
-    };
-    let mut granted = Vec::new();
-    let mut whole = true;
-    for e in entries.flatten() {
-        let Ok(ty) = e.file_type() else {
-            whole = false;
-            continue;
-        };
-        if ty.is_symlink() {
-            continue;
-        }
-        let path = e.path();
-        let named_secret = path.to_str().is_none_or(fspol::is_etc_secret);
-        if named_secret || !world_open(&e, ty.is_dir()) {
-            whole = false;
-            continue;
-        }
-        if ty.is_dir() && !walk_etc(&path, out) {
-            // Its own entries are in `out` now.
-            whole = false;
-            continue;
-        }
-        granted.push(Entry {
-            name: e.file_name(),
-            is_dir: ty.is_dir(),
-        });
-    }
-    if !whole {
-        out.push((dir.to_path_buf(), granted));
-    }
-    whole
-}
-
-/// May anyone at all open this entry: a world-readable file or a
-/// world-searchable directory? An entry that cannot be stat'ed is not.
-fn world_open(e: &fs::DirEntry, is_dir: bool) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let need = if is_dir { 0o001 } else { 0o004 };
-    e.metadata().is_ok_and(|m| m.mode() & need != 0)
 }
 
 /// A Landlock ruleset under construction, as its fd. The `landlock`
@@ -529,7 +500,7 @@ mod tests {
         fs::set_permissions(root.join("closed"), fs::Permissions::from_mode(0o700)).unwrap();
 
         let mut out = Vec::new();
-        let whole = walk_etc(&root, &mut out);
+        let whole = super::super::etc::walk(&root, &mut out);
         let _ = fs::set_permissions(root.join("closed"), fs::Permissions::from_mode(0o755));
         let _ = fs::remove_dir_all(&root);
 
@@ -554,7 +525,7 @@ mod tests {
         make(&root, "d", 0o755, true);
         make(&root, "d/b", 0o444, false);
         let mut out = Vec::new();
-        let whole = walk_etc(&root, &mut out);
+        let whole = super::super::etc::walk(&root, &mut out);
         let _ = fs::remove_dir_all(&root);
         assert!(whole && out.is_empty());
     }

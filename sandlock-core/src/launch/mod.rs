@@ -22,6 +22,7 @@
 //! workload after exec, and never exec unconfined when a step fails.
 
 mod child;
+mod etc;
 mod landlock;
 mod reaper;
 mod rmtree;

@@ -383,7 +383,10 @@ mod tests {
             // where Landlock cannot check truncation it is refused.
             let trunc = (libc::O_RDONLY | libc::O_TRUNC) as u64;
             assert_eq!(run(&p, libc::SYS_openat, [cwd, 1, trunc, 0, 0, 0]), NOTIFY);
-            assert_eq!(run(&p, libc::SYS_open, [1, trunc | garbage, 0, 0, 0, 0]), NOTIFY);
+            assert_eq!(
+                run(&p, libc::SYS_open, [1, trunc | garbage, 0, 0, 0, 0]),
+                NOTIFY
+            );
             // openat2 keeps its flags in memory: refused, whatever the spec.
             assert_eq!(
                 run(&p, libc::SYS_openat2, [cwd, 1, 2, 24, 0, 0]),

@@ -108,7 +108,10 @@ impl Sandbox {
             self.policy.report.quiet,
             self.policy.report.audit.as_deref(),
         )?);
-        let grants = launch::grants(&self.policy.fs)?;
+        // The walk of /etc (as root) runs on while the rest is prepared;
+        // only secrets and the trust splicing need its result before the
+        // workload starts.
+        let mut grants = launch::grants(&self.policy.fs)?;
         for p in &net.unix_allow {
             if let Err(e) = std::fs::metadata(p) {
                 return Err(Error::invalid(
@@ -118,7 +121,15 @@ impl Sandbox {
                 ));
             }
         }
-        let mut roots = grants.readable_roots();
+        // Without secrets and the proxy nothing asks what the workload may
+        // read: the trust splicing (the only reader of `readable` below)
+        // needs the proxy.
+        let needs_roots = !self.policy.secrets.is_empty() || self.policy.intercepting();
+        let mut roots = if needs_roots {
+            grants.readable_roots()?
+        } else {
+            Vec::new()
+        };
         // A secret the workload could read itself is refused before any
         // value is read; the workload inherits sandlock's stdio unless
         // `io` gives it streams of its own.
@@ -218,7 +229,7 @@ impl Sandbox {
         })
         .map_err(|e| Error::setup("starting the notify thread", e))?;
         let mut spawned = spawned?;
-        if let Err(e) = finish_ruleset(&ruleset, &grants, &tmp_path) {
+        if let Err(e) = finish_ruleset(&ruleset, &mut grants, &tmp_path) {
             // Closing the pipe unwritten stops the workload before exec;
             // SIGUSR1 makes the reaper take everything down.
             drop(ready_wr);

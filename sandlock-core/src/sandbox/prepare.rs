@@ -95,9 +95,11 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
 /// helper thread then; a handful otherwise.
 pub(super) fn finish_ruleset(
     ruleset: &LandlockRuleset,
-    grants: &launch::Grants,
+    grants: &mut launch::Grants,
     tmp: &Path,
 ) -> Result<()> {
+    grants.settle()?;
+    let grants = &*grants;
     use std::os::unix::fs::DirBuilderExt;
     let mkdir = || {
         std::fs::DirBuilder::new()
