@@ -27,8 +27,10 @@ pub(super) struct Cmsg {
     pub len: usize,
 }
 
-fn word<const N: usize>(buf: &[u8], at: usize) -> Option<[u8; N]> {
-    buf.get(at..at.checked_add(N)?)?.try_into().ok()
+/// `N` bytes at `base + at`, if they are all inside `buf`.
+fn word<const N: usize>(buf: &[u8], base: usize, at: usize) -> Option<[u8; N]> {
+    let start = base.checked_add(at)?;
+    buf.get(start..start.checked_add(N)?)?.try_into().ok()
 }
 
 /// Walks the control messages in `buf`; `Err(EINVAL)` for a malformed
@@ -38,25 +40,28 @@ pub(super) fn parse(buf: &[u8]) -> Result<Vec<Cmsg>, i32> {
     let mut out = Vec::new();
     let mut off = 0usize;
     while off.checked_add(HDR).is_some_and(|end| end <= buf.len()) {
-        let len = word::<8>(buf, off)
+        let len = word::<8>(buf, off, 0)
             .map(u64::from_ne_bytes)
             .ok_or(libc::EINVAL)?;
-        let level = word::<4>(buf, off + 8)
+        let level = word::<4>(buf, off, 8)
             .map(i32::from_ne_bytes)
             .ok_or(libc::EINVAL)?;
-        let ty = word::<4>(buf, off + 12)
+        let ty = word::<4>(buf, off, 12)
             .map(i32::from_ne_bytes)
             .ok_or(libc::EINVAL)?;
         let len = usize::try_from(len).map_err(|_| libc::EINVAL)?;
         let end = off.checked_add(len).ok_or(libc::EINVAL)?;
-        if len < HDR || end > buf.len() {
+        let (Some(data), Some(data_len)) = (off.checked_add(HDR), len.checked_sub(HDR)) else {
+            return Err(libc::EINVAL);
+        };
+        if end > buf.len() {
             return Err(libc::EINVAL);
         }
         out.push(Cmsg {
             level,
             ty,
-            data: off + HDR,
-            len: len - HDR,
+            data,
+            len: data_len,
         });
         // The next header starts at the next 8-byte boundary; `len >= 16`,
         // so `off` strictly grows.
@@ -73,7 +78,7 @@ pub(super) fn rights(buf: &[u8], c: &Cmsg) -> Vec<(usize, i32)> {
     (0..c.len / 4)
         .filter_map(|i| {
             let at = c.data.checked_add(i.checked_mul(4)?)?;
-            Some((at, i32::from_ne_bytes(word::<4>(buf, at)?)))
+            Some((at, i32::from_ne_bytes(word::<4>(buf, at, 0)?)))
         })
         .collect()
 }
@@ -92,7 +97,7 @@ pub(super) fn ucred(buf: &[u8], c: &Cmsg) -> Result<Ucred, i32> {
     if c.len != 12 {
         return Err(libc::EINVAL);
     }
-    let field = |i: usize| word::<4>(buf, c.data + i).ok_or(libc::EINVAL);
+    let field = |i: usize| word::<4>(buf, c.data, i).ok_or(libc::EINVAL);
     Ok(Ucred {
         pid: i32::from_ne_bytes(field(0)?),
         uid: u32::from_ne_bytes(field(4)?),

@@ -16,6 +16,10 @@
 //! answered where Landlock enforces the outcome or a swapped argument can
 //! only hurt the workload itself.
 
+// Lengths, counts and offsets here come from the workload's memory: every
+// arithmetic step on them is checked, saturating or provably bounded.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 mod cmsg;
 mod dns;
 mod meta;

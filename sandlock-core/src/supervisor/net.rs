@@ -367,7 +367,7 @@ pub(super) fn connect_blocking(
         let _ = set_send_timeout(&sock, saved);
         return first;
     }
-    let remaining = (!saved.is_zero()).then(|| saved - inline);
+    let remaining = (!saved.is_zero()).then(|| saved.saturating_sub(inline));
     sup.offload(n, move |n| {
         // The destination (and the socket file a unix path was pinned
         // to) stays alive until the handshake is over.
@@ -382,7 +382,7 @@ pub(super) fn connect_blocking(
 /// connect would have (0, the handshake's error, or EINPROGRESS when the
 /// workload's own send timeout expires).
 fn wait_connected(sock: &OwnedFd, remaining: Option<Duration>, n: &Notif) -> Reply {
-    let deadline = remaining.map(|r| Instant::now() + r);
+    let deadline = remaining.and_then(|r| Instant::now().checked_add(r));
     loop {
         let slice = match deadline {
             Some(d) => d
@@ -431,7 +431,9 @@ fn send_timeout(sock: &OwnedFd) -> io::Result<Duration> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+    // The kernel keeps tv_usec below a million.
+    let nanos = u32::try_from(tv.tv_usec).unwrap_or(0).saturating_mul(1000);
+    Ok(Duration::new(u64::try_from(tv.tv_sec).unwrap_or(0), nanos))
 }
 
 fn set_send_timeout(sock: &OwnedFd, d: Duration) -> io::Result<()> {

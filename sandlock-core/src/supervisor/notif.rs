@@ -113,7 +113,7 @@ impl Notif {
             let got = self.procs.read(self.pid, at, &mut out[start..])?;
             out.truncate(start.saturating_add(got));
             if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
-                out.truncate(start + nul);
+                out.truncate(start.saturating_add(nul));
                 return Ok(out);
             }
             if got == 0 {
@@ -191,7 +191,7 @@ impl Notif {
             Reply::Done => return,
             Reply::Continue => (0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
             Reply::Value(v) => (v, 0, 0),
-            Reply::Errno(e) => (0, -e.abs().max(1), 0),
+            Reply::Errno(e) => (0, e.saturating_abs().max(1).saturating_neg(), 0),
         };
         let _ = sys::notif::send(self.fd, self.id, val, error, flags);
     }

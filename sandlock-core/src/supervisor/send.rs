@@ -250,7 +250,7 @@ fn read_iov(n: &Notif, iov: u64, count: usize, cap: usize) -> Result<Vec<u8>, Re
     for chunk in iovs.chunks_exact(IOV) {
         let field = |at: usize| {
             let mut b = [0u8; 8];
-            b.copy_from_slice(&chunk[at..at + 8]);
+            b.copy_from_slice(chunk.get(at..at.saturating_add(8)).unwrap_or(&[0; 8]));
             u64::from_ne_bytes(b)
         };
         let (base, len) = (field(0), field(8));
@@ -280,7 +280,10 @@ fn translate_control(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Repl
             libc::SCM_RIGHTS => {
                 for (at, fd) in cmsg::rights(control, m) {
                     let dup = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
-                    control[at..at + 4].copy_from_slice(&dup.as_raw_fd().to_ne_bytes());
+                    // `rights` only yields offsets with four bytes inside.
+                    if let Some(slot) = control.get_mut(at..at.saturating_add(4)) {
+                        slot.copy_from_slice(&dup.as_raw_fd().to_ne_bytes());
+                    }
                     held.push(dup);
                 }
             }
@@ -353,7 +356,7 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             match outcome {
                 Ok(Sent::Now(bytes)) => {
                     let _ = n.write(entry.saturating_add(len_off), &(bytes as u32).to_ne_bytes());
-                    sent += 1;
+                    sent = sent.saturating_add(1);
                 }
                 // Like the kernel: a full buffer after some messages ends
                 // the call with what was sent; before any, it waits.

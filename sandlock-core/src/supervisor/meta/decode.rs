@@ -167,15 +167,16 @@ pub(super) fn decode(nr: i64, args: &[u64; 6]) -> Result<MetaCall, i32> {
         ptr: args[i],
         layout,
     };
-    let set_xattr = |i: usize| -> Result<ChangeArgs, i32> {
-        let flags = int(i + 3);
+    // (name, value, size, flags) at arguments 1..=4 of every set call.
+    let set_xattr = || -> Result<ChangeArgs, i32> {
+        let flags = int(4);
         if flags & !XATTR_FLAGS != 0 {
             return Err(libc::EINVAL);
         }
         Ok(ChangeArgs::SetXattr {
-            name: args[i],
-            value: args[i + 1],
-            size: args[i + 2],
+            name: args[1],
+            value: args[2],
+            size: args[3],
             flags,
         })
     };
@@ -209,9 +210,9 @@ pub(super) fn decode(nr: i64, args: &[u64; 6]) -> Result<MetaCall, i32> {
             let target = times_target(int(0), args[1], int(3))?;
             call("utimensat", target, times(2, TimeLayout::Timespec))
         }
-        libc::SYS_setxattr => call("setxattr", cwd_path(args[0], false), set_xattr(1)?),
-        libc::SYS_lsetxattr => call("lsetxattr", cwd_path(args[0], true), set_xattr(1)?),
-        libc::SYS_fsetxattr => call("fsetxattr", Target::Fd(int(0)), set_xattr(1)?),
+        libc::SYS_setxattr => call("setxattr", cwd_path(args[0], false), set_xattr()?),
+        libc::SYS_lsetxattr => call("lsetxattr", cwd_path(args[0], true), set_xattr()?),
+        libc::SYS_fsetxattr => call("fsetxattr", Target::Fd(int(0)), set_xattr()?),
         libc::SYS_removexattr => call("removexattr", cwd_path(args[0], false), remove_xattr(1)),
         libc::SYS_lremovexattr => call("lremovexattr", cwd_path(args[0], true), remove_xattr(1)),
         libc::SYS_fremovexattr => call("fremovexattr", Target::Fd(int(0)), remove_xattr(1)),
