@@ -249,7 +249,12 @@ fn parse_rule_path(path: &str) -> std::result::Result<PathMatch, String> {
     if body.contains('*') {
         return Err(format!("PATH '{path}': '*' is only allowed at the end"));
     }
-    let mut norm = crate::proxy::acl::normalize_path(body.as_bytes());
+    let mut norm = crate::proxy::acl::normalize_path(body.as_bytes()).map_err(|_| {
+        format!(
+            "PATH '{path}' has an encoded separator (%2F, %5C) or a backslash next to a dot or \
+             empty segment; write the path the server routes"
+        )
+    })?;
     // Normalising drops a trailing "/." but a prefix rule's trailing slash
     // is meaningful: "/api/*" must not match "/apiary".
     if prefix && body.ends_with('/') && !norm.ends_with(b"/") {
@@ -422,6 +427,7 @@ mod tests {
             ("GET *.com", "top-level"),
             ("GET h.test/a*b", "only allowed at the end"),
             ("GET h.test/a?b", "may not hold"),
+            ("GET h.test/a%2f..%2fb", "encoded separator"),
             ("GET bad_host!", "not a valid host name"),
         ] {
             let e = HttpRule::parse("--http-deny", bad).unwrap_err().to_string();

@@ -255,6 +255,9 @@ impl Conn {
             Verdict::Deny(rule) => {
                 return self.refuse_request(req, h2, &d, StatusCode::FORBIDDEN, &rule)
             }
+            Verdict::Ambiguous(why) => {
+                return self.refuse_request(req, h2, &d, StatusCode::BAD_REQUEST, why)
+            }
             Verdict::Allow(rule) => allowed(
                 &self.shared,
                 &d,

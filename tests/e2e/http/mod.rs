@@ -25,7 +25,7 @@
 //! (exact bytes, downloads, WebSocket, 100-continue), `h2` (an HTTP/2
 //! upstream, trailers), `clients` (urllib, requests, git, IPv6), `reach`
 //! (which ports are intercepted, UDP to them), `malformed` (431, 400,
-//! smuggling, 504, garbage, upstream resets).
+//! smuggling, 504, garbage, upstream resets), `paths` (encoded separators).
 
 mod acl;
 mod bodies;
@@ -33,6 +33,7 @@ mod bypass;
 mod clients;
 mod h2;
 mod malformed;
+mod paths;
 mod reach;
 mod tls;
 
