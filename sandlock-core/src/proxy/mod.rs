@@ -19,6 +19,7 @@ mod redirect;
 mod respond;
 mod serve;
 mod substitute;
+mod upgrade;
 mod upstream;
 
 use std::net::{IpAddr, SocketAddr};

@@ -14,7 +14,7 @@ use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
 use super::substitute::{Applied, Plan};
 use super::upstream::{Failure, Pool, ReqBody, Target};
-use super::{Original, Shared};
+use super::{upgrade, Original, Shared};
 use crate::network::canonical_ip;
 use crate::policy::parse_ip_host;
 
@@ -264,6 +264,14 @@ impl Conn {
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
         }
+        let ws_key = if h2 {
+            None
+        } else {
+            upgrade::websocket_key(req.method(), req.headers())
+        };
+        if ws_key.is_some() && !self.shared.secrets.is_empty() {
+            return self.refuse_request(req, h2, &d, StatusCode::FORBIDDEN, WEBSOCKET_WITH_SECRETS);
+        }
         let plan = self.plan_for(&host);
         let head = req.method() == Method::HEAD;
         let req = match self.substitute(req, &host, plan.as_deref(), &d).await {
@@ -271,7 +279,9 @@ impl Conn {
             Err((status, why)) => return refuse(&self.shared, &d, status, &why),
         };
         let mut req = req;
-        let upgrade = !h2 && is_upgrade(req.headers());
+        // Only a WebSocket handshake keeps its Upgrade offer; any other is
+        // dropped here (see `upgrade`).
+        let upgrade = ws_key.is_some();
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::EXPECT);
         // An upgrade's response keeps its hook to the upstream connection
@@ -285,6 +295,16 @@ impl Conn {
             Ok(resp) => {
                 let status = resp.status();
                 let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+                if switching {
+                    let checked = ws_key
+                        .as_ref()
+                        .ok_or("a 101 to a request that offered no WebSocket")
+                        .and_then(|key| upgrade::check_switch(resp.headers(), key));
+                    if let Err(why) = checked {
+                        let why = format!("upstream switched protocols with {why}; not tunnelled");
+                        return refuse(&self.shared, &d, StatusCode::BAD_GATEWAY, &why);
+                    }
+                }
                 // Whatever its headers say, no body follows these.
                 let bodiless = head
                     || status.is_informational()
@@ -379,6 +399,10 @@ impl Conn {
     }
 }
 
+/// Why a WebSocket is not opened in a sandbox holding secrets.
+const WEBSOCKET_WITH_SECRETS: &str = "a WebSocket tunnel cannot be scrubbed of secret values \
+     (frames, fragments, compression), so none is opened in a sandbox holding secrets";
+
 /// Bytes of a refused HTTP/2 request body read and dropped at most.
 const DISCARD_LIMIT: usize = 16 << 20;
 
@@ -434,11 +458,6 @@ fn check_framing(req: &Request<ReqBody>) -> Result<(), (StatusCode, &'static str
         ));
     }
     Ok(())
-}
-
-fn is_upgrade(h: &HeaderMap) -> bool {
-    h.contains_key(header::UPGRADE)
-        && connection_tokens(h).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {

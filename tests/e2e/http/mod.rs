@@ -25,7 +25,8 @@
 //! (exact bytes, downloads, WebSocket, 100-continue), `h2` (an HTTP/2
 //! upstream, trailers), `clients` (urllib, requests, git, IPv6), `reach`
 //! (which ports are intercepted, UDP to them), `malformed` (431, 400,
-//! smuggling, 504, garbage, upstream resets), `paths` (encoded separators).
+//! smuggling, 504, garbage, upstream resets), `paths` (encoded separators),
+//! `upgrade` (only a completed WebSocket handshake becomes a tunnel).
 
 mod acl;
 mod bodies;
@@ -36,6 +37,7 @@ mod malformed;
 mod paths;
 mod reach;
 mod tls;
+mod upgrade;
 
 use crate::common::git::*;
 use crate::common::tls::*;
