@@ -14,7 +14,7 @@ use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
 use super::substitute::{Applied, Plan};
 use super::upstream::{Failure, Pool, ReqBody, Target};
-use super::{upgrade, Original, Shared};
+use super::{response, upgrade, Original, Shared};
 use crate::network::canonical_ip;
 use crate::policy::parse_ip_host;
 
@@ -292,40 +292,10 @@ impl Conn {
             self.pool.send(&self.shared, req, &authority).await
         };
         match result {
-            Ok(resp) => {
-                let status = resp.status();
-                let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-                if switching {
-                    let checked = ws_key
-                        .as_ref()
-                        .ok_or("a 101 to a request that offered no WebSocket")
-                        .and_then(|key| upgrade::check_switch(resp.headers(), key));
-                    if let Err(why) = checked {
-                        let why = format!("upstream switched protocols with {why}; not tunnelled");
-                        return refuse(&self.shared, &d, StatusCode::BAD_GATEWAY, &why);
-                    }
-                }
-                // Whatever its headers say, no body follows these.
-                let bodiless = head
-                    || status.is_informational()
-                    || status == StatusCode::NO_CONTENT
-                    || status == StatusCode::NOT_MODIFIED;
-                let spool_dir = Arc::clone(&self.shared.spool_dir);
-                let mut resp = match &plan {
-                    Some(plan) if !switching => match plan.scrub(resp, bodiless, spool_dir).await {
-                        Ok(resp) => resp,
-                        // Fail closed: what could not be scrubbed never
-                        // reaches the workload.
-                        Err(e) => {
-                            let why = format!("response from a secret's host not passed on: {e}");
-                            return refuse(&self.shared, &d, e.status(), &why);
-                        }
-                    },
-                    _ => resp.map(|b| b.map_err(Into::into).boxed()),
-                };
-                strip_hop_by_hop(resp.headers_mut(), switching);
-                resp
-            }
+            Ok(resp) => match response::pass_on(&self.shared, resp, ws_key.as_ref(), head).await {
+                Ok(resp) => resp,
+                Err((status, why)) => refuse(&self.shared, &d, status, &why),
+            },
             Err(Failure::Timeout(why)) => {
                 refuse(&self.shared, &d, StatusCode::GATEWAY_TIMEOUT, why)
             }
@@ -471,7 +441,7 @@ fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes headers that belong to one hop; an upgrade keeps `Connection:
 /// upgrade` and `Upgrade`, which the next hop needs.
-fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+pub(super) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     let named: Vec<HeaderName> = connection_tokens(h)
         .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())

@@ -33,18 +33,21 @@ enum Answer {
     WebSocket(&'static str),
 }
 
+/// The bytes one connection delivered so far.
+type Recorded = Arc<Mutex<Vec<u8>>>;
+
 /// A plain-HTTP upstream on 127.0.0.1 that records what each connection
 /// delivered. After its 101 it only records (the tunnel's far end).
 struct Switcher {
     port: u16,
-    conns: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    conns: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl Switcher {
     fn start(answer: Answer) -> Switcher {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let conns: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let conns: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let all = Arc::clone(&conns);
         thread::spawn(move || {
             for s in l.incoming().flatten() {
@@ -69,7 +72,7 @@ impl Switcher {
     }
 }
 
-fn serve_switcher(mut s: TcpStream, answer: Answer, log: Arc<Mutex<Vec<u8>>>) {
+fn serve_switcher(mut s: TcpStream, answer: Answer, log: Recorded) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
     let mut pending = Vec::new();
     let mut buf = [0u8; 16384];
