@@ -622,4 +622,69 @@ mod tests {
         assert_eq!(s.replaced(), count);
         assert_eq!(out, want);
     }
+
+    use proptest::prelude::*;
+
+    /// Pairs over a tiny alphabet, so overlaps, prefixes and repeats are
+    /// common; replacements of any length, including none.
+    fn pairs_strategy() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let pattern =
+            proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8)], 1..6);
+        let replacement = proptest::collection::vec(any::<u8>(), 0..8);
+        proptest::collection::vec((pattern, replacement), 1..5)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// For any patterns, any input and any chunking, the stream gives
+        /// exactly what one `replace_all` of the whole input gives (the
+        /// input itself when nothing matched), with the same count, and
+        /// never holds back a whole pattern.
+        #[test]
+        fn stream_equals_one_shot_for_any_chunking(
+            pairs in pairs_strategy(),
+            input in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(0u8), any::<u8>()], 0..200),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        ) {
+            let refs: Vec<(&[u8], &[u8])> =
+                pairs.iter().map(|(p, r)| (p.as_slice(), r.as_slice())).collect();
+            let r = Arc::new(Replacer::new(&refs));
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let (got, count) = stream(&r, &input, &cuts);
+            let (want, want_count) = reference(&pairs, &input);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(count, want_count);
+            match r.replace_all(&input) {
+                Some(one_shot) => prop_assert_eq!(one_shot, want),
+                None => prop_assert_eq!(input, got),
+            }
+        }
+
+        /// Realistic placeholders in any bytes: the same.
+        #[test]
+        fn stream_equals_one_shot_for_placeholders(
+            ph in "[A-Za-z0-9]{16,40}",
+            value in proptest::collection::vec(any::<u8>(), 1..40),
+            pieces in proptest::collection::vec(prop_oneof![
+                Just(None),
+                proptest::collection::vec(any::<u8>(), 0..30).prop_map(Some),
+            ], 0..12),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        ) {
+            let mut input = Vec::new();
+            for p in &pieces {
+                match p {
+                    None => input.extend_from_slice(ph.as_bytes()),
+                    Some(bytes) => input.extend_from_slice(bytes),
+                }
+            }
+            let r = Arc::new(Replacer::new(&[(ph.as_bytes(), value.as_slice())]));
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let (got, _) = stream(&r, &input, &cuts);
+            prop_assert_eq!(got, r.replace_all(&input).unwrap_or(input));
+        }
+    }
 }

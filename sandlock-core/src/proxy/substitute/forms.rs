@@ -418,4 +418,32 @@ mod tests {
         assert_eq!(patterns, vec![b"ab".to_vec(), b"\\u0061\\u0062".to_vec()]);
         assert!(base64_forms(b"short", b"SLKP_").is_empty());
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any value a secret may hold (no NUL, CR or LF), long or short:
+        /// every pair keeps its length, no replacement holds the value,
+        /// and the raw value comes first.
+        #[test]
+        fn any_value_gives_safe_same_length_pairs(
+            value in proptest::collection::vec(any::<u8>().prop_filter("a single line", |b| !b"\0\r\n".contains(b)), 1..48),
+            long in any::<bool>(),
+            ph in "[A-Za-z0-9]{48}",
+        ) {
+            let ph = if long && value.len() >= 16 {
+                ph.as_bytes()[..value.len()].to_vec()
+            } else {
+                [b"SLKP_", &ph.as_bytes()[..19]].concat()
+            };
+            let pairs = scrub_pairs(&value, &ph);
+            prop_assert_eq!(&pairs[0].0, &value);
+            for (p, r) in &pairs {
+                prop_assert_eq!(p.len(), r.len());
+                prop_assert!(!contains(r, &value));
+            }
+        }
+    }
 }
