@@ -28,6 +28,7 @@
 //! contained in another placeholder: a candidate that would is drawn again.
 
 pub mod matcher;
+mod search;
 mod spec;
 
 /// `--secret-headers NAME=H1,H2` parsed: the secret's name and the headers.
