@@ -1,6 +1,8 @@
 //! The spellings of a secret's value that a response may carry back to the
 //! workload, each paired with what replaces it there: the value raw;
-//! percent-encoded (upper- and lower-case hex); in base64 at each of the
+//! percent-encoded as common encoders do it (hex in either case; every
+//! byte but letters and digits, or RFC 3986's unreserved marks kept, with
+//! `/` or JavaScript's `!'()*` too); in base64 at each of the
 //! three alignments it can sit at inside a longer text (standard and URL
 //! alphabets, as in an echoed `Basic` credential or a JWT); in hex (lower
 //! and upper case); and as JSON encoders write it (every character as
@@ -36,9 +38,11 @@ pub(super) fn scrub_pairs(value: &[u8], placeholder: &[u8]) -> Vec<(Vec<u8>, Vec
     let mut pairs = Pairs::new(value, placeholder);
     pairs.add(value.to_vec(), stand_in.clone());
     for upper in [true, false] {
-        let pct = percent(value, upper);
-        let fitted = percent_fit(&stand_in, pct.len(), upper);
-        pairs.add(pct, fitted);
+        for keep in PERCENT_KEEPS {
+            let pct = percent(value, upper, keep);
+            let fitted = percent_fit(&stand_in, pct.len(), upper);
+            pairs.add(pct, fitted);
+        }
         pairs.add(hex(value, upper), hex(&stand_in, upper));
         pairs.add(json_units(value, upper), json_units(&stand_in, upper));
     }
@@ -127,11 +131,18 @@ fn hex_digit(n: u8, upper: bool) -> u8 {
     digits[usize::from(n & 0xf)]
 }
 
-/// Every byte but letters and digits as `%XX`.
-fn percent(bytes: &[u8], upper: bool) -> Vec<u8> {
+/// What percent-encoders leave as it is besides letters and digits:
+/// nothing (the strictest), RFC 3986's unreserved marks (Go's
+/// `url.QueryEscape` but for spaces, Rust's `urlencoding`), and those plus
+/// `/` (Python's `quote`), plus `!'()*` (JavaScript's
+/// `encodeURIComponent`).
+const PERCENT_KEEPS: [&[u8]; 4] = [b"", b"-._~", b"-._~/", b"-._~!'()*"];
+
+/// Every byte but letters, digits and `keep` as `%XX`.
+fn percent(bytes: &[u8], upper: bool, keep: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() * 3);
     for &b in bytes {
-        if b.is_ascii_alphanumeric() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'%', hex_digit(b >> 4, upper), hex_digit(b, upper)]);
@@ -142,7 +153,8 @@ fn percent(bytes: &[u8], upper: bool) -> Vec<u8> {
 
 /// `stand_in` (alphanumeric) percent-encoded to exactly `len` bytes, by
 /// encoding its first characters too (they decode the same); an empty
-/// result when no such spelling exists.
+/// result when no such spelling exists (the pair then gets another
+/// stand-in).
 fn percent_fit(stand_in: &[u8], len: usize, upper: bool) -> Vec<u8> {
     let extra = len.checked_sub(stand_in.len());
     let Some(k) = extra.filter(|e| e % 2 == 0).map(|e| e / 2) else {
@@ -343,12 +355,12 @@ mod tests {
         let r = replacer(VALUE, PH);
         let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
             (
-                percent(VALUE, true),
-                percent_fit(PH, percent(VALUE, true).len(), true),
+                percent(VALUE, true, b""),
+                percent_fit(PH, percent(VALUE, true, b"").len(), true),
             ),
             (
-                percent(VALUE, false),
-                percent_fit(PH, percent(VALUE, false).len(), false),
+                percent(VALUE, false, b""),
+                percent_fit(PH, percent(VALUE, false, b"").len(), false),
             ),
             (hex(VALUE, false), hex(PH, false)),
             (hex(VALUE, true), hex(PH, true)),
@@ -361,10 +373,35 @@ mod tests {
             assert_eq!(got, [&b"{\"v\":\""[..], &want, b"\"}"].concat());
         }
         // The percent stand-in decodes to the placeholder.
-        let pct = percent(VALUE, false);
+        let pct = percent(VALUE, false, b"");
         let got = r.replace_all(&pct).unwrap();
         let decoded: Vec<u8> = percent_encoding::percent_decode(&got).collect();
         assert_eq!(decoded, PH);
+    }
+
+    /// What common encoders leave unencoded varies; each spelling is
+    /// scrubbed.
+    #[test]
+    fn percent_spellings_of_encoders() {
+        let value = b"a+b/c=d_e~f!g*h";
+        let ph = b"P1aceholderXYZ0k";
+        let ph = &ph[..value.len()];
+        let r = replacer(value, ph);
+        for encoded in [
+            &b"a%2Bb%2Fc%3Dd%5Fe%7Ef%21g%2Ah"[..],
+            b"a%2bb%2fc%3dd%5fe%7ef%21g%2ah",
+            b"a%2Bb%2Fc%3Dd_e~f%21g%2Ah",
+            b"a%2Bb/c%3Dd_e~f%21g%2Ah",
+            b"a%2Bb%2Fc%3Dd_e~f!g*h",
+        ] {
+            let got = r.replace_all(encoded).expect("found");
+            let decoded: Vec<u8> = percent_encoding::percent_decode(&got).collect();
+            assert!(
+                !contains(&decoded, value),
+                "{:?}",
+                String::from_utf8_lossy(encoded)
+            );
+        }
     }
 
     #[test]
