@@ -27,6 +27,13 @@
 #     and (after - before) / 999 is reported                   (target <= 64 KiB)
 #   - secrets: keep-alive requests/s with a header secret against the same
 #     proxy without one                                        (target >= 90 %)
+#   - secrets: the 64 MiB download with a --secret bound to another host
+#     (other.bench.test), so nothing it downloads is substituted, against
+#     the same download without a secret, both through sandlock: every
+#     response of a sandbox holding secrets is scanned for every spelling
+#     of every value. With SANDLOCK_BASE=/path the same pair also runs
+#     through that build, alternating with this one, so a build before a
+#     change and one after it are measured in one sitting   (target >= 90 %)
 #   - secrets: a 1 GiB identity upload (curl -T - with a Content-Length,
 #     tests/fixtures/bigbody.py's body with the placeholder every 3 MiB) to
 #     bench/http/upload_sink.py, with --secret against the same upload
@@ -51,9 +58,10 @@
 #                     is bimodal unpinned (same CPU ~40 us, cross-CPU ~120 us)
 #   DIRECT_ONLY=1     only the direct half (no build, no sandlock needed)
 #   SANDLOCK_EXTRA="" extra `sandlock run` flags, word-split (e.g. --net-allow ...)
-#   SECTIONS="wrk ksec dl idle upload"
+#   SECTIONS="wrk ksec dl dlsec idle upload"
 #                     which measurements to run (default all), e.g.
 #                     SECTIONS=upload for the 1 GiB upload rows alone
+#   SANDLOCK_BASE=/path  the dlsec rows also through this build
 #   UPLOAD_MIB=1024   size of the upload
 #   UPLOAD_PROTO=--http2  curl's protocol for the upload (or --http1.1)
 #   SKIP_BUILD=1      do not run cargo build (use the existing release binary)
@@ -76,7 +84,7 @@ KEY_TYPE="${KEY_TYPE:-ec}"
 DIRECT_ONLY="${DIRECT_ONLY:-0}"
 read -r -a EXTRA <<<"${SANDLOCK_EXTRA:-}"
 PIN="${PIN:-}"
-SECTIONS="${SECTIONS:-wrk ksec dl idle upload}"
+SECTIONS="${SECTIONS:-wrk ksec dl dlsec idle upload}"
 UPLOAD_MIB="${UPLOAD_MIB:-1024}"
 BIG_MIB=64
 SB_PY=/usr/bin/python3 # the system python: inside the system view
@@ -431,8 +439,7 @@ done
 fi
 
 # ---------------------------------------------------------------- download
-if want dl; then
-metric dl "64 MiB HTTPS download (curl)" "MiB/s" min_ratio 0.7
+# Shared by the dl and dlsec sections.
 CURL_W=(-o /dev/null -w '%{speed_download} %{size_download} %{http_version}\n')
 # dl_ok FILE: the whole file came, prints MiB/s
 dl_ok() {
@@ -442,6 +449,8 @@ dl_ok() {
     printf '%s\n' "$ver" >>"$1.ver"
     python3 -c "print($speed / 1048576)"
 }
+if want dl; then
+metric dl "64 MiB HTTPS download (curl)" "MiB/s" min_ratio 0.7
 for ((i = 1; i <= REPS * DL_PER_REP; i++)); do
     f="$L/dl-$i-direct.out"
     log "download $i/$((REPS * DL_PER_REP)): direct"
@@ -464,6 +473,46 @@ done
 vers() { cat "$@" 2>/dev/null | sort | uniq -c | awk '{ printf "%sHTTP/%s x%s", (NR > 1 ? ", " : ""), $2, $1 }' || true; }
 diag "download protocol (curl %{http_version}), direct" "$(vers "$L"/dl-*-direct.out.ver)"
 ((SANDBOX_OK)) && diag "download protocol (curl %{http_version}), sandlock" "$(vers "$L"/dl-*-sandbox.out.ver)"
+fi
+
+# ---------------------------------------------------------------- download, secret elsewhere
+# The download through sandlock without a secret ("direct" column) and with
+# a --secret bound to another host ("sandlock" column): nothing is
+# substituted, so what differs is the scan of every response for the
+# value's spellings.
+if want dlsec; then
+metric dlsec "64 MiB download, no secret vs --secret bound elsewhere (both through sandlock)" "MiB/s" min_ratio 0.9
+if [[ -n "${SANDLOCK_BASE:-}" ]]; then
+    [[ -x "$SANDLOCK_BASE" ]] || die "no sandlock binary at SANDLOCK_BASE=$SANDLOCK_BASE"
+    metric dlsec_base "the same through SANDLOCK_BASE ($(basename "$SANDLOCK_BASE"))" "MiB/s" min_ratio 0.9
+fi
+DLSEC_VALUE=bench_secret_value_0123456789abcdef
+# dlsec_run METRIC BINARY SIDE I: one download, SIDE sandbox with the secret
+dlsec_run() {
+    local m="$1" bin="$2" side="$3" i="$4" f="$L/dlsec-$1-$4-$3.out" sbc v
+    sb_cmd sbc 'GET bench.test/*' "$PORT"
+    sbc[0]="$bin"
+    [[ "$side" == sandbox ]] &&
+        sbc+=(--add-host other.bench.test:127.0.0.2 --secret 'TOKEN=env:BENCH_TOKEN@other.bench.test')
+    rm -f "$SBD/ca.pem"
+    log "download with a secret elsewhere $i/$((REPS * DL_PER_REP)): $m, $side"
+    if BENCH_TOKEN="$DLSEC_VALUE" timeout -k 5 90 "${CPIN[@]}" "${sbc[@]}" -- curl -sS --fail --max-time 60 \
+        --cacert "$SBD/ca.pem" "${CURL_W[@]}" "https://bench.test:$PORT/64m.bin" >"$f" 2>"$f.err" &&
+        v="$(dl_ok "$f")"; then
+        sample "$m" "$side" "$v"
+    else
+        tail_of "$f"; tail_of "$f.err"; failed "download $m $side $i"
+    fi
+}
+for ((i = 1; i <= REPS * DL_PER_REP; i++)); do
+    ((SANDBOX_OK)) || break
+    if [[ -n "${SANDLOCK_BASE:-}" ]]; then
+        dlsec_run dlsec_base "$SANDLOCK_BASE" direct "$i"
+        dlsec_run dlsec_base "$SANDLOCK_BASE" sandbox "$i"
+    fi
+    dlsec_run dlsec "$SANDLOCK" direct "$i"
+    dlsec_run dlsec "$SANDLOCK" sandbox "$i"
+done
 fi
 
 # ---------------------------------------------------------------- idle connections

@@ -218,6 +218,7 @@ impl PolicyBuilder {
             };
             spec.headers = Some(headers);
         }
+        p.http.check_bypass()?;
         if let Some(flag) = p.http.unused_option(p.intercepting()) {
             return Err(Error::Usage(format!(
                 "{flag} has no effect without an --http-allow, --http-deny or --secret"
@@ -284,6 +285,16 @@ mod tests {
         b.set("http-ca", "/ca.pem").unwrap();
         let e = b.build().unwrap_err().to_string();
         assert!(e.contains("--http-ca") && e.contains("--http-key"), "{e}");
+        let mut b = PolicyBuilder::new();
+        b.set("http-allow", "GET api.test/readonly").unwrap();
+        b.set("http-bypass", "*.api.test").unwrap();
+        let e = b.build().unwrap_err().to_string();
+        assert!(
+            e.contains("--http-bypass")
+                && e.contains("*.api.test")
+                && e.contains("--http-allow 'GET api.test/readonly'"),
+            "{e}"
+        );
         let mut b = PolicyBuilder::new();
         b.set("secret-headers", "T=authorization").unwrap();
         let e = b.build().unwrap_err().to_string();

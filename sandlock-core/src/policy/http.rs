@@ -101,6 +101,21 @@ impl HostMatch {
     pub fn is_concrete(&self) -> bool {
         matches!(self, HostMatch::Exact(_) | HostMatch::Ip(_))
     }
+
+    /// Could one host name match both patterns? An IP pattern shares no
+    /// name with a name pattern (a TLS connection's Host must equal its
+    /// SNI, so an IP rule never meets a request to a name).
+    pub fn overlaps(&self, other: &HostMatch) -> bool {
+        use HostMatch::{Any, Exact, Ip, Suffix};
+        match (self, other) {
+            (Any, _) | (_, Any) => true,
+            (Ip(a), Ip(b)) => a == b,
+            (Ip(_), _) | (_, Ip(_)) => false,
+            (Exact(a), Exact(b)) => a == b,
+            (Exact(name), Suffix(s)) | (Suffix(s), Exact(name)) => under_suffix(name, s),
+            (Suffix(a), Suffix(b)) => under_suffix(a, b) || under_suffix(b, a),
+        }
+    }
 }
 
 /// Parses a host that may be an IP literal, bracketed or not.
@@ -234,7 +249,12 @@ fn parse_rule_path(path: &str) -> std::result::Result<PathMatch, String> {
     if body.contains('*') {
         return Err(format!("PATH '{path}': '*' is only allowed at the end"));
     }
-    let mut norm = crate::proxy::acl::normalize_path(body.as_bytes());
+    let mut norm = crate::proxy::acl::normalize_path(body.as_bytes()).map_err(|_| {
+        format!(
+            "PATH '{path}' has an encoded separator (%2F, %5C) or a backslash next to a dot or \
+             empty segment; write the path the server routes"
+        )
+    })?;
     // Normalising drops a trailing "/." but a prefix rule's trailing slash
     // is meaningful: "/api/*" must not match "/apiary".
     if prefix && body.ends_with('/') && !norm.ends_with(b"/") {
@@ -324,6 +344,33 @@ impl HttpPolicy {
         .find_map(|(set, flag)| set.then_some(flag))
     }
 
+    /// Refuses a `--http-bypass` pattern that an `--http-allow` or
+    /// `--http-deny` rule also covers: a bypassed connection is spliced
+    /// unread, so such a rule could never be applied to it, and the user
+    /// would believe it is.
+    pub fn check_bypass(&self) -> Result<()> {
+        let rules = self
+            .allow
+            .iter()
+            .map(|r| ("--http-allow", r))
+            .chain(self.deny.iter().map(|r| ("--http-deny", r)));
+        for (flag, rule) in rules {
+            if let Some(b) = self.bypass.iter().find(|b| b.overlaps(&rule.host)) {
+                return Err(Error::invalid(
+                    "--http-bypass",
+                    &b.to_string(),
+                    format!(
+                        "{flag} '{}' covers the same host, but a bypassed connection is \
+                         passed through unread, so that rule could never apply to it; \
+                         drop the rule or the bypass",
+                        rule.spec
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// 80, 443 and every `--http-port`.
     pub fn intercepted_ports(&self) -> PortSet {
         let mut ports = PortSet::parse("80,443", "--http-port", "80,443").expect("literal");
@@ -380,6 +427,7 @@ mod tests {
             ("GET *.com", "top-level"),
             ("GET h.test/a*b", "only allowed at the end"),
             ("GET h.test/a?b", "may not hold"),
+            ("GET h.test/a%2f..%2fb", "encoded separator"),
             ("GET bad_host!", "not a valid host name"),
         ] {
             let e = HttpRule::parse("--http-deny", bad).unwrap_err().to_string();
@@ -399,6 +447,73 @@ mod tests {
         );
         assert!(p("*").is_err());
         assert!(p("10.0.0.1").is_err());
+    }
+
+    #[test]
+    fn overlapping_patterns() {
+        let h = |s: &str| HostMatch::parse("--http-allow", s, s, true).unwrap();
+        for (a, b, want) in [
+            ("pinned.test", "pinned.test", true),
+            ("pinned.test", "other.test", false),
+            ("pinned.test", "*.pinned.test", true),
+            ("a.pinned.test", "*.pinned.test", true),
+            ("pinned.test", "*.x.pinned.test", false),
+            ("*.pinned.test", "*.x.pinned.test", true),
+            ("*.a.test", "*.b.test", false),
+            ("pinned.test", "*", true),
+            ("pinned.test", "127.0.0.1", false),
+            ("127.0.0.1", "[::ffff:127.0.0.1]", true),
+        ] {
+            assert_eq!(h(a).overlaps(&h(b)), want, "{a} {b}");
+            assert_eq!(h(b).overlaps(&h(a)), want, "{b} {a}");
+        }
+    }
+
+    /// A bypass that a path rule also covers is refused, naming both
+    /// options and their values; a bypass of another host is fine.
+    #[test]
+    fn a_bypassed_host_with_rules_is_refused() {
+        let policy = |allow: &[&str], deny: &[&str], bypass: &str| HttpPolicy {
+            allow: allow
+                .iter()
+                .map(|r| HttpRule::parse("--http-allow", r).unwrap())
+                .collect(),
+            deny: deny
+                .iter()
+                .map(|r| HttpRule::parse("--http-deny", r).unwrap())
+                .collect(),
+            bypass: vec![HostMatch::parse("--http-bypass", bypass, bypass, false).unwrap()],
+            ..Default::default()
+        };
+        let e = policy(&["GET api.test/readonly"], &[], "api.test")
+            .check_bypass()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid value 'api.test' for '--http-bypass': --http-allow 'GET api.test/readonly' \
+             covers the same host, but a bypassed connection is passed through unread, so that \
+             rule could never apply to it; drop the rule or the bypass"
+        );
+        let e = policy(
+            &["GET other.test/*"],
+            &["POST *.pinned.test"],
+            "pinned.test",
+        )
+        .check_bypass()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'--http-bypass'") && e.contains("--http-deny 'POST *.pinned.test'"),
+            "{e}"
+        );
+        policy(
+            &["GET api.test/readonly", "GET 127.0.0.1/x"],
+            &[],
+            "pinned.test",
+        )
+        .check_bypass()
+        .unwrap();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! original destination, peek its first byte, and send it down the TLS
 //! (terminate or bypass) or plaintext path.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use super::serve::{serve, Side};
 use super::{Original, Shared};
 use crate::audit::{Event, Verdict};
 use crate::ca::LeafName;
+use crate::network::Pinned;
+use crate::policy::HostMatch;
 
 /// A client must show its first byte, and finish its TLS handshake, within
 /// this (it is a local process: a handshake takes milliseconds).
@@ -136,8 +139,18 @@ async fn tls(shared: &Shared, orig: Original, mut stream: TcpStream) -> Tls {
         .server_name()
         .map(|s| s.trim_end_matches('.').to_ascii_lowercase());
     if let Some(name) = &sni {
-        if shared.bypass.iter().any(|b| b.matches(name)) {
-            return Tls::Splice(stream, raw);
+        match bypass(&shared.bypass, &shared.pinned, name, orig.dest.ip()) {
+            Bypass::Splice => return Tls::Splice(stream, raw),
+            Bypass::Elsewhere => warn(
+                shared,
+                &orig,
+                &format!(
+                    "--http-bypass does not apply: SNI {name} on a connection to {}, an address \
+                     never pinned or resolved for that name; intercepted",
+                    orig.dest.ip()
+                ),
+            ),
+            Bypass::No => {}
         }
     }
     let leaf = match &sni {
@@ -161,6 +174,45 @@ async fn tls(shared: &Shared, orig: Original, mut stream: TcpStream) -> Tls {
     }
 }
 
+/// What `--http-bypass` makes of a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Bypass {
+    /// Not a bypassed name.
+    No,
+    /// A bypassed name, on a connection to an address it was pinned or
+    /// resolved to: spliced.
+    Splice,
+    /// A bypassed name sent to some other address: intercepted as usual.
+    Elsewhere,
+}
+
+/// Whether the connection to `orig` with SNI `name` is spliced. The SNI is
+/// the workload's word alone: a bypass decided from it would let a
+/// workload name a bypassed host while connecting to an intercepted one
+/// and pass its requests unread. So the destination must be an address
+/// `name` itself was pinned to at start or answered with by the DNS
+/// interceptor.
+fn bypass(patterns: &[HostMatch], pinned: &Pinned, name: &str, dest: IpAddr) -> Bypass {
+    if !patterns.iter().any(|b| b.matches(name)) {
+        return Bypass::No;
+    }
+    if pinned.known_as(dest, |n| n == name) {
+        Bypass::Splice
+    } else {
+        Bypass::Elsewhere
+    }
+}
+
+fn warn(shared: &Shared, orig: &Original, why: &str) {
+    shared.reporter.record(&Event {
+        pid: orig.pid,
+        syscall: "proxy",
+        target: &orig.dest.to_string(),
+        verdict: Verdict::Warn,
+        rule: why,
+    });
+}
+
 /// Bypass: the ClientHello and everything after it go to the original
 /// destination byte for byte, with no inspection.
 async fn splice(shared: &Shared, orig: Original, mut down: TcpStream, hello: Vec<u8>) {
@@ -173,4 +225,42 @@ async fn splice(shared: &Shared, orig: Original, mut down: TcpStream, hello: Vec
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AddHost, NetPolicy};
+
+    /// A bypass follows the destination, not the SNI alone: pinned or
+    /// learned addresses of the very name splice, any other address is
+    /// intercepted (also one pinned for another bypassed name).
+    #[test]
+    fn bypass_needs_the_names_own_address() {
+        let net = NetPolicy {
+            hosts: [
+                "pinned.test:127.0.0.2",
+                "api.test:127.0.0.1",
+                "b.dyn.test:127.0.0.4",
+            ]
+            .iter()
+            .map(|h| AddHost::parse(h).unwrap())
+            .collect(),
+            ..NetPolicy::default()
+        };
+        let pinned = Pinned::resolve(&net, &[]).unwrap();
+        pinned
+            .learned()
+            .learn("a.dyn.test", "127.0.0.3".parse().unwrap());
+        let patterns = ["pinned.test", "*.dyn.test"]
+            .map(|p| HostMatch::parse("--http-bypass", p, p, false).unwrap());
+        let at = |name: &str, ip: &str| bypass(&patterns, &pinned, name, ip.parse().unwrap());
+        assert_eq!(at("pinned.test", "127.0.0.2"), Bypass::Splice);
+        assert_eq!(at("pinned.test", "::ffff:127.0.0.2"), Bypass::Splice);
+        assert_eq!(at("pinned.test", "127.0.0.1"), Bypass::Elsewhere);
+        assert_eq!(at("a.dyn.test", "127.0.0.3"), Bypass::Splice);
+        assert_eq!(at("a.dyn.test", "127.0.0.4"), Bypass::Elsewhere);
+        assert_eq!(at("b.dyn.test", "127.0.0.3"), Bypass::Elsewhere);
+        assert_eq!(at("api.test", "127.0.0.1"), Bypass::No);
+    }
 }

@@ -17,8 +17,11 @@ mod h1;
 mod h2;
 mod redirect;
 mod respond;
+mod response;
 mod serve;
 mod substitute;
+mod transfer;
+mod upgrade;
 mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
@@ -52,6 +55,9 @@ pub(crate) struct Shared {
     reporter: Arc<Reporter>,
     /// Secrets and their placeholders.
     secrets: Arc<Secrets>,
+    /// Every spelling of every secret's value → its stand-in, for every
+    /// response; `None` without secrets.
+    scrub: Option<Arc<crate::secrets::matcher::Replacer>>,
     /// Refuse, rather than warn about, a misplaced placeholder.
     block_misuse: bool,
     redirects: Arc<Redirects>,
@@ -163,6 +169,7 @@ impl Proxy {
             leaves: Leaves::new(Arc::new(authority), LEAF_CACHE),
             upstream: Arc::clone(&upstream),
             reporter,
+            scrub: substitute::scrubber(&secrets),
             secrets: Arc::clone(&secrets),
             block_misuse: misuse == crate::secrets::Misuse::Block,
             redirects: Arc::clone(&redirects),

@@ -14,7 +14,7 @@ use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
 use super::substitute::{Applied, Plan};
 use super::upstream::{Failure, Pool, ReqBody, Target};
-use super::{Original, Shared};
+use super::{response, upgrade, Original, Shared};
 use crate::network::canonical_ip;
 use crate::policy::parse_ip_host;
 
@@ -255,11 +255,22 @@ impl Conn {
             Verdict::Deny(rule) => {
                 return self.refuse_request(req, h2, &d, StatusCode::FORBIDDEN, &rule)
             }
+            Verdict::Ambiguous(why) => {
+                return self.refuse_request(req, h2, &d, StatusCode::BAD_REQUEST, why)
+            }
             Verdict::Allow(rule) => allowed(
                 &self.shared,
                 &d,
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
+        }
+        let ws_key = if h2 {
+            None
+        } else {
+            upgrade::websocket_key(req.method(), req.headers())
+        };
+        if ws_key.is_some() && !self.shared.secrets.is_empty() {
+            return self.refuse_request(req, h2, &d, StatusCode::FORBIDDEN, WEBSOCKET_WITH_SECRETS);
         }
         let plan = self.plan_for(&host);
         let head = req.method() == Method::HEAD;
@@ -268,7 +279,9 @@ impl Conn {
             Err((status, why)) => return refuse(&self.shared, &d, status, &why),
         };
         let mut req = req;
-        let upgrade = !h2 && is_upgrade(req.headers());
+        // Only a WebSocket handshake keeps its Upgrade offer; any other is
+        // dropped here (see `upgrade`).
+        let upgrade = ws_key.is_some();
         strip_hop_by_hop(req.headers_mut(), upgrade);
         req.headers_mut().remove(header::EXPECT);
         // An upgrade's response keeps its hook to the upstream connection
@@ -279,30 +292,10 @@ impl Conn {
             self.pool.send(&self.shared, req, &authority).await
         };
         match result {
-            Ok(resp) => {
-                let status = resp.status();
-                let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-                // Whatever its headers say, no body follows these.
-                let bodiless = head
-                    || status.is_informational()
-                    || status == StatusCode::NO_CONTENT
-                    || status == StatusCode::NOT_MODIFIED;
-                let spool_dir = Arc::clone(&self.shared.spool_dir);
-                let mut resp = match &plan {
-                    Some(plan) if !switching => match plan.scrub(resp, bodiless, spool_dir).await {
-                        Ok(resp) => resp,
-                        // Fail closed: what could not be scrubbed never
-                        // reaches the workload.
-                        Err(e) => {
-                            let why = format!("response from a secret's host not passed on: {e}");
-                            return refuse(&self.shared, &d, e.status(), &why);
-                        }
-                    },
-                    _ => resp.map(|b| b.map_err(Into::into).boxed()),
-                };
-                strip_hop_by_hop(resp.headers_mut(), switching);
-                resp
-            }
+            Ok(resp) => match response::pass_on(&self.shared, resp, ws_key.as_ref(), head).await {
+                Ok(resp) => resp,
+                Err((status, why)) => refuse(&self.shared, &d, status, &why),
+            },
             Err(Failure::Timeout(why)) => {
                 refuse(&self.shared, &d, StatusCode::GATEWAY_TIMEOUT, why)
             }
@@ -376,6 +369,10 @@ impl Conn {
     }
 }
 
+/// Why a WebSocket is not opened in a sandbox holding secrets.
+const WEBSOCKET_WITH_SECRETS: &str = "a WebSocket tunnel cannot be scrubbed of secret values \
+     (frames, fragments, compression), so none is opened in a sandbox holding secrets";
+
 /// Bytes of a refused HTTP/2 request body read and dropped at most.
 const DISCARD_LIMIT: usize = 16 << 20;
 
@@ -433,11 +430,6 @@ fn check_framing(req: &Request<ReqBody>) -> Result<(), (StatusCode, &'static str
     Ok(())
 }
 
-fn is_upgrade(h: &HeaderMap) -> bool {
-    h.contains_key(header::UPGRADE)
-        && connection_tokens(h).any(|t| t.eq_ignore_ascii_case("upgrade"))
-}
-
 fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
     h.get_all(header::CONNECTION)
         .iter()
@@ -449,7 +441,7 @@ fn connection_tokens(h: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes headers that belong to one hop; an upgrade keeps `Connection:
 /// upgrade` and `Upgrade`, which the next hop needs.
-fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+pub(super) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     let named: Vec<HeaderName> = connection_tokens(h)
         .filter(|t| !(upgrade && t.eq_ignore_ascii_case("upgrade")))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())

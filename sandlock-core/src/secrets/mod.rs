@@ -30,6 +30,7 @@
 
 pub mod matcher;
 mod reach;
+mod search;
 mod spec;
 
 /// `--secret-headers NAME=H1,H2` parsed: the secret's name and the headers.

@@ -104,7 +104,9 @@ both!(https_acl_matrix_with_normalisation_bypass_attempts, |ctx| {
         ("GET", "/admin/panel", 403),
         ("GET", "/public/../admin", 403),
         ("GET", "/public/%2e%2e/admin", 403),
-        ("GET", "/public/..%2fadmin", 403),
+        // an encoded separator next to "..": servers disagree on where it
+        // goes, so it is refused outright (see `paths`)
+        ("GET", "/public/..%2fadmin", 400),
         ("GET", "//admin", 403),
         ("GET", "/%61dmin", 403),
         ("GET", "/public/./x", 200),
@@ -130,8 +132,8 @@ both!(https_acl_matrix_with_normalisation_bypass_attempts, |ctx| {
     for ((m, p, want), r) in cases.iter().zip(&rs) {
         if r.code != *want {
             bad.push(format!("{m} {p}: want {want}, got {} {:?}", r.code, r.body));
-        } else if *want == 403 {
-            assert_sandlock_reply(r, 403, "", &out, &c);
+        } else if *want >= 400 {
+            assert_sandlock_reply(r, *want, "", &out, &c);
         }
     }
     assert!(bad.is_empty(), "{}\n{c}", bad.join("\n"));

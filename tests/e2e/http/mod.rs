@@ -20,18 +20,24 @@
 //! This file holds the shared setup and helpers; the tests are grouped by
 //! concern: `acl` (allow/deny, normalisation, plaintext pinning, Host vs
 //! SNI, keep-alive, pipelining), `tls` (certificates, 502, bypass, user CA,
-//! split ClientHello), `bodies` (exact bytes, downloads, WebSocket,
-//! 100-continue), `h2` (an HTTP/2 upstream, trailers), `clients` (urllib,
-//! requests, git, IPv6), `reach` (which ports are intercepted, UDP to
-//! them), `malformed` (431, 400, smuggling, 504, garbage, upstream resets).
+//! split ClientHello), `bypass` (a bypass follows the destination, not the
+//! SNI; a bypassed host with path rules is refused at start), `bodies`
+//! (exact bytes, downloads, WebSocket, 100-continue), `h2` (an HTTP/2
+//! upstream, trailers), `clients` (urllib, requests, git, IPv6), `reach`
+//! (which ports are intercepted, UDP to them), `malformed` (431, 400,
+//! smuggling, 504, garbage, upstream resets), `paths` (encoded separators),
+//! `upgrade` (only a completed WebSocket handshake becomes a tunnel).
 
 mod acl;
 mod bodies;
+mod bypass;
 mod clients;
 mod h2;
 mod malformed;
+mod paths;
 mod reach;
 mod tls;
+mod upgrade;
 
 use crate::common::git::*;
 use crate::common::tls::*;

@@ -73,9 +73,17 @@ both!(https_bypass_shows_upstream_certificate, |ctx| {
     let s = Setup::tls("127.0.0.1");
     let f = tls_files();
     let url = s.url("api.test", "/echo/bypass");
+    // api.test is reached through --net-allow: a path rule covering a
+    // bypassed host is refused at start (see `bypass`); the rule for
+    // other.test only turns interception on.
+    let net = format!("api.test:{}", s.port());
     let flags = s.flags(&[
+        "--add-host",
+        "other.test:127.0.0.1",
         "--http-allow",
-        "GET api.test/*",
+        "GET other.test/*",
+        "--net-allow",
+        &net,
         "--http-bypass",
         "api.test",
     ]);

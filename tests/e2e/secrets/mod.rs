@@ -27,9 +27,11 @@
 //! --secret-headers), `gates` (the four gates, the DNS pin through the
 //! interceptor, misuse warn/block, reachability), `scrub` (response
 //! scrubbing, the value nowhere), `scrub_encoded` (gzip, deflate and zstd
-//! responses), `encoded` (encoded request bodies), `spool` (bodies held on
-//! disk), `git` (clone and push with a token), `input` (sources, malformed
-//! specs), `large` (a GiB upload in bounded memory).
+//! responses), `roundtrip` (a value read back from any host, in any
+//! spelling or transfer coding; untouched responses), `encoded` (encoded
+//! request bodies), `spool` (bodies held on disk), `git` (clone and push
+//! with a token), `input` (sources, malformed specs), `large` (a GiB upload
+//! in bounded memory).
 
 mod encoded;
 mod gates;
@@ -37,6 +39,7 @@ mod git;
 mod input;
 mod large;
 mod reach;
+mod roundtrip;
 mod scrub;
 mod scrub_encoded;
 mod spool;

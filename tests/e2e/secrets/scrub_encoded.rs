@@ -12,7 +12,7 @@ use super::encoded::decoded;
 use super::*;
 
 /// sha256 of `data`, as sha256sum prints it.
-fn sha256(data: &[u8]) -> String {
+pub(super) fn sha256(data: &[u8]) -> String {
     use std::io::Write;
     let mut child = Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
@@ -30,7 +30,7 @@ fn sha256(data: &[u8]) -> String {
 
 /// `g NAME URL [CURL ARGS]`: saves the body of URL to $OUT/NAME and its
 /// head to $OUT/NAME.head, and prints "R NAME <http code>".
-const SAVE: &str = r#"g() {
+pub(super) const SAVE: &str = r#"g() {
   name=$1; url=$2; shift 2
   code=$(curl -q -sS --max-time 20 -D "$OUT/$name.head" -o "$OUT/$name" -w '%{http_code}' "$@" "$url")
   echo "R $name $code"
@@ -38,7 +38,7 @@ const SAVE: &str = r#"g() {
 "#;
 
 /// The "R NAME CODE" lines, as "NAME CODE".
-fn saved_codes(out: &Out) -> Vec<String> {
+pub(super) fn saved_codes(out: &Out) -> Vec<String> {
     out.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("R "))
@@ -48,7 +48,7 @@ fn saved_codes(out: &Out) -> Vec<String> {
 }
 
 /// A header of a saved head (the last response in it), lower-cased name.
-fn saved_header(dir: &str, name: &str, header: &str) -> Option<String> {
+pub(super) fn saved_header(dir: &str, name: &str, header: &str) -> Option<String> {
     let head = fs::read_to_string(format!("{dir}/{name}.head")).unwrap_or_default();
     let last = head.rsplit("HTTP/").next().unwrap_or("");
     last.lines().find_map(|l| {
@@ -60,7 +60,7 @@ fn saved_header(dir: &str, name: &str, header: &str) -> Option<String> {
 }
 
 /// The sha256 the upstream logged for what it sent to `path`.
-fn sent_sha(s: &Sec, path: &str, c: &str) -> String {
+pub(super) fn sent_sha(s: &Sec, path: &str, c: &str) -> String {
     s.up.events("sent")
         .iter()
         .find(|e| e.get("path").and_then(Json::as_str) == Some(path))
@@ -72,7 +72,13 @@ fn sent_sha(s: &Sec, path: &str, c: &str) -> String {
         .unwrap_or_else(|| panic!("the upstream sent nothing for {path}\n{c}"))
 }
 
-fn run_saving(s: &Sec, ctx: &Ctx, extra: &[&str], script: &str, args: &[&str]) -> (Out, String) {
+pub(super) fn run_saving(
+    s: &Sec,
+    ctx: &Ctx,
+    extra: &[&str],
+    script: &str,
+    args: &[&str],
+) -> (Out, String) {
     let outdir = s.d.dir("out", 0o777);
     let mut e = vec!["-w", outdir.as_str(), "--env"];
     let env = format!("OUT={outdir}");
@@ -189,90 +195,116 @@ done
     }
 );
 
-/// From api.test (the secret's host): a corrupt gzip answer, and an
-/// echo in a coding sandlock cannot read. The same from other.test (same
-/// upstream, no secret bound) goes through untouched.
+/// A corrupt gzip answer and an echo in a coding sandlock cannot read,
+/// from api.test (the secret's host) and from other.test (the same
+/// upstream, no secret bound): in a sandbox holding a secret every
+/// response is scrubbed, so neither host's gets through.
 const REFUSED_SCRIPT: &str = r#"g corrupt "$1/encoded/corrupt?coding=gzip"
 g unknown "$1/encoded/echo?coding=compress" -H "Authorization: Bearer $TOKEN"
 g other-corrupt "$2/encoded/corrupt?coding=gzip"
 g other-unknown "$2/encoded/text?coding=compress"
 "#;
 
-both!(
-    undecodable_responses_from_a_secret_host_fail_closed,
-    |ctx| {
-        let s = Sec::tls("127.0.0.1");
-        let args = [&s.url("api.test", "")[..], &s.url("other.test", "")[..]];
-        let (out, dir) = run_saving(
-            &s,
-            &ctx,
-            &[
-                "--add-host",
-                "other.test:127.0.0.1",
-                "--http-allow",
-                "* api.test/*",
-                "--http-allow",
-                "* other.test/*",
-            ],
-            REFUSED_SCRIPT,
-            &args,
-        );
-        let c = s.dump(&out);
-        out.expect_code(0);
-        let want: Vec<String> = [
-            "corrupt 502",
-            "unknown 502",
-            "other-corrupt 200",
-            "other-unknown 200",
-        ]
-        .iter()
-        .map(|w| w.to_string())
-        .collect();
-        assert_eq!(saved_codes(&out), want, "{c}");
-        let port = s.port();
-        let refusals = [
+/// What sandlock answers for `path` on `host` when a response cannot be
+/// looked into.
+fn refusal(host: &str, port: &str, path: &str, why: &str) -> String {
+    format!(
+        "sandlock: 502 GET https://{host}:{port}{path}: response not scrubbed of secrets, so \
+         not passed on: {why}"
+    )
+}
+
+both!(undecodable_responses_fail_closed_from_any_host, |ctx| {
+    let s = Sec::tls("127.0.0.1");
+    let args = [&s.url("api.test", "")[..], &s.url("other.test", "")[..]];
+    let rules = [
+        "--add-host",
+        "other.test:127.0.0.1",
+        "--http-allow",
+        "* api.test/*",
+        "--http-allow",
+        "* other.test/*",
+    ];
+    let (out, dir) = run_saving(&s, &ctx, &rules, REFUSED_SCRIPT, &args);
+    let c = s.dump(&out);
+    out.expect_code(0);
+    let names = ["corrupt", "unknown", "other-corrupt", "other-unknown"];
+    let want: Vec<String> = names.iter().map(|n| format!("{n} 502")).collect();
+    assert_eq!(saved_codes(&out), want, "{c}");
+    let port = s.port();
+    let corrupt = "cannot decode the response body (gzip): ";
+    let compress = "the response body is in content-coding 'compress', which sandlock cannot \
+                    look into for secrets\n";
+    let refusals = [
         (
             "corrupt",
-            format!(
-                "sandlock: 502 GET https://api.test:{port}/encoded/corrupt?coding=gzip: response from a secret's host not passed on: cannot decode the response body (gzip): "
-            ),
+            refusal("api.test", &port, "/encoded/corrupt?coding=gzip", corrupt),
         ),
         (
             "unknown",
-            format!(
-                "sandlock: 502 GET https://api.test:{port}/encoded/echo?coding=compress: response from a secret's host not passed on: the response body is in content-coding 'compress', which sandlock cannot look into for secrets\n"
+            refusal("api.test", &port, "/encoded/echo?coding=compress", compress),
+        ),
+        (
+            "other-corrupt",
+            refusal("other.test", &port, "/encoded/corrupt?coding=gzip", corrupt),
+        ),
+        (
+            "other-unknown",
+            refusal(
+                "other.test",
+                &port,
+                "/encoded/text?coding=compress",
+                compress,
             ),
         ),
     ];
-        for (name, line) in &refusals {
-            let body = fs::read_to_string(format!("{dir}/{name}")).unwrap();
-            assert!(body.starts_with(line.as_str()), "{name}: {body:?}\n{c}");
-            assert_eq!(body.lines().count(), 1, "{name}: {body:?}\n{c}");
-            let logged = line
-                .trim_end()
-                .replacen("sandlock: 502 ", "sandlock: denied http ", 1);
-            let logged = logged.split(": response from").next().unwrap().to_string();
-            assert!(
-                out.stderr.lines().any(|l| l.starts_with(&logged)
-                    && l.contains(" from pid ")
-                    && l.contains(": response from a secret's host not passed on: ")),
-                "no {logged:?} line on stderr\n{c}"
-            );
-        }
-        // the unknown coding's echo did hold the value: refusing it kept the
-        // value from the workload
-        assert_value_upstream(&s, "/encoded/echo?coding=compress", &c);
-        // twins: where no secret is bound, the same answers pass untouched
-        for (name, path) in [
-            ("other-corrupt", "/encoded/corrupt?coding=gzip"),
-            ("other-unknown", "/encoded/text?coding=compress"),
-        ] {
-            let raw = fs::read(format!("{dir}/{name}")).unwrap();
-            assert_eq!(sha256(&raw), sent_sha(&s, path, &c), "{name}\n{c}");
-        }
-        assert_no_value_in_output(&out, &s.value, &c);
+    for (name, line) in &refusals {
+        let body = fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        assert!(body.starts_with(line.as_str()), "{name}: {body:?}\n{c}");
+        assert_eq!(body.lines().count(), 1, "{name}: {body:?}\n{c}");
+        let logged = line
+            .trim_end()
+            .replacen("sandlock: 502 ", "sandlock: denied http ", 1);
+        let logged = logged.split(": response not").next().unwrap().to_string();
+        assert!(
+            out.stderr.lines().any(|l| l.starts_with(&logged)
+                && l.contains(" from pid ")
+                && l.contains(": response not scrubbed of secrets, so not passed on: ")),
+            "no {logged:?} line on stderr\n{c}"
+        );
     }
-);
+    // the unknown coding's echo did hold the value: refusing it kept the
+    // value from the workload
+    assert_value_upstream(&s, "/encoded/echo?coding=compress", &c);
+    assert_no_value_in_output(&out, &s.value, &c);
+
+    // Twin: a sandbox without a secret looks into nothing, and the same
+    // answers pass untouched, from either host.
+    let outdir = s.d.dir("out-nosecret", 0o777);
+    let env = format!("OUT={outdir}");
+    let mut flags = s.bare(&[
+        "--add-host",
+        "api.test:127.0.0.1",
+        "-w",
+        &outdir,
+        "--env",
+        &env,
+    ]);
+    flags.extend(rules.iter().map(|r| r.to_string()));
+    let out = s.run(&ctx, &flags, &format!("{SAVE}{REFUSED_SCRIPT}"), &args);
+    let c = s.dump(&out);
+    out.expect_code(0);
+    let want: Vec<String> = names.iter().map(|n| format!("{n} 200")).collect();
+    assert_eq!(saved_codes(&out), want, "{c}");
+    for (name, path) in [
+        ("corrupt", "/encoded/corrupt?coding=gzip"),
+        ("other-corrupt", "/encoded/corrupt?coding=gzip"),
+        ("other-unknown", "/encoded/text?coding=compress"),
+    ] {
+        let raw = fs::read(format!("{outdir}/{name}")).unwrap();
+        assert_eq!(sha256(&raw), sent_sha(&s, path, &c), "{name}\n{c}");
+    }
+});
 
 both!(plaintext_opt_in_responses_are_scrubbed, |ctx| {
     let s = Sec::with(Upstream::plain("127.0.0.1"), long_value());

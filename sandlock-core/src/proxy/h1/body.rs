@@ -137,7 +137,11 @@ async fn copy_exact<R: AsyncRead + Unpin>(
         }
         let take = r.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let data = r.buf.split_to(take).freeze();
-        left -= take as u64;
+        // `take` is at most `left`: checked all the same, as every count
+        // derived from the workload's bytes is.
+        left = left
+            .checked_sub(u64::try_from(take).map_err(|_| "chunk larger than memory")?)
+            .ok_or("body length underflow")?;
         send(tx, Frame::data(data)).await;
     }
     Ok(())
@@ -168,6 +172,9 @@ async fn chunk_size<R: AsyncRead + Unpin>(r: &mut Reader<R>) -> Result<u64, &'st
     const BAD: &str = "invalid chunk size line";
     loop {
         if let Some(end) = memchr::memchr(b'\n', &r.buf) {
+            if end >= MAX_CHUNK_LINE {
+                return Err(BAD);
+            }
             let line = &r.buf[..=end];
             // One line, ended by CRLF, starting with a hex digit: no bare
             // LF or CR inside, no empty size.
@@ -205,7 +212,7 @@ async fn trailers<R: AsyncRead + Unpin>(
             return Ok(());
         }
         if let Some(i) = memchr::memmem::find(&r.buf, b"\r\n\r\n") {
-            break i + 4;
+            break i.checked_add(4).ok_or(BAD)?;
         }
         if r.buf.len() > HEAD_LIMIT {
             return Err("trailer section larger than 64 KiB");
@@ -287,6 +294,116 @@ mod tests {
         );
     }
 
+    /// A reader that hands out its bytes at most `step` at a time, then
+    /// `forever` repeated without end (when given).
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+        forever: &'static [u8],
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let me = &mut *self;
+            let n = me.step.min(buf.remaining());
+            if me.at < me.data.len() {
+                let n = n.min(me.data.len() - me.at);
+                buf.put_slice(&me.data[me.at..me.at + n]);
+                me.at += n;
+            } else if !me.forever.is_empty() {
+                for i in 0..n {
+                    buf.put_slice(&[me.forever[i % me.forever.len()]]);
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// `pump` over a `Trickle`: (result, data, trailers, unread rest).
+    async fn run_trickle(
+        framing: Framing,
+        wire: &[u8],
+        step: usize,
+        forever: &'static [u8],
+    ) -> (
+        Result<(), &'static str>,
+        Vec<u8>,
+        Option<HeaderMap>,
+        Vec<u8>,
+    ) {
+        let mut r = Reader {
+            io: Trickle {
+                data: wire.to_vec(),
+                at: 0,
+                step: step.max(1),
+                forever,
+            },
+            buf: BytesMut::new(),
+        };
+        let (body, tx, _asked) = channel(framing);
+        let collect = tokio::spawn(async move { body.collect().await });
+        let res = pump(&mut r, framing, tx).await;
+        let (data, trailers) = match collect.await.expect("collector") {
+            Ok(c) => {
+                let t = c.trailers().cloned();
+                (c.to_bytes().to_vec(), t)
+            }
+            Err(_) => (b"<aborted>".to_vec(), None),
+        };
+        (res, data, trailers, r.buf.to_vec())
+    }
+
+    /// Sizes and lengths from the workload: the largest a u64 holds is a
+    /// size (the body then streams until the client stops), one digit
+    /// more is refused, never wrapped.
+    #[tokio::test]
+    async fn hostile_chunk_sizes() {
+        let (res, data, _, _) = run(Framing::Chunked, b"ffffffffffffffff\r\nabc").await;
+        assert_eq!(
+            (res, data.as_slice()),
+            (
+                Err("client closed the connection mid-body"),
+                &b"<aborted>"[..]
+            )
+        );
+        for wire in [
+            &b"10000000000000000\r\nabc"[..],
+            b"fffffffffffffffff\r\n",
+            b"0000000000000000000000000000001\r\na\r\n0\r\n\r\n",
+        ] {
+            let (res, ..) = run(Framing::Chunked, wire).await;
+            // httparse counts leading zeros as digits too: refused.
+            assert_eq!(res, Err("invalid chunk size line"), "{wire:?}");
+        }
+        let (res, data, _, rest) = run(Framing::Length(u64::MAX), b"abc").await;
+        assert_eq!(
+            (res, data, rest),
+            (
+                Err("client closed the connection mid-body"),
+                b"<aborted>".to_vec(),
+                vec![]
+            )
+        );
+    }
+
+    /// Lines and sections that never end are refused at their bound, not
+    /// read forever into memory.
+    #[tokio::test]
+    async fn endless_lines_are_refused_at_their_bound() {
+        let (res, ..) = run_trickle(Framing::Chunked, b"1", 4096, b"1").await;
+        assert_eq!(res, Err("invalid chunk size line"));
+        let (res, ..) = run_trickle(Framing::Chunked, b"1;", 4096, b"a").await;
+        assert_eq!(res, Err("invalid chunk size line"));
+        let (res, _, _, rest) = run_trickle(Framing::Chunked, b"0\r\nX: ", 4096, b"a").await;
+        assert_eq!(res, Err("trailer section larger than 64 KiB"));
+        assert!(rest.len() <= HEAD_LIMIT + READ_SIZE, "{}", rest.len());
+    }
+
     #[tokio::test]
     async fn chunk_framing_violations_abort() {
         for wire in [
@@ -301,6 +418,112 @@ mod tests {
             let (res, data, _, _) = run(Framing::Chunked, wire).await;
             assert!(res.is_err(), "{wire:?}");
             assert_eq!(data, b"<aborted>", "{wire:?}");
+        }
+    }
+
+    /// A chunked body as a client writes it: `chunks` (each with an
+    /// extension when `ext`), then `trailers`, then `rest` (the next
+    /// request).
+    fn chunked_wire(
+        chunks: &[Vec<u8>],
+        ext: bool,
+        trailers: &[(String, String)],
+        rest: &[u8],
+    ) -> Vec<u8> {
+        let mut w = Vec::new();
+        for c in chunks.iter().filter(|c| !c.is_empty()) {
+            w.extend_from_slice(format!("{:x}", c.len()).as_bytes());
+            if ext {
+                w.extend_from_slice(b";name=value");
+            }
+            w.extend_from_slice(b"\r\n");
+            w.extend_from_slice(c);
+            w.extend_from_slice(b"\r\n");
+        }
+        w.extend_from_slice(b"0\r\n");
+        for (k, v) in trailers {
+            w.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        w.extend_from_slice(b"\r\n");
+        w.extend_from_slice(rest);
+        w
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the chunks, extensions, trailers and read sizes, the
+        /// body comes out whole, the trailers with it, and what follows
+        /// stays for the next request.
+        #[test]
+        fn chunked_round_trips(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..6),
+            ext in any::<bool>(),
+            trailers in proptest::collection::vec(("x-[a-z]{1,8}", "[a-zA-Z0-9 ]{0,12}[a-z]"), 0..3),
+            step in 1usize..64,
+        ) {
+            let rest = b"GET /next HTTP/1.1\r\n\r\n";
+            let wire = chunked_wire(&chunks, ext, &trailers, rest);
+            let (res, data, got_trailers, unread) =
+                block_on(run_trickle(Framing::Chunked, &wire, step, b""));
+            prop_assert_eq!(res, Ok(()));
+            prop_assert_eq!(data, chunks.concat());
+            if trailers.is_empty() {
+                prop_assert!(got_trailers.is_none());
+            } else {
+                let got = got_trailers.expect("trailers");
+                for (k, v) in &trailers {
+                    let values: Vec<&str> =
+                        got.get_all(k.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+                    // Leading whitespace is not part of a field value.
+                    prop_assert!(values.contains(&v.trim_start()), "{k}: {values:?}");
+                }
+            }
+            prop_assert!(rest.starts_with(&unread), "{unread:?}");
+        }
+
+        /// Any bytes at all: no panic, never more data out than bytes in,
+        /// and an end (an error at the latest when the input runs out).
+        #[test]
+        fn chunked_takes_any_bytes(
+            wire in proptest::collection::vec(any::<u8>(), 0..600),
+            step in 1usize..64,
+        ) {
+            let (res, data, _, unread) = block_on(run_trickle(Framing::Chunked, &wire, step, b""));
+            if res.is_ok() {
+                prop_assert!(data.len() <= wire.len());
+            } else {
+                prop_assert_eq!(data, b"<aborted>".to_vec());
+            }
+            prop_assert!(unread.len() <= wire.len());
+        }
+
+        /// Arbitrary bytes after a valid start: sizes, CRs and LFs where
+        /// they are hostile.
+        #[test]
+        fn chunked_takes_hostile_framing(
+            sizes in proptest::collection::vec("[0-9a-fA-F]{1,20}", 1..4),
+            junk in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b';'), any::<u8>()], 0..40),
+        ) {
+            let mut wire = Vec::new();
+            for s in &sizes {
+                wire.extend_from_slice(s.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(&junk);
+            }
+            let (res, data, _, _) = block_on(run_trickle(Framing::Chunked, &wire, 7, b""));
+            if res.is_ok() {
+                prop_assert!(data.len() <= wire.len());
+            }
         }
     }
 }

@@ -57,8 +57,12 @@ pub(super) fn head_end(buf: &[u8]) -> Result<Option<usize>, Refusal> {
         return check_size(buf.len()).map(|_| None);
     };
     check_request_line_start(&buf[start..])?;
-    match memchr::memmem::find(&buf[start..], b"\r\n\r\n") {
-        Some(i) if start + i + 4 <= HEAD_LIMIT => Ok(Some(start + i + 4)),
+    // Offsets within `buf`, so they cannot overflow; checked all the same,
+    // as every offset derived from the workload's bytes is.
+    let end = memchr::memmem::find(&buf[start..], b"\r\n\r\n")
+        .map(|i| start.checked_add(i).and_then(|e| e.checked_add(4)));
+    match end {
+        Some(Some(end)) if end <= HEAD_LIMIT => Ok(Some(end)),
         Some(_) => Err(Refusal::TooLarge("request head larger than 64 KiB")),
         None => {
             if memchr::memmem::find(&buf[start..], b"\n\n").is_some() {
@@ -316,5 +320,121 @@ mod tests {
             Err(Refusal::TooLarge(_))
         ));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nX: a"), Ok(None));
+    }
+
+    /// Lengths from the workload: the largest a u64 holds is a length,
+    /// anything past it (or signed, spaced, hex) is refused, never wrapped.
+    #[test]
+    fn hostile_content_lengths() {
+        let cl = |v: &str| head(&format!("POST / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n"));
+        assert_eq!(
+            cl("18446744073709551615").unwrap_err(),
+            Refusal::Bad("malformed Content-Length")
+        );
+        assert_eq!(
+            cl("9999999999999999999").unwrap().framing,
+            Framing::Length(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            "18446744073709551616",
+            "99999999999999999999999",
+            "-1",
+            "0x10",
+            "1 2",
+            "1,1",
+            "",
+        ] {
+            assert_eq!(
+                cl(bad).unwrap_err(),
+                Refusal::Bad("malformed Content-Length"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(cl("0").unwrap().framing, Framing::Empty);
+        assert_eq!(
+            cl("00000000000000000007").unwrap_err(),
+            Refusal::Bad("malformed Content-Length")
+        );
+    }
+
+    use proptest::prelude::*;
+
+    /// A request line and headers as a client writes them.
+    fn request_text(method: &str, path: &str, fields: &[(String, String)]) -> String {
+        let mut t = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in fields {
+            t.push_str(&format!("{k}: {v}\r\n"));
+        }
+        t.push_str("\r\n");
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes: no panic; a head found ends inside the input and
+        /// within the limit, and parsing it does not panic either.
+        #[test]
+        fn any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            if let Ok(Some(end)) = head_end(&raw) {
+                prop_assert!(end <= raw.len() && end <= HEAD_LIMIT);
+                let _ = parse(&raw[..end]);
+            }
+        }
+
+        /// Bytes that look like a head, with hostile pieces in it.
+        #[test]
+        fn hostile_heads(
+            method in "[A-Z]{1,7}",
+            pieces in proptest::collection::vec(prop_oneof![
+                Just("\r\n".to_string()),
+                Just("\n".to_string()),
+                Just("\r".to_string()),
+                Just(" ".to_string()),
+                Just("\t".to_string()),
+                Just(": ".to_string()),
+                Just("Content-Length: ".to_string()),
+                Just("Transfer-Encoding: chunked".to_string()),
+                "[ -~]{0,12}",
+                "[0-9]{1,24}",
+            ], 0..24),
+        ) {
+            let raw = format!("{method} /{} HTTP/1.1\r\n\r\n", pieces.concat());
+            if let Ok(Some(end)) = head_end(raw.as_bytes()) {
+                prop_assert!(end <= raw.len());
+                let _ = parse(&raw.as_bytes()[..end]);
+            }
+        }
+
+        /// A well-formed head parses to what was written: method, target,
+        /// every field (repeated names in order), framing.
+        #[test]
+        fn heads_round_trip(
+            method in prop_oneof![Just("GET"), Just("POST"), Just("DELETE"), Just("PATCH"), Just("X-CUSTOM")],
+            path in "(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,12}){1,4}(\\?[a-z0-9=&]{0,16})?",
+            fields in proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[!-~]([ -~]{0,30}[!-~])?"), 0..12),
+            length in proptest::option::of(0u64..1 << 40),
+        ) {
+            let mut all = fields.clone();
+            if let Some(n) = length {
+                all.push(("content-length".into(), n.to_string()));
+            }
+            let text = request_text(method, &path, &all);
+            let h = head(&text).expect("a valid head");
+            prop_assert_eq!(h.method.as_str(), method);
+            prop_assert_eq!(h.uri.to_string(), path);
+            for (k, _) in &fields {
+                let want: Vec<&str> =
+                    fields.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect();
+                let got: Vec<&[u8]> = h.headers.get_all(k.as_str()).iter().map(|v| v.as_bytes()).collect();
+                prop_assert_eq!(got, want.iter().map(|v| v.as_bytes()).collect::<Vec<_>>());
+            }
+            let framing = match length {
+                None | Some(0) => Framing::Empty,
+                Some(n) => Framing::Length(n),
+            };
+            prop_assert_eq!(h.framing, framing);
+            prop_assert!(h.keep_alive);
+        }
     }
 }

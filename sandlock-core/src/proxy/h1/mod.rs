@@ -5,8 +5,8 @@
 //!
 //! One request at a time per connection (pipelined requests wait in the
 //! read buffer); keep-alive, `Expect: 100-continue`, chunked bodies with
-//! trailers, and upgrades (WebSocket: after a 101 the connection becomes a
-//! byte tunnel).
+//! trailers, and WebSocket upgrades (after a 101 that completes the
+//! handshake the connection becomes a byte tunnel; see `upgrade`).
 
 mod body;
 mod head;
@@ -153,6 +153,9 @@ where
         version: head.version,
         keep_alive: head.keep_alive,
     };
+    // The tunnel is opened only after a WebSocket handshake (and
+    // `Conn::handle` passes on a 101 only when it completes one).
+    let websocket = super::upgrade::websocket_key(&head.method, &head.headers).is_some();
     let framing = head.framing;
     let (body, tx, asked_rx) = body::channel(framing);
     // A request without a body goes upstream without one: no
@@ -223,8 +226,8 @@ where
         (None, _) => unreachable!("the loop ends with a response or a body error"),
     };
     let body_done = matches!(pumped, Some(Ok(())));
-    let upgrade =
-        (resp.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut resp));
+    let upgrade = (websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| hyper::upgrade::on(&mut resp));
     match write::response(wr, resp, &asked).await {
         Ok(_) if upgrade.is_some() && body_done => Next::Upgraded(upgrade.expect("checked")),
         Ok(true) if body_done => Next::Continue,

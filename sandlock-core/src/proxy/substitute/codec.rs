@@ -42,7 +42,7 @@ pub(super) enum Coding {
 
 /// A content coding sandlock can look into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Codec {
+pub(in crate::proxy) enum Codec {
     Gzip,
     /// `deflate`: zlib-wrapped, as HTTP means it.
     Zlib,
@@ -52,7 +52,7 @@ pub(super) enum Codec {
 
 impl Codec {
     /// The coding's name in `Content-Encoding`.
-    pub(super) fn name(self) -> &'static str {
+    pub(in crate::proxy) fn name(self) -> &'static str {
         match self {
             Codec::Gzip => "gzip",
             Codec::Zlib => "deflate",
@@ -90,7 +90,7 @@ pub(super) fn coding(h: &HeaderMap) -> Coding {
 
 /// A coding name as it may appear in a message: token characters only and
 /// short, so a header cannot smuggle arbitrary text into sandlock's output.
-fn printable(name: &str) -> String {
+pub(in crate::proxy) fn printable(name: &str) -> String {
     let ok = name.len() <= 32
         && name
             .bytes()
@@ -104,7 +104,7 @@ fn printable(name: &str) -> String {
 
 /// Why decoding stopped.
 #[derive(Debug)]
-pub(super) enum DecodeError {
+pub(in crate::proxy) enum DecodeError {
     /// The stream is not valid in its coding (also: truncated, or stray
     /// bytes after its end).
     Corrupt(io::Error),
@@ -119,14 +119,16 @@ pub(super) enum DecodeError {
 struct Bounded<W> {
     inner: W,
     seen: u64,
+    /// Decoded bytes allowed in all.
+    limit: u64,
     over: bool,
     failed: Option<io::Error>,
 }
 
 impl<W: Write> Write for Bounded<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.seen += buf.len() as u64;
-        if self.seen > DECODED_LIMIT {
+        self.seen = self.seen.saturating_add(buf.len() as u64);
+        if self.seen > self.limit {
             self.over = true;
             return Err(io::Error::other("decoded size limit"));
         }
@@ -153,15 +155,28 @@ enum Inner<W: Write> {
 }
 
 /// Decodes a body pushed to it in pieces into `W`.
-pub(super) struct Decoder<W: Write> {
+pub(in crate::proxy) struct Decoder<W: Write> {
     inner: Inner<W>,
 }
 
 impl<W: Write> Decoder<W> {
-    pub(super) fn new(kind: Codec, out: W) -> Result<Decoder<W>, DecodeError> {
+    /// A decoder of a body held whole: at most [`DECODED_LIMIT`] decoded
+    /// bytes.
+    pub(in crate::proxy) fn new(kind: Codec, out: W) -> Result<Decoder<W>, DecodeError> {
+        Decoder::with_limit(kind, out, DECODED_LIMIT)
+    }
+
+    /// A decoder of a body that streams on as it is decoded, so its size
+    /// is no memory's concern; the caller bounds each piece instead.
+    pub(in crate::proxy) fn streaming(kind: Codec, out: W) -> Result<Decoder<W>, DecodeError> {
+        Decoder::with_limit(kind, out, u64::MAX)
+    }
+
+    fn with_limit(kind: Codec, out: W, limit: u64) -> Result<Decoder<W>, DecodeError> {
         let out = Bounded {
             inner: out,
             seen: 0,
+            limit,
             over: false,
             failed: None,
         };
@@ -203,8 +218,13 @@ impl<W: Write> Decoder<W> {
         }
     }
 
+    /// The writer the decoded bytes went to so far (to take them out).
+    pub(in crate::proxy) fn output(&mut self) -> &mut W {
+        &mut self.bounded().inner
+    }
+
     /// Decodes the next piece of the body.
-    pub(super) fn write(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+    pub(in crate::proxy) fn write(&mut self, data: &[u8]) -> Result<(), DecodeError> {
         let r = match &mut self.inner {
             Inner::Gzip(d) => d.write_all(data),
             Inner::Zlib(d) => d.write_all(data),
@@ -216,7 +236,7 @@ impl<W: Write> Decoder<W> {
 
     /// The end of the body: the stream must end here too. Returns the
     /// writer with every decoded byte written to it.
-    pub(super) fn finish(mut self) -> Result<W, DecodeError> {
+    pub(in crate::proxy) fn finish(mut self) -> Result<W, DecodeError> {
         let r = match &mut self.inner {
             Inner::Gzip(d) => d.try_finish(),
             Inner::Zlib(d) => d.try_finish(),
