@@ -247,23 +247,40 @@ fn read_iov(n: &Notif, iov: u64, count: usize, cap: usize) -> Result<Vec<u8>, Re
     // count <= MAX_IOV, so this cannot overflow.
     let iovs = n.read(iov, count.saturating_mul(IOV)).map_err(efault)?;
     let mut data = Vec::new();
-    for chunk in iovs.chunks_exact(IOV) {
-        let field = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk.get(at..at.saturating_add(8)).unwrap_or(&[0; 8]));
-            u64::from_ne_bytes(b)
+    for (base, take) in gather_plan(&iovs, cap) {
+        data.extend_from_slice(&n.read(base, take).map_err(efault)?);
+    }
+    Ok(data)
+}
+
+/// The reads that gather at most `cap` bytes from the `struct iovec`
+/// array `raw` (base, length; a trailing partial entry is ignored, as it
+/// cannot have been counted): (address, bytes) for each non-empty piece,
+/// in order, their total never above `cap` whatever lengths the
+/// workload wrote.
+fn gather_plan(raw: &[u8], cap: usize) -> Vec<(u64, usize)> {
+    const IOV: usize = std::mem::size_of::<libc::iovec>();
+    let mut plan = Vec::new();
+    let mut room = cap;
+    for chunk in raw.chunks_exact(IOV) {
+        let (base, len) = chunk.split_at(8);
+        let field = |b: &[u8]| {
+            u64::from_ne_bytes(
+                b.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or_default(),
+            )
         };
-        let (base, len) = (field(0), field(8));
-        let room = cap.saturating_sub(data.len());
-        let take = usize::try_from(len).unwrap_or(usize::MAX).min(room);
+        let take = usize::try_from(field(len)).unwrap_or(usize::MAX).min(room);
         if take > 0 {
-            data.extend_from_slice(&n.read(base, take).map_err(efault)?);
+            plan.push((field(base), take));
+            room = room.saturating_sub(take);
         }
-        if data.len() >= cap {
+        if room == 0 {
             break;
         }
     }
-    Ok(data)
+    plan
 }
 
 /// Makes the ancillary data the supervisor's own: the workload's fd
@@ -382,4 +399,45 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         Ok(Reply::Value(sent as i64))
     };
     run().unwrap_or_else(|r| r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn iov(pieces: &[(u64, u64)]) -> Vec<u8> {
+        pieces
+            .iter()
+            .flat_map(|(b, l)| [b.to_ne_bytes(), l.to_ne_bytes()].concat())
+            .collect()
+    }
+
+    #[test]
+    fn hostile_iovec_lengths() {
+        let plan = gather_plan(&iov(&[(1, u64::MAX), (2, 5)]), 100);
+        assert_eq!(plan, [(1, 100)]);
+        let plan = gather_plan(&iov(&[(1, 0), (2, 3), (3, 1 << 63)]), 10);
+        assert_eq!(plan, [(2, 3), (3, 7)]);
+        assert!(gather_plan(&iov(&[(1, 5)]), 0).is_empty());
+        // A trailing partial entry is not one.
+        let mut raw = iov(&[(1, 2)]);
+        raw.extend_from_slice(&[0xff; 9]);
+        assert_eq!(gather_plan(&raw, 10), [(1, 2)]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_more_than_the_cap(
+            pieces in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..40),
+            cap in 0usize..5_000_000,
+        ) {
+            let plan = gather_plan(&iov(&pieces), cap);
+            let total: u128 = plan.iter().map(|&(_, t)| t as u128).sum();
+            prop_assert!(total <= cap as u128);
+            prop_assert!(plan.iter().all(|&(_, t)| t > 0));
+        }
+    }
 }
