@@ -1,6 +1,10 @@
 //! `sandlock_builder_apply_profile`: a profile by name through the C ABI,
 //! with options set afterwards layered on top, as on the command line.
 
+// Test helpers report a failure by panicking: unwrap says "this must hold"
+// (clippy's allow-unwrap-in-tests covers #[test] functions, not helpers).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::ffi::CString;

@@ -12,6 +12,10 @@
 //! Fixtures (C and Python) live in tests/fixtures and are compiled once per
 //! test run into /tmp/sandlock-e2e-fixtures-PID.
 
+// Test helpers report a failure by panicking: unwrap says "this must hold"
+// (clippy's allow-unwrap-in-tests covers #[test] functions, not helpers).
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod common;
 

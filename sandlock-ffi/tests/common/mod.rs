@@ -122,7 +122,7 @@ impl Drop for Result {
 }
 
 pub fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
+    CString::new(s).expect("test strings hold no NUL")
 }
 
 /// The error's message (checking its code matches), freeing it.
@@ -148,11 +148,15 @@ impl TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("sandlock-ffi-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
+        std::fs::create_dir_all(&p).expect("create the test directory");
         TempDir(p)
     }
     pub fn path(&self, rel: &str) -> String {
-        self.0.join(rel).to_str().unwrap().to_owned()
+        self.0
+            .join(rel)
+            .to_str()
+            .expect("test paths are UTF-8")
+            .to_owned()
     }
 }
 
