@@ -5,9 +5,11 @@
  * child capabilities dropped (as root), no_new_privs, landlock_restrict_self,
  * a seccomp filter with a user-notification listener handed to the parent,
  * and exec. The parent waits and removes the temp dir. With "per-entry",
- * /etc is granted entry by entry without its secrets (as sandlock must when
- * running as root, where file modes do not keep them out); otherwise /etc is
- * one rule (as sandlock does when modes already hide the secrets). Written
+ * /etc is walked and granted without its secrets (as sandlock must when
+ * running as root, where file modes do not keep them out: every entry that
+ * is not world-readable, at any depth, stays out, and the directories that
+ * hold one are granted entry by entry); otherwise /etc is one rule (as
+ * sandlock does when modes already hide the secrets). Written
  * in C with raw syscalls: no runtime, no allocator, no policy parsing. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -80,27 +82,57 @@ static int is_secret(const char *dir, const char *name) {
     return 0;
 }
 
-/* Grants every entry of `dir` but its secrets, descending into the
- * directories that hold one. */
-static void allow_entries(const char *dir) {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return;
-    allow_fd(dfd, FS_READ_DIR);
+/* Walks `dir` (open as `dfd`) the way the system view must as root: an
+ * entry is left out when it is a named secret, a file that is not
+ * world-readable or a directory that is not world-searchable. Returns 1
+ * when nothing below `dir` was left out (its parent grants it whole);
+ * otherwise grants its harmless entries one by one (and listing on
+ * `dir`) and returns 0. One listing per directory, one stat per file, as
+ * sandlock's walk. */
+static int walk(int dfd, const char *dir) {
+    struct entry { char name[256]; int is_dir; };
+    static struct entry granted[64][512];
+    static int depth = -1;
+    if (++depth >= 64) { depth--; return 0; }
+    int n = 0, whole = 1;
     DIR *d = fdopendir(dup(dfd));
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || e->d_type == DT_LNK) continue;
-        if (is_secret(dir, e->d_name)) continue;
-        if (e->d_type == DT_DIR && !strcmp(dir, "/etc") &&
-            (!strcmp(e->d_name, "ssh") || !strcmp(e->d_name, "ssl") || !strcmp(e->d_name, "security"))) {
+        if (is_secret(dir, e->d_name)) { whole = 0; continue; }
+        int is_dir = e->d_type == DT_DIR, ok;
+        if (is_dir) {
+            int cfd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            struct stat st;
             char sub[512];
             snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-            allow_entries(sub);
-            continue;
+            ok = cfd >= 0 && fstat(cfd, &st) == 0 && (st.st_mode & 01) && walk(cfd, sub);
+            if (cfd >= 0) close(cfd);
+        } else {
+            struct stat st;
+            ok = fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & 04);
         }
-        allow_at(dfd, e->d_name, FS_READ);
+        if (!ok) { whole = 0; continue; }
+        if (n < 512) {
+            snprintf(granted[depth][n].name, sizeof granted[depth][n].name, "%s", e->d_name);
+            granted[depth][n++].is_dir = is_dir;
+        } else {
+            whole = 0;
+        }
     }
     if (d) closedir(d);
+    if (!whole) {
+        allow_fd(dfd, FS_READ_DIR);
+        for (int k = 0; k < n; k++) allow_at(dfd, granted[depth][k].name, FS_READ);
+    }
+    depth--;
+    return whole;
+}
+
+static void allow_entries(const char *dir) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    if (walk(dfd, dir)) allow_fd(dfd, FS_READ);
     close(dfd);
 }
 

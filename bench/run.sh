@@ -207,7 +207,21 @@ pair "connect 127.0.0.1 (on behalf)" "us/op" 1000 diff 20 \
     -- "$BIN/connect_loop" 5000 "$PORT" connect-only \
     --- "${SB[@]}" "${NET[@]}" -- "$BIN/connect_loop" 5000 "$PORT" connect-only
 
-# ---------------------------------------------------------------- 5. supervisor memory
+# ---------------------------------------------------------------- 5. decided since issue 12
+# Calls Landlock does not govern, now decided (and made) by the supervisor
+# in every sandbox: metadata changes and unix-socket connects and sends.
+# Here on a file and a socket under a write grant, the common (allowed)
+# case. Bound: the connect-on-behalf target, the same mechanism.
+META="$WORK/meta"
+mkdir -p "$META"
+for mode in chmod fchmod utimens sendmsg connect; do
+    log "decided on behalf: $mode under a write grant"
+    pair "$mode under a write grant (on behalf)" "us/op" 1000 diff 20 \
+        -- "$BIN/meta_loop" 5000 "$mode" "$META" \
+        --- "${SB[@]}" -w "$META" -- "$BIN/meta_loop" 5000 "$mode" "$META"
+done
+
+# ---------------------------------------------------------------- 6. supervisor memory
 log "supervisor memory: sandlock run --net-allow 127.0.0.1:$PORT -- sleep 2"
 "$SANDLOCK" run -q "${NET[@]}" -- sleep 2 &
 SUP_PID=$!

@@ -72,14 +72,15 @@ impl Places {
         }
     }
 
-    /// Where the file behind `fd` lives. An error (the file cannot be
-    /// examined) is for the caller to refuse on.
-    pub(super) fn locate(&self, fd: BorrowedFd<'_>) -> std::io::Result<Where> {
-        let id = sys::meta::mount_id(fd)?;
+    /// Where the file behind `fd` lives, and its mode (type and
+    /// permission bits). An error (the file cannot be examined) is for the
+    /// caller to refuse on.
+    pub(super) fn locate(&self, fd: BorrowedFd<'_>) -> std::io::Result<(Where, u32)> {
+        let (id, mode) = sys::meta::mount_and_mode(fd)?;
         if !self.is_mounted(id)? {
-            return Ok(Where::Anonymous);
+            return Ok((Where::Anonymous, mode));
         }
-        sys::meta::fd_path(fd).map(Where::Path)
+        sys::meta::fd_path(fd).map(|p| (Where::Path(p), mode))
     }
 
     fn is_mounted(&self, id: u64) -> std::io::Result<bool> {
@@ -135,19 +136,23 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         let places = Places::new(std::slice::from_ref(&dir), &[]);
         let file = std::fs::File::create(dir.join("f")).expect("create");
-        let at = places.locate(file.as_fd()).expect("locate");
+        let (at, mode) = places.locate(file.as_fd()).expect("locate");
+        assert_eq!(mode & libc::S_IFMT, libc::S_IFREG);
         assert!(places.writable(&at), "{at:?}");
         assert!(places.unix_reachable(&at));
         let etc = std::fs::File::open("/etc/hostname")
             .or_else(|_| std::fs::File::open("/etc/passwd"))
             .expect("an /etc file");
-        let at = places.locate(etc.as_fd()).expect("locate");
+        let (at, _) = places.locate(etc.as_fd()).expect("locate");
         assert!(!places.writable(&at), "{at:?}");
         let (r, _w) = nix::unistd::pipe().expect("pipe");
-        assert_eq!(places.locate(r.as_fd()).expect("locate"), Where::Anonymous);
+        assert_eq!(
+            places.locate(r.as_fd()).expect("locate").0,
+            Where::Anonymous
+        );
         let memfd = crate::sys::sealed_memfd(c"sandlock-test", b"x").expect("memfd");
         assert_eq!(
-            places.locate(memfd.as_fd()).expect("locate"),
+            places.locate(memfd.as_fd()).expect("locate").0,
             Where::Anonymous
         );
         assert!(!places.unix_reachable(&Where::Anonymous));

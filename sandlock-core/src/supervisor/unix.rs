@@ -77,15 +77,15 @@ pub(super) fn path_dest(
     let start = Start::new(n, Base(libc::AT_FDCWD), path).map_err(|e| Reply::from_io(&e))?;
     let found = WorkloadRights::run(sup.as_workload, || {
         let fd = start.open(false)?;
-        let st = crate::sys::fstat(fd.as_fd())?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        let (at, mode) = sup.places.locate(fd.as_fd())?;
+        if mode & libc::S_IFMT != libc::S_IFSOCK {
             // What the kernel answers for a path that is no socket.
             return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
         }
-        let at = sup.places.locate(fd.as_fd())?;
-        if sup.places.unix_reachable(&at) {
+        if sup.places.unix_reachable(&at) && WorkloadRights::lends_something(sup.as_workload)? {
             // Connecting needs write permission on the socket file, which
-            // the supervisor could have where the workload has not.
+            // a supervisor with capabilities could have where the
+            // workload has not.
             crate::sys::meta::access_handle(fd.as_fd(), libc::W_OK)?;
         }
         Ok((fd, at))

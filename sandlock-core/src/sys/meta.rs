@@ -36,8 +36,9 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
 }
 
 /// The id of the mount the file behind `fd` is on (`STATX_MNT_ID`, the
-/// number `/proc/self/mountinfo` lists first).
-pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+/// number `/proc/self/mountinfo` lists first), and its mode (type and
+/// permission bits), in one statx.
+pub fn mount_and_mode(fd: BorrowedFd<'_>) -> io::Result<(u64, u32)> {
     const STATX_MNT_ID: u32 = 0x1000;
     // SAFETY: statx is plain old data; all-zero is valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -48,7 +49,7 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            STATX_MNT_ID,
+            STATX_MNT_ID | libc::STATX_TYPE | libc::STATX_MODE,
             &mut stx,
         )
     };
@@ -56,7 +57,7 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     if stx.stx_mask & STATX_MNT_ID == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
-    Ok(stx.stx_mnt_id)
+    Ok((stx.stx_mnt_id, u32::from(stx.stx_mode)))
 }
 
 /// The mount ids of every mount in this process's mount namespace.
@@ -69,8 +70,23 @@ pub fn mounted_ids() -> io::Result<Vec<u64>> {
 }
 
 /// chmod of the file behind `fd` (never a symlink: the kernel has no mode
-/// change for one).
+/// change for one): fchmodat2 with AT_EMPTY_PATH (Linux 6.6), else
+/// through the magic link.
 pub fn chmod_handle(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: empty C string with AT_EMPTY_PATH names `fd` itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    match cvt(r) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        other => return other,
+    }
     let link = proc_link(fd);
     // SAFETY: valid C string; the magic link resolves to `fd`'s file.
     cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, link.as_ptr(), mode, 0) } as libc::c_long)

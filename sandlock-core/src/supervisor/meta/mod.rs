@@ -134,7 +134,7 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     }
     let outcome = WorkloadRights::run(sup.as_workload, || {
         let object = start.object()?;
-        let at = sup.places.locate(object.fd())?;
+        let (at, _) = sup.places.locate(object.fd())?;
         if !sup.places.writable(&at) {
             return Ok(Err(at));
         }
