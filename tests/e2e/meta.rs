@@ -8,22 +8,6 @@ use crate::common::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-/// Arguments "run <extra...> -r FIXDIR -- python3 -I reachprobe.py <ops...>".
-fn reach_args(extra: &[&str], ops: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into()];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.extend([
-        "-r".into(),
-        fixdir(),
-        "--".into(),
-        PYTHON.into(),
-        "-I".into(),
-    ]);
-    v.push(format!("{}/reachprobe.py", fixdir()));
-    v.extend(ops.iter().cloned());
-    v
-}
-
 /// A file owned by the workload's uid, mode 0644, in a fresh directory.
 fn owned_file(ctx: &Ctx, dir: &TempDir, name: &str) -> String {
     let path = dir.file(name, "host bytes\n");

@@ -13,21 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn reach_args(extra: &[&str], ops: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into()];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.extend([
-        "-r".into(),
-        fixdir(),
-        "--".into(),
-        PYTHON.into(),
-        "-I".into(),
-    ]);
-    v.push(format!("{}/reachprobe.py", fixdir()));
-    v.extend(ops.iter().cloned());
-    v
-}
-
 /// A host service on a unix stream socket: counts connections, sends
 /// "HOST" on each.
 struct HostService {

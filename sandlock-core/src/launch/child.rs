@@ -147,7 +147,7 @@ fn restore_signals() {
 /// since no_new_privs follows), ambient, then effective, permitted and
 /// inheritable in one capset. Raw calls, no allocation.
 fn drop_capabilities() -> Result<(), i32> {
-    // SAFETY: prctl and capset with integers and local, valid structs.
+    // SAFETY: prctl with integer arguments only.
     unsafe {
         for cap in 0..64 {
             // EINVAL: past the last capability this kernel knows; EPERM:
@@ -163,39 +163,9 @@ fn drop_capabilities() -> Result<(), i32> {
             0,
             0,
         );
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-        let header = Header {
-            version: LINUX_CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        let data = [
-            Data {
-                effective: 0,
-                permitted: 0,
-                inheritable: 0,
-            },
-            Data {
-                effective: 0,
-                permitted: 0,
-                inheritable: 0,
-            },
-        ];
-        if libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) != 0 {
-            return Err(errno());
-        }
     }
-    Ok(())
+    // Async-signal-safe: one raw capset of zeroed sets.
+    crate::sys::creds::clear_all().map_err(|e| e.raw_os_error().unwrap_or(libc::EPERM))
 }
 
 fn install_filter(bpf: &[libc::sock_filter]) -> Result<i32, i32> {

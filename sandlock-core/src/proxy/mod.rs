@@ -13,6 +13,8 @@
 
 pub mod acl;
 mod conn;
+#[cfg(test)]
+mod frames;
 mod h1;
 mod h2;
 mod redirect;

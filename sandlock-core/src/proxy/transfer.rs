@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Response};
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::substitute::codec::{printable, Codec, DecodeError, Decoder};
+use super::substitute::codec::{coding_tokens, printable, Codec, DecodeError, Decoder};
 use super::upstream::BoxError;
 
 /// Coded bytes decoded per step: deflate expands at most about 1032
@@ -40,16 +40,7 @@ pub(super) enum Transfer {
 /// The transfer coding `h` declares, or (printable) the codings sandlock
 /// cannot decode.
 pub(super) fn coding(h: &HeaderMap) -> Result<Transfer, String> {
-    let mut tokens: Vec<String> = Vec::new();
-    for v in h.get_all(header::TRANSFER_ENCODING) {
-        let text = String::from_utf8_lossy(v.as_bytes());
-        tokens.extend(
-            text.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("identity"))
-                .map(str::to_ascii_lowercase),
-        );
-    }
+    let mut tokens = coding_tokens(h, header::TRANSFER_ENCODING);
     if tokens.last().is_some_and(|t| t == "chunked") {
         tokens.pop();
     }
@@ -192,23 +183,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::frames::Frames;
     use http_body_util::BodyExt;
     use std::collections::VecDeque;
     use std::io::Write;
-
-    struct Pieces(VecDeque<Frame<Bytes>>);
-
-    impl Body for Pieces {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(self.0.pop_front().map(Ok))
-        }
-    }
 
     fn te(values: &[&str]) -> Result<Transfer, String> {
         let mut h = HeaderMap::new();
@@ -253,7 +231,7 @@ mod tests {
         let mut t = HeaderMap::new();
         t.insert("x-t", "1".parse().unwrap());
         frames.push_back(Frame::trailers(t));
-        let mut body = Decoding::new(Pieces(frames), Codec::Gzip);
+        let mut body = Decoding::new(Frames(frames), Codec::Gzip);
         let mut got = Vec::new();
         let mut trailers = None;
         while let Some(f) = body.frame().await {
@@ -275,7 +253,7 @@ mod tests {
         let coded = gzip(b"some text, long enough to be a stream");
         for bad in [&coded[..coded.len() - 4], b"\x1f\x8b\x08\x00garbage"] {
             let frames = VecDeque::from([Frame::data(Bytes::copy_from_slice(bad))]);
-            let e = Decoding::new(Pieces(frames), Codec::Gzip)
+            let e = Decoding::new(Frames(frames), Codec::Gzip)
                 .collect()
                 .await
                 .expect_err("an error");

@@ -70,6 +70,13 @@ pub struct WorkloadRights {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
+/// Empties the calling thread's effective, permitted and inheritable sets
+/// for good. Async-signal-safe (one raw syscall, no allocation): the
+/// workload's last steps before exec call it.
+pub fn clear_all() -> io::Result<()> {
+    capset(&[Data::default(); 2])
+}
+
 thread_local! {
     /// The calling thread's own capability sets, read once: only this
     /// module changes them, and it always puts them back.

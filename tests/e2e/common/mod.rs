@@ -708,6 +708,22 @@ pub fn fixture_args(extra: &[&str], name: &str, fargs: &[&str]) -> Vec<String> {
     v
 }
 
+/// Arguments "run <extra...> -r FIXDIR -- python3 -I reachprobe.py <ops...>".
+pub fn reach_args(extra: &[&str], ops: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into()];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.extend([
+        "-r".into(),
+        fixdir(),
+        "--".into(),
+        PYTHON.into(),
+        "-I".into(),
+    ]);
+    v.push(format!("{}/reachprobe.py", fixdir()));
+    v.extend(ops.iter().cloned());
+    v
+}
+
 /// Arguments "run <extra...> -- <cmd...>".
 pub fn run_args(extra: &[&str], cmd: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec!["run".into()];

@@ -62,11 +62,12 @@ impl Codec {
     }
 }
 
-/// The coding `h` declares. `identity` tokens are ignored; more than one
-/// real coding is [`Coding::Other`].
-pub(super) fn coding(h: &HeaderMap) -> Coding {
-    let mut tokens: Vec<String> = Vec::new();
-    for v in h.get_all(header::CONTENT_ENCODING) {
+/// The codings a `Content-Encoding` or `Transfer-Encoding` header (`name`)
+/// lists, in order, lowercase, across every field of that name;
+/// `identity` (no coding at all) left out.
+pub(in crate::proxy) fn coding_tokens(h: &HeaderMap, name: header::HeaderName) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for v in h.get_all(name) {
         let text = String::from_utf8_lossy(v.as_bytes());
         tokens.extend(
             text.split(',')
@@ -75,6 +76,13 @@ pub(super) fn coding(h: &HeaderMap) -> Coding {
                 .map(str::to_ascii_lowercase),
         );
     }
+    tokens
+}
+
+/// The coding `h` declares. `identity` tokens are ignored; more than one
+/// real coding is [`Coding::Other`].
+pub(super) fn coding(h: &HeaderMap) -> Coding {
+    let tokens = coding_tokens(h, header::CONTENT_ENCODING);
     match tokens.as_slice() {
         [] => Coding::Identity,
         [one] => match one.as_str() {

@@ -122,28 +122,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::frames::Frames;
     use http_body_util::BodyExt;
     use std::collections::VecDeque;
 
-    /// Data pieces, then trailers.
-    struct Framed(VecDeque<Frame<Bytes>>);
-
-    impl Body for Framed {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(self.0.pop_front().map(Ok))
-        }
-    }
-
-    fn framed() -> Framed {
+    fn framed() -> Frames {
         let mut t = http::HeaderMap::new();
         t.insert("x-echo", "Bearer real-value-1234".parse().unwrap());
-        Framed(VecDeque::from([
+        Frames(VecDeque::from([
             Frame::data(Bytes::from_static(b"a real-va")),
             Frame::data(Bytes::from_static(b"lue-1234 b")),
             Frame::trailers(t),
