@@ -28,6 +28,7 @@ mod http;
 mod meta;
 mod net;
 mod netspec;
+mod others;
 mod output;
 mod process;
 mod profiles;

@@ -268,3 +268,55 @@ fn changes_are_made_with_the_workloads_rights() {
     assert_eq!(fs::metadata(&mine).unwrap().uid(), NOBODY);
     assert_eq!(fs::metadata(&host).unwrap().uid(), 0);
 }
+
+/// Sends, from a process in a mount namespace of its own (`unshare -m`),
+/// an fd of `target` (a path, or "memfd") to the unix socket at `sock`,
+/// retrying until it exists.
+fn send_fd_from_another_namespace(sock: &str, target: &str) -> std::process::Child {
+    const SEND: &str = r#"
+import os, socket, sys, time
+path, target = sys.argv[1], sys.argv[2]
+fd = os.memfd_create("x") if target == "memfd" else os.open(target, os.O_RDONLY)
+for _ in range(400):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        break
+    except OSError:
+        time.sleep(0.025)
+socket.send_fds(s, [b"x"], [fd])
+"#;
+    std::process::Command::new("unshare")
+        .args(["-m", PYTHON, "-c", SEND, sock, target])
+        .spawn()
+        .expect("unshare -m python3")
+}
+
+/// A file of another mount namespace is not anonymous: its metadata stays
+/// out of reach (a descriptor of it can be passed in over a socket).
+#[test]
+fn a_file_of_another_mount_namespace_is_not_the_workloads() {
+    if !is_root() {
+        return; // unshare -m needs CAP_SYS_ADMIN
+    }
+    let ctx = Ctx::invoker();
+    let host = TempDir::new("meta-foreign");
+    let f = host.file("f", "x");
+    let grant = TempDir::new("meta-foreign-w");
+    for (target, want) in [
+        (f.as_str(), Err("EPERM".to_string())),
+        ("memfd", Ok(String::new())),
+    ] {
+        let sock = format!("{}/fd-{}.sock", grant.s(), want.is_ok());
+        let mut sender = send_fd_from_another_namespace(&sock, target);
+        let out = ctx.sl(reach_args(
+            &["-w", &grant.s()],
+            &[format!("recvfd,{sock},666")],
+        ));
+        let _ = sender.wait();
+        out.expect_code(0);
+        // twin (memfd): an object no path reaches is the workload's own
+        assert_eq!(out.probe("recvfd"), want, "{target}\n{}", out.dump());
+    }
+    assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o644);
+}

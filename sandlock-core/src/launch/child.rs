@@ -57,6 +57,7 @@ fn run(l: &Launch<'_>) -> ! {
         }
     }
     if p.drop_caps {
+        private_ipc();
         if let Err(e) = drop_capabilities() {
             fail(Stage::Caps, e);
         }
@@ -139,6 +140,22 @@ fn restore_signals() {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Gives a workload started as root its own System V IPC and POSIX
+/// message-queue namespace: Landlock governs neither, and root owns the
+/// host's private segments, queues and semaphores, which DAC would then
+/// hand it. Needs CAP_SYS_ADMIN, still held here; without it (root in a
+/// container) the host's objects stay behind their modes, as for any
+/// other user. An ordinary user's workload meets the same file modes as
+/// the user.
+fn private_ipc() {
+    // SAFETY: geteuid has no failure mode; unshare takes an integer.
+    unsafe {
+        if libc::geteuid() == 0 {
+            libc::unshare(libc::CLONE_NEWIPC);
+        }
     }
 }
 

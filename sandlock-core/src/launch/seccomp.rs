@@ -227,6 +227,37 @@ mod tests {
 
     #[test]
     #[cfg(target_arch = "x86_64")]
+    fn other_processes_routes_and_terminals() {
+        let v6 = libc::IPPROTO_IPV6 as u64;
+        let v4 = libc::IPPROTO_IP as u64;
+        for spec in FilterSpec::ALL {
+            let p = program(spec);
+            let sys = |nr, args| run(&p, nr, args);
+            // By pid: the caller itself runs, anyone else traps.
+            assert_eq!(sys(libc::SYS_prlimit64, [0, 7, 1, 2, 0, 0]), ALLOW);
+            assert_eq!(sys(libc::SYS_prlimit64, [42, 7, 1, 2, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_prlimit64, [1 << 40, 7, 1, 2, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_sched_setaffinity, [0, 8, 1, 0, 0, 0]), ALLOW);
+            assert_eq!(sys(libc::SYS_sched_setaffinity, [9, 8, 1, 0, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_setpriority, [0, 0, 19, 0, 0, 0]), ALLOW);
+            assert_eq!(sys(libc::SYS_setpriority, [0, 5, 19, 0, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_setpriority, [2, 0, 19, 0, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_ioprio_set, [1, 0, 7, 0, 0, 0]), ALLOW);
+            assert_eq!(sys(libc::SYS_ioprio_set, [3, 0, 7, 0, 0, 0]), NOTIFY);
+            // Options that route a packet elsewhere; a harmless one runs.
+            assert_eq!(sys(libc::SYS_setsockopt, [3, v6, 57, 1, 24, 0]), EPERM);
+            assert_eq!(sys(libc::SYS_setsockopt, [3, v6, 5, 1, 24, 0]), EPERM);
+            assert_eq!(sys(libc::SYS_setsockopt, [3, v4, 4, 1, 8, 0]), EPERM);
+            assert_eq!(sys(libc::SYS_setsockopt, [3, v6, 67, 1, 4, 0]), ALLOW);
+            // A terminal's line discipline; ext4's SETVERSION alias; btrfs.
+            assert_eq!(sys(libc::SYS_ioctl, [1, libc::TIOCSETD, 1, 0, 0, 0]), EPERM);
+            assert_eq!(sys(libc::SYS_ioctl, [3, 0x4008_6604, 1, 0, 0, 0]), NOTIFY);
+            assert_eq!(sys(libc::SYS_ioctl, [3, 0x4008_941a, 1, 0, 0, 0]), EPERM);
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
     fn privileged_creates_trap_and_plain_ones_do_not() {
         let cwd = libc::AT_FDCWD as u32 as u64;
         let creat = (libc::O_CREAT | libc::O_WRONLY) as u64;

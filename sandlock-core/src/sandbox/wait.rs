@@ -150,6 +150,7 @@ pub(super) fn wait(
                     places: p.places,
                     as_workload: p.as_workload,
                     kernel_checks_truncate: p.kernel_checks_truncate,
+                    reaper: spawned.reaper.as_raw(),
                     reporter: p.reporter,
                     proxy: p.proxy,
                     dns: p.dns,

@@ -73,6 +73,25 @@ pub(super) fn parse(buf: &[u8]) -> Result<Vec<Cmsg>, i32> {
     Ok(out)
 }
 
+/// True for the control messages a send on the workload's behalf may
+/// carry: fds and credentials (translated and checked by the caller), and
+/// the per-packet source, TTL, traffic class and UDP segmentation a
+/// program sets. Anything else may choose a route (IPv4 options, IPv6
+/// routing headers), mark packets for policy routing, or ask for a
+/// capability the supervisor has and the workload has not: refused.
+pub(super) fn passes(c: &Cmsg) -> bool {
+    const IPV6_HOPLIMIT: i32 = 52;
+    const IPV6_TCLASS: i32 = 67;
+    const UDP_SEGMENT: i32 = 103;
+    match c.level {
+        libc::SOL_SOCKET => c.ty == libc::SCM_RIGHTS || c.ty == libc::SCM_CREDENTIALS,
+        libc::IPPROTO_IP => matches!(c.ty, libc::IP_PKTINFO | libc::IP_TOS | libc::IP_TTL),
+        libc::IPPROTO_IPV6 => matches!(c.ty, libc::IPV6_PKTINFO | IPV6_HOPLIMIT | IPV6_TCLASS),
+        libc::IPPROTO_UDP => c.ty == UDP_SEGMENT,
+        _ => false,
+    }
+}
+
 /// The fd numbers an SCM_RIGHTS message carries (whole ints only).
 pub(super) fn rights(buf: &[u8], c: &Cmsg) -> Vec<(usize, i32)> {
     (0..c.len / 4)
@@ -155,6 +174,24 @@ mod tests {
         buf.extend_from_slice(&[0xff; 15]);
         assert_eq!(parse(&buf).map(|v| v.len()), Ok(1));
         assert_eq!(parse(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn only_known_kinds_pass() {
+        let at = |level, ty| Cmsg {
+            level,
+            ty,
+            data: 16,
+            len: 4,
+        };
+        assert!(passes(&at(libc::SOL_SOCKET, libc::SCM_RIGHTS)));
+        assert!(passes(&at(libc::IPPROTO_IP, libc::IP_PKTINFO)));
+        assert!(passes(&at(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)));
+        // IP_RETOPTS (a source route), an IPv6 routing header, SO_MARK.
+        assert!(!passes(&at(libc::IPPROTO_IP, libc::IP_RETOPTS)));
+        assert!(!passes(&at(libc::IPPROTO_IPV6, 57)));
+        assert!(!passes(&at(libc::SOL_SOCKET, libc::SO_MARK)));
+        assert!(!passes(&at(-1, 0)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod meta;
 mod net;
 mod notif;
 mod open;
+mod others;
 mod place;
 mod procs;
 mod redirect;
@@ -66,6 +67,7 @@ pub struct Supervisor {
     places: Places,
     as_workload: bool,
     kernel_checks_truncate: bool,
+    reaper: i32,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
     dns: Option<Arc<crate::dns::Dns>>,
@@ -96,6 +98,8 @@ pub struct Config {
     /// Landlock checks truncation (ABI 3), so a read-only open with
     /// O_TRUNC may be left to it.
     pub kernel_checks_truncate: bool,
+    /// The reaper's pid: the processes of the sandbox descend from it.
+    pub reaper: i32,
     /// Where decisions are reported.
     pub reporter: Arc<Reporter>,
     /// The HTTP proxy, when intercepting.
@@ -196,6 +200,7 @@ impl Supervisor {
             places: cfg.places,
             as_workload: cfg.as_workload,
             kernel_checks_truncate: cfg.kernel_checks_truncate,
+            reaper: cfg.reaper,
             reporter: cfg.reporter,
             proxy: cfg.proxy,
             dns: cfg.dns,
@@ -269,6 +274,9 @@ impl Supervisor {
         }
         if meta::is_create(nr) {
             return meta::handle_create(self, n);
+        }
+        if others::is_others(nr) {
+            return others::handle(self, n);
         }
         match nr {
             libc::SYS_socket => net::socket(self, n),

@@ -16,6 +16,7 @@ use super::{unix, Supervisor};
 use crate::audit::{Event, Verdict};
 use crate::network::{Decision, SockAddr};
 use crate::policy::Proto;
+use crate::sys::creds::WorkloadRights;
 
 /// Largest socket address the kernel accepts (sizeof sockaddr_storage).
 const MAX_ADDR: usize = 128;
@@ -71,14 +72,6 @@ pub(super) fn is_blocking(sock: &OwnedFd) -> bool {
     // SAFETY: F_GETFL on our own fd.
     let fl = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) };
     fl >= 0 && fl & libc::O_NONBLOCK == 0
-}
-
-fn ret(r: isize) -> Reply {
-    if r < 0 {
-        Reply::from_io(&io::Error::last_os_error())
-    } else {
-        Reply::Value(r as i64)
-    }
 }
 
 pub(super) fn report(
@@ -304,7 +297,7 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             if kind.stream() && is_blocking(&sock) {
                 return Ok(connect_blocking(sup, n, sock, dest));
             }
-            return Ok(raw_connect(&sock, &dest.addr));
+            return Ok(raw_connect(sup.as_workload, &sock, &dest.addr));
         }
         if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
             if kind.stream() && proxy.intercepts(dest.port()) {
@@ -316,7 +309,7 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         let reply = if kind.connect_may_wait() && is_blocking(&sock) {
             connect_blocking(sup, n, sock, dest)
         } else {
-            raw_connect(&sock, &dest.addr)
+            raw_connect(sup.as_workload, &sock, &dest.addr)
         };
         if let Some(name) = abstract_name {
             unix::report_scoped(sup, n, "connect", &name, reply);
@@ -326,12 +319,33 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     run().unwrap_or_else(|r| r)
 }
 
-pub(super) fn raw_connect(sock: &OwnedFd, addr: &[u8]) -> Reply {
-    // SAFETY: `addr` is our own buffer of the length passed.
-    ret(
-        unsafe { libc::connect(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) }
-            as isize,
-    )
+/// connect(2) of the supervisor's duplicate, with the workload's rights
+/// when `as_workload` holds: a supervisor started as root must not lend it
+/// a privileged port, a netlink multicast group or any other check that
+/// a capability passes.
+pub(super) fn raw_connect(as_workload: bool, sock: &OwnedFd, addr: &[u8]) -> Reply {
+    as_workload_do(as_workload, || {
+        // SAFETY: `addr` is our own buffer of the length passed.
+        let r = unsafe { libc::connect(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) };
+        r as isize
+    })
+}
+
+/// Runs the raw call `f` (a -1 return sets errno) with the workload's
+/// rights when `as_workload` holds; its result as a reply.
+pub(super) fn as_workload_do(as_workload: bool, f: impl FnOnce() -> isize) -> Reply {
+    let r = WorkloadRights::run(as_workload, || {
+        let r = f();
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    });
+    match r {
+        Ok(v) => Reply::Value(v as i64),
+        Err(e) => Reply::from_io(&e),
+    }
 }
 
 /// How long a blocking connect may run on the receiver thread. Loopback
@@ -352,7 +366,7 @@ pub(super) fn connect_blocking(
 ) -> Reply {
     let addr = &dest.addr;
     let Ok(saved) = send_timeout(&sock) else {
-        return raw_connect(&sock, addr);
+        return raw_connect(sup.as_workload, &sock, addr);
     };
     let inline = if saved.is_zero() {
         INLINE_CONNECT
@@ -360,9 +374,9 @@ pub(super) fn connect_blocking(
         saved.min(INLINE_CONNECT)
     };
     if set_send_timeout(&sock, inline).is_err() {
-        return raw_connect(&sock, addr);
+        return raw_connect(sup.as_workload, &sock, addr);
     }
-    let first = raw_connect(&sock, addr);
+    let first = raw_connect(sup.as_workload, &sock, addr);
     if first != Reply::Errno(libc::EINPROGRESS) || (!saved.is_zero() && saved <= INLINE_CONNECT) {
         let _ = set_send_timeout(&sock, saved);
         return first;
@@ -471,11 +485,12 @@ pub fn bind(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             }
         }
         let (sock, _) = dup_socket(n, n.int(0))?;
-        // SAFETY: `addr` is our own buffer of the length passed.
-        Ok(ret(
-            unsafe { libc::bind(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) }
-                as isize,
-        ))
+        Ok(as_workload_do(sup.as_workload, || {
+            // SAFETY: `addr` is our own buffer of the length passed.
+            let r =
+                unsafe { libc::bind(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) };
+            r as isize
+        }))
     };
     run().unwrap_or_else(|r| r)
 }
@@ -501,10 +516,11 @@ pub fn listen(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
                 return Err(Reply::Errno(libc::EACCES));
             }
         }
-        // SAFETY: listen on our own duplicate.
-        Ok(ret(
-            unsafe { libc::listen(sock.as_raw_fd(), n.int(1)) } as isize
-        ))
+        Ok(as_workload_do(sup.as_workload, || {
+            // SAFETY: listen on our own duplicate.
+            let r = unsafe { libc::listen(sock.as_raw_fd(), n.int(1)) };
+            r as isize
+        }))
     };
     run().unwrap_or_else(|r| r)
 }

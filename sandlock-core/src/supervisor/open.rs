@@ -213,7 +213,9 @@ pub(super) fn find(
                 return Some(f);
             }
             let canonical = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-            if let Ok(Some(f)) = v.splice_found(&fd, canonical.as_os_str().as_bytes(), id) {
+            if let Ok(Some(f)) =
+                v.splice_found(&fd, canonical.as_os_str().as_bytes(), id, sup.as_workload)
+            {
                 return Some(f);
             }
             return None;

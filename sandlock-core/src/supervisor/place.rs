@@ -32,7 +32,17 @@ pub(super) enum Where {
     Anonymous,
     /// On a mounted filesystem, at this path (as the kernel reports it).
     Path(Vec<u8>),
+    /// On a mount of another mount namespace (a descriptor passed in, or
+    /// opened before a lazy unmount): its path means nothing here, so no
+    /// grant covers it.
+    Foreign,
 }
+
+/// Filesystems no path of any mount namespace reaches: pipes, sockets,
+/// anonymous inodes, pidfds.
+const PSEUDO_FS: [i64; 4] = [0x5049_5045, 0x534f_434b, 0x0904_1934, 0x5049_4446];
+/// Filesystems a memfd lives on (an internal mount of either).
+const MEMFD_FS: [i64; 2] = [0x0102_1994, 0x9584_58f6];
 
 /// The roots of the decisions, canonical.
 #[derive(Debug, Default)]
@@ -76,11 +86,23 @@ impl Places {
     /// permission bits). An error (the file cannot be examined) is for the
     /// caller to refuse on.
     pub(super) fn locate(&self, fd: BorrowedFd<'_>) -> std::io::Result<(Where, u32)> {
-        let (id, mode) = sys::meta::mount_and_mode(fd)?;
-        if !self.is_mounted(id)? {
-            return Ok((Where::Anonymous, mode));
+        let f = sys::meta::facts(fd)?;
+        if self.is_mounted(f.mount)? {
+            return sys::meta::fd_path(fd).map(|p| (Where::Path(p), f.mode));
         }
-        sys::meta::fd_path(fd).map(|p| (Where::Path(p), mode))
+        // Not on a mount of ours: anonymous only when no filesystem path
+        // can reach it at all (a memfd has no link anywhere); a file of
+        // another mount namespace is foreign, whatever its path says.
+        let fs = sys::meta::fs_type(fd)?;
+        let anonymous = PSEUDO_FS.contains(&fs) || (MEMFD_FS.contains(&fs) && f.nlink == 0);
+        Ok((
+            if anonymous {
+                Where::Anonymous
+            } else {
+                Where::Foreign
+            },
+            f.mode,
+        ))
     }
 
     fn is_mounted(&self, id: u64) -> std::io::Result<bool> {
@@ -101,13 +123,14 @@ impl Places {
         match at {
             Where::Anonymous => true,
             Where::Path(p) => self.write.iter().any(|r| beneath(p, r)),
+            Where::Foreign => false,
         }
     }
 
     /// True when a socket file at `at` may be connected or sent to.
     pub(super) fn unix_reachable(&self, at: &Where) -> bool {
         match at {
-            Where::Anonymous => false,
+            Where::Anonymous | Where::Foreign => false,
             Where::Path(p) => self.write.iter().chain(&self.unix).any(|r| beneath(p, r)),
         }
     }

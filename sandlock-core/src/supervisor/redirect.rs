@@ -69,7 +69,7 @@ pub(super) fn connect(
     let reply = if is_blocking(&sock) {
         connect_blocking(sup, n, sock, Dest::plain(addr))
     } else {
-        raw_connect(&sock, &addr)
+        raw_connect(sup.as_workload, &sock, &addr)
     };
     if matches!(reply, Reply::Errno(e) if e != libc::EINPROGRESS) {
         proxy.redirects().forget(local);

@@ -16,6 +16,7 @@ use super::dns;
 use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Dest, Kind};
 use super::notif::{Notif, Reply};
 use super::{unix, Supervisor};
+use crate::sys::creds::WorkloadRights;
 
 /// Most ancillary data copied for one message.
 const MAX_CONTROL: usize = 64 * 1024;
@@ -32,6 +33,8 @@ struct Message {
     control: Vec<u8>,
     /// Duplicates of fds passed with SCM_RIGHTS, alive until sent.
     _held: Vec<OwnedFd>,
+    /// Send with the workload's rights (see `WorkloadRights`).
+    as_workload: bool,
 }
 
 /// What became of a send.
@@ -53,6 +56,7 @@ fn send_message(
     flags: i32,
 ) -> Result<Sent, Reply> {
     let fastopen = flags & libc::MSG_FASTOPEN != 0;
+    msg.as_workload = sup.as_workload;
     let mut abstract_name = None;
     if let Some(name) = msg.name.take() {
         // A stream or sequenced-packet socket ignores the address unless
@@ -110,9 +114,12 @@ fn einval() -> io::Error {
     io::Error::from_raw_os_error(libc::EINVAL)
 }
 
-/// sendmsg(2) of the supervisor's copy. Never raises SIGPIPE in the
-/// supervisor.
+/// sendmsg(2) of the supervisor's copy, with the workload's rights. Never
+/// raises SIGPIPE in the supervisor, and never sends with MSG_ZEROCOPY:
+/// the kernel would read the pages after the call returned, when the
+/// supervisor's copy is freed and its memory reused.
 fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usize> {
+    let flags = (flags & !libc::MSG_ZEROCOPY) | libc::MSG_NOSIGNAL;
     let mut iov = libc::iovec {
         iov_base: msg.data.as_mut_ptr().cast(),
         iov_len: msg.data.len(),
@@ -130,12 +137,11 @@ fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usiz
         hdr.msg_control = msg.control.as_mut_ptr().cast();
         hdr.msg_controllen = msg.control.len();
     }
-    // SAFETY: `hdr` is fully initialised as described above.
-    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &hdr, flags | libc::MSG_NOSIGNAL) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r as usize)
+    WorkloadRights::run(msg.as_workload, || {
+        // SAFETY: `hdr` is fully initialised as described above.
+        let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &hdr, flags) };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    })
 }
 
 /// The socket a send addressed to `name` goes out on: diverted into the
@@ -194,6 +200,7 @@ pub fn sendto(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             data,
             control: Vec::new(),
             _held: Vec::new(),
+            as_workload: true,
         };
         let sent = send_message(sup, n, "sendto", &sock, kind, msg, n.int(3))?;
         Ok(finish_send(sup, n, sock, sent, n.int(3)))
@@ -234,6 +241,7 @@ fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
         data,
         control,
         _held: held,
+        as_workload: true,
     })
 }
 
@@ -283,7 +291,8 @@ fn gather_plan(raw: &[u8], cap: usize) -> Vec<(u64, usize)> {
     plan
 }
 
-/// Makes the ancillary data the supervisor's own: the workload's fd
+/// Makes the ancillary data the supervisor's own (only the kinds
+/// [`cmsg::passes`] names travel: EPERM for any other): the workload's fd
 /// numbers in SCM_RIGHTS become duplicates the supervisor owns (returned,
 /// to keep them alive until sent), and an SCM_CREDENTIALS claim is held
 /// to what the kernel would let the workload claim (its own process and
@@ -291,6 +300,9 @@ fn gather_plan(raw: &[u8], cap: usize) -> Vec<(u64, usize)> {
 /// against whoever sends.
 fn translate_control(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Reply> {
     let msgs = cmsg::parse(control).map_err(Reply::Errno)?;
+    if !msgs.iter().all(cmsg::passes) {
+        return Err(Reply::Errno(libc::EPERM));
+    }
     let mut held = Vec::new();
     for m in msgs.iter().filter(|m| m.level == libc::SOL_SOCKET) {
         match m.ty {

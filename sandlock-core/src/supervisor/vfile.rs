@@ -166,6 +166,8 @@ pub struct Virtuals {
 
 /// Spliced bundles found at run time kept at most.
 const MAX_FOUND: usize = 256;
+/// The largest bundle spliced at run time (certifi's is about 300 KiB).
+const MAX_SPLICED: u64 = 16 * 1024 * 1024;
 
 impl Virtuals {
     /// The fixed files, and the run-time splices for files below the
@@ -236,12 +238,16 @@ impl Virtuals {
 
     /// Splices the real file `fd` (canonically `canonical`, inode `id`) when
     /// a run-time rule covers it. The real content is read from `fd`, which
-    /// the supervisor opened itself.
+    /// the supervisor opened itself, with the workload's rights (when
+    /// `as_workload`; a root supervisor must not read what the workload's
+    /// file permissions keep from it), only when it is a regular file no
+    /// larger than [`MAX_SPLICED`] (a FIFO would block the notify thread).
     pub(super) fn splice_found(
         &self,
         fd: &OwnedFd,
         canonical: &[u8],
         id: (u64, u64),
+        as_workload: bool,
     ) -> io::Result<Option<Arc<VirtualFile>>> {
         let Some(rule) = self.splices.iter().find(|s| canonical.ends_with(&s.suffix)) else {
             return Ok(None);
@@ -250,7 +256,23 @@ impl Virtuals {
         if !self.readable.covers(path) {
             return Ok(None);
         }
-        let mut content = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(fd))?;
+        let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || size > MAX_SPLICED {
+            return Ok(None);
+        }
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let mut content = crate::sys::creds::WorkloadRights::run(as_workload, || {
+            use std::io::Read;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&link)?;
+            let mut content = Vec::new();
+            f.by_ref().take(MAX_SPLICED).read_to_end(&mut content)?;
+            Ok(content)
+        })?;
         if !content.ends_with(b"\n") && !content.is_empty() {
             content.push(b'\n');
         }

@@ -35,10 +35,20 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
         .map(|p| p.into_os_string().into_vec())
 }
 
-/// The id of the mount the file behind `fd` is on (`STATX_MNT_ID`, the
-/// number `/proc/self/mountinfo` lists first), and its mode (type and
-/// permission bits), in one statx.
-pub fn mount_and_mode(fd: BorrowedFd<'_>) -> io::Result<(u64, u32)> {
+/// What one statx tells about the file behind a descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    /// The mount it is on (`STATX_MNT_ID`, the number
+    /// `/proc/self/mountinfo` lists first).
+    pub mount: u64,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Hard links (0 for a removed file or a memfd).
+    pub nlink: u32,
+}
+
+/// The [`Facts`] of the file behind `fd`, in one statx.
+pub fn facts(fd: BorrowedFd<'_>) -> io::Result<Facts> {
     const STATX_MNT_ID: u32 = 0x1000;
     // SAFETY: statx is plain old data; all-zero is valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -49,7 +59,7 @@ pub fn mount_and_mode(fd: BorrowedFd<'_>) -> io::Result<(u64, u32)> {
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            STATX_MNT_ID | libc::STATX_TYPE | libc::STATX_MODE,
+            STATX_MNT_ID | libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_NLINK,
             &mut stx,
         )
     };
@@ -57,7 +67,20 @@ pub fn mount_and_mode(fd: BorrowedFd<'_>) -> io::Result<(u64, u32)> {
     if stx.stx_mask & STATX_MNT_ID == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
-    Ok((stx.stx_mnt_id, u32::from(stx.stx_mode)))
+    Ok(Facts {
+        mount: stx.stx_mnt_id,
+        mode: u32::from(stx.stx_mode),
+        nlink: stx.stx_nlink,
+    })
+}
+
+/// The magic number of the filesystem the file behind `fd` is on.
+pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: statfs is plain old data; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a writable local of the kernel's size.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(st.f_type)
 }
 
 /// The mount ids of every mount in this process's mount namespace.

@@ -176,3 +176,62 @@ both!(http_inject_ca_outside_the_grants_is_refused, |ctx| {
     out.expect_code(0);
     assert_eq!(out.stdout, "workload ran\n", "{c}");
 });
+
+// ---------------------------------------------------------------------------
+// Bundles found at run time that must not be spliced
+// ---------------------------------------------------------------------------
+
+// A FIFO named like a certifi bundle is never read by the supervisor: it
+// would block the thread that answers every trapped call.
+both!(a_fifo_named_like_a_bundle_stalls_nothing, |ctx| {
+    let s = Trust::new();
+    let script =
+        r#"mkdir "$TMPDIR/certifi" && exec python3 -I "$1" "fifo,$TMPDIR/certifi/cacert.pem""#;
+    let reach = format!("{}/reachprobe.py", fixdir());
+    let mut args = vec!["run".to_string()];
+    args.extend(s.flags(&["-r", &fixdir()]));
+    args.extend([
+        "--".to_string(),
+        "sh".into(),
+        "-c".into(),
+        script.into(),
+        "sh".into(),
+        reach,
+    ]);
+    let out = run_cmd(ctx.command(&args), None, std::time::Duration::from_secs(20));
+    out.expect_code(0).expect_ok("fifo", "#");
+});
+
+/// A bundle found at run time is read with the workload's rights: as root
+/// (without capabilities) the workload cannot read another user's 0600
+/// file, and splicing must not read it for it.
+#[test]
+fn a_found_bundle_is_read_with_the_workloads_rights() {
+    if !is_root() {
+        return;
+    }
+    let s = Trust::new();
+    let d = TempDir::new("trust-dac");
+    let bundle = d.file("certifi/cacert.pem", "SECRET OF ANOTHER USER\n");
+    let run = |s: &Trust| {
+        let mut args = vec!["run".to_string()];
+        args.extend(s.flags(&["-w", &d.s()]));
+        args.extend(["--".to_string(), "cat".into(), bundle.clone()]);
+        Ctx::invoker().sl(&args)
+    };
+    std::os::unix::fs::chown(&bundle, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(&bundle, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = run(&s);
+    assert_ne!(out.code(), 0, "{}", out.dump());
+    assert!(!out.stdout.contains("SECRET"), "{}", out.dump());
+    // twin: the workload's own file is spliced (its bytes, then the CA)
+    std::os::unix::fs::chown(&bundle, Some(0), Some(0)).unwrap();
+    let out = run(&s);
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with("SECRET OF ANOTHER USER\n"),
+        "{}",
+        out.dump()
+    );
+    assert!(out.stdout.contains(&s.ca_pem()), "{}", out.dump());
+}

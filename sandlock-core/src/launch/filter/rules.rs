@@ -103,8 +103,9 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
             .map_err(err("clone"))?;
     }
     // Pushing bytes into the input queue of an inherited terminal would let
-    // the workload type commands into the shell that started sandlock.
-    for req in [libc::TIOCSTI, libc::TIOCLINUX] {
+    // the workload type commands into the shell that started sandlock;
+    // changing its line discipline would leave that terminal dead.
+    for req in [libc::TIOCSTI, libc::TIOCLINUX, libc::TIOCSETD] {
         ctx.add_rule_conditional(
             eperm,
             sys("ioctl")?,
@@ -142,6 +143,8 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
     .map_err(err("fcntl"))?;
 
     socket_rules(&mut ctx, spec)?;
+    route_rules(&mut ctx)?;
+    other_process_rules(&mut ctx)?;
     metadata_rules(&mut ctx)?;
     creation_mode_rules(&mut ctx)?;
 
@@ -174,6 +177,84 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
         }
     }
     Ok(refuse_unknown_syscalls(export(&ctx)?))
+}
+
+/// Socket options that choose where a packet goes besides its destination
+/// address: IPv4 source routes (IP_OPTIONS) and IPv6 routing headers
+/// (a segment routing header sends a datagram to an address the
+/// allowlist never saw). The level and name are registers.
+fn route_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    const IPV6_2292PKTOPTIONS: u32 = 6;
+    const IPV6_2292RTHDR: u32 = 5;
+    const IPV6_RTHDR: u32 = 57;
+    let eperm = ScmpAction::Errno(libc::EPERM);
+    let options = [
+        (libc::IPPROTO_IP as u32, libc::IP_OPTIONS as u32),
+        (libc::IPPROTO_IPV6 as u32, IPV6_RTHDR),
+        (libc::IPPROTO_IPV6 as u32, IPV6_2292RTHDR),
+        (libc::IPPROTO_IPV6 as u32, IPV6_2292PKTOPTIONS),
+    ];
+    for (level, name) in options {
+        ctx.add_rule_conditional(
+            eperm,
+            sys("setsockopt")?,
+            &[low32_eq(1, level), low32_eq(2, name)],
+        )
+        .map_err(err("setsockopt"))?;
+    }
+    Ok(())
+}
+
+/// Calls that act on another process by pid: its rlimits (RLIMIT_CPU 0
+/// kills it), its scheduling, its I/O priority, its memory placement.
+/// Landlock scopes signals but none of these, so any of them naming a
+/// process other than the caller goes to the supervisor, which lets it
+/// through only for a process of the sandbox (see `supervisor/others.rs`).
+/// A target of 0 (the caller itself) runs untrapped; a whole process
+/// group or user (setpriority, ioprio_set) is refused.
+fn other_process_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    // The comparisons are on all 64 bits: garbage above a pid of 0 traps,
+    // and the supervisor reads the int the kernel reads.
+    for name in [
+        "prlimit64",
+        "sched_setaffinity",
+        "sched_setscheduler",
+        "sched_setparam",
+        "sched_setattr",
+        "migrate_pages",
+        "move_pages",
+    ] {
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys(name)?,
+            &[ScmpArgCompare::new(0, ScmpCompareOp::NotEqual, 0)],
+        )
+        .map_err(err(name))?;
+    }
+    const PRIO_PROCESS: u64 = 0;
+    const IOPRIO_WHO_PROCESS: u64 = 1;
+    for (name, process) in [
+        ("setpriority", PRIO_PROCESS),
+        ("ioprio_set", IOPRIO_WHO_PROCESS),
+    ] {
+        // A group or a user: refused in the supervisor with a reason.
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys(name)?,
+            &[ScmpArgCompare::new(0, ScmpCompareOp::NotEqual, process)],
+        )
+        .map_err(err(name))?;
+        ctx.add_rule_conditional(
+            ScmpAction::Notify,
+            sys(name)?,
+            &[
+                ScmpArgCompare::new(0, ScmpCompareOp::Equal, process),
+                ScmpArgCompare::new(1, ScmpCompareOp::NotEqual, 0),
+            ],
+        )
+        .map_err(err(name))?;
+    }
+    Ok(())
 }
 
 fn low32_eq(arg: u32, value: u32) -> ScmpArgCompare {

@@ -27,21 +27,25 @@ pub const LAST_KNOWN_SYSCALL: u32 = 462;
 /// XFS/ext4 fsxattr, the inode generation). Landlock governs none of them
 /// on regular files, so they are decided like chmod (see
 /// `supervisor/meta.rs`).
-pub const ATTR_IOCTLS: [u32; 5] = [
+pub const ATTR_IOCTLS: [u32; 7] = [
     0x4008_6602, // FS_IOC_SETFLAGS
     0x4004_6602, // FS_IOC32_SETFLAGS
     0x4008_7602, // FS_IOC_SETVERSION
     0x4004_7602, // FS_IOC32_SETVERSION
+    0x4008_6604, // EXT4_IOC_SETVERSION, ext4's alias of the above
+    0x4004_6604, // EXT4_IOC32_SETVERSION
     0x401c_5820, // FS_IOC_FSSETXATTR
 ];
 
 /// `ioctl` requests that change a file or directory for good and that no
-/// workload needs: fs-verity (the file becomes immutable) and an
-/// encryption policy on a directory. Refused with EPERM.
+/// workload needs: fs-verity (the file becomes immutable), an encryption
+/// policy on a directory, a btrfs subvolume made read-only. Refused with
+/// EPERM.
 #[allow(dead_code)] // the build script and the tests use it
-pub const REFUSED_IOCTLS: [u32; 2] = [
+pub const REFUSED_IOCTLS: [u32; 3] = [
     0x4080_6685, // FS_IOC_ENABLE_VERITY
     0x800c_6613, // FS_IOC_SET_ENCRYPTION_POLICY
+    0x4008_941a, // BTRFS_IOC_SUBVOL_SETFLAGS (read-only flag, owner only)
 ];
 
 /// Mode bits a file the workload makes or changes may never carry: on

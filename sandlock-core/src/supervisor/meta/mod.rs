@@ -147,6 +147,7 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
                 (Target::Fd(_), Where::Path(p)) => {
                     format!("{shown} ({})", String::from_utf8_lossy(&p))
                 }
+                (_, Where::Foreign) => format!("{shown} (a file of another mount namespace)"),
                 _ => shown,
             };
             report(sup, n, call.syscall, &shown, Verdict::Deny, WHY_PLACE);
