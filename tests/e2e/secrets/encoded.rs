@@ -176,10 +176,14 @@ both!(
             fs::read(save.join("clean")).unwrap_or_default() == clean,
             "a clean gzip body was changed\n{c}"
         );
-        // 34 MiB decoded, rewritten and encoded again in bounded memory
+        // 34 MiB decoded, rewritten and encoded again in bounded memory:
+        // well under the body's size. The decoder's window, the encoder's
+        // state and the 4 MiB spool buffer come to 5-12 MiB; which tokio
+        // thread (and so which malloc arena) runs each step adds a few MiB
+        // more now and then (up to 18 MiB in 40 runs).
         let (before, after) = (stdout_u64(&out, "HWM0 ", &c), stdout_u64(&out, "HWM1 ", &c));
         assert!(
-            after <= before + (16 << 10),
+            after <= before + (24 << 10),
             "peak RSS grew from {before} KiB to {after} KiB with a 34 MiB zstd body\n{c}"
         );
     }
