@@ -194,3 +194,27 @@ impl TcpSink {
             .unwrap_or_default()
     }
 }
+
+/// As root, a bind made on the workload's behalf lends it no capability:
+/// a port below 1024 stays out of reach even with --net-allow-bind.
+#[test]
+fn a_low_port_is_not_lent_as_root() {
+    if !is_root() {
+        return;
+    }
+    let high = free_port().to_string();
+    let ports = format!("81,{high}");
+    let out = Ctx::invoker().sl(probe_args(
+        &["--net-allow-bind", &ports],
+        &["bind4,81", &format!("bind4,{high}")],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.probe_nth("bind4", 0),
+        Err("EACCES".into()),
+        "{}",
+        out.dump()
+    );
+    // twin: a port the workload's own rights allow
+    assert!(out.probe_nth("bind4", 1).is_ok(), "{}", out.dump());
+}

@@ -41,6 +41,20 @@ impl Kind {
         self.ty == libc::SOCK_STREAM
     }
 
+    /// An inet socket: no capability changes what a connect or send on it
+    /// may do (binding a low port aside, which `bind` handles), so the
+    /// supervisor needs not put its own aside for them. On unix and
+    /// netlink sockets it must (file permissions, multicast groups).
+    pub(super) fn inet(self) -> bool {
+        self.domain == libc::AF_INET || self.domain == libc::AF_INET6
+    }
+
+    /// Whether a call on this socket on the workload's behalf must run with
+    /// its rights (`as_workload`: the workload has no capabilities).
+    pub(super) fn needs_rights(self, as_workload: bool) -> bool {
+        as_workload && !self.inet()
+    }
+
     /// A connect on a blocking socket of this kind may wait for the peer
     /// (a handshake, or a unix listener's full backlog).
     fn connect_may_wait(self) -> bool {
@@ -295,9 +309,9 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             let sock = super::dns::divert(sup, n, "connect", n.int(0), sock, kind, dest)?;
             let dest = Dest::plain(addr);
             if kind.stream() && is_blocking(&sock) {
-                return Ok(connect_blocking(sup, n, sock, dest));
+                return Ok(connect_blocking(sup, n, sock, dest, false));
             }
-            return Ok(raw_connect(sup.as_workload, &sock, &dest.addr));
+            return Ok(raw_connect(false, &sock, &dest.addr));
         }
         if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
             if kind.stream() && proxy.intercepts(dest.port()) {
@@ -306,10 +320,11 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         }
         let abstract_name = unix::is_abstract(&addr).then(|| addr.clone());
         let dest = decide_dest(sup, n, "connect", kind, addr)?;
+        let rights = kind.needs_rights(sup.as_workload);
         let reply = if kind.connect_may_wait() && is_blocking(&sock) {
-            connect_blocking(sup, n, sock, dest)
+            connect_blocking(sup, n, sock, dest, rights)
         } else {
-            raw_connect(sup.as_workload, &sock, &dest.addr)
+            raw_connect(rights, &sock, &dest.addr)
         };
         if let Some(name) = abstract_name {
             unix::report_scoped(sup, n, "connect", &name, reply);
@@ -320,9 +335,9 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 }
 
 /// connect(2) of the supervisor's duplicate, with the workload's rights
-/// when `as_workload` holds: a supervisor started as root must not lend it
-/// a privileged port, a netlink multicast group or any other check that
-/// a capability passes.
+/// when `as_workload` holds (see [`Kind::needs_rights`]): a supervisor
+/// started as root must not lend it a netlink multicast group, a socket
+/// file's permissions or any other check that a capability passes.
 pub(super) fn raw_connect(as_workload: bool, sock: &OwnedFd, addr: &[u8]) -> Reply {
     as_workload_do(as_workload, || {
         // SAFETY: `addr` is our own buffer of the length passed.
@@ -363,10 +378,11 @@ pub(super) fn connect_blocking(
     n: &Notif,
     sock: OwnedFd,
     dest: Dest,
+    rights: bool,
 ) -> Reply {
     let addr = &dest.addr;
     let Ok(saved) = send_timeout(&sock) else {
-        return raw_connect(sup.as_workload, &sock, addr);
+        return raw_connect(rights, &sock, addr);
     };
     let inline = if saved.is_zero() {
         INLINE_CONNECT
@@ -374,9 +390,9 @@ pub(super) fn connect_blocking(
         saved.min(INLINE_CONNECT)
     };
     if set_send_timeout(&sock, inline).is_err() {
-        return raw_connect(sup.as_workload, &sock, addr);
+        return raw_connect(rights, &sock, addr);
     }
-    let first = raw_connect(sup.as_workload, &sock, addr);
+    let first = raw_connect(rights, &sock, addr);
     if first != Reply::Errno(libc::EINPROGRESS) || (!saved.is_zero() && saved <= INLINE_CONNECT) {
         let _ = set_send_timeout(&sock, saved);
         return first;

@@ -67,9 +67,9 @@ pub(super) fn connect(
     }
     let addr = encode_sockaddr(to);
     let reply = if is_blocking(&sock) {
-        connect_blocking(sup, n, sock, Dest::plain(addr))
+        connect_blocking(sup, n, sock, Dest::plain(addr), false)
     } else {
-        raw_connect(sup.as_workload, &sock, &addr)
+        raw_connect(false, &sock, &addr)
     };
     if matches!(reply, Reply::Errno(e) if e != libc::EINPROGRESS) {
         proxy.redirects().forget(local);

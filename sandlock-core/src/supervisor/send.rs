@@ -56,7 +56,7 @@ fn send_message(
     flags: i32,
 ) -> Result<Sent, Reply> {
     let fastopen = flags & libc::MSG_FASTOPEN != 0;
-    msg.as_workload = sup.as_workload;
+    msg.as_workload = kind.needs_rights(sup.as_workload);
     let mut abstract_name = None;
     if let Some(name) = msg.name.take() {
         // A stream or sequenced-packet socket ignores the address unless

@@ -114,15 +114,6 @@ impl WorkloadRights {
         })
     }
 
-    /// True when the calling thread has effective capabilities the
-    /// workload lacks (`as_workload`: the workload has none): a check the
-    /// kernel makes later on the supervisor's behalf could then pass where
-    /// the workload's own would fail.
-    pub fn lends_something(as_workload: bool) -> io::Result<bool> {
-        let own = own()?;
-        Ok(as_workload && (own[0].effective != 0 || own[1].effective != 0))
-    }
-
     /// Runs `f` with the workload's rights when `as_workload` holds (the
     /// workload has no capabilities), else with the supervisor's own. A
     /// thread whose capabilities cannot be put aside does not act at all:

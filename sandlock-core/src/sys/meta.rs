@@ -239,19 +239,3 @@ pub fn ioctl_with(fd: BorrowedFd<'_>, req: u32, arg: &mut [u8]) -> io::Result<i6
     }
     Ok(i64::from(r))
 }
-
-/// Whether the calling thread may access the file behind `fd` with `mode`
-/// (R_OK, W_OK, X_OK), by its effective ids (faccessat2 with
-/// AT_EMPTY_PATH | AT_EACCESS).
-pub fn access_handle(fd: BorrowedFd<'_>, mode: i32) -> io::Result<()> {
-    // SAFETY: empty C string with AT_EMPTY_PATH names `fd` itself.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_faccessat2,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            mode,
-            libc::AT_EMPTY_PATH | libc::AT_EACCESS,
-        )
-    })
-}
