@@ -336,7 +336,13 @@ impl LandlockRuleset {
         parts: usize,
     ) -> io::Result<()> {
         for (dir, entries) in dirs {
-            let dirfd = open_path(None, dir.as_os_str().as_bytes())?;
+            let dirfd = match open_path(None, dir.as_os_str().as_bytes()) {
+                Ok(fd) => fd,
+                // Removed since the walk (with everything below it):
+                // nothing left to grant, and nothing is granted.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(err) => return Err(err),
+            };
             for e in entries.iter().skip(part).step_by(parts) {
                 match open_path(Some(&dirfd), e.name.as_bytes()) {
                     Ok(fd) => self.add(&fd, self.access(false, e.is_dir))?,
@@ -370,7 +376,12 @@ impl LandlockRuleset {
         // their contents are not).
         for (dir, _) in &g.read_entries {
             let ctx = |e| Error::setup(format!("landlock rule for {}", dir.display()), e);
-            let fd = open_path(None, dir.as_os_str().as_bytes()).map_err(ctx)?;
+            let fd = match open_path(None, dir.as_os_str().as_bytes()) {
+                Ok(fd) => fd,
+                // Removed since the walk: see `allow_entries`.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(err) => return Err(ctx(err)),
+            };
             self.add(&fd, self.read_dir).map_err(ctx)?;
         }
         Ok(())
@@ -528,5 +539,39 @@ mod tests {
         let whole = super::super::etc::walk(&root, &mut out);
         let _ = fs::remove_dir_all(&root);
         assert!(whole && out.is_empty());
+    }
+
+    /// A directory walked entry by entry and removed before the rules
+    /// are added (a package manager's temporary directory in /etc) has
+    /// nothing left to grant: the sandbox starts, and nothing of it is
+    /// granted.
+    #[test]
+    fn a_directory_gone_since_the_walk_is_skipped() {
+        let root = std::env::temp_dir().join(format!("sandlock-walk-gone-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir(&root).unwrap();
+        make(&root, "keep", 0o755, true);
+        make(&root, "keep/a", 0o644, false);
+        make(&root, "keep/key", 0o600, false);
+        make(&root, "gone", 0o755, true);
+        make(&root, "gone/b", 0o644, false);
+        make(&root, "gone/key", 0o600, false);
+        let mut out = Vec::new();
+        assert!(!super::super::etc::walk(&root, &mut out));
+        fs::remove_dir_all(root.join("gone")).unwrap();
+        let Ok(rs) = LandlockRuleset::create() else {
+            let _ = fs::remove_dir_all(&root);
+            return; // no Landlock here: the walk was still checked above
+        };
+        assert!(names(&out, &root.join("gone")).is_some(), "it was walked");
+        let got = rs.allow_entries(&out, 0, 1);
+        let g = Grants {
+            read_entries: out,
+            ..Grants::default()
+        };
+        let paths = rs.allow_paths(&g);
+        let _ = fs::remove_dir_all(&root);
+        got.expect("entries of a removed directory are skipped");
+        paths.expect("listing of a removed directory is skipped");
     }
 }
