@@ -683,3 +683,40 @@ both!(unix_socket_connects_work_under_a_network_policy, |ctx| {
     );
     server.join().unwrap();
 });
+
+both!(
+    an_inet_address_on_another_family_s_socket_is_refused,
+    |ctx| {
+        // The supervisor takes an inet connect's socket family from the
+        // address (it skips reading SO_DOMAIN) because a socket of any other
+        // family refuses an inet address: the attack names an allowed inet
+        // destination on a unix or netlink socket, hoping the supervisor
+        // makes the call with its own rights. Twin: the same address on a
+        // TCP socket connects.
+        let srv = TcpServer::start("127.0.0.1");
+        let script = "import ctypes, errno, socket, struct, sys\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  sin = struct.pack('<H', 2) + struct.pack('>H', int(sys.argv[1])) + bytes([127, 0, 0, 1]) + bytes(8)\n\
+                  for name, fam, ty in [('unix-stream', 1, 1), ('unix-seqpacket', 1, 5), ('unix-dgram', 1, 2), ('netlink', 16, 2), ('tcp', 2, 1)]:\n\
+                  \x20   s = socket.socket(fam, ty, 0)\n\
+                  \x20   r = libc.connect(s.fileno(), sin, len(sin))\n\
+                  \x20   print(name, 'ok' if r == 0 else errno.errorcode[ctypes.get_errno()])\n";
+        // UDP is allowed too, so that datagram sockets of other families pass
+        // the policy and meet the kernel; a sequenced-packet socket has no
+        // rule transport and is refused by the policy itself.
+        let rule = format!("127.0.0.1:{}", srv.port());
+        let udp = format!("udp://127.0.0.1:{}", srv.port());
+        let out = ctx.sl(run_args(
+            &["--net-allow", &rule, "--net-allow", &udp],
+            &["/usr/bin/python3", "-I", "-c", script, &srv.port_s()],
+        ));
+        out.expect_code(0);
+        assert_eq!(
+        out.stdout,
+        "unix-stream EINVAL\nunix-seqpacket EACCES\nunix-dgram EINVAL\nnetlink EINVAL\ntcp ok\n",
+        "{}",
+        out.dump()
+    );
+        assert_eq!(srv.accepted(), 1, "only the TCP connect arrives");
+    }
+);

@@ -37,6 +37,24 @@ impl Kind {
         })
     }
 
+    /// The kind of a socket the workload connects to `addr`. An inet
+    /// address stands for the socket's family: a connect on a socket of any
+    /// other family refuses it (EINVAL or EAFNOSUPPORT) before anything a
+    /// capability could change, so every inet connect saves a getsockopt
+    /// (about 1 us here). Only for connect: a unix sequenced-packet send
+    /// ignores its address and would go out with the supervisor's rights.
+    fn of_connect(sock: &OwnedFd, addr: &[u8]) -> io::Result<Kind> {
+        let domain = match SockAddr::decode(addr) {
+            SockAddr::Inet(SocketAddr::V4(_)) => libc::AF_INET,
+            SockAddr::Inet(SocketAddr::V6(_)) => libc::AF_INET6,
+            _ => return Kind::of(sock),
+        };
+        Ok(Kind {
+            ty: sockopt(sock, libc::SO_TYPE)?,
+            domain,
+        })
+    }
+
     pub(super) fn stream(self) -> bool {
         self.ty == libc::SOCK_STREAM
     }
@@ -199,6 +217,13 @@ pub(super) fn dup_socket(n: &Notif, fd: i32) -> Result<(OwnedFd, Kind), Reply> {
     Ok((sock, kind))
 }
 
+/// [`dup_socket`] for a connect to `addr` (see [`Kind::of_connect`]).
+fn dup_socket_to(n: &Notif, fd: i32, addr: &[u8]) -> Result<(OwnedFd, Kind), Reply> {
+    let sock = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
+    let kind = Kind::of_connect(&sock, addr).map_err(|e| Reply::from_io(&e))?;
+    Ok((sock, kind))
+}
+
 /// Decides whether `addr` may be the destination of a `syscall` on a
 /// socket of `kind`, and returns what to give the kernel: the same bytes,
 /// or, for a unix path, the supervisor's handle of the socket it names.
@@ -301,7 +326,7 @@ fn target_text(proto: Proto, dest: SocketAddr) -> String {
 pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let addr = read_addr(n, n.arg(1), n.arg(2))?;
-        let (sock, kind) = dup_socket(n, n.int(0))?;
+        let (sock, kind) = dup_socket_to(n, n.int(0), &addr)?;
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
