@@ -120,3 +120,16 @@ def test_unix_allow_reaches_a_host_socket(tmp_path: Path) -> None:
         assert accepted == [1]
     finally:
         srv.close()
+
+
+def test_home_is_private_by_default_and_home_names_a_directory(tmp_path: Path) -> None:
+    script = 'echo "$HOME"; echo kept > "$HOME/f"'
+    r = Sandbox(quiet=True).run(["/bin/sh", "-c", script])
+    private = r.stdout.decode().strip()
+    assert r.exit_code == 0 and private.startswith("/tmp/sandlock."), r
+    assert not Path(private).exists()
+    # twin: `home` names a directory of the caller's; what is written stays
+    tmp_path.chmod(0o777)
+    r = Sandbox(quiet=True, home=tmp_path).run(["/bin/sh", "-c", script])
+    assert (r.exit_code, r.stdout) == (0, f"{tmp_path}\n".encode())
+    assert (tmp_path / "f").read_text() == "kept\n"

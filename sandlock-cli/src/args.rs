@@ -69,6 +69,13 @@ pub struct RunArgs {
     #[arg(long)]
     no_system_view: bool,
 
+    /// The workload's HOME: the existing directory DIR, granted read-write.
+    /// Without it HOME is a fresh private directory, removed on exit, in
+    /// which every -r/-w grant under your own home appears at the same
+    /// place (e.g. -r ~/.gitconfig).
+    #[arg(long = "home", value_name = "DIR")]
+    home: Option<String>,
+
     /// Print the effective policy and exit without running anything.
     #[arg(long)]
     pub show_policy: bool,
@@ -195,7 +202,8 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
 
-    /// Pass only PATH, HOME, TERM, LANG (and --env) to the workload.
+    /// Pass only PATH, TERM and LANG (with --env, TMPDIR and HOME) to the
+    /// workload.
     #[arg(long)]
     clean_env: bool,
 
@@ -280,6 +288,7 @@ impl RunArgs {
             ("http-ca-out", self.http_ca_out),
             ("http-timeout", self.http_timeout),
             ("on-secret-misuse", self.on_secret_misuse),
+            ("home", self.home),
             ("cwd", self.cwd),
             ("timeout", self.timeout),
             ("audit", self.audit),

@@ -23,6 +23,7 @@ mod badinput;
 mod dns;
 mod etc_view;
 mod fs;
+mod home;
 mod hosts;
 mod http;
 mod meta;

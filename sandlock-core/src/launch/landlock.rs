@@ -162,6 +162,25 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
             out.push(p.clone());
         }
     }
+    if let Some(home) = &policy.home {
+        match fs::metadata(home) {
+            Ok(m) if m.is_dir() => g.write.push(home.clone()),
+            Ok(_) => {
+                return Err(Error::invalid(
+                    "--home",
+                    &home.display().to_string(),
+                    "not a directory",
+                ))
+            }
+            Err(e) => {
+                return Err(Error::invalid(
+                    "--home",
+                    &home.display().to_string(),
+                    e.to_string(),
+                ))
+            }
+        }
+    }
     Ok(g)
 }
 

@@ -55,6 +55,7 @@ options! {
     "fs-read" => List,
     "fs-write" => List,
     "no-system-view" => Switch,
+    "home" => Value,
     "net-allow" => List,
     "add-host" => List,
     "dns-server" => List,
@@ -145,6 +146,7 @@ impl PolicyBuilder {
         match info.name() {
             "fs-read" => p.fs.read.push(absolute(flag, value)?),
             "fs-write" => p.fs.write.push(absolute(flag, value)?),
+            "home" => p.fs.home = Some(absolute(flag, value)?),
             "net-allow" => p.net.allow.push(NetRule::parse(value)?),
             "add-host" => p.net.hosts.push(AddHost::parse(value)?),
             "dns-server" => p.net.dns_servers.push(parse_dns_server(value)?),

@@ -45,6 +45,9 @@ pub struct FsPolicy {
     pub write: Vec<PathBuf>,
     /// Start from the minimal system view (default true).
     pub system_view: bool,
+    /// The workload's HOME (`--home`), granted read-write; `None`: a fresh
+    /// private directory, removed on exit.
+    pub home: Option<PathBuf>,
 }
 
 impl Default for FsPolicy {
@@ -53,6 +56,7 @@ impl Default for FsPolicy {
             read: Vec::new(),
             write: Vec::new(),
             system_view: true,
+            home: None,
         }
     }
 }

@@ -195,6 +195,13 @@ impl fmt::Display for Policy {
             f,
             "temp dir:   private, exported as TMPDIR, removed on exit"
         )?;
+        match &self.fs.home {
+            Some(h) => writeln!(f, "home:       {} (read/write), exported as HOME", h.display())?,
+            None => writeln!(
+                f,
+                "home:       private, exported as HOME, removed on exit; grants under your home appear in it"
+            )?,
+        }
         writeln!(f, "[network]")?;
         if !self.net.inet_enabled() {
             writeln!(f, "inet sockets: denied (no --net-allow)")?;

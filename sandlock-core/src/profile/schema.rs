@@ -70,6 +70,7 @@ keys! {
     "filesystem" "read" => "fs-read" Path,
     "filesystem" "write" => "fs-write" Path,
     "filesystem" "system-view" => "no-system-view" Inverted,
+    "filesystem" "home" => "home" Path,
     "network" "allow" => "net-allow" Text,
     "network" "add-host" => "add-host" Text,
     "network" "dns-server" => "dns-server" Text,

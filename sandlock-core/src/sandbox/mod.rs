@@ -5,6 +5,7 @@
 //! supervisor's main loop until the workload's exit status arrives.
 
 mod prepare;
+mod private;
 mod stdio;
 mod wait;
 
@@ -24,9 +25,8 @@ use crate::secrets::Secrets;
 use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
-use self::prepare::{
-    check_inherited_stdio, cstring, exec_candidates, finish_ruleset, new_tmp_name,
-};
+use self::prepare::{check_inherited_stdio, cstring, exec_candidates, finish_ruleset};
+use self::private::Private;
 use self::stdio::Plumbing;
 pub use self::stdio::{Output, Stdio};
 use self::wait::{wait, RestoreMask};
@@ -167,7 +167,8 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
-        let tmp_path = new_tmp_name()?;
+        let private = Private::new()?;
+        let tmp_path = private.root().to_path_buf();
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
         // While the proxy terminates TLS, its CA is spliced into the
@@ -187,7 +188,11 @@ impl Sandbox {
             udp: net.udp_enabled(),
             trap_stat: files.has_sandbox_only(),
         };
-        let envp = self.environment(&tmp_path, &trust_env, &secrets);
+        let home = match &self.policy.fs.home {
+            Some(h) => h.clone(),
+            None => private.home(),
+        };
+        let envp = self.environment(&private.tmp(), &home, &trust_env, &secrets);
         let exec_paths = exec_candidates(cmd, &envp)?;
         let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -229,7 +234,23 @@ impl Sandbox {
         })
         .map_err(|e| Error::setup("starting the notify thread", e))?;
         let mut spawned = spawned?;
-        if let Err(e) = finish_ruleset(&ruleset, &mut grants, &tmp_path) {
+        let user_home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute());
+        let linked: Vec<PathBuf> = self
+            .policy
+            .fs
+            .read
+            .iter()
+            .chain(&self.policy.fs.write)
+            .cloned()
+            .collect();
+        let links = match (&self.policy.fs.home, &user_home) {
+            (None, Some(u)) => Some((u.as_path(), linked.as_slice())),
+            (None, None) => Some((Path::new("/"), &[][..])),
+            (Some(_), _) => None,
+        };
+        if let Err(e) = finish_ruleset(&ruleset, &mut grants, &private, links) {
             // Closing the pipe unwritten stops the workload before exec;
             // SIGUSR1 makes the reaper take everything down.
             drop(ready_wr);
@@ -271,6 +292,7 @@ impl Sandbox {
             .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
         let mut write_roots = self.policy.fs.write.clone();
+        write_roots.extend(self.policy.fs.home.iter().cloned());
         write_roots.push(tmp_path.clone());
         let cfg = SupervisorParts {
             places: Places::new(&write_roots, &net.unix_allow),
@@ -336,11 +358,13 @@ impl Sandbox {
     }
 
     /// The workload's environment: inherited (or the clean subset), then
-    /// `defaults` for names not set yet, then TMPDIR, then `--env`, then
-    /// the secrets' placeholders (their source variables removed).
+    /// `defaults` for names not set yet, then TMPDIR and HOME, then
+    /// `--env`, then the secrets' placeholders (their source variables
+    /// removed).
     fn environment(
         &self,
         tmpdir: &Path,
+        home: &Path,
         defaults: &[(String, String)],
         secrets: &Secrets,
     ) -> Vec<(OsString, OsString)> {
@@ -363,6 +387,7 @@ impl Sandbox {
             env.push((OsString::from(k), v));
         };
         set("TMPDIR", tmpdir.as_os_str().to_owned());
+        set("HOME", home.as_os_str().to_owned());
         for (k, v) in &p.env {
             set(k, OsString::from(v));
         }

@@ -6,6 +6,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::private::Private;
 use super::DEFAULT_PATH;
 use crate::launch::{self, LandlockRuleset};
 use crate::{Error, Result};
@@ -90,28 +91,19 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
     Ok(())
 }
 
-/// Creates the private temp dir and puts every rule into the ruleset:
-/// hundreds when `/etc` is granted entry by entry (root), shared with a
-/// helper thread then; a handful otherwise.
+/// Creates the private directory (see [`Private::create`] for `links`)
+/// and puts every rule into the ruleset: hundreds when `/etc` is granted
+/// entry by entry (root), shared with a helper thread then; a handful
+/// otherwise.
 pub(super) fn finish_ruleset(
     ruleset: &LandlockRuleset,
     grants: &mut launch::Grants,
-    tmp: &Path,
+    private: &Private,
+    links: Option<(&Path, &[PathBuf])>,
 ) -> Result<()> {
     grants.settle()?;
     let grants = &*grants;
-    use std::os::unix::fs::DirBuilderExt;
-    let mkdir = || {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(tmp)
-            .map_err(|e| {
-                Error::setup(
-                    format!("creating the private temp dir {}", tmp.display()),
-                    e,
-                )
-            })
-    };
+    let mkdir = || private.create(links);
     if grants.many_rules() {
         std::thread::scope(|scope| -> Result<()> {
             let helper = scope.spawn(|| {
@@ -132,23 +124,6 @@ pub(super) fn finish_ruleset(
         ruleset.allow_entries_part(grants, 0, 1)?;
     }
     ruleset
-        .allow(tmp, true)
-        .map_err(|e| Error::setup("landlock rule for the temp dir", e))
-}
-
-/// A fresh, unguessable path under `$TMPDIR` (or /tmp) for the private
-/// temp dir. It is created later with mode 0700, and creating it fails
-/// rather than reuse anything already there.
-pub(super) fn new_tmp_name() -> Result<PathBuf> {
-    let base = std::env::var_os("TMPDIR")
-        .filter(|t| Path::new(t).is_absolute())
-        .unwrap_or_else(|| OsString::from("/tmp"));
-    let mut bytes = [0u8; 9];
-    // SAFETY: getrandom fills our local buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        return Err(Error::setup("getrandom", std::io::Error::last_os_error()));
-    }
-    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Path::new(&base).join(format!("sandlock.{name}")))
+        .allow(private.root(), true)
+        .map_err(|e| Error::setup("landlock rule for the private directory", e))
 }

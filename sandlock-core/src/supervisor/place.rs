@@ -1,8 +1,8 @@
 //! Where a file the workload reaches lives, for the decisions Landlock
 //! cannot make: whether its mode, owner, times or attributes may change
-//! (only under a write grant: `-w` or the sandbox's TMPDIR), and whether a
-//! socket file may be connected to (under a write grant, or under an
-//! `--unix-allow` path).
+//! (only under a write grant: `-w`, `--home`, or the sandbox's private
+//! TMPDIR and HOME), and whether a socket file may be connected to (under
+//! a write grant, or under an `--unix-allow` path).
 //!
 //! Owns the roots those decisions compare against (canonical paths, taken
 //! once at start) and the test itself, made on a handle the supervisor
@@ -72,7 +72,7 @@ fn beneath(path: &[u8], root: &[u8]) -> bool {
 }
 
 impl Places {
-    /// `write`: the `-w` grants and the sandbox's TMPDIR; `unix`: the
+    /// `write`: the `-w` grants, `--home` and the sandbox's private directory; `unix`: the
     /// `--unix-allow` paths. Both are canonicalised here, once.
     pub fn new(write: &[PathBuf], unix: &[PathBuf]) -> Places {
         Places {

@@ -6,7 +6,7 @@
 //! a workload could change the mode, owner, times or attributes of any
 //! host file its uid owns, including files it cannot read. Every such call
 //! traps, and this module performs it on the workload's behalf only when
-//! the file lives under a write grant (`-w` or the sandbox's TMPDIR; see
+//! the file lives under a write grant (`-w`, `--home`, the private TMPDIR and HOME; see
 //! `place.rs`), with the workload's rights (see `sys::creds`). A file it
 //! makes or changes can never carry setuid, setgid or file capabilities,
 //! under a write grant or not: on exec those grant privileges, and a file
@@ -46,7 +46,8 @@ const XATTR_SIZE_MAX: u64 = 65536;
 /// The attribute that grants capabilities on exec.
 const FILE_CAPS: &[u8] = b"security.capability";
 
-const WHY_PLACE: &str = "metadata may change only under a write grant (-w) or the sandbox's TMPDIR";
+const WHY_PLACE: &str =
+    "metadata may change only under a write grant (-w, --home) or the sandbox's private TMPDIR and HOME";
 const WHY_SETID: &str = "setuid and setgid bits are never set by a sandboxed workload";
 const WHY_CAPS: &str = "file capabilities are never set by a sandboxed workload";
 

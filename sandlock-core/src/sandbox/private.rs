@@ -1,0 +1,192 @@
+//! The sandbox's private directory: one fresh, unguessable root (mode
+//! 0700) holding the workload's TMPDIR (`tmp/`) and, unless `--home` names
+//! a directory of the user's, its HOME (`home/`). The root is granted
+//! read-write and removed with everything in it when the run ends (by the
+//! reaper, even if sandlock itself is killed).
+//!
+//! A private HOME starts empty but for links: every `-r`/`-w` grant below
+//! the invoking user's own home appears at the same place in it, as a
+//! symlink to the original (Landlock checks the target, which is granted),
+//! so `-r ~/.gitconfig` is what git finds at `$HOME/.gitconfig`.
+//!
+//! Must never create anything outside the fresh root: links are made only
+//! in directories this module just created, never through a link.
+
+use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The private directory of one run, before and after it exists.
+#[derive(Debug, Clone)]
+pub(super) struct Private {
+    root: PathBuf,
+}
+
+impl Private {
+    /// A fresh, unguessable name under `$TMPDIR` (or /tmp). Nothing is
+    /// created yet; [`Private::create`] fails rather than reuse anything
+    /// already there.
+    pub(super) fn new() -> Result<Private> {
+        let base = std::env::var_os("TMPDIR")
+            .filter(|t| Path::new(t).is_absolute())
+            .unwrap_or_else(|| OsString::from("/tmp"));
+        let mut bytes = [0u8; 9];
+        // SAFETY: getrandom fills our local buffer.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if usize::try_from(n).ok() != Some(bytes.len()) {
+            return Err(Error::setup("getrandom", std::io::Error::last_os_error()));
+        }
+        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Private {
+            root: Path::new(&base).join(format!("sandlock.{name}")),
+        })
+    }
+
+    /// The root: granted read-write, removed at the end.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The workload's TMPDIR.
+    pub(super) fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The workload's HOME when it is private.
+    pub(super) fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// Creates the root, `tmp/` and (when `links` is `Some`: the HOME is
+    /// private) `home/` with a link for each grant below `user_home`.
+    pub(super) fn create(&self, links: Option<(&Path, &[PathBuf])>) -> Result<()> {
+        let fail = |what: &Path, e| {
+            Error::setup(
+                format!("creating the private directory {}", what.display()),
+                e,
+            )
+        };
+        let mkdir = |p: &Path| {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(p)
+                .map_err(|e| fail(p, e))
+        };
+        mkdir(&self.root)?;
+        mkdir(&self.tmp())?;
+        let Some((user_home, grants)) = links else {
+            return Ok(());
+        };
+        let home = self.home();
+        mkdir(&home)?;
+        for (rel, target) in home_links(user_home, grants) {
+            let at = home.join(&rel);
+            // Parents of a link are directories made here, never links:
+            // `home_links` drops a grant below another one.
+            if let Some(parent) = at.parent() {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .recursive(true)
+                    .create(parent)
+                    .map_err(|e| fail(parent, e))?;
+            }
+            std::os::unix::fs::symlink(&target, &at).map_err(|e| fail(&at, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The links a private HOME gets: (path relative to the home, target) for
+/// each grant strictly below `user_home`, outermost first; a grant below
+/// another one is reached through the outer link and gets none (a link
+/// made inside it would land in the user's real directory).
+fn home_links(user_home: &Path, grants: &[PathBuf]) -> Vec<(PathBuf, PathBuf)> {
+    let mut below: Vec<(PathBuf, PathBuf)> = grants
+        .iter()
+        .filter_map(|g| {
+            let rel = g.strip_prefix(user_home).ok()?;
+            let plain = rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            (plain && rel.components().next().is_some()).then(|| (rel.to_path_buf(), g.clone()))
+        })
+        .collect();
+    below.sort();
+    below.dedup_by(|later, earlier| later.0.starts_with(&earlier.0));
+    below
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn links(home: &str, grants: &[&str]) -> Vec<(String, String)> {
+        let grants: Vec<PathBuf> = grants.iter().map(PathBuf::from).collect();
+        home_links(Path::new(home), &grants)
+            .into_iter()
+            .map(|(r, t)| (r.display().to_string(), t.display().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn grants_below_the_user_s_home_are_linked_outermost_first() {
+        assert_eq!(
+            links(
+                "/home/u",
+                &[
+                    "/home/u/.config/gh",
+                    "/home/u/.gitconfig",
+                    "/home/u/.config",
+                    "/usr/share",
+                    "/home/u",
+                    "/home/user2/x",
+                    "/home/u/a/../../etc",
+                ]
+            ),
+            vec![
+                (".config".into(), "/home/u/.config".into()),
+                (".gitconfig".into(), "/home/u/.gitconfig".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_private_home_has_its_links_and_nothing_is_made_outside_it() {
+        let base =
+            std::env::temp_dir().join(format!("sandlock-private-test-{}", std::process::id()));
+        let user = base.join("user");
+        std::fs::create_dir_all(user.join(".config/gh")).unwrap();
+        std::fs::write(user.join(".gitconfig"), "[user]\n").unwrap();
+        let private = Private {
+            root: base.join("root"),
+        };
+        let grants = vec![
+            user.join(".config/gh"),
+            user.join(".config"),
+            user.join(".gitconfig"),
+        ];
+        private.create(Some((&user, &grants))).unwrap();
+        let home = private.home();
+        assert_eq!(
+            std::fs::read_link(home.join(".gitconfig")).unwrap(),
+            user.join(".gitconfig")
+        );
+        assert_eq!(
+            std::fs::read_link(home.join(".config")).unwrap(),
+            user.join(".config")
+        );
+        assert!(private.tmp().is_dir());
+        // Nothing new in the user's directories.
+        let mut in_config: Vec<_> = std::fs::read_dir(user.join(".config"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        in_config.sort();
+        assert_eq!(in_config, vec![std::ffi::OsString::from("gh")]);
+        // A second create of the same root fails: nothing is reused.
+        assert!(private.create(None).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
