@@ -52,6 +52,7 @@ const EVERY_KEY: &str = r#"
 read = ["/r"]
 write = ["/w"]
 system-view = false
+home = "h"
 
 [network]
 allow = ["a.test:443"]
@@ -117,6 +118,7 @@ fn every_option_is_reachable_from_a_profile_key() {
     assert_eq!(get("net-allow-bind"), ["8080", "9000-9001"]);
     // Relative to the profile's directory, like every path key.
     assert_eq!(get("unix-allow"), ["/p/run/agent.sock"]);
+    assert_eq!(get("home"), ["/p/h"]);
     assert_eq!(get("timeout"), ["1.5"]);
     assert_eq!(get("http-ca-out"), ["/p/out.pem"]);
     assert_eq!(get("audit"), ["/p/audit.jsonl"]);
