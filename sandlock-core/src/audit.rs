@@ -98,7 +98,7 @@ impl Reporter {
         if ev.verdict == Verdict::Allow && self.audit.is_none() {
             return;
         }
-        let comm = comm_of(ev.pid);
+        let (comm, own) = identity(ev.pid);
         let word = match ev.verdict {
             Verdict::Deny => Some("denied"),
             Verdict::Warn => Some("warning:"),
@@ -111,10 +111,15 @@ impl Reporter {
                     "sandlock: {word} {} {}: {}\n",
                     ev.syscall, ev.target, ev.rule
                 )
-            } else {
+            } else if own == ev.pid {
                 format!(
                     "sandlock: {word} {} {} from pid {} ({}): {}\n",
                     ev.syscall, ev.target, ev.pid, comm, ev.rule
+                )
+            } else {
+                format!(
+                    "sandlock: {word} {} {} from pid {} ({}; host pid {}): {}\n",
+                    ev.syscall, ev.target, own, comm, ev.pid, ev.rule
                 )
             };
             let _ = std::io::stderr().write_all(line.as_bytes());
@@ -126,7 +131,8 @@ impl Reporter {
                 .unwrap_or(0.0);
             let json = serde_json::json!({
                 "time": time,
-                "pid": ev.pid,
+                "pid": own,
+                "host_pid": ev.pid,
                 "comm": comm,
                 "syscall": ev.syscall,
                 "target": ev.target,
@@ -146,9 +152,37 @@ impl Reporter {
     }
 }
 
-/// The short command name of a thread, as `ps` shows it.
-fn comm_of(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "?".to_string())
+/// The short command name of a thread, as `ps` shows it, and its id as
+/// the workload sees it (in its own pid namespace, when it has one).
+fn identity(pid: i32) -> (String, i32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    parse_identity(&status, pid)
+}
+
+fn parse_identity(status: &str, pid: i32) -> (String, i32) {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    let comm = field("Name:").map_or("?", str::trim).to_string();
+    let own = field("NSpid:")
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(pid);
+    (comm, own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_in_and_out_of_a_pid_namespace() {
+        let s = "Name:\tpython3\nPid:\t900\nNSpid:\t900\t2\n";
+        assert_eq!(parse_identity(s, 900), ("python3".into(), 2));
+        assert_eq!(
+            parse_identity("Name:\tsh\nNSpid:\t77\n", 77),
+            ("sh".into(), 77)
+        );
+        // Gone, or hostile text: the host pid stands.
+        assert_eq!(parse_identity("", 5), ("?".into(), 5));
+        assert_eq!(parse_identity("NSpid:\t5\tx\n", 5), ("?".into(), 5));
+    }
 }

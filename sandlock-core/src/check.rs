@@ -203,6 +203,39 @@ fn live_probe() -> Live {
     live
 }
 
+/// The workload's /proc here (see `launch::ns`).
+fn proc_feature(view: crate::launch::ns::ProcView) -> Feature {
+    use crate::launch::ns::ProcView;
+    let (present, detail) = match view {
+        ProcView::Own { user: false } => (
+            true,
+            "pid + mount namespaces: the workload's own processes only".to_string(),
+        ),
+        ProcView::Own { user: true } => (
+            true,
+            "user + pid + mount namespaces: the workload's own processes only".to_string(),
+        ),
+        ProcView::NoProcMount => (
+            false,
+            "the kernel refused a fresh procfs (a /proc partly covered, as in containers): no /proc"
+                .to_string(),
+        ),
+        ProcView::NoNamespaces(e) => (
+            false,
+            format!(
+                "no pid + mount namespaces ({}): no /proc",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        ),
+    };
+    Feature {
+        name: "private /proc",
+        present,
+        required: false,
+        detail,
+    }
+}
+
 /// Probes the running kernel.
 pub fn probe() -> Report {
     let kernel = kernel_release();
@@ -266,6 +299,7 @@ pub fn probe() -> Report {
             required: false,
             detail: "Linux 6.6: fast notification round trips".into(),
         },
+        proc_feature(crate::launch::ns::probe()),
         match crate::dns::probe() {
             Ok(()) => Feature {
                 name: "DNS interceptor namespace",

@@ -32,6 +32,7 @@ mod netspec;
 mod others;
 mod output;
 mod process;
+mod procview;
 mod profiles;
 mod races;
 mod seccomp;

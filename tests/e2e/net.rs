@@ -472,6 +472,15 @@ fn parse_denial(line: &str) -> Option<(String, String, u32, String, String)> {
     let (target, rest) = rest.split_once(" from pid ")?;
     let (pid, rest) = rest.split_once(" (")?;
     let (comm, reason) = rest.split_once("): ")?;
+    // In its own pid namespace the workload's pid is not the host's,
+    // which follows the command name: "(python3; host pid 4242)".
+    let comm = match comm.split_once("; host pid ") {
+        Some((comm, host)) => {
+            host.parse::<u32>().ok()?;
+            comm
+        }
+        None => comm,
+    };
     Some((
         verb.into(),
         target.into(),
@@ -594,7 +603,7 @@ both!(audit_log_appends_json_lines, |ctx| {
     for l in &lines[1..] {
         let v = parse_json(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\n{text}"));
         for k in [
-            "time", "pid", "comm", "syscall", "target", "verdict", "rule",
+            "time", "pid", "host_pid", "comm", "syscall", "target", "verdict", "rule",
         ] {
             assert!(v.get(k).is_some(), "key {k} missing in {l}");
         }

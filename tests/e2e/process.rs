@@ -62,7 +62,8 @@ both!(stdio_passthrough, |ctx| {
 both!(timeout_kills_tree_with_124, |ctx| {
     let d = TempDir::new("timeout");
     let pidfile = d.join("bg.pid");
-    let script = format!("sleep 60 & echo $! > {pidfile}; wait");
+    let secs = unique_sleep(60);
+    let script = format!("sleep {secs} & echo $! > {pidfile}; wait");
     let out = ctx.sl(run_args(
         &["-w", &d.s(), "-t", "1"],
         &["/bin/sh", "-c", &script],
@@ -74,14 +75,14 @@ both!(timeout_kills_tree_with_124, |ctx| {
         out.elapsed,
         out.dump()
     );
-    let bg: u32 = fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // It ran (its pid is the workload's, in its own pid namespace), and
+    // no process of that command line is left on the host.
+    let bg = fs::read_to_string(&pidfile).unwrap();
+    assert!(bg.trim().parse::<u32>().is_ok(), "{bg:?}");
     assert!(
-        wait_until(Duration::from_secs(3), || !pid_alive(bg)),
-        "background sleep {bg} survived the timeout"
+        wait_until(Duration::from_secs(3), || pids_running(&["sleep", &secs])
+            .is_empty()),
+        "background sleep {secs} survived the timeout"
     );
     // twin: a command that finishes in time keeps its own exit code
     let out = ctx.sl(run_args(&["--timeout", "10"], &["/bin/sh", "-c", "exit 7"]));
@@ -146,15 +147,18 @@ both!(supervisor_sigkill_kills_whole_tree, |ctx| {
     let gc = d.join("gc.pid");
     let ready = d.join("ready");
     let tmp_note = d.join("tmpdir");
+    let secs = unique_sleep(120);
     // double fork + setsid: the grandchild leaves the session and is
     // re-parented away from the workload. The workload also fills its
     // private TMPDIR, which must be gone after the kill too.
     let script = format!(
         "mkdir -p $TMPDIR/a/b && echo x > $TMPDIR/a/b/f && ln -s / $TMPDIR/root && echo $TMPDIR > {tmp_note}; \
-         (setsid sh -c 'sleep 120 & echo $! > {gc}; exit 0' &) ; while [ ! -s {gc} ]; do sleep 0.02; done; echo > {ready}; sleep 120"
+         (setsid sh -c 'sleep {secs} & echo $! > {gc}; exit 0' &) ; while [ ! -s {gc} ]; do sleep 0.02; done; echo > {ready}; sleep 120"
     );
     let mut child = spawn_until_ready(&ctx, &d, &script);
-    let gc_pid: u32 = fs::read_to_string(&gc).unwrap().trim().parse().unwrap();
+    let found = pids_running(&["sleep", &secs]);
+    assert_eq!(found.len(), 1, "the grandchild sleep {secs}: {found:?}");
+    let gc_pid = found[0];
     let tmpdir = std::path::PathBuf::from(fs::read_to_string(&tmp_note).unwrap().trim());
     assert!(tmpdir.join("a/b/f").exists(), "{}", tmpdir.display());
     assert!(

@@ -24,6 +24,9 @@ pub(super) struct Launch<'a> {
     /// NULL-terminated argv and envp pointer arrays into `prepared`.
     pub argv: &'a [*const libc::c_char],
     pub envp: &'a [*const libc::c_char],
+    /// The Landlock access for the workload's own /proc, when the reaper
+    /// mounted one.
+    pub proc_access: Option<u64>,
 }
 
 /// The clone entry point. `arg` points to a [`Launch`].
@@ -68,6 +71,11 @@ fn run(l: &Launch<'_>) -> ! {
     // SAFETY: reads one byte into a local.
     if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut ready as *mut u8).cast(), 1) } != 1 {
         fail(Stage::Landlock, libc::ECANCELED);
+    }
+    if let Some(access) = l.proc_access {
+        if let Err(e) = super::ns::grant_proc(p.ruleset.as_raw_fd(), access) {
+            fail(Stage::Namespaces, e);
+        }
     }
     // SAFETY: integer prctl.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -254,6 +254,30 @@ struct PathBeneathAttr {
 
 const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
 
+/// Adds a path-beneath rule granting `access` below the directory or file
+/// `parent` to `ruleset`: one raw syscall, no allocation (the workload
+/// adds its /proc's rule with it after the fork).
+pub(super) fn add_rule(ruleset: RawFd, parent: RawFd, access: u64) -> io::Result<()> {
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: parent,
+    };
+    // SAFETY: `attr` is a valid landlock_path_beneath_attr for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl LandlockRuleset {
     /// Creates the ruleset. Refuses to go on when the kernel has no
     /// Landlock: sandlock never runs a workload unconfined.
@@ -307,24 +331,7 @@ impl LandlockRuleset {
     }
 
     fn add(&self, parent: &OwnedFd, access: u64) -> io::Result<()> {
-        let attr = PathBeneathAttr {
-            allowed_access: access,
-            parent_fd: parent.as_raw_fd(),
-        };
-        // SAFETY: `attr` is a valid landlock_path_beneath_attr for the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                self.fd.as_raw_fd(),
-                LANDLOCK_RULE_PATH_BENEATH,
-                &attr as *const PathBeneathAttr,
-                0,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        add_rule(self.fd.as_raw_fd(), parent.as_raw_fd(), access)
     }
 
     fn access(&self, write: bool, is_dir: bool) -> u64 {
@@ -404,6 +411,13 @@ impl LandlockRuleset {
             self.add(&fd, self.read_dir).map_err(ctx)?;
         }
         Ok(())
+    }
+
+    /// The access the workload's own /proc gets: read files and list
+    /// directories, nothing else (no execute: `/proc/self/exe` runs the
+    /// binary it names, checked on that path).
+    pub fn proc_access(&self) -> u64 {
+        landlock::BitFlags::<AccessFs>::from(AccessFs::ReadFile).bits() | self.read_dir
     }
 
     /// True when Landlock checks truncation (ABI 3).

@@ -24,6 +24,7 @@
 mod child;
 mod etc;
 mod landlock;
+pub mod ns;
 mod reaper;
 mod rmtree;
 pub mod seccomp;
@@ -34,7 +35,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 
 pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
@@ -60,8 +61,12 @@ pub struct Prepared {
     pub bpf: Vec<libc::sock_filter>,
     /// Drop every capability before exec.
     pub drop_caps: bool,
-    /// The private temp dir; the reaper removes it if the supervisor dies.
+    /// The private directory; the reaper removes it if the supervisor dies.
     pub tmpdir: PathBuf,
+    /// Give the workload a /proc of its own (see [`ns`]).
+    pub proc: bool,
+    /// The Landlock access the workload's /proc is granted.
+    pub proc_access: u64,
     /// What becomes the workload's stdin, stdout and stderr; `None`
     /// inherits sandlock's own.
     pub stdio: [Option<OwnedFd>; 3],
@@ -78,6 +83,8 @@ pub(super) struct Forked {
     tmpdir: CString,
     /// Listing buffer for removing the temp dir.
     scratch: Vec<u8>,
+    /// The namespaces the reaper sets up.
+    plan: ns::Plan,
 }
 
 /// One record on the launch pipe, from the reaper or the workload.
@@ -112,6 +119,8 @@ pub enum Stage {
     Seccomp = 5,
     /// Setting up the workload's stdin, stdout and stderr.
     Stdio = 6,
+    /// Setting up the pid and mount namespaces, or the workload's /proc.
+    Namespaces = 7,
 }
 
 impl Stage {
@@ -122,6 +131,7 @@ impl Stage {
             4 => Stage::Landlock,
             5 => Stage::Seccomp,
             6 => Stage::Stdio,
+            7 => Stage::Namespaces,
             _ => Stage::Parent,
         }
     }
@@ -135,6 +145,7 @@ impl Stage {
             Stage::Landlock => "cannot enforce Landlock",
             Stage::Seccomp => "cannot install seccomp filter",
             Stage::Stdio => "cannot set up the workload's stdin, stdout and stderr",
+            Stage::Namespaces => "cannot set up the workload's pid and mount namespaces",
         }
     }
 }
@@ -184,6 +195,9 @@ pub struct Spawned {
     pub reaper: Pid,
     /// A pidfd for the reaper, which holds the workload's seccomp listener.
     pub reaper_fd: OwnedFd,
+    /// The reaper is pid 1 of a pid namespace of the sandbox's own: every
+    /// pid the workload can name is one of its processes.
+    pub own_pid_ns: bool,
     reports: File,
 }
 
@@ -229,21 +243,23 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
             )
         })?,
         scratch: vec![0u8; 64 * 1024],
+        plan: ns::Plan::new(prepared.proc),
         prepared,
     };
     // SAFETY: after fork the child runs `reaper::run`, which makes only
     // async-signal-safe calls and does not allocate (everything it uses is
     // in `forked`), so it is sound even if other threads exist.
-    match unsafe { fork() }.map_err(|e| Error::setup("fork", io::Error::from(e)))? {
-        ForkResult::Child => {
+    match unsafe { ns::fork(&forked.plan) }.map_err(|e| Error::setup("fork", e))? {
+        ns::Forked::Child(own_ns) => {
             drop(report_rd);
             for fd in supervisor_only {
                 // SAFETY: closing our copy of an fd the supervisor keeps.
                 unsafe { libc::close(*fd) };
             }
-            reaper::run(forked, supervisor, report_wr)
+            reaper::run(forked, own_ns, supervisor, report_wr)
         }
-        ForkResult::Parent { child } => {
+        ns::Forked::Parent(child, own_pid_ns) => {
+            let child = Pid::from_raw(child);
             drop(report_wr);
             // The reaper and workload own the rest of `prepared`; the
             // ruleset fd must not linger in the supervisor.
@@ -254,6 +270,7 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
             Ok(Spawned {
                 reaper: child,
                 reaper_fd,
+                own_pid_ns,
                 reports: File::from(report_rd),
             })
         }

@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{getpid, getppid, Pid};
+use nix::unistd::{getpid, Pid};
 
-use super::{child, rmtree, Forked, Report, Stage};
+use super::{child, ns, rmtree, Forked, Report, Stage};
 
 /// The signal the kernel sends the reaper when the supervisor dies.
 const PARENT_DIED: Signal = Signal::SIGUSR1;
 
-pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
+pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: OwnedFd) -> ! {
     // Block everything catchable: the reaper must survive the terminal's
     // SIGINT/SIGHUP, and takes SIGCHLD and PARENT_DIED synchronously.
     let all = SigSet::all();
@@ -32,10 +32,27 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
         libc::prctl(libc::PR_SET_NAME, c"sandlock".as_ptr());
     }
-    if getppid() != supervisor {
+    let gone = || ns::parent_gone(supervisor.as_raw(), report.as_raw_fd());
+    if gone() {
         Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());
         cleanup_and_exit(&mut forked, 0);
     }
+    let proc_access = match own_ns.then(|| ns::enter(&forked.plan)) {
+        Some(Ok(true)) => Some(forked.prepared.proc_access),
+        Some(Ok(false)) | None => None,
+        Some(Err(errno)) => {
+            Report::SetupFailed(Stage::Namespaces, errno).send(report.as_raw_fd());
+            cleanup_and_exit(&mut forked, 0);
+        }
+    };
+    // The reaper is a copy of the supervisor's memory (secret values
+    // included) and shows in the workload's /proc as pid 1. The kernel
+    // keeps its memory, environment and fds from the workload because
+    // the reaper holds capabilities the workload has not (commoncap's
+    // ptrace check: a tracer needs a superset of the target's permitted
+    // set, or CAP_SYS_PTRACE over it). Making the reaper non-dumpable
+    // instead would also shut out an unprivileged supervisor's
+    // pidfd_getfd of the seccomp listener.
     // The workload's stdio, when the caller gave some: the reaper's own
     // 0, 1 and 2 become them, and the workload inherits those.
     for (target, fd) in forked.prepared.stdio.iter().enumerate() {
@@ -61,6 +78,7 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
         report: report.as_raw_fd(),
         argv: &forked.argv,
         envp: &forked.envp,
+        proc_access,
     };
     let pid = match ChildStack::new() {
         // SAFETY: `entry` runs on its own stack and only reads `launch`,
@@ -103,7 +121,7 @@ pub(super) fn run(mut forked: Forked, supervisor: Pid, report: OwnedFd) -> ! {
             Report::Exited(status).send(report.as_raw_fd());
             exit(0);
         }
-        if getppid() != supervisor {
+        if gone() {
             kill_tree();
             cleanup_and_exit(&mut forked, 0);
         }

@@ -61,6 +61,22 @@ impl Default for FsPolicy {
     }
 }
 
+impl FsPolicy {
+    /// True when the workload gets a /proc of its own (pid and mount
+    /// namespaces of its own): with the system view, unless a grant
+    /// reaches the host's `/proc` (`-r /proc`, `-r /`), whose pids must
+    /// then be the workload's too.
+    pub fn own_proc(&self) -> bool {
+        let proc = std::path::Path::new("/proc");
+        self.system_view
+            && !self
+                .read
+                .iter()
+                .chain(&self.write)
+                .any(|g| proc.starts_with(g) || g.starts_with(proc))
+    }
+}
+
 /// True when `path` (a child of a directory the system view walks) is one
 /// of [`ETC_SECRETS`].
 pub(crate) fn is_etc_secret(path: &str) -> bool {

@@ -195,6 +195,17 @@ impl fmt::Display for Policy {
             f,
             "temp dir:   private, exported as TMPDIR, removed on exit"
         )?;
+        if self.fs.own_proc() {
+            writeln!(
+                f,
+                "proc:       its own (pid namespace: its processes only), where the kernel allows; see sandlock check"
+            )?;
+        } else if self.fs.system_view {
+            writeln!(
+                f,
+                "proc:       the host's, as granted (shared pid namespace)"
+            )?;
+        }
         match &self.fs.home {
             Some(h) => writeln!(f, "home:       {} (read/write), exported as HOME", h.display())?,
             None => writeln!(

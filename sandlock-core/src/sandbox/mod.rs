@@ -221,6 +221,8 @@ impl Sandbox {
             bpf: launch::seccomp::program(spec),
             drop_caps: !self.policy.process.keep_caps,
             tmpdir: tmp_path.clone(),
+            proc: self.policy.fs.own_proc(),
+            proc_access: ruleset.proc_access(),
             stdio: std::mem::take(&mut plumbing.child),
         };
         // The reaper and the workload start while the rules go in (a few
@@ -295,7 +297,11 @@ impl Sandbox {
         write_roots.extend(self.policy.fs.home.iter().cloned());
         write_roots.push(tmp_path.clone());
         let cfg = SupervisorParts {
-            places: Places::new(&write_roots, &net.unix_allow),
+            places: Places::new(
+                &write_roots,
+                &net.unix_allow,
+                spawned.own_pid_ns.then(|| spawned.reaper.as_raw()),
+            ),
             as_workload: !self.policy.process.keep_caps,
             kernel_checks_truncate: ruleset.checks_truncate(),
             egress,

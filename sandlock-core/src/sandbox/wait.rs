@@ -151,6 +151,7 @@ pub(super) fn wait(
                     as_workload: p.as_workload,
                     kernel_checks_truncate: p.kernel_checks_truncate,
                     reaper: spawned.reaper.as_raw(),
+                    own_pid_ns: spawned.own_pid_ns,
                     reporter: p.reporter,
                     proxy: p.proxy,
                     dns: p.dns,

@@ -68,6 +68,7 @@ pub struct Supervisor {
     as_workload: bool,
     kernel_checks_truncate: bool,
     reaper: i32,
+    own_pid_ns: bool,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
     dns: Option<Arc<crate::dns::Dns>>,
@@ -100,6 +101,8 @@ pub struct Config {
     pub kernel_checks_truncate: bool,
     /// The reaper's pid: the processes of the sandbox descend from it.
     pub reaper: i32,
+    /// The reaper is pid 1 of a pid namespace of the sandbox's own.
+    pub own_pid_ns: bool,
     /// Where decisions are reported.
     pub reporter: Arc<Reporter>,
     /// The HTTP proxy, when intercepting.
@@ -201,6 +204,7 @@ impl Supervisor {
             as_workload: cfg.as_workload,
             kernel_checks_truncate: cfg.kernel_checks_truncate,
             reaper: cfg.reaper,
+            own_pid_ns: cfg.own_pid_ns,
             reporter: cfg.reporter,
             proxy: cfg.proxy,
             dns: cfg.dns,

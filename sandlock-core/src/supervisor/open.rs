@@ -202,7 +202,7 @@ pub(super) fn find(
     }
     let v = &sup.files;
     let name = basename(path);
-    let start = Start::new(n, Base(call.dirfd), path).ok()?;
+    let start = Start::for_identity(n, Base(call.dirfd), path).ok()?;
     if v.may_splice(name) {
         // Rare names only: resolve to an fd, to learn the canonical path.
         if let Ok(fd) = start.open(call.nofollow()) {
@@ -228,7 +228,7 @@ pub(super) fn find(
     if v.is_sandbox_only_name(name) && !path.ends_with(b"/") {
         let parent = &path[..path.len().saturating_sub(name.len())];
         let parent: &[u8] = if parent.is_empty() { b"." } else { parent };
-        let dir = Start::new(n, Base(call.dirfd), parent)
+        let dir = Start::for_identity(n, Base(call.dirfd), parent)
             .ok()?
             .id(false)
             .ok()?;

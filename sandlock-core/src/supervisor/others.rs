@@ -86,6 +86,9 @@ pub(super) fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     let syscall = syscall_name(n.nr());
     let why = match target(n.nr(), &args) {
         Target::Caller => return Reply::Continue,
+        // In a pid namespace of the sandbox's own, the kernel reads the
+        // pid there: it can name no process but the sandbox's.
+        Target::Task(_) if sup.own_pid_ns => return Reply::Continue,
         Target::Task(pid) if in_sandbox(pid, sup.reaper).unwrap_or(false) => {
             return Reply::Continue
         }

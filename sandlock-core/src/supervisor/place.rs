@@ -49,9 +49,12 @@ const MEMFD_FS: [i64; 2] = [0x0102_1994, 0x9584_58f6];
 pub struct Places {
     write: Vec<Vec<u8>>,
     unix: Vec<Vec<u8>>,
-    /// Mount ids of the mount namespace, refreshed when an unknown id
-    /// turns up (a mount made since).
+    /// Mount ids of the workload's mount namespace, refreshed when an
+    /// unknown id turns up (a mount made since).
     mounts: Mutex<HashSet<u64>>,
+    /// A process in the workload's mount namespace when it has one of its
+    /// own (the reaper): its copy of the host's mounts, plus /proc.
+    namespace_of: Option<i32>,
 }
 
 fn canonical(paths: &[PathBuf]) -> Vec<Vec<u8>> {
@@ -72,13 +75,17 @@ fn beneath(path: &[u8], root: &[u8]) -> bool {
 }
 
 impl Places {
-    /// `write`: the `-w` grants, `--home` and the sandbox's private directory; `unix`: the
-    /// `--unix-allow` paths. Both are canonicalised here, once.
-    pub fn new(write: &[PathBuf], unix: &[PathBuf]) -> Places {
+    /// `write`: the `-w` grants, `--home` and the sandbox's private
+    /// directory; `unix`: the `--unix-allow` paths. Both are canonicalised
+    /// here, once. `namespace_of`: a process in the workload's mount
+    /// namespace, when that is not the supervisor's (its mounts copy the
+    /// host's, so the same paths name the same files).
+    pub fn new(write: &[PathBuf], unix: &[PathBuf], namespace_of: Option<i32>) -> Places {
         Places {
             write: canonical(write),
             unix: canonical(unix),
             mounts: Mutex::default(),
+            namespace_of,
         }
     }
 
@@ -114,7 +121,13 @@ impl Places {
             return Ok(true);
         }
         mounts.clear();
-        mounts.extend(sys::meta::mounted_ids()?);
+        // The workload's mount namespace copies the supervisor's (its own
+        // /proc aside), so a handle the supervisor resolved in its own
+        // namespace lies at the same path for the workload: both count.
+        mounts.extend(sys::meta::mounted_ids(None)?);
+        if self.namespace_of.is_some() {
+            mounts.extend(sys::meta::mounted_ids(self.namespace_of)?);
+        }
         Ok(mounts.contains(&id))
     }
 
@@ -157,7 +170,7 @@ mod tests {
     fn anonymous_objects_and_paths() {
         let dir = std::env::temp_dir().join(format!("sandlock-place-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let places = Places::new(std::slice::from_ref(&dir), &[]);
+        let places = Places::new(std::slice::from_ref(&dir), &[], None);
         let file = std::fs::File::create(dir.join("f")).expect("create");
         let (at, mode) = places.locate(file.as_fd()).expect("locate");
         assert_eq!(mode & libc::S_IFMT, libc::S_IFREG);

@@ -114,6 +114,9 @@ fn tgid_of(tid: i32) -> io::Result<i32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct TaskIds {
     pub tgid: i32,
+    /// The process id as the task itself sees it: the same as `tgid`
+    /// unless it lives in a pid namespace of its own (the last `NStgid`).
+    pub own_tgid: i32,
     /// Real, effective and saved user ids.
     pub uids: [u32; 3],
     /// Real, effective and saved group ids.
@@ -132,8 +135,14 @@ fn parse_status(status: &str) -> Option<TaskIds> {
         let mut it = field(name)?.split_whitespace().map(|v| v.parse().ok());
         Some([it.next()??, it.next()??, it.next()??])
     };
+    let tgid = field("Tgid:")?.trim().parse().ok()?;
+    let own_tgid = match field("NStgid:") {
+        Some(v) => v.split_whitespace().last()?.parse().ok()?,
+        None => tgid,
+    };
     Some(TaskIds {
-        tgid: field("Tgid:")?.trim().parse().ok()?,
+        tgid,
+        own_tgid,
         uids: three("Uid:")?,
         gids: three("Gid:")?,
     })
@@ -150,10 +159,14 @@ mod tests {
             parse_status(s),
             Some(TaskIds {
                 tgid: 42,
+                own_tgid: 42,
                 uids: [1, 2, 3],
                 gids: [5, 6, 7]
             })
         );
+        let nested = format!("{s}NStgid:\t42\t2\n");
+        assert_eq!(parse_status(&nested).map(|t| t.own_tgid), Some(2));
+        assert_eq!(parse_status(&format!("{s}NStgid:\t42\tx\n")), None);
         assert_eq!(parse_status("Tgid:\t1\nUid:\t1\n"), None);
         let me = task_ids(std::process::id() as i32).expect("own status");
         assert_eq!(me.tgid, std::process::id() as i32);

@@ -88,27 +88,67 @@ pub(super) struct Start {
 }
 
 impl Start {
-    /// Prepares `path` as the workload's call with `base` would start it.
-    /// Opening the workload's cwd or duplicating its dirfd needs the
-    /// supervisor's full rights over the workload (ptrace access), so this
-    /// runs before any of them are put aside.
+    /// Prepares `path` as the workload's call with `base` would start it,
+    /// for a handle to act on: an absolute path starts at the workload's
+    /// root, in its own mount namespace (where `/proc` is its pid
+    /// namespace's). Opening the workload's root or cwd or duplicating
+    /// its dirfd needs the supervisor's full rights over the workload
+    /// (ptrace access), so this runs before any of them are put aside.
     pub(super) fn new(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
+        Start::prepare(n, base, path, true)
+    }
+
+    /// [`Start::new`] for recognising a file by identity only (is it a
+    /// virtual file?): an absolute path is resolved in the supervisor's
+    /// namespace, which names the same files outside `/proc` and saves
+    /// opening the workload's root on every trapped open.
+    pub(super) fn for_identity(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
+        Start::prepare(n, base, path, false)
+    }
+
+    fn prepare(n: &Notif, base: Base, path: &[u8], in_root: bool) -> io::Result<Start> {
         let rewritten = rewrite_self(n, base, path);
-        let path = rewritten.as_deref().unwrap_or(path);
-        let dir = if path.first() == Some(&b'/') {
-            None
-        } else if base.0 == libc::AT_FDCWD {
-            let cwd = CString::new(format!("/proc/{}/cwd", n.pid))
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            Some(sys::open_path(libc::AT_FDCWD, &cwd, libc::O_DIRECTORY)?)
-        } else {
-            Some(n.dup_fd(base.0)?)
+        let (dir, path) = match rewritten.as_deref() {
+            // The supervisor's own /proc names the workload's thread.
+            Some(path) => (None, path),
+            None if !in_root && path.first() == Some(&b'/') => (None, path),
+            None => Start::base_dir(n, base, path)?,
         };
         let path = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         Ok(Start { dir, path })
     }
 
-    /// The directory fd to resolve from (`AT_FDCWD` for an absolute path).
+    /// The directory `path` starts from and the rest of it: the workload's
+    /// root for an absolute path (its own mount namespace, where `/proc`
+    /// is its pid namespace's), its cwd or its dirfd otherwise.
+    fn base_dir<'p>(
+        n: &Notif,
+        base: Base,
+        path: &'p [u8],
+    ) -> io::Result<(Option<OwnedFd>, &'p [u8])> {
+        let root = |p: String| {
+            let c = CString::new(p).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            sys::open_path(libc::AT_FDCWD, &c, libc::O_DIRECTORY)
+        };
+        if path.first() == Some(&b'/') {
+            let rel = path
+                .iter()
+                .position(|&b| b != b'/')
+                .map_or(&b"."[..], |i| &path[i..]);
+            return Ok((Some(root(format!("/proc/{}/root", n.pid))?), rel));
+        }
+        let dir = if base.0 == libc::AT_FDCWD {
+            root(format!("/proc/{}/cwd", n.pid))?
+        } else {
+            n.dup_fd(base.0)?
+        };
+        Ok((Some(dir), path))
+    }
+}
+
+impl Start {
+    /// The directory fd to resolve from (`AT_FDCWD` for a path in the
+    /// supervisor's own /proc).
     pub(super) fn dirfd(&self) -> RawFd {
         self.dir.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd())
     }

@@ -319,7 +319,9 @@ fn translate_control(n: &Notif, control: &mut [u8]) -> Result<Vec<OwnedFd>, Repl
             libc::SCM_CREDENTIALS => {
                 let claim = cmsg::ucred(control, m).map_err(Reply::Errno)?;
                 let ids = super::procs::task_ids(n.pid).map_err(|e| Reply::from_io(&e))?;
-                if claim.pid != ids.tgid
+                // The workload names itself by the pid it sees (in its own
+                // pid namespace); the supervisor sends with its own.
+                if (claim.pid != ids.tgid && claim.pid != ids.own_tgid)
                     || !ids.uids.contains(&claim.uid)
                     || !ids.gids.contains(&claim.gid)
                 {

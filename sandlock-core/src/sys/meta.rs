@@ -83,9 +83,13 @@ pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
     Ok(st.f_type)
 }
 
-/// The mount ids of every mount in this process's mount namespace.
-pub fn mounted_ids() -> io::Result<Vec<u64>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+/// The mount ids of every mount in the mount namespace of process `pid`
+/// (`None`: this process's).
+pub fn mounted_ids(pid: Option<i32>) -> io::Result<Vec<u64>> {
+    let text = match pid {
+        Some(pid) => std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))?,
+        None => std::fs::read_to_string("/proc/self/mountinfo")?,
+    };
     Ok(text
         .lines()
         .filter_map(|l| l.split(' ').next()?.parse().ok())

@@ -143,6 +143,19 @@ impl Ctx {
         cmd
     }
 
+    /// True when a workload started this way gets its own pid namespace
+    /// and /proc (`sandlock check`'s "private /proc" line says yes).
+    pub fn own_proc(&self) -> bool {
+        let out = self.sl(["check"]);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("private /proc"))
+            .unwrap_or_else(|| panic!("no private /proc line\n{}", out.dump()))
+            .to_string();
+        line.split_whitespace().nth(2) == Some("yes")
+    }
+
     /// Run sandlock with `args` (which start with the subcommand, e.g.
     /// "run") and wait for it with the default limit.
     pub fn sl<I, S>(&self, args: I) -> Out
@@ -455,6 +468,34 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Host pids of the live processes whose command line is exactly `argv`
+/// (a workload in its own pid namespace reports pids the host does not
+/// use; tests find its processes by a command line of their own).
+pub fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| pid_alive(*pid))
+        .collect()
+}
+
+/// A `sleep` duration no other process on the machine uses, for
+/// [`pids_running`].
+pub fn unique_sleep(secs: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{secs}.{:09}", nanos.max(1))
+}
+
 /// Polls `cond` every 20ms until it is true or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -556,6 +597,7 @@ const C_FIXTURES: &[(&str, &[&str])] = &[
     ("staticprobe", &["-static"]),
     ("bundleprobe", &["-pthread"]),
     ("unixflip", &["-pthread"]),
+    ("stackprobe", &["-pthread"]),
 ];
 const PY_FIXTURES: &[&str] = &[
     "probe.py",

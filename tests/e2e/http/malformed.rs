@@ -279,7 +279,7 @@ both!(garbage_on_intercepted_port_is_closed_and_logged, |ctx| {
     let lines: Vec<&str> = out
         .stderr
         .lines()
-        .filter(|l| l.starts_with("sandlock: ") && l.contains(&hp) && l.contains("(python3)"))
+        .filter(|l| l.starts_with("sandlock: ") && l.contains(&hp) && l.contains("(python3"))
         .collect();
     let pids: std::collections::BTreeSet<&str> = lines
         .iter()

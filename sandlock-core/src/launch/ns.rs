@@ -1,0 +1,426 @@
+//! The workload's own /proc: the reaper starts in fresh pid and mount
+//! namespaces (and a user namespace when sandlock is not root, which the
+//! other two need), becomes pid 1 there, and mounts a procfs of that pid
+//! namespace on `/proc`. The workload then sees its own processes and the
+//! reaper, and the host-wide files programs read (cpuinfo, meminfo,
+//! `sys/...`); never a host process. Entries that tell about the kernel
+//! rather than the sandbox (kcore, kallsyms, keys, kmsg, sysrq-trigger,
+//! ...) are covered with an empty file or directory. Landlock grants the
+//! new /proc read-only (no execute), added by the workload itself after
+//! the mount: a rule made earlier would name the host's procfs.
+//!
+//! Where the kernel refuses the namespaces (no unprivileged user
+//! namespaces, or a container whose /proc is partly masked), the reaper
+//! starts as before and the workload has no /proc at all: still confined,
+//! less useful. `sandlock check` says which one this machine gets.
+//!
+//! Must never mount anything that the host's mount namespace could see:
+//! every mount is made after the new namespace's mounts became slaves.
+//! Runs in the reaper after a fork, so it only makes raw syscalls on data
+//! prepared before the fork.
+
+use std::os::fd::RawFd;
+
+/// Entries of the fresh procfs that are covered with `/dev/null`: they
+/// describe the kernel (its memory, symbols, log, keys, timers), not the
+/// sandbox. Missing ones are skipped.
+const MASKED_FILES: &[&std::ffi::CStr] = &[
+    c"/proc/kcore",
+    c"/proc/kallsyms",
+    c"/proc/keys",
+    c"/proc/key-users",
+    c"/proc/kmsg",
+    c"/proc/sysrq-trigger",
+    c"/proc/timer_list",
+    c"/proc/sched_debug",
+    c"/proc/latency_stats",
+    c"/proc/kpagecount",
+    c"/proc/kpageflags",
+    c"/proc/kpagecgroup",
+    c"/proc/vmallocinfo",
+    c"/proc/slabinfo",
+    c"/proc/pagetypeinfo",
+    c"/proc/config.gz",
+];
+
+/// Directories of the fresh procfs covered with an empty read-only tmpfs
+/// (hardware and firmware interfaces).
+const MASKED_DIRS: &[&std::ffi::CStr] = &[
+    c"/proc/acpi",
+    c"/proc/asound",
+    c"/proc/scsi",
+    c"/proc/bus",
+    c"/proc/irq",
+    c"/proc/driver",
+    c"/proc/sys/fs/binfmt_misc",
+];
+
+/// What the reaper is to set up, decided and formatted before the fork.
+#[derive(Debug)]
+pub struct Plan {
+    /// A user namespace too (sandlock is not root): the workload keeps its
+    /// own uid and gid, mapped onto themselves.
+    user: bool,
+    /// New namespaces and a fresh /proc (the system view has one, unless
+    /// a grant gives the host's).
+    proc: bool,
+    uid_map: Line,
+    gid_map: Line,
+    /// Where the process's command line lies in memory (`arg_start`,
+    /// `arg_end` of `/proc/self/stat`): the reaper, pid 1 in the
+    /// workload's /proc, overwrites its copy so that its `cmdline` shows
+    /// `sandlock` and not the host's command line.
+    argv: Option<(usize, usize)>,
+}
+
+/// A short line of text in a fixed buffer (no allocation after fork).
+#[derive(Debug)]
+struct Line {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Line {
+    /// `"ID ID 1\n"`: the id mapped onto itself, one wide.
+    fn identity(id: u32) -> Line {
+        let text = format!("{id} {id} 1\n");
+        let mut buf = [0u8; 32];
+        let len = text.len().min(buf.len());
+        buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+        Line { buf, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Plan {
+    /// The plan for this process: a user namespace unless it is root;
+    /// `proc` when the workload is to get a /proc of its own (otherwise
+    /// it shares the host's pid and mount namespaces).
+    pub fn new(proc: bool) -> Plan {
+        // SAFETY: getters with no failure mode.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Plan {
+            user: uid != 0,
+            proc,
+            uid_map: Line::identity(uid),
+            gid_map: Line::identity(gid),
+            argv: std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|s| argv_area(&s)),
+        }
+    }
+
+    fn clone_flags(&self) -> libc::c_ulong {
+        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS;
+        if self.user {
+            flags |= libc::CLONE_NEWUSER;
+        }
+        flags as libc::c_ulong
+    }
+}
+
+/// `arg_start` and `arg_end` (fields 48 and 49) of a `/proc/PID/stat`
+/// line, when they make a sane range.
+fn argv_area(stat: &str) -> Option<(usize, usize)> {
+    // Fields after the command name, which may hold spaces and ')', start
+    // with field 3.
+    let rest = stat.get(stat.rfind(')')?.checked_add(1)?..)?;
+    let mut fields = rest.split_whitespace().skip(45);
+    let start: usize = fields.next()?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    (start != 0 && end > start && end - start <= 1 << 20).then_some((start, end))
+}
+
+/// Overwrites the reaper's copy of the command line with `sandlock`.
+fn scrub_cmdline(area: Option<(usize, usize)>) {
+    const NAME: &[u8] = b"sandlock\0";
+    let Some((start, end)) = area else {
+        return;
+    };
+    let len = end.saturating_sub(start);
+    if len < NAME.len() {
+        return;
+    }
+    // SAFETY: [start, end) is this process's own argument area (read from
+    // /proc/self/stat before the fork, so the same addresses in this
+    // copy), writable stack memory that nothing in the reaper reads.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, len);
+        std::ptr::copy_nonoverlapping(NAME.as_ptr(), start as *mut u8, NAME.len());
+    }
+}
+
+/// How a fork went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// In the child; `true` when it is pid 1 of new namespaces.
+    Child(bool),
+    /// In the parent: the child's pid, and whether it has new namespaces.
+    Parent(libc::pid_t, bool),
+}
+
+/// The raw clone into `plan`'s namespaces: 0 in the child, its pid in
+/// the parent, -1 when the kernel refuses.
+///
+/// # Safety
+///
+/// As `fork`.
+unsafe fn clone_into(plan: &Plan) -> libc::c_long {
+    // SAFETY: clone with a NULL stack is fork with namespace flags; the
+    // caller keeps the child to async-signal-safe calls.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            plan.clone_flags() | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    }
+}
+
+/// Forks, into new namespaces when the kernel allows it, else plainly.
+///
+/// # Safety
+///
+/// As `fork`: in a multi-threaded program the child may only make
+/// async-signal-safe calls.
+pub unsafe fn fork(plan: &Plan) -> std::io::Result<Forked> {
+    let r = if plan.proc {
+        // SAFETY: as the caller promises for `fork`.
+        unsafe { clone_into(plan) }
+    } else {
+        -1
+    };
+    match r {
+        0 => return Ok(Forked::Child(true)),
+        r if r > 0 => return Ok(Forked::Parent(r as libc::pid_t, true)),
+        _ => {}
+    }
+    // No namespaces here (unprivileged user namespaces off, a container
+    // without CAP_SYS_ADMIN, out of namespaces): fork as before.
+    // SAFETY: as above.
+    match unsafe { libc::fork() } {
+        0 => Ok(Forked::Child(false)),
+        r if r > 0 => Ok(Forked::Parent(r, false)),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// In the reaper, pid 1 of its new namespaces: maps its ids, keeps its
+/// mounts from propagating to the host, and mounts the fresh /proc.
+/// `Ok(true)` when the workload gets a /proc; `Err(errno)` when the
+/// namespaces cannot be made safe (the launch must stop).
+pub fn enter(plan: &Plan) -> Result<bool, i32> {
+    if plan.user {
+        write_file(c"/proc/self/setgroups", b"deny")?;
+        write_file(c"/proc/self/uid_map", plan.uid_map.bytes())?;
+        write_file(c"/proc/self/gid_map", plan.gid_map.bytes())?;
+    }
+    // SAFETY: mount with static C strings and NULL data.
+    let slave = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    };
+    if slave != 0 {
+        return Err(errno());
+    }
+    scrub_cmdline(plan.argv);
+    Ok(mount_proc())
+}
+
+/// Mounts the fresh procfs and covers what it must not show; on any
+/// failure nothing stays mounted and the workload gets no /proc.
+fn mount_proc() -> bool {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: mount with static C strings and NULL data.
+    if unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        return false;
+    }
+    let covered =
+        MASKED_FILES.iter().all(|p| cover(p, false)) && MASKED_DIRS.iter().all(|p| cover(p, true));
+    if !covered {
+        // SAFETY: umount2 with a static C string.
+        unsafe { libc::umount2(c"/proc".as_ptr(), libc::MNT_DETACH) };
+    }
+    covered
+}
+
+/// Covers `path` with /dev/null (a file) or an empty read-only tmpfs (a
+/// directory). A path this kernel does not have needs nothing.
+fn cover(path: &std::ffi::CStr, dir: bool) -> bool {
+    // SAFETY: mount with static C strings.
+    let r = unsafe {
+        if dir {
+            libc::mount(
+                c"none".as_ptr(),
+                path.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=0,mode=0555".as_ptr().cast(),
+            )
+        } else {
+            libc::mount(
+                c"/dev/null".as_ptr(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        }
+    };
+    r == 0 || errno() == libc::ENOENT
+}
+
+/// What this machine gives a workload, found the way a launch does it:
+/// a child forked into the namespaces mounts its /proc and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcView {
+    /// Its own pid and mount namespaces and a fresh /proc.
+    Own {
+        /// A user namespace was needed (not root).
+        user: bool,
+    },
+    /// Its own namespaces, but the kernel refused the fresh procfs (a
+    /// /proc partly covered, as in containers): no /proc.
+    NoProcMount,
+    /// No namespaces (errno of the clone): no /proc.
+    NoNamespaces(i32),
+}
+
+/// Probes what a workload started by this process would get.
+pub fn probe() -> ProcView {
+    let plan = Plan::new(true);
+    // SAFETY: the child only makes raw syscalls and exits.
+    let forked = unsafe { clone_into(&plan) };
+    if forked < 0 {
+        return ProcView::NoNamespaces(errno());
+    }
+    if forked == 0 {
+        let code = match enter(&Plan { argv: None, ..plan }) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(_) => 2,
+        };
+        // SAFETY: leave the probe child without running anything else.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    unsafe { libc::waitpid(forked as libc::pid_t, &mut status, 0) };
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => ProcView::Own { user: plan.user },
+        Some(1) => ProcView::NoProcMount,
+        _ => ProcView::NoNamespaces(libc::EPERM),
+    }
+}
+
+/// In the workload, after the supervisor's rules are in and before
+/// `landlock_restrict_self`: grants the fresh /proc with `access`.
+pub fn grant_proc(ruleset: RawFd, access: u64) -> Result<(), i32> {
+    // SAFETY: a static C string; the fd is closed below.
+    let fd = unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let r = super::landlock::add_rule(ruleset, fd, access);
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// True when the parent that forked this reaper is gone. In new pid
+/// namespaces `getppid` is 0 (the parent is outside), so the report pipe
+/// tells instead: its read end closes with the supervisor.
+pub fn parent_gone(expected: libc::pid_t, report: RawFd) -> bool {
+    // SAFETY: getppid has no failure mode.
+    let ppid = unsafe { libc::getppid() };
+    if ppid != 0 {
+        return ppid != expected;
+    }
+    let mut pfd = libc::pollfd {
+        fd: report,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on the stack; zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLERR != 0
+}
+
+fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
+    // SAFETY: a static C string; the fd is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: writes from a live slice of the length passed.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    let e = errno();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if usize::try_from(n).ok() != Some(data.len()) {
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_argument_area_comes_from_fields_48_and_49() {
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let (start, end) = argv_area(&me).expect("own stat");
+        assert!(end > start);
+        // A command name with spaces and a parenthesis does not shift it.
+        let tail: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        let line = format!("7 (a b) c) {}", tail.join(" "));
+        assert_eq!(argv_area(&line), Some((48, 49)));
+        let zero: Vec<String> = (3..=52)
+            .map(|i| if i == 48 { "0".into() } else { i.to_string() })
+            .collect();
+        assert_eq!(argv_area(&format!("7 (x) {}", zero.join(" "))), None);
+        assert_eq!(argv_area("7 (x) 1 2"), None);
+        assert_eq!(argv_area("no paren"), None);
+    }
+
+    #[test]
+    fn identity_maps() {
+        assert_eq!(Line::identity(1000).bytes(), b"1000 1000 1\n");
+        assert_eq!(
+            Line::identity(u32::MAX).bytes(),
+            b"4294967295 4294967295 1\n"
+        );
+    }
+}
