@@ -21,6 +21,8 @@ command -v nginx >/dev/null || need+=(nginx)
 # The trust-bundle tests: node's fetch, requests' certifi.
 command -v node >/dev/null || need+=(nodejs)
 /usr/bin/python3 -c 'import certifi' 2>/dev/null || need+=(python3-certifi)
+# The JVM's key store splice: java's HttpClient and keytool.
+command -v java >/dev/null || need+=(default-jdk-headless)
 # The Python SDK's tests: a venv to pip-install the package into (pip then
 # fetches setuptools from PyPI to build it), and pytest.
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)

@@ -139,16 +139,28 @@ impl ReadableRoots {
 
 /// Bundles found while the sandbox runs (`certifi/cacert.pem` anywhere):
 /// recognised by the end of their canonical path, spliced on first open.
-#[derive(Debug)]
 pub struct SuffixSplice {
     /// The basename an open must use to be considered (cheap to check on
     /// every open; the canonical path is only looked up for it).
     pub basename: Vec<u8>,
     /// What the canonical path must end with.
     pub suffix: Vec<u8>,
-    /// Appended to the real content.
-    pub append: Vec<u8>,
+    /// What the workload reads instead of the real content; `None` leaves
+    /// the file as it is (a format the splice does not know).
+    pub transform: Transform,
 }
+
+impl std::fmt::Debug for SuffixSplice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuffixSplice")
+            .field("basename", &String::from_utf8_lossy(&self.basename))
+            .field("suffix", &String::from_utf8_lossy(&self.suffix))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A splice's rewrite of a file's content.
+pub type Transform = Arc<dyn Fn(Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Every virtual file of a sandbox.
 #[derive(Debug, Default)]
@@ -262,7 +274,7 @@ impl Virtuals {
             return Ok(None);
         }
         let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let mut content = crate::sys::creds::WorkloadRights::run(as_workload, || {
+        let content = crate::sys::creds::WorkloadRights::run(as_workload, || {
             use std::io::Read;
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
@@ -273,10 +285,9 @@ impl Virtuals {
             f.by_ref().take(MAX_SPLICED).read_to_end(&mut content)?;
             Ok(content)
         })?;
-        if !content.ends_with(b"\n") && !content.is_empty() {
-            content.push(b'\n');
-        }
-        content.extend_from_slice(&rule.append);
+        let Some(content) = (rule.transform)(content) else {
+            return Ok(None);
+        };
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(canonical));
         let file = Arc::new(VirtualFile::with_place(
             path,

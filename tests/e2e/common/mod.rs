@@ -605,6 +605,7 @@ const PY_FIXTURES: &[&str] = &[
     "dnsprobe.py",
     "bigbody.py",
     "reachprobe.py",
+    "Fetch.java",
 ];
 
 struct Fixtures {

@@ -216,3 +216,28 @@ both!(certifi_bundles_matched_by_canonical_suffix, |ctx| {
     }
     s.host_unchanged();
 });
+
+both!(grpcio_roots_matched_by_canonical_suffix, |ctx| {
+    // grpcio reads only the roots.pem it bundles (and the variable
+    // GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which a scrubbed environment
+    // loses): that file is spliced wherever the package is installed.
+    let s = Trust::new();
+    let mine = fs::read_to_string(&tls_files().user_ca).unwrap();
+    let roots = s.d.file(
+        "venv/lib/python3.11/site-packages/grpc/_cython/_credentials/roots.pem",
+        &mine,
+    );
+    let other = s.d.file("other/_credentials/roots.pem", &mine);
+    let o = ["open", "grpc", &roots, "open", "other", &other];
+    let out = s.probe(&ctx, &s.flags(&[]), &o);
+    let c = s.dump(&out);
+    out.expect_code(0);
+    s.assert_spliced(&out, "grpc", mine.as_bytes(), &c);
+    s.assert_real(&out, "other", mine.as_bytes(), &c);
+    // twin: no proxy, the real file
+    let out = s.probe(&ctx, &s.no_proxy(&[]), &o);
+    let c = s.dump(&out);
+    out.expect_code(0);
+    s.assert_real(&out, "grpc", mine.as_bytes(), &c);
+    s.host_unchanged();
+});

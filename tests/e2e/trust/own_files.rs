@@ -5,11 +5,13 @@
 use super::*;
 
 /// The variables sandlock sets for the workload, and their values.
-const CA_ENV: [(&str, &str); 5] = [
+const CA_ENV: [(&str, &str); 7] = [
     ("SSL_CERT_FILE", FULL_BUNDLE),
     ("REQUESTS_CA_BUNDLE", FULL_BUNDLE),
     ("CURL_CA_BUNDLE", FULL_BUNDLE),
     ("GIT_SSL_CAINFO", FULL_BUNDLE),
+    ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", FULL_BUNDLE),
+    ("DENO_CERT", FULL_BUNDLE),
     ("NODE_EXTRA_CA_CERTS", CA_ONLY),
 ];
 

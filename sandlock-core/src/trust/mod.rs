@@ -30,8 +30,16 @@ pub const DEFAULT_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
+mod keystore;
+
 /// Python's certifi (and pip's vendored copy), wherever installed.
 pub const CERTIFI_SUFFIX: &str = "/certifi/cacert.pem";
+/// grpcio's bundled roots, which it reads instead of the system's.
+pub const GRPC_SUFFIX: &str = "/grpc/_cython/_credentials/roots.pem";
+/// Java key stores: the system one (Debian's `/etc/ssl/certs/java`,
+/// RHEL's `/etc/pki/ca-trust/extracted/java`) that JDKs link to, and a
+/// JDK's own `lib/security/cacerts`.
+const JAVA_SUFFIXES: [&str; 2] = ["/java/cacerts", "/lib/security/cacerts"];
 
 /// Directories that hold the sandbox-only files, first existing wins.
 const CERT_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/ssl"];
@@ -46,6 +54,8 @@ const BUNDLE_ENV: &[&str] = &[
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
     "GIT_SSL_CAINFO",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "DENO_CERT",
 ];
 /// Environment variable pointed at the CA alone (Node adds it to its own
 /// roots).
@@ -66,7 +76,7 @@ pub fn is_known_bundle(canonical: &Path) -> bool {
     DEFAULT_BUNDLES.iter().any(|b| Path::new(b) == canonical)
         || canonical
             .to_str()
-            .is_some_and(|p| p.ends_with(CERTIFI_SUFFIX))
+            .is_some_and(|p| p.ends_with(CERTIFI_SUFFIX) || p.ends_with(GRPC_SUFFIX))
 }
 
 /// Builds the spliced files for `ca_pem` (the CA certificate, `ca_der` in
@@ -195,11 +205,7 @@ pub fn prepare(
         }
     }
     let splices = if !http.no_default_bundles {
-        vec![SuffixSplice {
-            basename: b"cacert.pem".to_vec(),
-            suffix: CERTIFI_SUFFIX.as_bytes().to_vec(),
-            append,
-        }]
+        run_time_splices(append, ca_der)
     } else {
         Vec::new()
     };
@@ -208,6 +214,48 @@ pub fn prepare(
         splices,
         env,
     })
+}
+
+/// The stores recognised when the workload opens them: PEM bundles of
+/// Python packages get `append`, Java key stores an entry for `ca_der`.
+fn run_time_splices(append: Vec<u8>, ca_der: &[u8]) -> Vec<SuffixSplice> {
+    let append = std::sync::Arc::new(append);
+    let pem = |basename: &str, suffix: &str| {
+        let append = std::sync::Arc::clone(&append);
+        SuffixSplice {
+            basename: basename.as_bytes().to_vec(),
+            suffix: suffix.as_bytes().to_vec(),
+            transform: std::sync::Arc::new(move |mut content: Vec<u8>| {
+                end_line(&mut content);
+                content.extend_from_slice(&append);
+                Some(content)
+            }),
+        }
+    };
+    let mut splices = vec![
+        pem("cacert.pem", CERTIFI_SUFFIX),
+        pem("roots.pem", GRPC_SUFFIX),
+    ];
+    let ca_der = std::sync::Arc::new(ca_der.to_vec());
+    for suffix in JAVA_SUFFIXES {
+        let ca_der = std::sync::Arc::clone(&ca_der);
+        splices.push(SuffixSplice {
+            basename: b"cacerts".to_vec(),
+            suffix: suffix.as_bytes().to_vec(),
+            transform: std::sync::Arc::new(move |content: Vec<u8>| {
+                // A PKCS#12 store (a JDK's own since JDK 18) is left as
+                // it is: see the README.
+                if !keystore::is_jks(&content) {
+                    return None;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                keystore::add_trusted(&content, &ca_der, now)
+            }),
+        });
+    }
+    splices
 }
 
 fn end_line(buf: &mut Vec<u8>) {
