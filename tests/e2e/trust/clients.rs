@@ -186,17 +186,23 @@ both!(
     }
 );
 
+/// The path of `name` on the tests' PATH; scripts/deps.sh installs
+/// `package` for it.
+fn installed(name: &str, package: &str) -> String {
+    PATH_ENV
+        .split(':')
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/deps.sh installs {package})"))
+}
+
 /// Node's fetch: prints "status <code>", or "error <code>" and exits 1.
 const NODE_FETCH: &str = "fetch(process.argv[1])\
 .then(r => r.text().then(() => console.log('status ' + r.status)))\
 .catch(e => { console.log('error ' + ((e.cause && e.cause.code) || e.message)); process.exit(1); })";
 
 both!(node_fetch_trusts_node_extra_ca_certs, |ctx| {
-    let node = PATH_ENV
-        .split(':')
-        .map(|d| format!("{d}/node"))
-        .find(|p| Path::new(p).exists())
-        .expect("node is not installed (scripts/deps.sh installs nodejs)");
+    let node = installed("node", "nodejs");
     let node = node.as_str();
     let s = Trust::new();
     let url = s.url("/echo/node");
@@ -224,11 +230,7 @@ both!(node_fetch_trusts_node_extra_ca_certs, |ctx| {
 both!(java_httpclient_trusts_the_spliced_key_store, |ctx| {
     // The JVM reads only its key store (a JKS the JDKs link to
     // /etc/ssl/certs/java/cacerts): no variable can help it.
-    let java = PATH_ENV
-        .split(':')
-        .map(|d| format!("{d}/java"))
-        .find(|p| Path::new(p).exists())
-        .expect("java is not installed (scripts/deps.sh installs default-jdk-headless)");
+    let java = installed("java", "default-jdk-headless");
     let s = Trust::new();
     let url = s.url("/echo/java");
     let fetch = format!("{}/Fetch.java", fixdir());
