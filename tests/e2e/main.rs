@@ -20,6 +20,7 @@
 mod common;
 
 mod badinput;
+mod command;
 mod dns;
 mod etc_view;
 mod fs;

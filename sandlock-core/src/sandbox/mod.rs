@@ -4,6 +4,7 @@
 //! `prepare` turns the policy into what the child needs; `wait` is the
 //! supervisor's main loop until the workload's exit status arrives.
 
+mod command;
 mod prepare;
 mod private;
 mod stdio;
@@ -25,7 +26,7 @@ use crate::secrets::Secrets;
 use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
-use self::prepare::{check_inherited_stdio, cstring, exec_candidates, finish_ruleset};
+use self::prepare::{check_inherited_stdio, cstring, finish_ruleset};
 use self::private::Private;
 use self::stdio::Plumbing;
 pub use self::stdio::{Output, Stdio};
@@ -193,7 +194,13 @@ impl Sandbox {
             None => private.home(),
         };
         let envp = self.environment(&private.tmp(), &home, &trust_env, &secrets);
-        let exec_paths = exec_candidates(cmd, &envp)?;
+        let view = command::View::new(&self.policy.fs, &tmp_path);
+        let exec_paths = vec![command::resolve(
+            cmd,
+            &envp,
+            self.policy.process.cwd.as_deref(),
+            &view,
+        )?];
         let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;

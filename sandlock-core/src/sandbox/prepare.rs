@@ -1,13 +1,11 @@
-//! Preparing a run: the command's candidate paths, the private temp dir,
+//! Preparing a run: the private directory,
 //! the rest of the Landlock ruleset, and a check of what the workload
 //! inherits on stdin, stdout and stderr.
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use super::private::Private;
-use super::DEFAULT_PATH;
 use crate::launch::{self, LandlockRuleset};
 use crate::{Error, Result};
 
@@ -19,42 +17,6 @@ pub(super) fn cstring(bytes: &[u8]) -> Result<CString> {
             "contains a NUL byte",
         )
     })
-}
-
-/// The paths execve should try, in order, like execvp: the command itself
-/// when it names a path, else every existing `PATH` entry for it. The
-/// workload tries them after Landlock is on, so one it may not execute
-/// (a shim outside the grants) is skipped for the next, as execvp does.
-pub(super) fn exec_candidates(cmd: &OsStr, env: &[(OsString, OsString)]) -> Result<Vec<CString>> {
-    let name = cmd.as_bytes();
-    let not_found = || Error::Command {
-        cmd: cmd.to_string_lossy().into_owned(),
-        reason: "command not found".into(),
-        status: 127,
-    };
-    if name.is_empty() {
-        return Err(not_found());
-    }
-    if name.contains(&b'/') {
-        return Ok(vec![cstring(name)?]);
-    }
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| OsString::from(DEFAULT_PATH));
-    let mut found = Vec::new();
-    for dir in path.as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-        let candidate = Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(name));
-        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
-            found.push(cstring(candidate.as_os_str().as_bytes())?);
-        }
-    }
-    if found.is_empty() {
-        return Err(not_found());
-    }
-    Ok(found)
 }
 
 /// The workload inherits stdin, stdout and stderr. An inet datagram socket
