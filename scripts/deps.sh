@@ -21,6 +21,9 @@ command -v nginx >/dev/null || need+=(nginx)
 # The trust-bundle tests: node's fetch, requests' certifi.
 command -v node >/dev/null || need+=(nodejs)
 /usr/bin/python3 -c 'import certifi' 2>/dev/null || need+=(python3-certifi)
+# Interactive use: a REPL and less under tmux.
+command -v tmux >/dev/null || need+=(tmux)
+command -v less >/dev/null || need+=(less)
 # The JVM's key store splice: java's HttpClient and keytool.
 command -v java >/dev/null || need+=(default-jdk-headless)
 # The Python SDK's tests: a venv to pip-install the package into (pip then

@@ -27,6 +27,7 @@ mod fs;
 mod home;
 mod hosts;
 mod http;
+mod interactive;
 mod meta;
 mod net;
 mod netspec;

@@ -606,6 +606,7 @@ const PY_FIXTURES: &[&str] = &[
     "bigbody.py",
     "reachprobe.py",
     "Fetch.java",
+    "ptyresize.py",
 ];
 
 struct Fixtures {
