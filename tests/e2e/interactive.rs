@@ -95,18 +95,10 @@ impl Drop for Tmux {
     }
 }
 
-fn sandlock_bin(ctx: &Ctx) -> String {
-    if ctx.drop_to_nobody {
-        sandlock_for_nobody()
-    } else {
-        SANDLOCK.to_string()
-    }
-}
-
 both!(a_repl_works_on_a_terminal, |ctx| {
     let t = Tmux::start(
         &ctx,
-        &format!("{} run -- {PYTHON} -q", sandlock_bin(&ctx)),
+        &format!("{} run -- {PYTHON} -q", ctx.sandlock_bin()),
         80,
         24,
     );
@@ -140,7 +132,7 @@ both!(a_full_screen_program_works, |ctx| {
         &ctx,
         &format!(
             "{} run -- less /etc/os-release; echo less-exit $?; sleep 30",
-            sandlock_bin(&ctx)
+            ctx.sandlock_bin()
         ),
         80,
         24,
@@ -159,20 +151,12 @@ both!(a_resize_reaches_the_workload, |ctx| {
     // only when a client draws it, so a pty of the test's own does this.)
     let script = "trap 'echo resized $(stty size); exit 0' WINCH; echo start $(stty size); \
                   while :; do sleep 0.1; done";
-    let mut driver = Command::new(PYTHON);
+    let mut driver = ctx.wrapper(PYTHON);
     driver
         .arg(format!("{}/ptyresize.py", fixdir()))
-        .arg(sandlock_bin(&ctx))
+        .arg(ctx.sandlock_bin())
         .args(run_args(&[], &["/bin/sh", "-c", script]))
-        .env_clear()
-        .env("PATH", PATH_ENV)
-        .env("LANG", "C.UTF-8")
-        .env("TERM", "xterm-256color")
-        .current_dir("/");
-    if ctx.drop_to_nobody {
-        use std::os::unix::process::CommandExt;
-        driver.uid(NOBODY).gid(NOBODY);
-    }
+        .env("TERM", "xterm-256color");
     let out = run_cmd(driver, None, Duration::from_secs(30));
     out.expect_code(0);
     assert_eq!(

@@ -143,6 +143,32 @@ impl Ctx {
         cmd
     }
 
+    /// The sandlock binary this context runs (a copy uid 65534 may
+    /// execute when it drops to nobody).
+    pub fn sandlock_bin(&self) -> String {
+        if self.drop_to_nobody {
+            sandlock_for_nobody()
+        } else {
+            SANDLOCK.to_string()
+        }
+    }
+
+    /// A `Command` for `program` (which starts sandlock itself: a shell,
+    /// a pty driver) as this context's user, with the same plain
+    /// environment as [`Ctx::command`] and cwd "/".
+    pub fn wrapper(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", PATH_ENV)
+            .env("HOME", "/nonexistent")
+            .env("LANG", "C.UTF-8")
+            .current_dir("/");
+        if self.drop_to_nobody {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        cmd
+    }
+
     /// True when a workload started this way gets its own pid namespace
     /// and /proc (`sandlock check`'s "private /proc" line says yes).
     pub fn own_proc(&self) -> bool {

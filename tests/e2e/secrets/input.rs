@@ -9,22 +9,9 @@ use super::*;
 /// A Command running sandlock (as `ctx` would) with `file` open on
 /// descriptor 3: `sh -c 'exec 3<"$0"; exec "$@"' FILE SANDLOCK ARGS...`.
 fn with_fd3(ctx: &Ctx, file: &str, args: &[String]) -> Command {
-    let bin = if ctx.drop_to_nobody {
-        sandlock_for_nobody()
-    } else {
-        SANDLOCK.to_string()
-    };
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", r#"exec 3<"$0"; exec "$@""#, file, &bin])
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH_ENV)
-        .env("HOME", "/nonexistent")
-        .env("LANG", "C.UTF-8")
-        .current_dir("/");
-    if ctx.drop_to_nobody {
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
+    let mut cmd = ctx.wrapper("/bin/sh");
+    cmd.args(["-c", r#"exec 3<"$0"; exec "$@""#, file, &ctx.sandlock_bin()])
+        .args(args);
     cmd
 }
 

@@ -50,7 +50,6 @@ use crate::common::tls::*;
 use crate::common::*;
 use std::fs;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// The variable of sandlock's own environment the test secret is read from.

@@ -147,23 +147,10 @@ both!(file_source_in_the_system_view_is_refused, |ctx| {
 /// sandlock (as `ctx`) started by `sh -c 'REDIRECTIONS; exec "$@"' FILE
 /// SANDLOCK ARGS...`, so the redirections can open FILE ("$0").
 fn with_redirections(ctx: &Ctx, redirections: &str, file: &str, args: &[String]) -> Out {
-    let bin = if ctx.drop_to_nobody {
-        sandlock_for_nobody()
-    } else {
-        SANDLOCK.to_string()
-    };
     let script = format!("{redirections}; exec \"$@\"");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", &script, file, &bin])
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH_ENV)
-        .env("HOME", "/nonexistent")
-        .env("LANG", "C.UTF-8")
-        .current_dir("/");
-    if ctx.drop_to_nobody {
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
+    let mut cmd = ctx.wrapper("/bin/sh");
+    cmd.args(["-c", &script, file, &ctx.sandlock_bin()])
+        .args(args);
     run_cmd(cmd, None, RUN_LIMIT)
 }
 
