@@ -21,6 +21,10 @@ command -v nginx >/dev/null || need+=(nginx)
 # The trust-bundle tests: node's fetch, requests' certifi.
 command -v node >/dev/null || need+=(nodejs)
 /usr/bin/python3 -c 'import certifi' 2>/dev/null || need+=(python3-certifi)
+# The client matrix's system packages (scripts/clients.sh installs the rest).
+command -v go >/dev/null || need+=(golang-go)
+command -v wget >/dev/null || need+=(wget)
+command -v npm >/dev/null || need+=(npm)
 # Interactive use: a REPL and less under tmux.
 command -v tmux >/dev/null || need+=(tmux)
 command -v less >/dev/null || need+=(less)

@@ -633,6 +633,8 @@ const PY_FIXTURES: &[&str] = &[
     "reachprobe.py",
     "Fetch.java",
     "ptyresize.py",
+    "grpcserver.py",
+    "pyclients.py",
 ];
 
 struct Fixtures {

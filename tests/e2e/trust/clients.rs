@@ -186,16 +186,6 @@ both!(
     }
 );
 
-/// The path of `name` on the tests' PATH; scripts/deps.sh installs
-/// `package` for it.
-fn installed(name: &str, package: &str) -> String {
-    PATH_ENV
-        .split(':')
-        .map(|d| format!("{d}/{name}"))
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("{name} is not installed (scripts/deps.sh installs {package})"))
-}
-
 /// Node's fetch: prints "status <code>", or "error <code>" and exits 1.
 const NODE_FETCH: &str = "fetch(process.argv[1])\
 .then(r => r.text().then(() => console.log('status ' + r.status)))\

@@ -23,6 +23,7 @@
 //! (sandlock's virtual files and environment, no proxy, grants).
 
 mod clients;
+mod matrix;
 mod opens;
 mod options;
 mod own_files;
@@ -336,4 +337,26 @@ fn assert_appended(got: &[u8], original: &[u8], ca: &str, label: &str, c: &str) 
         ca.trim(),
         "{label}: what follows the original content is not the sandbox CA\n{c}"
     );
+}
+
+/// The path of `name` on the tests' PATH; scripts/deps.sh installs
+/// `package` for it.
+pub(super) fn installed(name: &str, package: &str) -> String {
+    PATH_ENV
+        .split(':')
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| panic!("{name} is not installed (scripts/deps.sh installs {package})"))
+}
+
+/// Where scripts/clients.sh installed the client matrix's venv and npm
+/// packages ($SANDLOCK_CLIENTS, by default /var/cache/sandlock-clients).
+pub(super) fn clients_dir() -> String {
+    let dir = std::env::var("SANDLOCK_CLIENTS")
+        .unwrap_or_else(|_| "/var/cache/sandlock-clients".to_string());
+    assert!(
+        Path::new(&dir).join(".installed-v1").exists(),
+        "the client matrix is not installed in {dir}: run `bash scripts/clients.sh` (scripts/test.sh does)"
+    );
+    dir
 }
