@@ -404,3 +404,40 @@ fn show_policy_prints_and_exits_zero() {
         "--show-policy ran the command"
     );
 }
+
+both!(renames_across_directories_of_a_write_grant_work, |ctx| {
+    // Landlock refuses to move a file to another directory (EXDEV) unless
+    // every layer grants it: in TMPDIR, in the private HOME and in a -w
+    // grant a file and a directory move anywhere within.
+    let d = TempDir::new("rename");
+    let script = "set -e; for base in \"$TMPDIR\" \"$HOME\" \"$1\"; do \
+        mkdir -p \"$base/a/sub\" \"$base/b\"; echo x > \"$base/a/f\"; \
+        /usr/bin/python3 -c 'import os, sys; b = sys.argv[1]; os.rename(b + \"/a/f\", b + \"/b/f\"); os.rename(b + \"/a/sub\", b + \"/b/sub\"); print(\"moved\")' \"$base\"; \
+        done";
+    let out = ctx.sl(run_args(
+        &["-w", &d.s()],
+        &["/bin/sh", "-c", script, "sh", &d.s()],
+    ));
+    out.expect_code(0).expect_stdout("moved\nmoved\nmoved\n");
+    assert!(d.path().join("b/sub").is_dir() && d.path().join("b/f").is_file());
+    // twin: out of the write grant into a read-only one, the kernel refuses
+    let ro = TempDir::new("rename-ro");
+    std::fs::write(d.path().join("g"), "x").unwrap();
+    let out = ctx.sl(run_args(
+        &["-w", &d.s(), "-r", &ro.s()],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import os, sys\ntry:\n    os.rename(sys.argv[1], sys.argv[2])\nexcept OSError as e:\n    print(e.strerror)",
+            &d.join("g"),
+            &ro.join("g"),
+        ],
+    ));
+    out.expect_code(0);
+    assert!(
+        out.stdout == "Permission denied\n" || out.stdout == "Invalid cross-device link\n",
+        "{}",
+        out.dump()
+    );
+    assert!(d.path().join("g").exists());
+});

@@ -24,9 +24,6 @@ pub(super) struct Launch<'a> {
     /// NULL-terminated argv and envp pointer arrays into `prepared`.
     pub argv: &'a [*const libc::c_char],
     pub envp: &'a [*const libc::c_char],
-    /// The Landlock access for the workload's own /proc, when the reaper
-    /// mounted one.
-    pub proc_access: Option<u64>,
 }
 
 /// The clone entry point. `arg` points to a [`Launch`].
@@ -72,8 +69,10 @@ fn run(l: &Launch<'_>) -> ! {
     if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut ready as *mut u8).cast(), 1) } != 1 {
         fail(Stage::Landlock, libc::ECANCELED);
     }
-    if let Some(access) = l.proc_access {
-        if let Err(e) = super::ns::grant_proc(p.ruleset.as_raw_fd(), access) {
+    // 'p': the supervisor mounted the workload's own /proc (see `ns`),
+    // which only the workload itself can name for its rule.
+    if ready == super::RULES_READY_WITH_PROC {
+        if let Err(e) = super::ns::grant_proc(p.ruleset.as_raw_fd(), p.proc_access) {
             fail(Stage::Namespaces, e);
         }
     }

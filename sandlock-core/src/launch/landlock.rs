@@ -453,8 +453,14 @@ pub fn scope_abstract_unix() -> io::Result<()> {
         scoped: u64,
     }
     const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
+    const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
+    // Every ruleset denies moving a file to another directory (REFER)
+    // unless a rule grants it, even one that handles no file access: the
+    // layer handles REFER and grants it on "/", or the workload (nested
+    // in this layer) could rename nothing across directories, not even in
+    // its own TMPDIR (EXDEV).
     let attr = Attr {
-        handled_access_fs: 0,
+        handled_access_fs: LANDLOCK_ACCESS_FS_REFER,
         handled_access_net: 0,
         scoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
     };
@@ -473,6 +479,8 @@ pub fn scope_abstract_unix() -> io::Result<()> {
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this fd; we own it from here on.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let root = open_path(None, b"/")?;
+    add_rule(fd.as_raw_fd(), root.as_raw_fd(), LANDLOCK_ACCESS_FS_REFER)?;
     // Per thread: required to restrict without CAP_SYS_ADMIN, and this
     // thread never executes anything.
     // SAFETY: integer prctl.

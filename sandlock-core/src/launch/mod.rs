@@ -40,6 +40,12 @@ use nix::unistd::Pid;
 pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
 
+/// The byte on `rules_ready` when every rule is in.
+pub const RULES_READY: u8 = b'r';
+/// The same, and the workload's own /proc is mounted: the workload adds
+/// its rule.
+pub const RULES_READY_WITH_PROC: u8 = b'p';
+
 /// Everything the child needs, allocated before fork.
 pub struct Prepared {
     /// Paths to try with execve, in order (execvp's PATH search).

@@ -1,7 +1,9 @@
 //! The workload's own /proc: the reaper starts in fresh pid and mount
 //! namespaces (and a user namespace when sandlock is not root, which the
-//! other two need), becomes pid 1 there, and mounts a procfs of that pid
-//! namespace on `/proc`. The workload then sees its own processes and the
+//! other two need) and becomes pid 1 there; the supervisor maps the user
+//! namespace's ids and a helper it forks joins the namespaces and mounts
+//! a procfs of that pid namespace on `/proc` (the reaper cannot mount:
+//! see [`make_proc`]). The workload then sees its own processes and the
 //! reaper, and the host-wide files programs read (cpuinfo, meminfo,
 //! `sys/...`); never a host process. Entries that tell about the kernel
 //! rather than the sandbox (kcore, kallsyms, keys, kmsg, sysrq-trigger,
@@ -16,8 +18,9 @@
 //!
 //! Must never mount anything that the host's mount namespace could see:
 //! every mount is made after the new namespace's mounts became slaves.
-//! Runs in the reaper after a fork, so it only makes raw syscalls on data
-//! prepared before the fork.
+//! The reaper's and the helper's parts run after a fork of a
+//! multi-threaded process, so they only make raw syscalls on data
+//! prepared before it.
 
 use std::os::fd::RawFd;
 
@@ -211,16 +214,85 @@ pub unsafe fn fork(plan: &Plan) -> std::io::Result<Forked> {
     }
 }
 
-/// In the reaper, pid 1 of its new namespaces: maps its ids, keeps its
-/// mounts from propagating to the host, and mounts the fresh /proc.
-/// `Ok(true)` when the workload gets a /proc; `Err(errno)` when the
-/// namespaces cannot be made safe (the launch must stop).
-pub fn enter(plan: &Plan) -> Result<bool, i32> {
-    if plan.user {
-        write_file(c"/proc/self/setgroups", b"deny")?;
-        write_file(c"/proc/self/uid_map", plan.uid_map.bytes())?;
-        write_file(c"/proc/self/gid_map", plan.gid_map.bytes())?;
+/// In the reaper, pid 1 of its new namespaces: its command line, which
+/// the workload's /proc shows as pid 1's, becomes `sandlock`.
+pub fn settle_reaper(plan: &Plan) {
+    scrub_cmdline(plan.argv);
+}
+
+/// Maps the ids of the user namespace `pid` (a process in it) owns, when
+/// there is one: the supervisor's own uid and gid onto themselves.
+fn map_ids(pid: libc::pid_t, plan: &Plan) -> std::io::Result<()> {
+    if !plan.user {
+        return Ok(());
     }
+    let write = |name: &str, data: &[u8]| std::fs::write(format!("/proc/{pid}/{name}"), data);
+    write("setgroups", b"deny")?;
+    write("uid_map", plan.uid_map.bytes())?;
+    write("gid_map", plan.gid_map.bytes())
+}
+
+/// Makes the workload's /proc, from the supervisor: maps the ids of the
+/// reaper's user namespace, then a helper process joins the reaper's
+/// namespaces (`setns` with its pidfd) and forks a child there, which
+/// makes every mount a slave and mounts the fresh procfs. The reaper
+/// cannot: it lives in the notify thread's Landlock domain (for the
+/// abstract-socket scope), and a Landlock domain that handles any file
+/// access may not mount. `Ok(true)`: the workload gets a /proc;
+/// `Ok(false)`: the kernel refused the procfs (no /proc, still
+/// confined); `Err`: the namespaces could not be made safe (stop).
+pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io::Result<bool> {
+    map_ids(reaper, plan)?;
+    let flags = plan.clone_flags() as libc::c_int;
+    // SAFETY: the child only makes raw syscalls on our stack's data and
+    // exits.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if helper == 0 {
+        // SAFETY: setns with the reaper's pidfd; fork; the grandchild is
+        // pid N of the reaper's pid namespace, whose procfs it mounts.
+        let code = unsafe {
+            if libc::setns(reaper_fd, flags) != 0 {
+                3
+            } else {
+                match libc::fork() {
+                    0 => libc::_exit(mount_in_namespace()),
+                    p if p > 0 => wait_code(p),
+                    _ => 3,
+                }
+            }
+        };
+        // SAFETY: leave the helper without running anything else.
+        unsafe { libc::_exit(code) };
+    }
+    match wait_code(helper) {
+        0 => Ok(true),
+        1 => Ok(false),
+        2 => Err(std::io::Error::other(
+            "cannot make the namespace's mounts slaves",
+        )),
+        _ => Err(std::io::Error::other("cannot join the reaper's namespaces")),
+    }
+}
+
+/// The exit code of child `pid` (255 when it did not exit normally).
+fn wait_code(pid: libc::pid_t) -> libc::c_int {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        255
+    }
+}
+
+/// In a process of the new namespaces: mounts become slaves (nothing
+/// mounted here reaches the host), then the fresh procfs. 0: mounted; 1:
+/// no procfs; 2: the mounts could not be made slaves.
+fn mount_in_namespace() -> libc::c_int {
     // SAFETY: mount with static C strings and NULL data.
     let slave = unsafe {
         libc::mount(
@@ -232,10 +304,13 @@ pub fn enter(plan: &Plan) -> Result<bool, i32> {
         )
     };
     if slave != 0 {
-        return Err(errno());
+        return 2;
     }
-    scrub_cmdline(plan.argv);
-    Ok(mount_proc())
+    if mount_proc() {
+        0
+    } else {
+        1
+    }
 }
 
 /// Mounts the fresh procfs and covers what it must not show; on any
@@ -315,20 +390,17 @@ pub fn probe() -> ProcView {
         return ProcView::NoNamespaces(errno());
     }
     if forked == 0 {
-        let code = match enter(&Plan { argv: None, ..plan }) {
-            Ok(true) => 0,
-            Ok(false) => 1,
-            Err(_) => 2,
-        };
+        let mapped = !plan.user
+            || (write_file(c"/proc/self/setgroups", b"deny").is_ok()
+                && write_file(c"/proc/self/uid_map", plan.uid_map.bytes()).is_ok()
+                && write_file(c"/proc/self/gid_map", plan.gid_map.bytes()).is_ok());
+        let code = if mapped { mount_in_namespace() } else { 2 };
         // SAFETY: leave the probe child without running anything else.
         unsafe { libc::_exit(code) };
     }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above.
-    unsafe { libc::waitpid(forked as libc::pid_t, &mut status, 0) };
-    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
-        Some(0) => ProcView::Own { user: plan.user },
-        Some(1) => ProcView::NoProcMount,
+    match wait_code(forked as libc::pid_t) {
+        0 => ProcView::Own { user: plan.user },
+        1 => ProcView::NoProcMount,
         _ => ProcView::NoNamespaces(libc::EPERM),
     }
 }

@@ -37,14 +37,9 @@ pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: Own
         Report::SetupFailed(Stage::Parent, 0).send(report.as_raw_fd());
         cleanup_and_exit(&mut forked, 0);
     }
-    let proc_access = match own_ns.then(|| ns::enter(&forked.plan)) {
-        Some(Ok(true)) => Some(forked.prepared.proc_access),
-        Some(Ok(false)) | None => None,
-        Some(Err(errno)) => {
-            Report::SetupFailed(Stage::Namespaces, errno).send(report.as_raw_fd());
-            cleanup_and_exit(&mut forked, 0);
-        }
-    };
+    if own_ns {
+        ns::settle_reaper(&forked.plan);
+    }
     // The reaper is a copy of the supervisor's memory (secret values
     // included) and shows in the workload's /proc as pid 1. The kernel
     // keeps its memory, environment and fds from the workload because
@@ -78,7 +73,6 @@ pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: Own
         report: report.as_raw_fd(),
         argv: &forked.argv,
         envp: &forked.envp,
-        proc_access,
     };
     let pid = match ChildStack::new() {
         // SAFETY: `entry` runs on its own stack and only reads `launch`,

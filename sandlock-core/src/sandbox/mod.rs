@@ -259,16 +259,28 @@ impl Sandbox {
             (None, None) => Some((Path::new("/"), &[][..])),
             (Some(_), _) => None,
         };
-        if let Err(e) = finish_ruleset(&ruleset, &mut grants, &private, links) {
-            // Closing the pipe unwritten stops the workload before exec;
-            // SIGUSR1 makes the reaper take everything down.
-            drop(ready_wr);
-            let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
-            let _ = nix::sys::wait::waitpid(spawned.reaper, None);
-            let _ = std::fs::remove_dir_all(&tmp_path);
-            return Err(e);
-        }
-        let _ = nix::unistd::write(&ready_wr, b"r");
+        let ready = self.own_proc(&spawned).and_then(|with_proc| {
+            finish_ruleset(&ruleset, &mut grants, &private, links)?;
+            Ok(with_proc)
+        });
+        let with_proc = match ready {
+            Ok(with_proc) => with_proc,
+            Err(e) => {
+                // Closing the pipe unwritten stops the workload before exec;
+                // SIGUSR1 makes the reaper take everything down.
+                drop(ready_wr);
+                let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
+                let _ = nix::sys::wait::waitpid(spawned.reaper, None);
+                let _ = std::fs::remove_dir_all(&tmp_path);
+                return Err(e);
+            }
+        };
+        let byte = if with_proc {
+            launch::RULES_READY_WITH_PROC
+        } else {
+            launch::RULES_READY
+        };
+        let _ = nix::unistd::write(&ready_wr, &[byte]);
         drop(ready_wr);
         let streams = plumbing.start();
         // Where the workload can create or replace names, spelled both as
@@ -368,6 +380,20 @@ impl Sandbox {
                 None
             }
         }
+    }
+
+    /// Mounts the workload's own /proc when the reaper came up in
+    /// namespaces of its own (see `launch::ns`): true when it has one.
+    fn own_proc(&self, spawned: &launch::Spawned) -> Result<bool> {
+        if !spawned.own_pid_ns {
+            return Ok(false);
+        }
+        launch::ns::make_proc(
+            spawned.reaper.as_raw(),
+            std::os::fd::AsRawFd::as_raw_fd(&spawned.reaper_fd),
+            &launch::ns::Plan::new(true),
+        )
+        .map_err(|e| Error::setup("the workload's pid and mount namespaces", e))
     }
 
     /// The workload's environment: inherited (or the clean subset), then

@@ -130,7 +130,11 @@ fn listener_hung_up(fd: std::os::fd::RawFd) -> bool {
 /// scope on abstract unix sockets. Whatever it (or a worker it starts)
 /// then does on the workload's behalf meets the same scope as the
 /// workload's own calls: an abstract name made in the sandbox is
-/// reachable, one made outside is refused by the kernel.
+/// reachable, one made outside is refused by the kernel. The layer also
+/// grants moving files between directories (Landlock denies that in every
+/// layer that does not grant it), and, handling a file access, it keeps
+/// the reaper from mounting: the workload's /proc is mounted by a helper
+/// of the main thread (`launch::ns::make_proc`).
 ///
 /// The reaper's parent-death signal follows the thread that forked it, so
 /// this thread lives until the run is over (until [`NotifyThread`] is

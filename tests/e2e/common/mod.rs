@@ -635,6 +635,7 @@ const PY_FIXTURES: &[&str] = &[
     "ptyresize.py",
     "grpcserver.py",
     "pyclients.py",
+    "mkrepos.py",
 ];
 
 struct Fixtures {

@@ -236,3 +236,79 @@ both!(go_net_http_trusts_the_spliced_system_bundle, |ctx| {
     assert_eq!(out.code(), 1, "{c}\n{c2}");
     assert!(out.stdout.contains("certificate"), "{c2}");
 });
+
+/// An upstream serving package repositories (tests/fixtures/mkrepos.py):
+/// a PEP 503 index with one wheel and an npm registry with one package.
+fn repositories() -> Trust {
+    let files = TempDir::new("repos");
+    let up = Upstream::start_with("127.0.0.1", true, &["--files", &files.s()]);
+    let base = format!("https://api.test:{}/files", up.port);
+    let made = Command::new(PYTHON)
+        .args([&format!("{}/mkrepos.py", fixdir()), &base, &files.s()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "mkrepos: {made:?}");
+    std::mem::forget(files); // served until the test process ends
+    Trust::with(up)
+}
+
+/// `sh -c SCRIPT` with the repositories' base URL as $1 and the clients
+/// directory as $2.
+fn in_sh(s: &Trust, script: &str) -> Vec<String> {
+    sv(&[
+        "/bin/sh",
+        "-c",
+        script,
+        "sh",
+        &format!("https://api.test:{}/files", s.port()),
+        &clients_dir(),
+    ])
+}
+
+/// pip from the index into TMPDIR, then the module imported from there.
+/// The machine's pip configuration is left out (a user's has none).
+const PIP: &str = r#"PIP_CONFIG_FILE=/dev/null "$2/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --index-url "$1/simple/" --target "$TMPDIR/t" sbpkg || exit 1
+PYTHONPATH="$TMPDIR/t" "$2/venv/bin/python" -c 'import sbpkg; print(sbpkg.VALUE)'"#;
+
+/// uv likewise (it honours SSL_CERT_FILE).
+const UV: &str = r#""$2/venv/bin/uv" pip install -q --no-deps --index-url "$1/simple/" --python "$2/venv/bin/python" --target "$TMPDIR/t" sbpkg || exit 1
+PYTHONPATH="$TMPDIR/t" "$2/venv/bin/python" -c 'import sbpkg; print(sbpkg.VALUE)'"#;
+
+/// npm from the registry into TMPDIR, then the module required.
+const NPM: &str = r#"npm install --silent --no-audit --no-fund --fetch-retries=0 --registry "$1/npm/" --prefix "$TMPDIR/n" sbpkg || exit 1
+node -e "console.log(require('$TMPDIR/n/node_modules/sbpkg'))""#;
+
+both!(
+    pip_uv_and_npm_install_from_local_https_repositories,
+    |ctx| {
+        let s = repositories();
+        for (name, script, want) in [
+            ("pip", PIP, "from-the-index\n"),
+            ("uv", UV, "from-the-index\n"),
+            ("npm", NPM, "from-the-registry\n"),
+        ] {
+            let flags = s.flags(&["-r", &clients_dir()]);
+            let out = run(&ctx, &flags, &in_sh(&s, script));
+            let c = s.dump(&out);
+            assert_eq!(out.stdout, want, "{name}\n{c}");
+            out.expect_code(0);
+            // twin: nothing spliced and no variables, the install fails
+            let flags = s.flags(&["-r", &clients_dir(), "--no-default-bundles", "--no-ca-env"]);
+            let out = run(&ctx, &flags, &in_sh(&s, script));
+            let c2 = s.dump(&out);
+            assert_ne!(out.code(), 0, "{name}\n{c2}");
+            assert!(!out.stdout.contains("from-the"), "{name}\n{c2}");
+        }
+        let paths = s.up.paths();
+        for p in [
+            "/files/simple/sbpkg/",
+            "/files/npm/sbpkg",
+            "/files/npm/sbpkg-1.0.0.tgz",
+        ] {
+            assert!(
+                paths.iter().any(|q| q == p),
+                "{p} never asked for: {paths:?}"
+            );
+        }
+    }
+);
