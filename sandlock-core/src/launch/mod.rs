@@ -218,6 +218,36 @@ impl Spawned {
         }
     }
 
+    /// After the tree was taken down: the stage the workload itself
+    /// reported failing on its own, if any. A workload that fails early (a missing
+    /// `--cwd`) ends the reaper, so the supervisor's next step fails too;
+    /// the workload's own report names the cause. Waits at most a second
+    /// for each report, so a stray holder of the pipe cannot hang a run
+    /// that already failed.
+    pub fn setup_failure(&mut self) -> Option<(Stage, i32)> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut fds = [libc::pollfd {
+                fd: self.reports.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: polls one pollfd of a local array.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 1000) } != 1 {
+                return None;
+            }
+            match self.next_report() {
+                // ECANCELED at Landlock is the workload seeing the
+                // supervisor give up (the rules-ready pipe closed unwritten):
+                // an echo of the supervisor's error, not a cause.
+                Ok(Some(Report::SetupFailed(Stage::Landlock, libc::ECANCELED))) => {}
+                Ok(Some(Report::SetupFailed(stage, errno))) => return Some((stage, errno)),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
     /// The fd to poll for reports.
     pub fn reports_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;

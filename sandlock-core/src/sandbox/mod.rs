@@ -272,7 +272,12 @@ impl Sandbox {
                 let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
                 let _ = nix::sys::wait::waitpid(spawned.reaper, None);
                 let _ = std::fs::remove_dir_all(&tmp_path);
-                return Err(e);
+                return Err(match spawned.setup_failure() {
+                    Some((stage, errno)) => {
+                        Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno))
+                    }
+                    None => e,
+                });
             }
         };
         let byte = if with_proc {
