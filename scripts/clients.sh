@@ -2,7 +2,9 @@
 # Installs the clients the end-to-end client matrix runs inside the
 # sandbox, when missing, into one directory every test user may read:
 # Python packages in a venv (grpcio, httpx with HTTP/2, aiohttp,
-# websockets, uv) and bun and deno from npm. Sourced by test.sh after
+# websockets, uv), bun and deno from npm, and the Rust toolchain (cargo,
+# rustc and the standard library, hard-linked from rustup's, which lives
+# under root's private home). Sourced by test.sh after
 # deps.sh (which installs the apt ones: golang, wget, a JDK).
 # SANDLOCK_CLIENTS overrides the directory; a second run reuses it.
 set -euo pipefail
@@ -21,4 +23,19 @@ if [ ! -f "$stamp" ]; then
     npm install -s --no-audit --no-fund --prefix "$clients/node" bun@1 deno@2 >/dev/null
     chmod -R a+rX "$clients"
     touch "$stamp"
+fi
+
+# The toolchain cargo drives, renewed when rustup's changes: hard links
+# where the cache shares rustup's filesystem (instant, no space), a copy
+# otherwise.
+sysroot="$(rustc --print sysroot)"
+if [ "$("$clients/rust/bin/rustc" -V 2>/dev/null)" != "$(rustc -V)" ] ||
+    [ "$("$clients/rust/bin/cargo" -V 2>/dev/null)" != "$(cargo -V)" ]; then
+    toolchain() {
+        rm -rf "$clients/rust" && mkdir -p "$clients/rust/bin" &&
+            cp "$@" "$sysroot/bin/cargo" "$sysroot/bin/rustc" "$clients/rust/bin/" &&
+            cp "$@" "$sysroot/lib" "$clients/rust/"
+    }
+    toolchain -al 2>/dev/null || toolchain -a
+    chmod -R a+rX "$clients/rust"
 fi

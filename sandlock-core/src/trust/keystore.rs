@@ -1,11 +1,11 @@
-//! The JVM's trust store: a Java KeyStore (JKS) with the sandbox CA added
-//! as one more trusted-certificate entry, every original entry kept byte
-//! for byte.
+//! The JVM's trust store as a Java KeyStore (JKS; PKCS#12 is `pfx`) with
+//! the sandbox CA added as one more trusted-certificate entry, every
+//! original entry kept byte for byte.
 //!
 //! Hand-written rather than a crate: adding an entry needs only the
 //! store's framing (a count, entries walked to check it, and the trailing
 //! SHA-1 keyed with the store password), not its keys; the one crate that
-//! reads JKS also pulls in a PKCS#12 stack the splice does not need. The
+//! reads JKS also pulls in a PKCS#12 stack of its own. The
 //! walk treats the store as hostile: every length is checked against what
 //! is left, and anything unexpected (a JCEKS secret key, a version-1
 //! store, trailing bytes) leaves the store alone.

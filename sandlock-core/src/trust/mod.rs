@@ -31,6 +31,7 @@ pub const DEFAULT_BUNDLES: &[&str] = &[
 ];
 
 mod keystore;
+mod pfx;
 
 /// Python's certifi (and pip's vendored copy), wherever installed.
 pub const CERTIFI_SUFFIX: &str = "/certifi/cacert.pem";
@@ -217,7 +218,8 @@ pub fn prepare(
 }
 
 /// The stores recognised when the workload opens them: PEM bundles of
-/// Python packages get `append`, Java key stores an entry for `ca_der`.
+/// Python packages get `append`, Java key stores (JKS or PKCS#12) an
+/// entry for `ca_der`.
 fn run_time_splices(append: Vec<u8>, ca_der: &[u8]) -> Vec<SuffixSplice> {
     let append = std::sync::Arc::new(append);
     let pem = |basename: &str, suffix: &str| {
@@ -243,8 +245,9 @@ fn run_time_splices(append: Vec<u8>, ca_der: &[u8]) -> Vec<SuffixSplice> {
             basename: b"cacerts".to_vec(),
             suffix: suffix.as_bytes().to_vec(),
             transform: std::sync::Arc::new(move |content: Vec<u8>| {
-                // A PKCS#12 store (a JDK's own since JDK 18) is left as
-                // it is: see the README.
+                if pfx::is_pkcs12(&content) {
+                    return pfx::add_trusted(&content, &ca_der);
+                }
                 if !keystore::is_jks(&content) {
                     return None;
                 }

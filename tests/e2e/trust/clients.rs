@@ -217,57 +217,6 @@ both!(node_fetch_trusts_node_extra_ca_certs, |ctx| {
     s.host_unchanged();
 });
 
-both!(java_httpclient_trusts_the_spliced_key_store, |ctx| {
-    // The JVM reads only its key store (a JKS the JDKs link to
-    // /etc/ssl/certs/java/cacerts): no variable can help it.
-    let java = installed("java", "default-jdk-headless");
-    let s = Trust::new();
-    let url = s.url("/echo/java");
-    let fetch = format!("{}/Fetch.java", fixdir());
-    let out = run(
-        &ctx,
-        &s.flags(&["-r", &fixdir()]),
-        &sv(&[&java, &fetch, &url]),
-    );
-    let c = s.dump(&out);
-    out.expect_code(0);
-    assert_eq!(out.stdout, "status 200\n", "{c}");
-    // keytool sees the entry, and the store's digest holds for the
-    // password every JDK ships it with
-    let out = run(
-        &ctx,
-        &s.flags(&[]),
-        &sv(&[
-            "keytool",
-            "-list",
-            "-cacerts",
-            "-storepass",
-            "changeit",
-            "-alias",
-            "sandlock-sandbox-ca",
-        ]),
-    );
-    let c2 = s.dump(&out);
-    out.expect_code(0);
-    assert!(out.stdout.contains("trustedCertEntry"), "{c2}");
-
-    // twin: the store served as it is, the JVM does not trust the proxy
-    let out = run(
-        &ctx,
-        &s.flags(&["--no-default-bundles", "-r", &fixdir()]),
-        &sv(&[&java, &fetch, &url]),
-    );
-    let c3 = s.dump(&out);
-    assert_eq!(out.code(), 1, "{c3}");
-    assert!(
-        out.stdout.starts_with("error SunCertPathBuilderException")
-            && out.stdout.contains("valid certification path"),
-        "{c3}"
-    );
-    assert_eq!(s.up.paths(), vec!["/echo/java".to_string()], "{c}\n{c3}");
-    s.host_unchanged();
-});
-
 /// s_client against $1 (HOST:PORT) with CApath $2 and no CA file or store;
 /// prints s_client's output, then "rc <exit>".
 const SCLIENT_CAPATH: &str = r#"openssl s_client -connect "$1" -servername api.test -CApath "$2" -no-CAfile -no-CAstore -verify_return_error </dev/null 2>&1

@@ -238,7 +238,8 @@ both!(go_net_http_trusts_the_spliced_system_bundle, |ctx| {
 });
 
 /// An upstream serving package repositories (tests/fixtures/mkrepos.py):
-/// a PEP 503 index with one wheel and an npm registry with one package.
+/// a PEP 503 index with one wheel, an npm registry with one package and a
+/// sparse cargo registry with one crate.
 fn repositories() -> Trust {
     let files = TempDir::new("repos");
     let up = Upstream::start_with("127.0.0.1", true, &["--files", &files.s()]);
@@ -278,14 +279,25 @@ PYTHONPATH="$TMPDIR/t" "$2/venv/bin/python" -c 'import sbpkg; print(sbpkg.VALUE)
 const NPM: &str = r#"npm install --silent --no-audit --no-fund --fetch-retries=0 --registry "$1/npm/" --prefix "$TMPDIR/n" sbpkg || exit 1
 node -e "console.log(require('$TMPDIR/n/node_modules/sbpkg'))""#;
 
+/// cargo builds and runs a crate whose one dependency comes from the
+/// sparse registry (crates.io replaced by it, as a mirror is configured);
+/// its registry cache goes to the sandbox's HOME. $2/rust is the
+/// toolchain scripts/clients.sh links where every test user can read it.
+const CARGO: &str = r#"d="$TMPDIR/c"; mkdir -p "$d/src" "$d/.cargo" && cd "$d" || exit 1
+printf '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\nsbpkg = "0.1"\n' > Cargo.toml
+printf 'fn main() { println!("{}", sbpkg::VALUE); }\n' > src/main.rs
+printf '[source.crates-io]\nreplace-with = "local"\n\n[source.local]\nregistry = "sparse+%s/cargo/index/"\n' "$1" > .cargo/config.toml
+PATH="$2/rust/bin:$PATH" cargo run -q"#;
+
 both!(
-    pip_uv_and_npm_install_from_local_https_repositories,
+    pip_uv_npm_and_cargo_install_from_local_https_repositories,
     |ctx| {
         let s = repositories();
         for (name, script, want) in [
             ("pip", PIP, "from-the-index\n"),
             ("uv", UV, "from-the-index\n"),
             ("npm", NPM, "from-the-registry\n"),
+            ("cargo", CARGO, "from-the-crates\n"),
         ] {
             let flags = s.flags(&["-r", &clients_dir()]);
             let out = run(&ctx, &flags, &in_sh(&s, script));
@@ -304,6 +316,9 @@ both!(
             "/files/simple/sbpkg/",
             "/files/npm/sbpkg",
             "/files/npm/sbpkg-1.0.0.tgz",
+            "/files/cargo/index/config.json",
+            "/files/cargo/index/sb/pk/sbpkg",
+            "/files/cargo/dl/sbpkg-0.1.0.crate",
         ] {
             assert!(
                 paths.iter().any(|q| q == p),

@@ -17,12 +17,15 @@
 //!
 //! This file holds the shared setup and helpers; the tests are grouped by
 //! concern: `clients` (curl, git, Python urllib and requests, node, openssl
-//! s_client, the hashed directory), `opens` (spellings of the bundle paths,
+//! s_client, the hashed directory), `java` (JKS and PKCS#12 key stores),
+//! `matrix` (the client matrix: HTTP/2, gRPC, wss, bun, deno, Go, wget,
+//! pip, uv, npm, cargo), `opens` (spellings of the bundle paths,
 //! O_CLOEXEC, writes, concurrency), `options` (--http-inject-ca,
 //! --no-default-bundles, --trust-host-cas, certifi bundles) and `own_files`
 //! (sandlock's virtual files and environment, no proxy, grants).
 
 mod clients;
+mod java;
 mod matrix;
 mod opens;
 mod options;
