@@ -148,7 +148,11 @@ both!(git_https_clones_and_pushes_with_the_token, |ctx| {
     );
     let p = up.port_s();
     let work = d.dir("work", 0o777);
-    let home = format!("HOME={work}");
+    // The user's own home, with a ~/.gitconfig, out of the sandbox's view:
+    // git runs in the sandbox's private HOME (before issue 13 it died
+    // reading the unreadable ~/.gitconfig on every real machine).
+    let user = d.dir("user", 0o755);
+    std::fs::write(format!("{user}/.gitconfig"), "[user]\n\tname = Host User\n").unwrap();
     let f = tls_files();
     let flags = [
         "-p",
@@ -161,14 +165,12 @@ both!(git_https_clones_and_pushes_with_the_token, |ctx| {
         &f.root_ca,
         "-w",
         &work,
-        "--env",
-        &home,
     ];
     let url = format!("https://github.com:{p}/repo.git");
     let clone = format!("{work}/clone");
     let out = ctx.sl_env(
         run_args(&flags, &["/bin/sh", "-c", GIT_JOB, "sh", &url, &clone]),
-        &[("GH_TOKEN", token.as_str())],
+        &[("GH_TOKEN", token.as_str()), ("HOME", user.as_str())],
     );
     let c = format!("{}\n{}", out.dump(), up.dump());
     assert!(
