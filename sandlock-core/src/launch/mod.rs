@@ -28,6 +28,7 @@ pub mod ns;
 mod reaper;
 mod rmtree;
 pub mod seccomp;
+mod stack;
 
 use std::ffi::CString;
 use std::fs::File;

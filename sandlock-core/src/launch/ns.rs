@@ -24,6 +24,8 @@
 
 use std::os::fd::RawFd;
 
+use super::stack::ChildStack;
+
 /// Entries of the fresh procfs that are covered with `/dev/null`: they
 /// describe the kernel (its memory, symbols, log, keys, timers), not the
 /// sandbox. Missing ones are skipped.
@@ -243,29 +245,36 @@ fn map_ids(pid: libc::pid_t, plan: &Plan) -> std::io::Result<()> {
 /// confined); `Err`: the namespaces could not be made safe (stop).
 pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io::Result<bool> {
     map_ids(reaper, plan)?;
-    let flags = plan.clone_flags() as libc::c_int;
-    // SAFETY: the child only makes raw syscalls on our stack's data and
-    // exits.
-    let helper = unsafe { libc::fork() };
+    let join = Join {
+        reaper_fd,
+        flags: plan.clone_flags() as libc::c_int,
+        grandchild: ChildStack::new()?,
+    };
+    let helper = if plan.user {
+        // The kernel lets a process enter a user namespace only when it
+        // shares its memory with no other: a real fork.
+        // SAFETY: the child only makes raw syscalls on our data and exits.
+        match unsafe { libc::fork() } {
+            // SAFETY: leave the helper without running anything else.
+            0 => unsafe { libc::_exit(join.run()) },
+            p => p,
+        }
+    } else {
+        let stack = ChildStack::new()?;
+        // SAFETY: `join_entry` runs on its own stack, reads `join`, which
+        // lives until this call returns, and makes raw syscalls only;
+        // CLONE_VFORK suspends this thread until the helper has exited.
+        unsafe {
+            libc::clone(
+                join_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                &join as *const Join as *mut libc::c_void,
+            )
+        }
+    };
     if helper < 0 {
         return Err(std::io::Error::last_os_error());
-    }
-    if helper == 0 {
-        // SAFETY: setns with the reaper's pidfd; fork; the grandchild is
-        // pid N of the reaper's pid namespace, whose procfs it mounts.
-        let code = unsafe {
-            if libc::setns(reaper_fd, flags) != 0 {
-                3
-            } else {
-                match libc::fork() {
-                    0 => libc::_exit(mount_in_namespace()),
-                    p if p > 0 => wait_code(p),
-                    _ => 3,
-                }
-            }
-        };
-        // SAFETY: leave the helper without running anything else.
-        unsafe { libc::_exit(code) };
     }
     match wait_code(helper) {
         0 => Ok(true),
@@ -275,6 +284,53 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         )),
         _ => Err(std::io::Error::other("cannot join the reaper's namespaces")),
     }
+}
+
+/// What the helper that mounts the workload's /proc needs: the reaper's
+/// pidfd, the namespaces to join, and the stack of the child it makes
+/// there.
+struct Join {
+    reaper_fd: RawFd,
+    flags: libc::c_int,
+    grandchild: ChildStack,
+}
+
+impl Join {
+    /// In the helper: joins the reaper's namespaces and makes a child
+    /// there (pid N of the reaper's pid namespace) that shares the
+    /// helper's memory and mounts the procfs; its exit code, 3 when the
+    /// namespaces could not be joined.
+    fn run(&self) -> libc::c_int {
+        // SAFETY: setns with the reaper's pidfd and namespace flags.
+        if unsafe { libc::setns(self.reaper_fd, self.flags) } != 0 {
+            return 3;
+        }
+        // SAFETY: `mount_entry` runs on its own stack and makes raw
+        // syscalls only; CLONE_VFORK suspends us until it has exited.
+        let child = unsafe {
+            libc::clone(
+                mount_entry,
+                self.grandchild.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::null_mut(),
+            )
+        };
+        if child < 0 {
+            return 3;
+        }
+        wait_code(child)
+    }
+}
+
+extern "C" fn join_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `make_proc` passes a pointer to a Join that outlives the
+    // helper (CLONE_VFORK).
+    let join = unsafe { &*(arg as *const Join) };
+    join.run()
+}
+
+extern "C" fn mount_entry(_: *mut libc::c_void) -> libc::c_int {
+    mount_in_namespace()
 }
 
 /// The exit code of child `pid` (255 when it did not exit normally).

@@ -74,7 +74,7 @@ pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: Own
         argv: &forked.argv,
         envp: &forked.envp,
     };
-    let pid = match ChildStack::new() {
+    let pid = match super::stack::ChildStack::new() {
         // SAFETY: `entry` runs on its own stack and only reads `launch`,
         // which lives until this call returns; CLONE_VFORK keeps the reaper
         // suspended until the child has exec'd or exited.
@@ -124,42 +124,6 @@ pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: Own
             kill_tree();
             cleanup_and_exit(&mut forked, 0);
         }
-    }
-}
-
-/// The workload's stack until exec: an anonymous mapping with a guard
-/// page at the bottom.
-struct ChildStack {
-    base: *mut libc::c_void,
-}
-
-const STACK_SIZE: usize = 256 * 1024;
-
-impl ChildStack {
-    fn new() -> std::io::Result<ChildStack> {
-        // SAFETY: a fresh private anonymous mapping; nothing aliases it.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                STACK_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: the lowest page of our own mapping becomes the guard.
-        unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) };
-        Ok(ChildStack { base })
-    }
-
-    /// The initial stack pointer (stacks grow down), 16-byte aligned.
-    fn top(&self) -> *mut libc::c_void {
-        // SAFETY: one past the end of our mapping, as clone expects.
-        unsafe { self.base.cast::<u8>().add(STACK_SIZE).cast() }
     }
 }
 
