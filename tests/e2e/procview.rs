@@ -257,3 +257,39 @@ both!(the_reaper_keeps_its_memory_environment_and_fds, |ctx| {
     );
     assert!(!out.stdout.contains(real) && !out.stderr.contains(real));
 });
+
+/// In a write grant: makes a file, then changes its mode through the
+/// workload's own /proc (`/proc/PID/cwd/f`, PID as the workload knows
+/// it) and prints the mode; then the same through a pid of the host's
+/// that the workload's /proc does not have.
+const CHMOD_THROUGH_PROC: &str = r#"cd "$1" && touch f && chmod 600 "/proc/$$/cwd/f" && stat -c "own %a" f
+chmod 644 "/proc/$2/cwd/f" 2>/dev/null; echo "host rc $?"; stat -c "after %a" f"#;
+
+both!(metadata_calls_resolve_through_the_workload_s_proc, |ctx| {
+    if !ctx.own_proc() {
+        return;
+    }
+    // The supervisor decides and performs chmod, resolving the path as
+    // the workload's kernel would: /proc/PID is the workload's process,
+    // not the host's of the same number.
+    let d = TempDir::new("procmeta");
+    let host = HostProcess::start();
+    let out = ctx.sl(run_args(
+        &["-w", &d.s()],
+        &[
+            "/bin/sh",
+            "-c",
+            CHMOD_THROUGH_PROC,
+            "sh",
+            &d.s(),
+            &host.pid().to_string(),
+        ],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "own 600\nhost rc 1\nafter 600\n",
+        "{}",
+        out.dump()
+    );
+});

@@ -69,6 +69,8 @@ pub struct Supervisor {
     kernel_checks_truncate: bool,
     reaper: i32,
     own_pid_ns: bool,
+    /// Where the workload's absolute paths start.
+    root: resolve::Root,
     reporter: Arc<Reporter>,
     proxy: Option<Arc<Proxy>>,
     dns: Option<Arc<crate::dns::Dns>>,
@@ -209,6 +211,7 @@ impl Supervisor {
             kernel_checks_truncate: cfg.kernel_checks_truncate,
             reaper: cfg.reaper,
             own_pid_ns: cfg.own_pid_ns,
+            root: resolve::Root::of(cfg.reaper, cfg.own_pid_ns),
             reporter: cfg.reporter,
             proxy: cfg.proxy,
             dns: cfg.dns,

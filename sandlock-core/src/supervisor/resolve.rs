@@ -17,6 +17,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::notif::Notif;
 use crate::sys;
@@ -80,53 +81,87 @@ fn rewrite_self(n: &Notif, base: Base, path: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Where the workload's absolute paths start.
+#[derive(Debug, Clone)]
+pub(super) enum Root {
+    /// Where the supervisor's do: the workload shares its mount namespace.
+    Shared,
+    /// The root of the reaper's mount namespace (where `/proc` is the
+    /// workload's), held since the supervisor started: every process of
+    /// the sandbox has it unless it made namespaces of its own, and then
+    /// the decision is still made on what the supervisor holds.
+    Held(Arc<OwnedFd>),
+    /// The calling process's own root, opened per call
+    /// (`/proc/PID/root`): where the reaper's could not be held.
+    PerCall,
+}
+
+impl Root {
+    /// The root for a sandbox whose reaper is `reaper`, in namespaces of
+    /// its own when `own_ns`.
+    pub(super) fn of(reaper: i32, own_ns: bool) -> Root {
+        if !own_ns {
+            return Root::Shared;
+        }
+        let path = CString::new(format!("/proc/{reaper}/root")).expect("no NUL in a number");
+        match sys::open_path(libc::AT_FDCWD, &path, libc::O_DIRECTORY) {
+            Ok(fd) => Root::Held(Arc::new(fd)),
+            Err(_) => Root::PerCall,
+        }
+    }
+}
+
+/// The directory a path is resolved from.
+enum Dir {
+    /// The supervisor's cwd (only for absolute paths and its own /proc).
+    Here,
+    /// Opened for this path (the workload's cwd or dirfd).
+    Owned(OwnedFd),
+    /// The workload's root, held for the run.
+    Held(Arc<OwnedFd>),
+}
+
 /// A path from the workload, ready to resolve: the directory it starts
 /// from (held by the supervisor) and the bytes relative to it.
 pub(super) struct Start {
-    dir: Option<OwnedFd>,
+    dir: Dir,
     path: CString,
 }
 
 impl Start {
     /// Prepares `path` as the workload's call with `base` would start it,
-    /// for a handle to act on: an absolute path starts at the workload's
-    /// root, in its own mount namespace (where `/proc` is its pid
-    /// namespace's). Opening the workload's root or cwd or duplicating
-    /// its dirfd needs the supervisor's full rights over the workload
-    /// (ptrace access), so this runs before any of them are put aside.
-    pub(super) fn new(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
-        Start::prepare(n, base, path, true)
-    }
-
-    /// [`Start::new`] for recognising a file by identity only (is it a
-    /// virtual file?): an absolute path is resolved in the supervisor's
-    /// namespace, which names the same files outside `/proc` and saves
-    /// opening the workload's root on every trapped open.
-    pub(super) fn for_identity(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
-        Start::prepare(n, base, path, false)
-    }
-
-    fn prepare(n: &Notif, base: Base, path: &[u8], in_root: bool) -> io::Result<Start> {
+    /// for a handle to act on: an absolute path starts at `root`, the
+    /// workload's (in its own mount namespace, where `/proc` is its pid
+    /// namespace's). Opening the workload's cwd or duplicating its dirfd
+    /// needs the supervisor's full rights over the workload (ptrace
+    /// access), so this runs before any of them are put aside.
+    pub(super) fn new(n: &Notif, base: Base, path: &[u8], root: &Root) -> io::Result<Start> {
         let rewritten = rewrite_self(n, base, path);
         let (dir, path) = match rewritten.as_deref() {
             // The supervisor's own /proc names the workload's thread.
-            Some(path) => (None, path),
-            None if !in_root && path.first() == Some(&b'/') => (None, path),
-            None => Start::base_dir(n, base, path)?,
+            Some(path) => (Dir::Here, path),
+            None => Start::base_dir(n, base, path, root)?,
         };
         let path = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         Ok(Start { dir, path })
     }
 
-    /// The directory `path` starts from and the rest of it: the workload's
-    /// root for an absolute path (its own mount namespace, where `/proc`
-    /// is its pid namespace's), its cwd or its dirfd otherwise.
+    /// [`Start::new`] for recognising a file by identity only (is it a
+    /// virtual file?): an absolute path is resolved in the supervisor's
+    /// namespace, which names the same files outside `/proc`.
+    pub(super) fn for_identity(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
+        Start::new(n, base, path, &Root::Shared)
+    }
+
+    /// The directory `path` starts from and the rest of it: `root` for an
+    /// absolute path, the workload's cwd or its dirfd otherwise.
     fn base_dir<'p>(
         n: &Notif,
         base: Base,
         path: &'p [u8],
-    ) -> io::Result<(Option<OwnedFd>, &'p [u8])> {
-        let root = |p: String| {
+        root: &Root,
+    ) -> io::Result<(Dir, &'p [u8])> {
+        let open = |p: String| {
             let c = CString::new(p).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
             sys::open_path(libc::AT_FDCWD, &c, libc::O_DIRECTORY)
         };
@@ -135,14 +170,18 @@ impl Start {
                 .iter()
                 .position(|&b| b != b'/')
                 .map_or(&b"."[..], |i| &path[i..]);
-            return Ok((Some(root(format!("/proc/{}/root", n.pid))?), rel));
+            return Ok(match root {
+                Root::Shared => (Dir::Here, path),
+                Root::Held(fd) => (Dir::Held(Arc::clone(fd)), rel),
+                Root::PerCall => (Dir::Owned(open(format!("/proc/{}/root", n.pid))?), rel),
+            });
         }
         let dir = if base.0 == libc::AT_FDCWD {
-            root(format!("/proc/{}/cwd", n.pid))?
+            open(format!("/proc/{}/cwd", n.pid))?
         } else {
             n.dup_fd(base.0)?
         };
-        Ok((Some(dir), path))
+        Ok((Dir::Owned(dir), path))
     }
 }
 
@@ -150,7 +189,11 @@ impl Start {
     /// The directory fd to resolve from (`AT_FDCWD` for a path in the
     /// supervisor's own /proc).
     pub(super) fn dirfd(&self) -> RawFd {
-        self.dir.as_ref().map_or(libc::AT_FDCWD, |f| f.as_raw_fd())
+        match &self.dir {
+            Dir::Here => libc::AT_FDCWD,
+            Dir::Owned(fd) => fd.as_raw_fd(),
+            Dir::Held(fd) => fd.as_raw_fd(),
+        }
     }
 
     /// An `O_PATH` handle of what the path names, following a final

@@ -74,7 +74,8 @@ pub(super) fn path_dest(
     path: &[u8],
 ) -> Result<Dest, Reply> {
     let shown = format!("unix:{}", String::from_utf8_lossy(path));
-    let start = Start::new(n, Base(libc::AT_FDCWD), path).map_err(|e| Reply::from_io(&e))?;
+    let start =
+        Start::new(n, Base(libc::AT_FDCWD), path, &sup.root).map_err(|e| Reply::from_io(&e))?;
     let found = WorkloadRights::run(sup.as_workload, || {
         let fd = start.open(false)?;
         let (at, mode) = sup.places.locate(fd.as_fd())?;

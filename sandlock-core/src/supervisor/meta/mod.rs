@@ -32,7 +32,7 @@ use self::decode::{attr_arg_size, ChangeArgs, Target, TimeLayout};
 use super::net::report;
 use super::notif::{Notif, Reply};
 use super::place::Where;
-use super::resolve::{Base, Start};
+use super::resolve::{Base, Root, Start};
 use super::Supervisor;
 use crate::audit::Verdict;
 use crate::launch::seccomp::PRIVILEGE_BITS;
@@ -126,7 +126,7 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     }
     // Everything that needs the supervisor's full rights over the
     // workload (its cwd, its fds) is taken before they are put aside.
-    let start = match prepare(n, &call.target, path.as_deref()) {
+    let start = match prepare(n, &call.target, path.as_deref(), &sup.root) {
         Ok(s) => s,
         Err(e) => return Reply::from_io(&e),
     };
@@ -358,7 +358,7 @@ enum Prepared {
     Held(Object),
 }
 
-fn prepare(n: &Notif, target: &Target, path: Option<&[u8]>) -> io::Result<Prepared> {
+fn prepare(n: &Notif, target: &Target, path: Option<&[u8]>, root: &Root) -> io::Result<Prepared> {
     let dup = |fd: i32| {
         n.dup_fd(fd)
             .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))
@@ -370,7 +370,7 @@ fn prepare(n: &Notif, target: &Target, path: Option<&[u8]>) -> io::Result<Prepar
                 return Err(io::Error::from_raw_os_error(libc::ENOENT));
             }
             let fd = if base == libc::AT_FDCWD {
-                Start::new(n, Base(base), b".")?.open(false)?
+                Start::new(n, Base(base), b".", root)?.open(false)?
             } else {
                 dup(base)?
             };
@@ -378,7 +378,7 @@ fn prepare(n: &Notif, target: &Target, path: Option<&[u8]>) -> io::Result<Prepar
             Ok(Prepared::Held(Object::Named { fd, symlink }))
         }
         (Target::Path { base, nofollow, .. }, Some(p)) => Ok(Prepared::Resolve {
-            start: Start::new(n, Base(base), p)?,
+            start: Start::new(n, Base(base), p, root)?,
             nofollow,
         }),
         (Target::Path { .. }, None) => Err(io::Error::from_raw_os_error(libc::EFAULT)),
