@@ -250,6 +250,11 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         flags: plan.clone_flags() as libc::c_int,
         grandchild: ChildStack::new()?,
     };
+    let stack = ChildStack::new()?;
+    // Handlers of the embedding program must not run in a child that
+    // shares our memory (nor in a forked one): every signal stays blocked
+    // until the helper is done, as posix_spawn does.
+    let saved = block_signals();
     let helper = if plan.user {
         // The kernel lets a process enter a user namespace only when it
         // shares its memory with no other: a real fork.
@@ -260,7 +265,6 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
             p => p,
         }
     } else {
-        let stack = ChildStack::new()?;
         // SAFETY: `join_entry` runs on its own stack, reads `join`, which
         // lives until this call returns, and makes raw syscalls only;
         // CLONE_VFORK suspends this thread until the helper has exited.
@@ -273,16 +277,27 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
             )
         }
     };
-    if helper < 0 {
-        return Err(std::io::Error::last_os_error());
+    let code = if helper < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(wait_code(helper))
+    };
+    restore_signals(&saved);
+    let code = code?;
+    if !(0..=3).contains(&code) {
+        // The helper died mid-way: its child may still run in our memory,
+        // on that stack, until the reaper's end takes it down. Never
+        // unmap it under that child.
+        std::mem::forget(join);
     }
-    match wait_code(helper) {
+    match code {
         0 => Ok(true),
         1 => Ok(false),
         2 => Err(std::io::Error::other(
             "cannot make the namespace's mounts slaves",
         )),
-        _ => Err(std::io::Error::other("cannot join the reaper's namespaces")),
+        3 => Err(std::io::Error::other("cannot join the reaper's namespaces")),
+        _ => Err(std::io::Error::other("the /proc helper died")),
     }
 }
 
@@ -299,7 +314,7 @@ impl Join {
     /// In the helper: joins the reaper's namespaces and makes a child
     /// there (pid N of the reaper's pid namespace) that shares the
     /// helper's memory and mounts the procfs; its exit code, 3 when the
-    /// namespaces could not be joined.
+    /// namespaces could not be joined or ended under its child.
     fn run(&self) -> libc::c_int {
         // SAFETY: setns with the reaper's pidfd and namespace flags.
         if unsafe { libc::setns(self.reaper_fd, self.flags) } != 0 {
@@ -318,8 +333,31 @@ impl Join {
         if child < 0 {
             return 3;
         }
-        wait_code(child)
+        match wait_code(child) {
+            // Killed: the reaper, pid 1 of its namespace, ended under it.
+            255 => 3,
+            code => code,
+        }
     }
+}
+
+/// Blocks every signal in this thread; the mask it had.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask
+    // write only the locals given.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        saved
+    }
+}
+
+/// Puts back the mask [`block_signals`] returned.
+fn restore_signals(saved: &libc::sigset_t) {
+    // SAFETY: sets this thread's mask from a valid set.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, saved, std::ptr::null_mut()) };
 }
 
 extern "C" fn join_entry(arg: *mut libc::c_void) -> libc::c_int {
@@ -336,8 +374,18 @@ extern "C" fn mount_entry(_: *mut libc::c_void) -> libc::c_int {
 /// The exit code of child `pid` (255 when it did not exit normally).
 fn wait_code(pid: libc::pid_t) -> libc::c_int {
     let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    loop {
+        // SAFETY: waits for our own child, writing its status to a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        // Anything but our child's status (EINTR aside) is not a success:
+        // a status never written must not read as "exited 0".
+        if r != -1 || errno() != libc::EINTR {
+            return 255;
+        }
+    }
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
@@ -525,6 +573,21 @@ fn errno() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_never_written_is_no_success() {
+        // Not our child (ECHILD): the status stays unwritten, and must not
+        // read as "exited 0" (which would grant the workload /proc).
+        assert_eq!(wait_code(1), 255);
+        // twin: our own child's exit code comes through
+        // SAFETY: the child exits at once.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: leave the test child at once.
+            unsafe { libc::_exit(1) };
+        }
+        assert_eq!(wait_code(pid), 1);
+    }
 
     #[test]
     fn the_argument_area_comes_from_fields_48_and_49() {

@@ -272,6 +272,11 @@ impl Sandbox {
                 let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
                 let _ = nix::sys::wait::waitpid(spawned.reaper, None);
                 let _ = std::fs::remove_dir_all(&tmp_path);
+                // A workload that failed on its own ended the reaper, and
+                // with it whatever this step was doing in its namespaces
+                // (joining them, writing its id maps: the errors vary with
+                // how far the reaper's exit had got). Its report is the
+                // cause; the run stops either way.
                 return Err(match spawned.setup_failure() {
                     Some((stage, errno)) => {
                         Error::setup(stage.describe(), std::io::Error::from_raw_os_error(errno))

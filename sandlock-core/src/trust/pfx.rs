@@ -12,8 +12,9 @@
 //! changeit` checks it. The store is hostile (a workload can name a file
 //! of its own `…/lib/security/cacerts`): anything this module does not
 //! expect (BER, bytes that do not encode back to themselves, a MAC digest
-//! other than SHA-1 or SHA-2, more than [`MAX_ITERATIONS`]) leaves the
-//! store alone.
+//! other than SHA-1 or SHA-2, more than [`MAX_ITERATIONS`], more than
+//! [`MAX_STORE`] bytes) leaves the store alone, checked before the
+//! contents are decoded where it can be.
 
 use ::pkcs12::cert_type::CertBag;
 use ::pkcs12::kdf::{derive_key_utf8, Pkcs12KeyType};
@@ -33,6 +34,10 @@ const PASSWORD: &str = "changeit";
 /// JDK and OpenSSL default is at most 10,000, and each round is a hash the
 /// supervisor computes.
 pub const MAX_ITERATIONS: i32 = 100_000;
+
+/// The largest store extended: a JDK's `cacerts` is about 200 KiB; a
+/// store is decoded into values several times its size.
+pub const MAX_STORE: usize = 1 << 20;
 
 /// `id-data` (PKCS#7).
 const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
@@ -58,11 +63,23 @@ pub fn is_pkcs12(bytes: &[u8]) -> bool {
 /// `store` with a trusted-certificate bag for `cert_der` added, or `None`
 /// when `store` is not a PKCS#12 store this module can extend exactly.
 pub fn add_trusted(store: &[u8], cert_der: &[u8]) -> Option<Vec<u8>> {
+    if store.len() > MAX_STORE {
+        return None;
+    }
     let mut pfx = Pfx::from_der(store).ok()?;
     // Re-encoding must give the input back, or bytes of the original
     // (BER, a non-minimal length) would be changed on the way.
     if pfx.to_der().ok()? != store || pfx.auth_safe.content_type != ID_DATA {
         return None;
+    }
+    // A MAC this module cannot make again ends it before the contents
+    // are decoded.
+    if let Some(mac) = &pfx.mac_data {
+        if digest_len(mac.mac.algorithm.oid).is_none()
+            || !(1..=MAX_ITERATIONS).contains(&mac.iterations)
+        {
+            return None;
+        }
     }
     let outer: OctetString = pfx.auth_safe.content.decode_as().ok()?;
     let mut safes: Vec<ContentInfo> = Vec::from_der(outer.as_bytes()).ok()?;
@@ -103,6 +120,17 @@ fn trusted_bag(cert_der: &[u8]) -> Option<SafeBag> {
         bag_value: cert.to_der().ok()?,
         bag_attributes: Some(attributes),
     })
+}
+
+/// The length of a MAC made with `digest`, when this module can make it.
+fn digest_len(digest: ObjectIdentifier) -> Option<usize> {
+    match digest {
+        SHA1 => Some(20),
+        SHA256 => Some(32),
+        SHA384 => Some(48),
+        SHA512 => Some(64),
+        _ => None,
+    }
 }
 
 /// The PKCS#12 MAC (RFC 7292 appendix B key, then HMAC) over `data` with
@@ -260,6 +288,15 @@ mod tests {
         let md5 =
             with(&|m| m.mac.algorithm.oid = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5"));
         assert_eq!(add_trusted(&md5, CA), None);
+    }
+
+    #[test]
+    fn a_store_over_the_size_bound_is_left_alone() {
+        // A valid store padded with one more bag to past the bound.
+        let big = add_trusted(NO_MAC, &vec![0x30; MAX_STORE]);
+        let big = big.expect("a valid store under the bound is extended");
+        assert!(big.len() > MAX_STORE);
+        assert_eq!(add_trusted(&big, CA), None);
     }
 
     #[test]
