@@ -485,28 +485,53 @@ pub enum ProcView {
     NoNamespaces(i32),
 }
 
-/// Probes what a workload started by this process would get.
+/// Probes what a workload started by this process would get, the way a
+/// launch gets it: a child cloned into the namespaces waits while
+/// [`make_proc`] maps its ids and mounts its /proc.
 pub fn probe() -> ProcView {
     let plan = Plan::new(true);
-    // SAFETY: the child only makes raw syscalls and exits.
-    let forked = unsafe { clone_into(&plan) };
-    if forked < 0 {
+    let mut pipe = [-1; 2];
+    // SAFETY: pipe2 writes two fds into our local array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return ProcView::NoNamespaces(errno());
     }
+    let [rd, wr] = pipe;
+    // SAFETY: the child only makes raw syscalls and exits.
+    let forked = unsafe { clone_into(&plan) };
     if forked == 0 {
-        let mapped = !plan.user
-            || (write_file(c"/proc/self/setgroups", b"deny").is_ok()
-                && write_file(c"/proc/self/uid_map", plan.uid_map.bytes()).is_ok()
-                && write_file(c"/proc/self/gid_map", plan.gid_map.bytes()).is_ok());
-        let code = if mapped { mount_in_namespace() } else { 2 };
-        // SAFETY: leave the probe child without running anything else.
-        unsafe { libc::_exit(code) };
+        // Wait for the probe to end: the read returns once the parent
+        // closes its write end.
+        let mut byte = 0u8;
+        // SAFETY: our copies of the pipe's fds; one byte into a local.
+        unsafe {
+            libc::close(wr);
+            libc::read(rd, (&mut byte as *mut u8).cast(), 1);
+            libc::_exit(0)
+        };
     }
-    match wait_code(forked as libc::pid_t) {
-        0 => ProcView::Own { user: plan.user },
-        1 => ProcView::NoProcMount,
-        _ => ProcView::NoNamespaces(libc::EPERM),
+    let clone_errno = errno();
+    // SAFETY: closing our own fds once.
+    unsafe { libc::close(rd) };
+    let view = if forked < 0 {
+        ProcView::NoNamespaces(clone_errno)
+    } else {
+        let pid = forked as libc::pid_t;
+        let made = crate::sys::pidfd_open(pid).and_then(|fd| {
+            use std::os::fd::AsRawFd;
+            make_proc(pid, fd.as_raw_fd(), &plan)
+        });
+        match made {
+            Ok(true) => ProcView::Own { user: plan.user },
+            Ok(false) => ProcView::NoProcMount,
+            Err(_) => ProcView::NoNamespaces(libc::EPERM),
+        }
+    };
+    // SAFETY: closing our own fd once; the child then exits.
+    unsafe { libc::close(wr) };
+    if forked > 0 {
+        wait_code(forked as libc::pid_t);
     }
+    view
 }
 
 /// In the workload, after the supervisor's rules are in and before
@@ -545,23 +570,6 @@ pub fn parent_gone(expected: libc::pid_t, report: RawFd) -> bool {
     // SAFETY: one pollfd on the stack; zero timeout.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & libc::POLLERR != 0
-}
-
-fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
-    // SAFETY: a static C string; the fd is closed below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    // SAFETY: writes from a live slice of the length passed.
-    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-    let e = errno();
-    // SAFETY: closing the fd opened above.
-    unsafe { libc::close(fd) };
-    if usize::try_from(n).ok() != Some(data.len()) {
-        return Err(e);
-    }
-    Ok(())
 }
 
 fn errno() -> i32 {

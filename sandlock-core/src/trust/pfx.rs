@@ -75,7 +75,7 @@ pub fn add_trusted(store: &[u8], cert_der: &[u8]) -> Option<Vec<u8>> {
     // A MAC this module cannot make again ends it before the contents
     // are decoded.
     if let Some(mac) = &pfx.mac_data {
-        if digest_len(mac.mac.algorithm.oid).is_none()
+        if mac_algorithm(mac.mac.algorithm.oid).is_none()
             || !(1..=MAX_ITERATIONS).contains(&mac.iterations)
         {
             return None;
@@ -122,13 +122,21 @@ fn trusted_bag(cert_der: &[u8]) -> Option<SafeBag> {
     })
 }
 
-/// The length of a MAC made with `digest`, when this module can make it.
-fn digest_len(digest: ObjectIdentifier) -> Option<usize> {
+/// The RFC 7292 key derivation with one digest.
+type DeriveKey = fn(&str, &[u8], Pkcs12KeyType, i32, usize) -> der::Result<Vec<u8>>;
+
+/// The HMAC and key derivation of a MAC made with `digest`, when this
+/// module can make it: the one table of the digests it knows.
+fn mac_algorithm(digest: ObjectIdentifier) -> Option<(ring::hmac::Algorithm, DeriveKey)> {
+    use ring::hmac;
     match digest {
-        SHA1 => Some(20),
-        SHA256 => Some(32),
-        SHA384 => Some(48),
-        SHA512 => Some(64),
+        SHA1 => Some((
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            derive_key_utf8::<sha1::Sha1>,
+        )),
+        SHA256 => Some((hmac::HMAC_SHA256, derive_key_utf8::<sha2::Sha256>)),
+        SHA384 => Some((hmac::HMAC_SHA384, derive_key_utf8::<sha2::Sha384>)),
+        SHA512 => Some((hmac::HMAC_SHA512, derive_key_utf8::<sha2::Sha512>)),
         _ => None,
     }
 }
@@ -140,28 +148,14 @@ fn hmac(digest: ObjectIdentifier, salt: &[u8], rounds: i32, data: &[u8]) -> Opti
     if !(1..=MAX_ITERATIONS).contains(&rounds) {
         return None;
     }
-    let mac = Pkcs12KeyType::Mac;
-    let (alg, key) = match digest {
-        SHA1 => (
-            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            derive_key_utf8::<sha1::Sha1>(PASSWORD, salt, mac, rounds, 20),
-        ),
-        SHA256 => (
-            hmac::HMAC_SHA256,
-            derive_key_utf8::<sha2::Sha256>(PASSWORD, salt, mac, rounds, 32),
-        ),
-        SHA384 => (
-            hmac::HMAC_SHA384,
-            derive_key_utf8::<sha2::Sha384>(PASSWORD, salt, mac, rounds, 48),
-        ),
-        SHA512 => (
-            hmac::HMAC_SHA512,
-            derive_key_utf8::<sha2::Sha512>(PASSWORD, salt, mac, rounds, 64),
-        ),
-        _ => return None,
-    };
-    let key = hmac::Key::new(alg, &key.ok()?);
-    Some(hmac::sign(&key, data).as_ref().to_vec())
+    let (alg, derive) = mac_algorithm(digest)?;
+    let len = alg.digest_algorithm().output_len();
+    let key = derive(PASSWORD, salt, Pkcs12KeyType::Mac, rounds, len).ok()?;
+    Some(
+        hmac::sign(&hmac::Key::new(alg, &key), data)
+            .as_ref()
+            .to_vec(),
+    )
 }
 
 #[cfg(test)]
