@@ -6,53 +6,27 @@
 //! supervisor makes. Every attack has its twin.
 
 use crate::common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-/// A host process of the workload's uid, killed on drop.
-struct HostSleep(std::process::Child);
-
-impl HostSleep {
-    fn start(ctx: &Ctx) -> HostSleep {
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30").stdin(Stdio::null());
-        if ctx.drop_to_nobody {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
-        HostSleep(cmd.spawn().expect("spawn sleep"))
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Its "Max open files" line and its nice value.
-    fn state(&self) -> (String, String) {
-        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid())).unwrap();
-        let nofile = limits
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .unwrap()
-            .to_string();
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let after = stat.rsplit_once(')').unwrap().1;
-        (
-            nofile,
-            after.split_whitespace().nth(16).unwrap().to_string(),
-        )
-    }
-}
-
-impl Drop for HostSleep {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A host process's "Max open files" line and its nice value.
+fn limits_and_nice(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    (
+        nofile,
+        after.split_whitespace().nth(16).unwrap().to_string(),
+    )
 }
 
 both!(host_processes_are_out_of_reach_by_pid, |ctx| {
     let host = HostSleep::start(&ctx);
-    let before = host.state();
+    let before = limits_and_nice(host.pid());
     let pid = host.pid().to_string();
     let ops = vec![
         format!("prlimit,{pid}"),
@@ -74,7 +48,7 @@ both!(host_processes_are_out_of_reach_by_pid, |ctx| {
         .expect_err("niceuser", "EPERM")
         // twin: the same call on a process of the sandbox
         .expect_ok("ownprlimit", "");
-    assert_eq!(host.state(), before, "{}", out.dump());
+    assert_eq!(limits_and_nice(host.pid()), before, "{}", out.dump());
     let line = format!("denied prlimit64 pid {pid}");
     assert_eq!(
         out.denial_lines().iter().any(|l| l.contains(&line)),

@@ -4,34 +4,6 @@
 //! check` says so), the workload has no /proc at all.
 
 use crate::common::*;
-use std::process::{Command, Stdio};
-
-/// A process of the host's, with a command line no other process has.
-struct HostProcess {
-    child: std::process::Child,
-}
-
-impl HostProcess {
-    fn start() -> HostProcess {
-        let child = Command::new("sleep")
-            .arg(unique_sleep(30))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn sleep");
-        HostProcess { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const LIST_SCRIPT: &str = "echo \"self $$\"; \
     sleep 5 & \
@@ -41,7 +13,7 @@ const LIST_SCRIPT: &str = "echo \"self $$\"; \
     kill $!";
 
 both!(the_workload_sees_its_own_processes_only, |ctx| {
-    let host = HostProcess::start();
+    let host = HostSleep::start(&ctx);
     let out = ctx.sl(run_args(
         &[],
         &["/bin/sh", "-c", LIST_SCRIPT, "sh", &host.pid().to_string()],
@@ -273,7 +245,7 @@ both!(metadata_calls_resolve_through_the_workload_s_proc, |ctx| {
     // the workload's kernel would: /proc/PID is the workload's process,
     // not the host's of the same number.
     let d = TempDir::new("procmeta");
-    let host = HostProcess::start();
+    let host = HostSleep::start(&ctx);
     let out = ctx.sl(run_args(
         &["-w", &d.s()],
         &[
