@@ -97,22 +97,10 @@ fn run(l: &Launch<'_>) -> ! {
     Report::NotifyFd(listener).send(rep);
     close_strays_on_exec();
     let (argv, envp) = (l.argv, l.envp);
-    // Like execvp: a candidate that is missing or not executable here
-    // yields to the next; EACCES is remembered as the more telling error.
-    let mut e = libc::ENOENT;
-    for path in &p.exec_paths {
-        // SAFETY: all three pointers are NULL-terminated arrays of valid C
-        // strings that live until execve replaces this image.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        match errno() {
-            libc::ENOENT | libc::ENOTDIR => {}
-            libc::EACCES => e = libc::EACCES,
-            other => {
-                e = other;
-                break;
-            }
-        }
-    }
+    // SAFETY: all three pointers are NULL-terminated arrays of valid C
+    // strings that live until execve replaces this image.
+    unsafe { libc::execve(p.exec_path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = errno();
     Report::ExecFailed(e).send(rep);
     // SAFETY: as above.
     unsafe {

@@ -49,8 +49,9 @@ pub const RULES_READY_WITH_PROC: u8 = b'p';
 
 /// Everything the child needs, allocated before fork.
 pub struct Prepared {
-    /// Paths to try with execve, in order (execvp's PATH search).
-    pub exec_paths: Vec<CString>,
+    /// The program to execve, found on PATH as the shell would (see
+    /// `sandbox::command`).
+    pub exec_path: CString,
     /// argv, argv[0] as the user wrote it.
     pub argv: Vec<CString>,
     /// The workload's environment as `KEY=VALUE`.
@@ -205,6 +206,9 @@ pub struct Spawned {
     /// The reaper is pid 1 of a pid namespace of the sandbox's own: every
     /// pid the workload can name is one of its processes.
     pub own_pid_ns: bool,
+    /// The namespaces the reaper was cloned into, for the supervisor's
+    /// part in them (`ns::make_proc`).
+    pub plan: ns::Plan,
     reports: File,
 }
 
@@ -298,6 +302,7 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
         ns::Forked::Parent(child, own_pid_ns) => {
             let child = Pid::from_raw(child);
             drop(report_wr);
+            let plan = forked.plan.clone();
             // The reaper and workload own the rest of `prepared`; the
             // ruleset fd must not linger in the supervisor.
             drop(forked);
@@ -308,6 +313,7 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
                 reaper: child,
                 reaper_fd,
                 own_pid_ns,
+                plan,
                 reports: File::from(report_rd),
             })
         }

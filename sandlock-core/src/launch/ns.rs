@@ -61,7 +61,7 @@ const MASKED_DIRS: &[&std::ffi::CStr] = &[
 ];
 
 /// What the reaper is to set up, decided and formatted before the fork.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// A user namespace too (sandlock is not root): the workload keeps its
     /// own uid and gid, mapped onto themselves.
@@ -79,7 +79,7 @@ pub struct Plan {
 }
 
 /// A short line of text in a fixed buffer (no allocation after fork).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Line {
     buf: [u8; 32],
     len: usize,

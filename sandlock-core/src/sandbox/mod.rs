@@ -195,17 +195,12 @@ impl Sandbox {
         };
         let envp = self.environment(&private.tmp(), &home, &trust_env, &secrets);
         let view = command::View::new(&self.policy.fs, &tmp_path);
-        let exec_paths = vec![command::resolve(
-            cmd,
-            &envp,
-            self.policy.process.cwd.as_deref(),
-            &view,
-        )?];
+        let exec_path = command::resolve(cmd, &envp, self.policy.process.cwd.as_deref(), &view)?;
         let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
         let prepared = Prepared {
-            exec_paths,
+            exec_path,
             argv: argv
                 .iter()
                 .map(|a| cstring(a.as_bytes()))
@@ -243,24 +238,8 @@ impl Sandbox {
         })
         .map_err(|e| Error::setup("starting the notify thread", e))?;
         let mut spawned = spawned?;
-        let user_home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute());
-        let linked: Vec<PathBuf> = self
-            .policy
-            .fs
-            .read
-            .iter()
-            .chain(&self.policy.fs.write)
-            .cloned()
-            .collect();
-        let links = match (&self.policy.fs.home, &user_home) {
-            (None, Some(u)) => Some((u.as_path(), linked.as_slice())),
-            (None, None) => Some((Path::new("/"), &[][..])),
-            (Some(_), _) => None,
-        };
         let ready = self.own_proc(&spawned).and_then(|with_proc| {
-            finish_ruleset(&ruleset, &mut grants, &private, links)?;
+            finish_ruleset(&ruleset, &mut grants, &private, &self.policy.fs)?;
             Ok(with_proc)
         });
         let with_proc = match ready {
@@ -401,7 +380,7 @@ impl Sandbox {
         launch::ns::make_proc(
             spawned.reaper.as_raw(),
             std::os::fd::AsRawFd::as_raw_fd(&spawned.reaper_fd),
-            &launch::ns::Plan::new(true),
+            &spawned.plan,
         )
         .map_err(|e| Error::setup("the workload's pid and mount namespaces", e))
     }

@@ -3,10 +3,10 @@
 //! inherits on stdin, stdout and stderr.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
 
 use super::private::Private;
 use crate::launch::{self, LandlockRuleset};
+use crate::policy::FsPolicy;
 use crate::{Error, Result};
 
 pub(super) fn cstring(bytes: &[u8]) -> Result<CString> {
@@ -53,7 +53,7 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
     Ok(())
 }
 
-/// Creates the private directory (see [`Private::create`] for `links`)
+/// Creates the private directory (see [`Private::create`])
 /// and puts every rule into the ruleset: hundreds when `/etc` is granted
 /// entry by entry (root), shared with a helper thread then; a handful
 /// otherwise.
@@ -61,11 +61,11 @@ pub(super) fn finish_ruleset(
     ruleset: &LandlockRuleset,
     grants: &mut launch::Grants,
     private: &Private,
-    links: Option<(&Path, &[PathBuf])>,
+    fs: &FsPolicy,
 ) -> Result<()> {
     grants.settle()?;
     let grants = &*grants;
-    let mkdir = || private.create(links);
+    let mkdir = || private.create(fs);
     if grants.many_rules() {
         std::thread::scope(|scope| -> Result<()> {
             let helper = scope.spawn(|| {

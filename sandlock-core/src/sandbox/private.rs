@@ -16,17 +16,21 @@ use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::policy::FsPolicy;
 use crate::{Error, Result};
 
 /// The private directory of one run, before and after it exists.
 #[derive(Debug, Clone)]
 pub(super) struct Private {
     root: PathBuf,
+    /// The invoking user's home (`$HOME`, when absolute): grants below it
+    /// are linked into a private HOME.
+    user_home: Option<PathBuf>,
 }
 
 impl Private {
-    /// A fresh, unguessable name under `$TMPDIR` (or /tmp). Nothing is
-    /// created yet; [`Private::create`] fails rather than reuse anything
+    /// A fresh, unguessable name under `$TMPDIR` (or /tmp), and the
+    /// invoking user's home. Nothing is created yet; [`Private::create`] fails rather than reuse anything
     /// already there.
     pub(super) fn new() -> Result<Private> {
         let base = std::env::var_os("TMPDIR")
@@ -41,6 +45,9 @@ impl Private {
         let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ok(Private {
             root: Path::new(&base).join(format!("sandlock.{name}")),
+            user_home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|h| h.is_absolute()),
         })
     }
 
@@ -59,9 +66,10 @@ impl Private {
         self.root.join("home")
     }
 
-    /// Creates the root, `tmp/` and (when `links` is `Some`: the HOME is
-    /// private) `home/` with a link for each grant below `user_home`.
-    pub(super) fn create(&self, links: Option<(&Path, &[PathBuf])>) -> Result<()> {
+    /// Creates the root, `tmp/` and, unless `fs.home` names a directory
+    /// of the user's, `home/` with a link for each grant of `fs` below the
+    /// invoking user's home.
+    pub(super) fn create(&self, fs: &FsPolicy) -> Result<()> {
         let fail = |what: &Path, e| {
             Error::setup(
                 format!("creating the private directory {}", what.display()),
@@ -76,12 +84,16 @@ impl Private {
         };
         mkdir(&self.root)?;
         mkdir(&self.tmp())?;
-        let Some((user_home, grants)) = links else {
+        if fs.home.is_some() {
             return Ok(());
-        };
+        }
         let home = self.home();
         mkdir(&home)?;
-        for (rel, target) in home_links(user_home, grants) {
+        let Some(user_home) = &self.user_home else {
+            return Ok(());
+        };
+        let grants: Vec<PathBuf> = fs.read.iter().chain(&fs.write).cloned().collect();
+        for (rel, target) in home_links(user_home, &grants) {
             let at = home.join(&rel);
             // Parents of a link are directories made here, never links:
             // `home_links` drops a grant below another one.
@@ -161,13 +173,14 @@ mod tests {
         std::fs::write(user.join(".gitconfig"), "[user]\n").unwrap();
         let private = Private {
             root: base.join("root"),
+            user_home: Some(user.clone()),
         };
-        let grants = vec![
-            user.join(".config/gh"),
-            user.join(".config"),
-            user.join(".gitconfig"),
-        ];
-        private.create(Some((&user, &grants))).unwrap();
+        let fs = FsPolicy {
+            read: vec![user.join(".config/gh"), user.join(".gitconfig")],
+            write: vec![user.join(".config")],
+            ..FsPolicy::default()
+        };
+        private.create(&fs).unwrap();
         let home = private.home();
         assert_eq!(
             std::fs::read_link(home.join(".gitconfig")).unwrap(),
@@ -186,7 +199,7 @@ mod tests {
         in_config.sort();
         assert_eq!(in_config, vec![std::ffi::OsString::from("gh")]);
         // A second create of the same root fails: nothing is reused.
-        assert!(private.create(None).is_err());
+        assert!(private.create(&fs).is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
