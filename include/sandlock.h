@@ -196,6 +196,14 @@ int sandlock_result_exit_code(const sandlock_result *result);
 // `result` is NULL or a live result.
 int sandlock_result_signal(const sandlock_result *result);
 
+// The resource limit that ended the run (`"memory"`, `"file-size"`, ...:
+// the option's name), or NULL when none did (also for NULL). The string
+// is static: never free it.
+//
+// # Safety
+// `result` is NULL or a live result.
+const char *sandlock_result_limit(const sandlock_result *result);
+
 // 1 when the policy's timeout expired and sandlock killed the workload
 // tree, otherwise 0 (also for NULL).
 //
@@ -204,7 +212,8 @@ int sandlock_result_signal(const sandlock_result *result);
 int sandlock_result_timed_out(const sandlock_result *result);
 
 // The status `sandlock run` would exit with: the exit code, 128 plus the
-// signal, or 124 for a timeout; -1 for NULL.
+// signal (137 when a resource limit killed the tree), or 124 for a
+// timeout; -1 for NULL.
 //
 // # Safety
 // `result` is NULL or a live result.

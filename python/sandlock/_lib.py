@@ -90,6 +90,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sandlock_result_exit_code": ([ResultP], c.c_int),
         "sandlock_result_signal": ([ResultP], c.c_int),
         "sandlock_result_timed_out": ([ResultP], c.c_int),
+        "sandlock_result_limit": ([ResultP], c.c_char_p),
         "sandlock_result_status": ([ResultP], c.c_int),
         "sandlock_result_stdout": (
             [ResultP, c.POINTER(c.POINTER(c.c_uint8)), c.POINTER(c.c_size_t)],

@@ -77,6 +77,8 @@ class Result:
             124 when the timeout expired.
         signal: the signal that killed the workload, or None.
         timed_out: the policy's timeout expired and the tree was killed.
+        limit: the resource limit that ended the run (``"memory"``,
+            ``"file-size"``: the option's name), or None.
         stdout: what the workload wrote to stdout (when captured).
         stderr: what it wrote to stderr (when captured); sandlock's own
             denial lines are never in here.
@@ -85,6 +87,7 @@ class Result:
     exit_code: int
     signal: Optional[int] = None
     timed_out: bool = False
+    limit: Optional[str] = None
     stdout: bytes = b""
     stderr: bytes = b""
 
@@ -92,6 +95,11 @@ class Result:
     def ok(self) -> bool:
         """The workload exited with status 0."""
         return self.exit_code == 0 and self.signal is None and not self.timed_out
+
+
+def _limit(name: Optional[bytes]) -> Optional[str]:
+    """The limit's name from the C ABI's static string (NULL: none)."""
+    return None if name is None else name.decode()
 
 
 def _text(v: Any) -> str:
@@ -272,6 +280,7 @@ class Sandbox:
                 exit_code=l.sandlock_result_status(out),
                 signal=signal or None,
                 timed_out=bool(l.sandlock_result_timed_out(out)),
+                limit=_limit(l.sandlock_result_limit(out)),
                 stdout=_stream(l.sandlock_result_stdout, out),
                 stderr=_stream(l.sandlock_result_stderr, out),
             )

@@ -219,6 +219,35 @@ pub struct RunArgs {
     #[arg(long)]
     keep_caps: bool,
 
+    /// Memory of the whole workload tree, e.g. 256M or 2G: past it the tree
+    /// is killed (exit status 137) and sandlock says so.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+
+    /// Processes and threads the workload tree may have at once; a fork
+    /// past it fails with EAGAIN.
+    #[arg(long, value_name = "N")]
+    pids: Option<String>,
+
+    /// Share of CPU time for the whole tree: 0.5 is half of one CPU, 2 is
+    /// two CPUs' worth.
+    #[arg(long, value_name = "FRACTION")]
+    cpu: Option<String>,
+
+    /// Open files per process (RLIMIT_NOFILE); past it, EMFILE.
+    #[arg(long, value_name = "N")]
+    open_files: Option<String>,
+
+    /// Largest file a process may write (RLIMIT_FSIZE), e.g. 100M; past it
+    /// the write fails (EFBIG) or SIGXFSZ ends the process.
+    #[arg(long, value_name = "SIZE")]
+    file_size: Option<String>,
+
+    /// Bytes the workload may write into its private TMPDIR and HOME, e.g.
+    /// 64M; past it, ENOSPC.
+    #[arg(long, value_name = "SIZE")]
+    disk: Option<String>,
+
     /// Do not print denials on stderr.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -292,6 +321,12 @@ impl RunArgs {
             ("cwd", self.cwd),
             ("timeout", self.timeout),
             ("audit", self.audit),
+            ("memory", self.memory),
+            ("pids", self.pids),
+            ("cpu", self.cpu),
+            ("open-files", self.open_files),
+            ("file-size", self.file_size),
+            ("disk", self.disk),
         ];
         for (name, value) in values {
             if let Some(v) = value {

@@ -89,6 +89,24 @@ impl Reporter {
         self.emit(ev, first);
     }
 
+    /// Says that a limit ended, refused or throttled something
+    /// (`action`: `killed`, `throttled`, ...): `sandlock: killed: memory
+    /// limit 256M reached` on stderr, and a `limit` record in the audit
+    /// file.
+    pub fn limit(&self, action: &str, limit: crate::policy::Limit, value: &str) {
+        if !self.quiet {
+            let line = format!("sandlock: {action}: {limit} limit {value} reached\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+        self.append(&serde_json::json!({
+            "time": now(),
+            "event": "limit",
+            "action": action,
+            "limit": limit.name(),
+            "value": value,
+        }));
+    }
+
     /// Records one event.
     pub fn record(&self, ev: &Event<'_>) {
         self.emit(ev, true);
@@ -124,13 +142,9 @@ impl Reporter {
             };
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
-        if let Some(file) = &self.audit {
-            let time = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
+        if self.audit.is_some() {
             let json = serde_json::json!({
-                "time": time,
+                "time": now(),
                 "pid": own,
                 "host_pid": ev.pid,
                 "comm": comm,
@@ -143,13 +157,26 @@ impl Reporter {
                 },
                 "rule": ev.rule,
             });
-            let mut line = json.to_string();
-            line.push('\n');
-            if let Ok(mut f) = file.lock() {
-                let _ = f.write_all(line.as_bytes());
-            }
+            self.append(&json);
         }
     }
+
+    /// One JSON line in the audit file, written at once.
+    fn append(&self, json: &serde_json::Value) {
+        let mut line = json.to_string();
+        line.push('\n');
+        if let Some(Ok(mut f)) = self.audit.as_ref().map(|f| f.lock()) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Seconds since the epoch, for audit records.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The short command name of a thread, as `ps` shows it, and its id as

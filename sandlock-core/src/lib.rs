@@ -29,6 +29,7 @@ pub mod check;
 mod dns;
 mod error;
 mod launch;
+pub mod limits;
 pub mod network;
 pub mod policy;
 pub mod profile;

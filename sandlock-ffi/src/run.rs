@@ -141,8 +141,36 @@ pub unsafe extern "C" fn sandlock_result_exit_code(result: *const sandlock_resul
 pub unsafe extern "C" fn sandlock_result_signal(result: *const sandlock_result) -> c_int {
     // SAFETY: forwarded from the caller.
     match unsafe { outcome(result) } {
-        Some(ExitOutcome::Signaled(s)) => s,
+        Some(ExitOutcome::Signaled(s)) | Some(ExitOutcome::Killed { signal: s, .. }) => s,
         _ => 0,
+    }
+}
+
+/// The resource limit that ended the run (`"memory"`, `"file-size"`, ...:
+/// the option's name), or NULL when none did (also for NULL). The string
+/// is static: never free it.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_limit(result: *const sandlock_result) -> *const c_char {
+    // SAFETY: forwarded from the caller.
+    match unsafe { outcome(result) } {
+        Some(ExitOutcome::Killed { limit, .. }) => limit_name(limit).as_ptr(),
+        _ => std::ptr::null(),
+    }
+}
+
+/// The limit's name as a static C string.
+fn limit_name(limit: sandlock_core::policy::Limit) -> &'static std::ffi::CStr {
+    use sandlock_core::policy::Limit;
+    match limit {
+        Limit::Memory => c"memory",
+        Limit::Pids => c"pids",
+        Limit::Cpu => c"cpu",
+        Limit::OpenFiles => c"open-files",
+        Limit::FileSize => c"file-size",
+        Limit::Disk => c"disk",
     }
 }
 
@@ -158,7 +186,8 @@ pub unsafe extern "C" fn sandlock_result_timed_out(result: *const sandlock_resul
 }
 
 /// The status `sandlock run` would exit with: the exit code, 128 plus the
-/// signal, or 124 for a timeout; -1 for NULL.
+/// signal (137 when a resource limit killed the tree), or 124 for a
+/// timeout; -1 for NULL.
 ///
 /// # Safety
 /// `result` is NULL or a live result.

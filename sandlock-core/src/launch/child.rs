@@ -56,6 +56,16 @@ fn run(l: &Launch<'_>) -> ! {
             fail(Stage::Cwd, errno());
         }
     }
+    for &(resource, value) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads one rlimit from the stack.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            fail(Stage::Limits, errno());
+        }
+    }
     if p.drop_caps {
         private_ipc();
         if let Err(e) = drop_capabilities() {

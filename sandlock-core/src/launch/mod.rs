@@ -75,6 +75,13 @@ pub struct Prepared {
     pub proc: bool,
     /// The Landlock access the workload's /proc is granted.
     pub proc_access: u64,
+    /// A size-capped tmpfs over the private directory (`--disk`).
+    pub tmpfs: Option<ns::Tmpfs>,
+    /// Rlimits the workload sets before exec, soft and hard alike.
+    pub rlimits: crate::limits::Rlimits,
+    /// `cgroup.procs` of the sandbox's cgroups: the reaper joins them
+    /// before it starts the workload.
+    pub cgroup_procs: Vec<OwnedFd>,
     /// What becomes the workload's stdin, stdout and stderr; `None`
     /// inherits sandlock's own.
     pub stdio: [Option<OwnedFd>; 3],
@@ -129,6 +136,8 @@ pub enum Stage {
     Stdio = 6,
     /// Setting up the pid and mount namespaces, or the workload's /proc.
     Namespaces = 7,
+    /// Joining the sandbox's cgroups or setting its rlimits.
+    Limits = 8,
 }
 
 impl Stage {
@@ -140,6 +149,7 @@ impl Stage {
             5 => Stage::Seccomp,
             6 => Stage::Stdio,
             7 => Stage::Namespaces,
+            8 => Stage::Limits,
             _ => Stage::Parent,
         }
     }
@@ -154,6 +164,7 @@ impl Stage {
             Stage::Seccomp => "cannot install seccomp filter",
             Stage::Stdio => "cannot set up the workload's stdin, stdout and stderr",
             Stage::Namespaces => "cannot set up the workload's pid and mount namespaces",
+            Stage::Limits => "cannot apply the resource limits (joining the sandbox's cgroup, or setting an rlimit)",
         }
     }
 }
@@ -284,7 +295,7 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
             )
         })?,
         scratch: vec![0u8; 64 * 1024],
-        plan: ns::Plan::new(prepared.proc),
+        plan: ns::Plan::new(prepared.proc, prepared.tmpfs.clone()),
         prepared,
     };
     // SAFETY: after fork the child runs `reaper::run`, which makes only

@@ -60,6 +60,26 @@ const MASKED_DIRS: &[&std::ffi::CStr] = &[
     c"/proc/sys/fs/binfmt_misc",
 ];
 
+/// A size-capped tmpfs over the sandbox's private directory (`--disk`),
+/// formatted before the fork: where, and its mount options.
+#[derive(Debug, Clone)]
+pub struct Tmpfs {
+    target: std::ffi::CString,
+    options: std::ffi::CString,
+}
+
+impl Tmpfs {
+    /// A tmpfs of at most `bytes` on `target`, mode 0700.
+    pub fn new(target: &std::path::Path, bytes: u64) -> std::io::Result<Tmpfs> {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = |_| std::io::Error::from_raw_os_error(libc::EINVAL);
+        Ok(Tmpfs {
+            target: std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(bad)?,
+            options: std::ffi::CString::new(format!("size={bytes},mode=0700")).map_err(bad)?,
+        })
+    }
+}
+
 /// What the reaper is to set up, decided and formatted before the fork.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -69,6 +89,8 @@ pub struct Plan {
     /// New namespaces and a fresh /proc (the system view has one, unless
     /// a grant gives the host's).
     proc: bool,
+    /// New namespaces and this tmpfs over the private directory.
+    tmpfs: Option<Tmpfs>,
     uid_map: Line,
     gid_map: Line,
     /// Where the process's command line lies in memory (`arg_start`,
@@ -102,20 +124,27 @@ impl Line {
 
 impl Plan {
     /// The plan for this process: a user namespace unless it is root;
-    /// `proc` when the workload is to get a /proc of its own (otherwise
-    /// it shares the host's pid and mount namespaces).
-    pub fn new(proc: bool) -> Plan {
+    /// `proc` when the workload is to get a /proc of its own, `tmpfs` to
+    /// mount over its private directory (with neither, it shares the
+    /// host's pid and mount namespaces).
+    pub fn new(proc: bool, tmpfs: Option<Tmpfs>) -> Plan {
         // SAFETY: getters with no failure mode.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Plan {
             user: uid != 0,
             proc,
+            tmpfs,
             uid_map: Line::identity(uid),
             gid_map: Line::identity(gid),
             argv: std::fs::read_to_string("/proc/self/stat")
                 .ok()
                 .and_then(|s| argv_area(&s)),
         }
+    }
+
+    /// True when the reaper is to start in namespaces of its own.
+    pub fn namespaces(&self) -> bool {
+        self.proc || self.tmpfs.is_some()
     }
 
     fn clone_flags(&self) -> libc::c_ulong {
@@ -195,7 +224,7 @@ unsafe fn clone_into(plan: &Plan) -> libc::c_long {
 /// As `fork`: in a multi-threaded program the child may only make
 /// async-signal-safe calls.
 pub unsafe fn fork(plan: &Plan) -> std::io::Result<Forked> {
-    let r = if plan.proc {
+    let r = if plan.namespaces() {
         // SAFETY: as the caller promises for `fork`.
         unsafe { clone_into(plan) }
     } else {
@@ -249,6 +278,7 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         reaper_fd,
         flags: plan.clone_flags() as libc::c_int,
         grandchild: ChildStack::new()?,
+        plan,
     };
     let stack = ChildStack::new()?;
     // Handlers of the embedding program must not run in a child that
@@ -284,7 +314,7 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
     };
     restore_signals(&saved);
     let code = code?;
-    if !(0..=3).contains(&code) {
+    if !(0..=4).contains(&code) {
         // The helper died mid-way: its child may still run in our memory,
         // on that stack, until the reaper's end takes it down. Never
         // unmap it under that child.
@@ -297,20 +327,24 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
             "cannot make the namespace's mounts slaves",
         )),
         3 => Err(std::io::Error::other("cannot join the reaper's namespaces")),
+        4 => Err(std::io::Error::other(
+            "cannot mount the size-capped tmpfs for --disk over the private directory",
+        )),
         _ => Err(std::io::Error::other("the /proc helper died")),
     }
 }
 
 /// What the helper that mounts the workload's /proc needs: the reaper's
-/// pidfd, the namespaces to join, and the stack of the child it makes
-/// there.
-struct Join {
+/// pidfd, the namespaces to join, the stack of the child it makes there,
+/// and the plan (what to mount).
+struct Join<'a> {
     reaper_fd: RawFd,
     flags: libc::c_int,
     grandchild: ChildStack,
+    plan: &'a Plan,
 }
 
-impl Join {
+impl Join<'_> {
     /// In the helper: joins the reaper's namespaces and makes a child
     /// there (pid N of the reaper's pid namespace) that shares the
     /// helper's memory and mounts the procfs; its exit code, 3 when the
@@ -320,14 +354,15 @@ impl Join {
         if unsafe { libc::setns(self.reaper_fd, self.flags) } != 0 {
             return 3;
         }
-        // SAFETY: `mount_entry` runs on its own stack and makes raw
-        // syscalls only; CLONE_VFORK suspends us until it has exited.
+        // SAFETY: `mount_entry` runs on its own stack, reads the plan,
+        // which outlives it, and makes raw syscalls only; CLONE_VFORK
+        // suspends us until it has exited.
         let child = unsafe {
             libc::clone(
                 mount_entry,
                 self.grandchild.top(),
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                std::ptr::null_mut(),
+                self.plan as *const Plan as *mut libc::c_void,
             )
         };
         if child < 0 {
@@ -363,12 +398,15 @@ fn restore_signals(saved: &libc::sigset_t) {
 extern "C" fn join_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `make_proc` passes a pointer to a Join that outlives the
     // helper (CLONE_VFORK).
-    let join = unsafe { &*(arg as *const Join) };
+    let join = unsafe { &*(arg as *const Join<'_>) };
     join.run()
 }
 
-extern "C" fn mount_entry(_: *mut libc::c_void) -> libc::c_int {
-    mount_in_namespace()
+extern "C" fn mount_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `Join::run` passes a pointer to the plan, which outlives
+    // this child (CLONE_VFORK).
+    let plan = unsafe { &*(arg as *const Plan) };
+    mount_in_namespace(plan)
 }
 
 /// The exit code of child `pid` (255 when it did not exit normally).
@@ -394,9 +432,10 @@ fn wait_code(pid: libc::pid_t) -> libc::c_int {
 }
 
 /// In a process of the new namespaces: mounts become slaves (nothing
-/// mounted here reaches the host), then the fresh procfs. 0: mounted; 1:
-/// no procfs; 2: the mounts could not be made slaves.
-fn mount_in_namespace() -> libc::c_int {
+/// mounted here reaches the host), then the fresh procfs and the private
+/// directory's tmpfs, as planned. 0: /proc mounted; 1: no procfs; 2: the
+/// mounts could not be made slaves; 4: no tmpfs.
+fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     // SAFETY: mount with static C strings and NULL data.
     let slave = unsafe {
         libc::mount(
@@ -410,7 +449,22 @@ fn mount_in_namespace() -> libc::c_int {
     if slave != 0 {
         return 2;
     }
-    if mount_proc() {
+    if let Some(t) = &plan.tmpfs {
+        // SAFETY: mount with C strings prepared before the fork.
+        let r = unsafe {
+            libc::mount(
+                c"sandlock".as_ptr(),
+                t.target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                t.options.as_ptr().cast(),
+            )
+        };
+        if r != 0 {
+            return 4;
+        }
+    }
+    if plan.proc && mount_proc() {
         0
     } else {
         1
@@ -489,7 +543,7 @@ pub enum ProcView {
 /// launch gets it: a child cloned into the namespaces waits while
 /// [`make_proc`] maps its ids and mounts its /proc.
 pub fn probe() -> ProcView {
-    let plan = Plan::new(true);
+    let plan = Plan::new(true, None);
     let mut pipe = [-1; 2];
     // SAFETY: pipe2 writes two fds into our local array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -60,6 +60,16 @@ pub(super) fn run(mut forked: Forked, own_ns: bool, supervisor: Pid, report: Own
             }
         }
     }
+    // The sandbox's cgroups, joined before the workload exists: every
+    // process of the tree is born in them. `0` is the writer itself.
+    for fd in &forked.prepared.cgroup_procs {
+        // SAFETY: writes one byte of a static string to our own fd.
+        if unsafe { libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1) } != 1 {
+            Report::SetupFailed(Stage::Limits, nix::errno::Errno::last_raw())
+                .send(report.as_raw_fd());
+            cleanup_and_exit(&mut forked, 0);
+        }
+    }
     let me = getpid();
     // The workload shares the reaper's fd table until its execve, so the
     // seccomp listener it creates stays in the reaper's table after exec

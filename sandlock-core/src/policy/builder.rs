@@ -82,6 +82,12 @@ options! {
     "cwd" => Value,
     "timeout" => Value,
     "keep-caps" => Switch,
+    "memory" => Value,
+    "pids" => Value,
+    "cpu" => Value,
+    "open-files" => Value,
+    "file-size" => Value,
+    "disk" => Value,
     "quiet" => Switch,
     "audit" => Value,
 }
@@ -177,6 +183,9 @@ impl PolicyBuilder {
             "cwd" => p.process.cwd = Some(absolute(flag, value)?),
             "timeout" => p.process.timeout = Some(parse_timeout(value)?),
             "audit" => p.report.audit = Some(PathBuf::from(value)),
+            limit @ ("memory" | "pids" | "cpu" | "open-files" | "file-size" | "disk") => {
+                p.limits.set(flag, limit, value)?
+            }
             other => unreachable!("option {other} has no setter"),
         }
         Ok(())

@@ -10,6 +10,7 @@
 mod builder;
 pub(crate) mod fs;
 mod http;
+mod limits;
 mod net;
 mod ports;
 
@@ -23,6 +24,7 @@ pub(crate) use http::{is_token_byte, parse_ip_host};
 pub use http::{
     CaFiles, HostMatch, HttpPolicy, HttpRule, MethodMatch, PathMatch, DEFAULT_UPSTREAM_TIMEOUT,
 };
+pub use limits::{CpuShare, Limit, Limits, Size};
 pub use net::{parse_dns_server, AddHost, HostPattern, NetRule, Proto};
 pub use ports::PortSet;
 
@@ -42,6 +44,8 @@ pub struct Policy {
     pub secret_misuse: crate::secrets::Misuse,
     /// Environment, working directory, time limit, capabilities.
     pub process: ProcessPolicy,
+    /// Memory, processes, CPU, files and disk the workload may use.
+    pub limits: Limits,
     /// Where denials are reported.
     pub report: ReportPolicy,
 }
@@ -306,6 +310,19 @@ impl fmt::Display for Policy {
             Some(t) => writeln!(f, "timeout: {}s", t.as_secs_f64())?,
             None => writeln!(f, "timeout: none")?,
         }
-        writeln!(f, "keep caps: {}", self.process.keep_caps)
+        writeln!(f, "keep caps: {}", self.process.keep_caps)?;
+        writeln!(f, "[limits]")?;
+        if self.limits.is_empty() {
+            return writeln!(f, "none");
+        }
+        for limit in Limit::ALL {
+            if let Some(v) = self.limits.shown(limit) {
+                writeln!(
+                    f,
+                    "{limit}: {v} (sandlock check shows what enforces it here)"
+                )?;
+            }
+        }
+        Ok(())
     }
 }

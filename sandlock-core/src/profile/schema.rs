@@ -95,11 +95,24 @@ keys! {
     "process" "keep-caps" => "keep-caps" Text,
     "process" "quiet" => "quiet" Text,
     "process" "audit" => "audit" Path,
+    "limits" "memory" => "memory" Number,
+    "limits" "pids" => "pids" Number,
+    "limits" "cpu" => "cpu" Number,
+    "limits" "open-files" => "open-files" Number,
+    "limits" "file-size" => "file-size" Number,
+    "limits" "disk" => "disk" Number,
 }
 
 /// The sections, in the order the README documents them.
-pub(crate) const SECTIONS: &[&str] =
-    &["filesystem", "network", "http", "tls", "secrets", "process"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "filesystem",
+    "network",
+    "http",
+    "tls",
+    "secrets",
+    "process",
+    "limits",
+];
 
 /// Shown instead of a value that may be a secret.
 const HIDDEN: &str = "<hidden>";

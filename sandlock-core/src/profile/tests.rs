@@ -97,6 +97,14 @@ audit = "audit.jsonl"
 
 [process.env]
 A = "1"
+
+[limits]
+memory = "256M"
+pids = 64
+cpu = 0.5
+open-files = 256
+file-size = "1G"
+disk = "64M"
 "#;
 
 #[test]
@@ -125,8 +133,13 @@ fn every_option_is_reachable_from_a_profile_key() {
     assert_eq!(get("secret"), ["TOKEN=env:TOKEN@a.test,*.b.test;plaintext"]);
     assert_eq!(get("secret-headers"), ["TOKEN=authorization"]);
     assert_eq!(get("env"), ["A=1"]);
+    assert_eq!(get("memory"), ["256M"]);
+    assert_eq!(get("pids"), ["64"]);
+    assert_eq!(get("cpu"), ["0.5"]);
     // and the real builder takes all of it
-    build(EVERY_KEY).unwrap();
+    let policy = build(EVERY_KEY).unwrap();
+    assert_eq!(policy.limits.memory.map(|s| s.bytes()), Some(256 << 20));
+    assert_eq!(policy.limits.pids, Some(64));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! supervisor's main loop until the workload's exit status arrives.
 
 mod command;
+mod limits;
 mod prepare;
 mod private;
 mod stdio;
@@ -26,6 +27,7 @@ use crate::secrets::Secrets;
 use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
+use self::limits::RunLimits;
 use self::prepare::{check_inherited_stdio, cstring, finish_ruleset};
 use self::private::Private;
 use self::stdio::Plumbing;
@@ -41,14 +43,23 @@ pub enum ExitOutcome {
     Signaled(i32),
     /// `--timeout` expired and sandlock killed the tree.
     TimedOut,
+    /// A resource limit ended it: the tree was killed with `signal`
+    /// (SIGKILL; SIGXFSZ for `--file-size`).
+    Killed {
+        /// The limit.
+        limit: crate::policy::Limit,
+        /// The signal that ended the workload.
+        signal: i32,
+    },
 }
 
 impl ExitOutcome {
-    /// The exit status a front door reports: the code, 128+signal, or 124.
+    /// The exit status a front door reports: the code, 128+signal (137
+    /// for a limit's kill), or 124.
     pub fn code(self) -> i32 {
         match self {
             ExitOutcome::Exited(c) => c,
-            ExitOutcome::Signaled(s) => 128 + s,
+            ExitOutcome::Signaled(s) | ExitOutcome::Killed { signal: s, .. } => 128 + s,
             ExitOutcome::TimedOut => 124,
         }
     }
@@ -101,6 +112,9 @@ impl Sandbox {
         };
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
+        // Limits no mechanism here can enforce stop the run before
+        // anything else is made.
+        let mut limits = RunLimits::new(&self.policy.limits)?;
         check_inherited_stdio(net)?;
         let http = &self.policy.http;
         let pinned = Pinned::for_policy(&self.policy)?;
@@ -168,7 +182,7 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
-        let private = Private::new()?;
+        let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
@@ -199,6 +213,11 @@ impl Sandbox {
         let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
+        let tmpfs = limits.tmpfs(private.root())?;
+        let (rlimits, cgroup_procs) = limits.for_launch()?;
+        if tmpfs.is_some() {
+            private.create_mount_point()?;
+        }
         let prepared = Prepared {
             exec_path,
             argv: argv
@@ -225,6 +244,9 @@ impl Sandbox {
             tmpdir: tmp_path.clone(),
             proc: self.policy.fs.own_proc(),
             proc_access: ruleset.proc_access(),
+            tmpfs,
+            rlimits,
+            cgroup_procs,
             stdio: std::mem::take(&mut plumbing.child),
         };
         // The reaper and the workload start while the rules go in (a few
@@ -237,8 +259,18 @@ impl Sandbox {
             launch::spawn(prepared, &supervisor_only)
         })
         .map_err(|e| Error::setup("starting the notify thread", e))?;
-        let mut spawned = spawned?;
+        let mut spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&tmp_path);
+                return Err(e);
+            }
+        };
         let ready = self.own_proc(&spawned).and_then(|with_proc| {
+            limits.started(&spawned, &reporter)?;
+            if self.policy.limits.disk.is_some() {
+                private.covered_for(spawned.reaper.as_raw());
+            }
             finish_ruleset(&ruleset, &mut grants, &private, &self.policy.fs)?;
             Ok(with_proc)
         });
@@ -315,7 +347,7 @@ impl Sandbox {
             egress,
             files,
             writable,
-            reporter,
+            reporter: Arc::clone(&reporter),
             proxy,
             dns,
             inet: spec.inet,
@@ -342,6 +374,7 @@ impl Sandbox {
             // library may run many sandboxes in one process.
             let _ = nix::sys::wait::waitpid(spawned.reaper, None);
         }
+        let result = result.map(|o| limits.outcome(o, &reporter));
         let (stdout, stderr) = streams?.finish();
         result.map(|outcome| Output {
             outcome,

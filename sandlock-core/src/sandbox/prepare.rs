@@ -86,6 +86,6 @@ pub(super) fn finish_ruleset(
         ruleset.allow_entries_part(grants, 0, 1)?;
     }
     ruleset
-        .allow(private.root(), true)
+        .allow(private.reach(), true)
         .map_err(|e| Error::setup("landlock rule for the private directory", e))
 }

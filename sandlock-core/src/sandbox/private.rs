@@ -26,6 +26,9 @@ pub(super) struct Private {
     /// The invoking user's home (`$HOME`, when absolute): grants below it
     /// are linked into a private HOME.
     user_home: Option<PathBuf>,
+    /// Where the supervisor reaches the root when a tmpfs of the sandbox's
+    /// mount namespace covers it (`--disk`): through the reaper's root.
+    covered: Option<PathBuf>,
 }
 
 impl Private {
@@ -48,7 +51,34 @@ impl Private {
             user_home: std::env::var_os("HOME")
                 .map(PathBuf::from)
                 .filter(|h| h.is_absolute()),
+            covered: None,
         })
+    }
+
+    /// Creates the root alone, empty, as the mount point of the tmpfs
+    /// that `--disk` puts over it in the sandbox's mount namespace.
+    pub(super) fn create_mount_point(&self) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| {
+                Error::setup(
+                    format!("creating the private directory {}", self.root.display()),
+                    e,
+                )
+            })
+    }
+
+    /// The tmpfs is mounted: the rest of the private directory is made in
+    /// it, reached through `reaper`'s root.
+    pub(super) fn covered_for(&mut self, reaper: i32) {
+        let rel = self.root.strip_prefix("/").unwrap_or(&self.root);
+        self.covered = Some(Path::new(&format!("/proc/{reaper}/root")).join(rel));
+    }
+
+    /// The root as the supervisor reaches the workload's view of it.
+    pub(super) fn reach(&self) -> &Path {
+        self.covered.as_deref().unwrap_or(&self.root)
     }
 
     /// The root: granted read-write, removed at the end.
@@ -66,9 +96,9 @@ impl Private {
         self.root.join("home")
     }
 
-    /// Creates the root, `tmp/` and, unless `fs.home` names a directory
-    /// of the user's, `home/` with a link for each grant of `fs` below the
-    /// invoking user's home.
+    /// Creates the root (unless it is a mount point already), `tmp/` and,
+    /// unless `fs.home` names a directory of the user's, `home/` with a
+    /// link for each grant of `fs` below the invoking user's home.
     pub(super) fn create(&self, fs: &FsPolicy) -> Result<()> {
         let fail = |what: &Path, e| {
             Error::setup(
@@ -82,12 +112,15 @@ impl Private {
                 .create(p)
                 .map_err(|e| fail(p, e))
         };
-        mkdir(&self.root)?;
-        mkdir(&self.tmp())?;
+        let at = self.reach();
+        if self.covered.is_none() {
+            mkdir(at)?;
+        }
+        mkdir(&at.join("tmp"))?;
         if fs.home.is_some() {
             return Ok(());
         }
-        let home = self.home();
+        let home = at.join("home");
         mkdir(&home)?;
         let Some(user_home) = &self.user_home else {
             return Ok(());
@@ -174,6 +207,7 @@ mod tests {
         let private = Private {
             root: base.join("root"),
             user_home: Some(user.clone()),
+            covered: None,
         };
         let fs = FsPolicy {
             read: vec![user.join(".config/gh"), user.join(".gitconfig")],
