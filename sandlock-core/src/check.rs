@@ -246,7 +246,9 @@ pub fn probe() -> Report {
     } else {
         Live::default()
     };
-    let features = vec![
+    let proc_view = crate::launch::ns::probe();
+    let own_ns = matches!(proc_view, crate::launch::ns::ProcView::Own { .. });
+    let mut features = vec![
         Feature {
             name: "landlock",
             present: abi >= 1,
@@ -299,7 +301,7 @@ pub fn probe() -> Report {
             required: false,
             detail: "Linux 6.6: fast notification round trips".into(),
         },
-        proc_feature(crate::launch::ns::probe()),
+        proc_feature(proc_view),
         match crate::dns::probe() {
             Ok(()) => Feature {
                 name: "DNS interceptor namespace",
@@ -315,5 +317,25 @@ pub fn probe() -> Report {
             },
         },
     ];
+    features.extend(limit_features(own_ns));
     Report { kernel, features }
+}
+
+/// One line per resource limit: what would enforce it here.
+fn limit_features(own_ns: bool) -> impl Iterator<Item = Feature> {
+    let host = crate::limits::Host::detect();
+    crate::limits::survey(&host, own_ns)
+        .into_iter()
+        .map(|(limit, found)| {
+            let (present, detail) = match found {
+                Ok(m) => (true, m.describe(limit)),
+                Err(why) => (false, why),
+            };
+            Feature {
+                name: limit.flag(),
+                present,
+                required: false,
+                detail,
+            }
+        })
 }

@@ -212,6 +212,43 @@ pub fn plan(limits: &Limits, host: &Host) -> Result<Plan> {
     Ok(Plan(out))
 }
 
+/// For `sandlock check`: per limit, the mechanism a small sample value
+/// (`--memory 256M`, `--pids 64`, ...) would use on `host`, or why none
+/// can. `own_ns` says whether the sandbox gets its own namespaces here.
+pub fn survey(host: &Host, own_ns: bool) -> Vec<(Limit, std::result::Result<Mechanism, String>)> {
+    const SAMPLES: [(&str, &str); 6] = [
+        ("memory", "256M"),
+        ("pids", "64"),
+        ("cpu", "0.5"),
+        ("open-files", "64"),
+        ("file-size", "1M"),
+        ("disk", "64M"),
+    ];
+    Limit::ALL
+        .iter()
+        .zip(SAMPLES)
+        .map(|(&limit, (name, value))| {
+            let mut one = Limits::default();
+            let found = one
+                .set(limit.flag(), name, value)
+                .and_then(|()| plan(&one, host))
+                .map_err(|e| e.to_string())
+                .and_then(|p| {
+                    let m = p.get(limit).expect("the plan covers the limit set");
+                    if m.needs_namespaces() && !own_ns {
+                        Err(format!(
+                            "{} needs the sandbox's own namespaces, which this kernel refuses",
+                            m.describe(limit)
+                        ))
+                    } else {
+                        Ok(m)
+                    }
+                });
+            (limit, found)
+        })
+        .collect()
+}
+
 /// Resource limits the workload's child sets on itself before exec:
 /// (resource, value) pairs, applied as both soft and hard limit.
 pub type Rlimits = Vec<(libc::__rlimit_resource_t, u64)>;
