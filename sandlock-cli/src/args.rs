@@ -248,6 +248,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     disk: Option<String>,
 
+    /// Let the workload change DIR through a private copy-on-write layer:
+    /// the host's DIR is untouched while it runs (repeatable).
+    #[arg(long, value_name = "DIR")]
+    cow: Vec<String>,
+
+    /// What happens to the --cow changes at the end: commit (apply them to
+    /// DIR), discard, or keep (leave the layer for `sandlock cow
+    /// apply|drop`). Default: commit on exit status 0, keep otherwise.
+    #[arg(long, value_name = "ACTION")]
+    on_exit: Option<String>,
+
+    /// How the --cow changes are listed on stderr: text, json or none.
+    #[arg(long, value_name = "FORMAT")]
+    cow_summary: Option<String>,
+
     /// Do not print denials on stderr.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -305,6 +320,7 @@ impl RunArgs {
             ("secret", self.secret),
             ("secret-headers", self.secret_headers),
             ("env", self.env),
+            ("cow", self.cow),
         ];
         for (name, values) in lists {
             for v in values {
@@ -327,6 +343,8 @@ impl RunArgs {
             ("open-files", self.open_files),
             ("file-size", self.file_size),
             ("disk", self.disk),
+            ("on-exit", self.on_exit),
+            ("cow-summary", self.cow_summary),
         ];
         for (name, value) in values {
             if let Some(v) = value {

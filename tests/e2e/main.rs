@@ -28,6 +28,7 @@ mod home;
 mod hosts;
 mod http;
 mod interactive;
+mod limits;
 mod meta;
 mod net;
 mod netspec;

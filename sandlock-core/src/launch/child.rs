@@ -136,8 +136,9 @@ pub(super) fn ptrs(v: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-/// Unblocks every signal and restores SIGPIPE, which the Rust runtime set
-/// to ignored in the supervisor and exec would otherwise keep ignored.
+/// Unblocks every signal and restores SIGPIPE (ignored by the Rust
+/// runtime) and SIGXFSZ/SIGXFZ (ignored by CPython, which embeds the
+/// library), which exec would otherwise keep ignored.
 fn restore_signals() {
     // SAFETY: sigset manipulation on a local and signal() with SIG_DFL.
     unsafe {
@@ -145,6 +146,7 @@ fn restore_signals() {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
     }
 }
 

@@ -366,13 +366,7 @@ fn counter(text: &str, key: &str) -> u64 {
 /// `sandlock-PID-RANDOM`: the supervisor's pid lets a later run tell
 /// groups whose supervisor died.
 fn unique_name() -> io::Result<String> {
-    let mut bytes = [0u8; 6];
-    // SAFETY: getrandom fills our local buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if usize::try_from(n).ok() != Some(bytes.len()) {
-        return Err(io::Error::last_os_error());
-    }
-    let tail: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let tail = crate::sys::random_hex(6)?;
     Ok(format!("sandlock-{}-{tail}", std::process::id()))
 }
 

@@ -146,6 +146,8 @@ impl Watch {
                 }
             }
         }
+        // A tree that ended within a tick still gets its report.
+        self.check_counters();
     }
 
     /// True when the tree was killed for its memory.

@@ -88,6 +88,9 @@ options! {
     "open-files" => Value,
     "file-size" => Value,
     "disk" => Value,
+    "cow" => List,
+    "on-exit" => Value,
+    "cow-summary" => Value,
     "quiet" => Switch,
     "audit" => Value,
 }
@@ -186,6 +189,9 @@ impl PolicyBuilder {
             limit @ ("memory" | "pids" | "cpu" | "open-files" | "file-size" | "disk") => {
                 p.limits.set(flag, limit, value)?
             }
+            "cow" => p.cow.add(absolute(flag, value)?)?,
+            "on-exit" => p.cow.on_exit = Some(super::OnExit::parse(value)?),
+            "cow-summary" => p.cow.summary = super::SummaryFormat::parse(value)?,
             other => unreachable!("option {other} has no setter"),
         }
         Ok(())

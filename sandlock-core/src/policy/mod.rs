@@ -8,6 +8,7 @@
 //! and Landlock handles live in later stages.
 
 mod builder;
+mod cow;
 pub(crate) mod fs;
 mod http;
 mod limits;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use builder::{option, Kind, OptionInfo, PolicyBuilder, OPTIONS};
+pub use cow::{CowPolicy, OnExit, SummaryFormat};
 pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 pub(crate) use http::{is_token_byte, parse_ip_host};
 pub use http::{
@@ -46,6 +48,8 @@ pub struct Policy {
     pub process: ProcessPolicy,
     /// Memory, processes, CPU, files and disk the workload may use.
     pub limits: Limits,
+    /// Directories changed through a copy-on-write layer (`--cow`).
+    pub cow: CowPolicy,
     /// Where denials are reported.
     pub report: ReportPolicy,
 }
@@ -313,7 +317,7 @@ impl fmt::Display for Policy {
         writeln!(f, "keep caps: {}", self.process.keep_caps)?;
         writeln!(f, "[limits]")?;
         if self.limits.is_empty() {
-            return writeln!(f, "none");
+            writeln!(f, "none")?;
         }
         for limit in Limit::ALL {
             if let Some(v) = self.limits.shown(limit) {
@@ -323,6 +327,17 @@ impl fmt::Display for Policy {
                 )?;
             }
         }
-        Ok(())
+        writeln!(f, "[cow]")?;
+        if self.cow.dirs.is_empty() {
+            return writeln!(f, "none");
+        }
+        for d in &self.cow.dirs {
+            writeln!(f, "dir: {} (writes go to a private layer)", d.display())?;
+        }
+        match self.cow.on_exit {
+            Some(a) => writeln!(f, "on exit: {a}")?,
+            None => writeln!(f, "on exit: commit on exit status 0, keep otherwise")?,
+        }
+        writeln!(f, "summary: {}", self.cow.summary)
     }
 }

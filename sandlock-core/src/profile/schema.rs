@@ -101,6 +101,9 @@ keys! {
     "limits" "open-files" => "open-files" Number,
     "limits" "file-size" => "file-size" Number,
     "limits" "disk" => "disk" Number,
+    "cow" "dirs" => "cow" Path,
+    "cow" "on-exit" => "on-exit" Text,
+    "cow" "summary" => "cow-summary" Text,
 }
 
 /// The sections, in the order the README documents them.
@@ -112,6 +115,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "secrets",
     "process",
     "limits",
+    "cow",
 ];
 
 /// Shown instead of a value that may be a secret.

@@ -105,6 +105,11 @@ cpu = 0.5
 open-files = 256
 file-size = "1G"
 disk = "64M"
+
+[cow]
+dirs = ["/tmp"]
+on-exit = "keep"
+summary = "json"
 "#;
 
 #[test]

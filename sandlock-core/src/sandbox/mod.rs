@@ -110,6 +110,14 @@ impl Sandbox {
                 status: 125,
             });
         };
+        if let Some(dir) = self.policy.cow.dirs.first() {
+            // Fail closed: the layer is not wired into runs yet.
+            return Err(Error::invalid(
+                "--cow",
+                &dir.display().to_string(),
+                "copy-on-write workspaces are not available in this build yet",
+            ));
+        }
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
         // Limits no mechanism here can enforce stop the run before

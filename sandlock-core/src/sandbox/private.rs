@@ -39,13 +39,7 @@ impl Private {
         let base = std::env::var_os("TMPDIR")
             .filter(|t| Path::new(t).is_absolute())
             .unwrap_or_else(|| OsString::from("/tmp"));
-        let mut bytes = [0u8; 9];
-        // SAFETY: getrandom fills our local buffer.
-        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if usize::try_from(n).ok() != Some(bytes.len()) {
-            return Err(Error::setup("getrandom", std::io::Error::last_os_error()));
-        }
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::sys::random_hex(9).map_err(|e| Error::setup("getrandom", e))?;
         Ok(Private {
             root: Path::new(&base).join(format!("sandlock.{name}")),
             user_home: std::env::var_os("HOME")

@@ -244,3 +244,15 @@ pub mod notif {
         .map(drop)
     }
 }
+
+/// `bytes` random bytes from the kernel, as lowercase hex: names no other
+/// run picks (private directories, cgroups, copy-on-write layers).
+pub fn random_hex(bytes: usize) -> io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    // SAFETY: getrandom fills our buffer of `bytes` bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if usize::try_from(n).ok() != Some(buf.len()) {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -38,6 +38,7 @@ const PY_FIXTURES: &[&str] = &[
     "grpcserver.py",
     "pyclients.py",
     "mkrepos.py",
+    "limitprobe.py",
 ];
 
 struct Fixtures {
