@@ -32,18 +32,7 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 /// Arguments "run <extra...> -r FIXDIR -- python3 -I limitprobe.py <ops...>".
 fn limit_args(extra: &[&str], ops: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into()];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.extend([
-        "-r".into(),
-        fixdir(),
-        "--".into(),
-        PYTHON.into(),
-        "-I".into(),
-    ]);
-    v.push(format!("{}/limitprobe.py", fixdir()));
-    v.extend(ops.iter().map(|s| s.to_string()));
-    v
+    script_args(extra, format!("{}/limitprobe.py", fixdir()), ops)
 }
 
 /// The number a probe line "OP OK N" reports.

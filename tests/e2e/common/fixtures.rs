@@ -159,17 +159,26 @@ pub fn allow(rule: &str) -> [&str; 2] {
     ["--net-allow", rule]
 }
 
-pub fn probe_args(extra: &[&str], ops: &[&str]) -> Vec<String> {
+/// Arguments "run <extra...> -r FIXDIR -- python3 -I SCRIPT <ops...>":
+/// the probes (probe.py, reachprobe.py, limitprobe.py) all start so.
+pub fn script_args<S: ToString>(extra: &[&str], script: String, ops: &[S]) -> Vec<String> {
     let mut v: Vec<String> = vec!["run".into()];
     v.extend(extra.iter().map(|s| s.to_string()));
-    v.push("-r".into());
-    v.push(fixdir());
-    v.push("--".into());
-    v.push(PYTHON.into());
-    v.push("-I".into());
-    v.push(probe_py());
+    v.extend([
+        "-r".into(),
+        fixdir(),
+        "--".into(),
+        PYTHON.into(),
+        "-I".into(),
+        script,
+    ]);
     v.extend(ops.iter().map(|s| s.to_string()));
     v
+}
+
+/// Arguments "run <extra...> -r FIXDIR -- python3 -I probe.py <ops...>".
+pub fn probe_args(extra: &[&str], ops: &[&str]) -> Vec<String> {
+    script_args(extra, probe_py(), ops)
 }
 
 /// Arguments "run <extra...> -r FIXDIR -- FIXTURE <fargs...>".
@@ -186,18 +195,7 @@ pub fn fixture_args(extra: &[&str], name: &str, fargs: &[&str]) -> Vec<String> {
 
 /// Arguments "run <extra...> -r FIXDIR -- python3 -I reachprobe.py <ops...>".
 pub fn reach_args(extra: &[&str], ops: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into()];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.extend([
-        "-r".into(),
-        fixdir(),
-        "--".into(),
-        PYTHON.into(),
-        "-I".into(),
-    ]);
-    v.push(format!("{}/reachprobe.py", fixdir()));
-    v.extend(ops.iter().cloned());
-    v
+    script_args(extra, format!("{}/reachprobe.py", fixdir()), ops)
 }
 
 /// Arguments "run <extra...> -- <cmd...>".
