@@ -38,7 +38,7 @@ both!(each_error_names_file_line_key_and_value, |ctx| {
         (
             "section.toml",
             "# a comment\n[filesystem]\nread = [\"/usr\"]\n\n[netwrk]\nallow = [\"a.test\"]\n",
-            ":5: [netwrk]: unknown section (expected one of filesystem, network, http, tls, secrets, process)",
+            ":5: [netwrk]: unknown section (expected one of filesystem, network, http, tls, secrets, process, limits, cow)",
         ),
         (
             "key.toml",
