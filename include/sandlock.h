@@ -212,12 +212,22 @@ const char *sandlock_result_limit(const sandlock_result *result);
 int sandlock_result_timed_out(const sandlock_result *result);
 
 // The status `sandlock run` would exit with: the exit code, 128 plus the
-// signal (137 when a resource limit killed the tree), or 124 for a
-// timeout; -1 for NULL.
+// signal (137 when a resource limit killed the tree), 124 for a
+// timeout, or 125 when the workload succeeded but its `--cow` changes
+// did not all reach their directories; -1 for NULL.
 //
 // # Safety
 // `result` is NULL or a live result.
 int sandlock_result_status(const sandlock_result *result);
+
+// What became of each `cow` directory's changes, as a JSON array of
+// objects (`dir`, `layer`, `added`, `changed`, `deleted`, `conflicts`,
+// `skipped`, `action`, `result`, `error`); `[]` without `cow`, NULL for
+// NULL. The string is owned by the result: never free it.
+//
+// # Safety
+// `result` is NULL or a live result.
+const char *sandlock_result_cow(const sandlock_result *result);
 
 // The workload's captured stdout: `*data` points to `*len` bytes owned
 // by the result (not NUL-terminated; empty unless the run captured).

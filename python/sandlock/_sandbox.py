@@ -9,9 +9,10 @@ library does, and its errors become PolicyError naming the keyword.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _lib
 from .errors import CommandError, PolicyError, SandboxError
@@ -74,7 +75,8 @@ class Result:
     Attributes:
         exit_code: the status ``sandlock run`` would exit with: the
             workload's exit code, 128 plus the signal that killed it, or
-            124 when the timeout expired.
+            124 when the timeout expired (125 when the workload succeeded but
+            its ``cow`` changes did not all reach their directories).
         signal: the signal that killed the workload, or None.
         timed_out: the policy's timeout expired and the tree was killed.
         limit: the resource limit that ended the run (``"memory"``,
@@ -82,6 +84,10 @@ class Result:
         stdout: what the workload wrote to stdout (when captured).
         stderr: what it wrote to stderr (when captured); sandlock's own
             denial lines are never in here.
+        cow: one dict per ``cow`` directory: ``dir``, ``layer``, ``added``,
+            ``changed``, ``deleted``, ``conflicts``, ``skipped`` (paths
+            relative to ``dir``), ``action`` and ``result`` (``applied``,
+            ``discarded``, ``kept`` or ``incomplete``), ``error``.
     """
 
     exit_code: int
@@ -90,6 +96,7 @@ class Result:
     limit: Optional[str] = None
     stdout: bytes = b""
     stderr: bytes = b""
+    cow: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -283,6 +290,7 @@ class Sandbox:
                 limit=_limit(l.sandlock_result_limit(out)),
                 stdout=_stream(l.sandlock_result_stdout, out),
                 stderr=_stream(l.sandlock_result_stderr, out),
+                cow=json.loads(l.sandlock_result_cow(out) or b"[]"),
             )
         finally:
             l.sandlock_result_free(out)

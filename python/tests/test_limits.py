@@ -139,10 +139,16 @@ def test_cpu_limit_holds_a_busy_loop_near_its_share() -> None:
     assert (r.exit_code, r.limit) == (0, None), r.stderr
     cpu, wall = map(float, r.stdout.split())
     assert 0.3 <= cpu / wall <= 0.7, f"--cpu 0.5: {cpu:.3f} s of CPU in {wall:.3f} s"
-    # Twin: without the limit the loop has a whole core.
-    r = Sandbox(quiet=True).run(py(SPIN, 2))
-    cpu, wall = map(float, r.stdout.split())
-    assert cpu / wall > 0.8, f"no --cpu: {cpu:.3f} s of CPU in {wall:.3f} s"
+    # Twin: without the limit the loop has a whole core. A busy moment of
+    # this 2-core machine can halve one measurement: the best of three.
+    shares = []
+    for _ in range(3):
+        r = Sandbox(quiet=True).run(py(SPIN, 2))
+        cpu, wall = map(float, r.stdout.split())
+        shares.append(cpu / wall)
+        if shares[-1] > 0.8:
+            break
+    assert max(shares) > 0.8, f"no --cpu: CPU shares {shares}"
 
 
 @pytest.mark.parametrize("where", ["$TMPDIR", "$HOME"])

@@ -28,6 +28,31 @@ pub enum Command {
     /// List profiles, or show the policy one sets.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Apply or drop the changes a `--cow` run kept.
+    #[command(subcommand)]
+    Cow(CowCommand),
+}
+
+/// `sandlock cow ...`.
+#[derive(Debug, Subcommand)]
+pub enum CowCommand {
+    /// Apply the kept layer at PATH to its directories (conflicts stay in
+    /// the layer); exits 0 when everything got in, 125 otherwise.
+    Apply {
+        /// How the changes are listed on stderr: text, json or none.
+        #[arg(long = "cow-summary", value_name = "FORMAT", default_value = "text")]
+        summary: String,
+        /// The layer, as `sandlock run` printed it.
+        path: std::path::PathBuf,
+    },
+    /// Throw the kept layer at PATH away.
+    Drop {
+        /// How the dropped changes are listed on stderr: text, json or none.
+        #[arg(long = "cow-summary", value_name = "FORMAT", default_value = "text")]
+        summary: String,
+        /// The layer, as `sandlock run` printed it.
+        path: std::path::PathBuf,
+    },
 }
 
 /// `sandlock profile ...`.

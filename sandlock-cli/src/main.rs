@@ -10,10 +10,10 @@ mod out;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sandlock_core::policy::PolicyBuilder;
-use sandlock_core::{check, profile, Error, ExitOutcome, Policy, Sandbox};
+use sandlock_core::policy::{PolicyBuilder, SummaryFormat};
+use sandlock_core::{check, cow, profile, Error, ExitOutcome, Policy, Sandbox, Stdio};
 
-use args::{Cli, Command, ProfileCommand, RunArgs};
+use args::{Cli, Command, CowCommand, ProfileCommand, RunArgs};
 use out::{outln, sayln, Stopped, SETUP_FAILURE};
 
 /// Exit status for bad command-line input (clap uses the same).
@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::List) => list_profiles(),
         Command::Profile(ProfileCommand::Show { name }) => show_profile(&name),
         Command::Run(run) => run_command(*run),
+        Command::Cow(CowCommand::Apply { summary, path }) => cow_command(&summary, &path, true),
+        Command::Cow(CowCommand::Drop { summary, path }) => cow_command(&summary, &path, false),
     };
     status.unwrap_or_else(|Stopped(code)| code)
 }
@@ -69,6 +71,35 @@ fn show_profile(name: &str) -> Result<ExitCode, Stopped> {
     }
 }
 
+/// `sandlock cow apply|drop PATH`: 0 when every directory's changes were
+/// applied (or dropped), 125 when some stay in the layer.
+fn cow_command(summary: &str, path: &std::path::Path, apply: bool) -> Result<ExitCode, Stopped> {
+    let summary = match SummaryFormat::parse(summary) {
+        Ok(s) => s,
+        Err(e) => {
+            sayln!("sandlock: {e}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let show = cow::Show {
+        summary,
+        quiet: false,
+        reporter: None,
+    };
+    let reports = match apply {
+        true => cow::apply_layer(path, &show),
+        false => cow::drop_layer(path, &show),
+    };
+    Ok(match reports {
+        Ok(r) if r.iter().all(|r| r.outcome != cow::Outcome::Incomplete) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(SETUP_FAILURE),
+        Err(e) => {
+            sayln!("sandlock: {e}");
+            ExitCode::from(USAGE)
+        }
+    })
+}
+
 /// `sandlock run`: the workload's exit status, or sandlock's own.
 fn run_command(run: RunArgs) -> Result<ExitCode, Stopped> {
     let show = run.show_policy;
@@ -84,25 +115,27 @@ fn run_command(run: RunArgs) -> Result<ExitCode, Stopped> {
     }
     let timeout = policy.process.timeout;
     let quiet = policy.report.quiet;
-    Ok(match Sandbox::new(policy).run(&argv) {
-        Ok(outcome) => {
-            if let (ExitOutcome::TimedOut, Some(t), false) = (outcome, timeout, quiet) {
-                sayln!(
-                    "sandlock: timed out after {}s; killed the workload tree",
-                    t.as_secs_f64()
-                );
+    Ok(
+        match Sandbox::new(policy).run_with(&argv, Stdio::default()) {
+            Ok(output) => {
+                if let (ExitOutcome::TimedOut, Some(t), false) = (output.outcome, timeout, quiet) {
+                    sayln!(
+                        "sandlock: timed out after {}s; killed the workload tree",
+                        t.as_secs_f64()
+                    );
+                }
+                ExitCode::from(output.status().clamp(0, 255) as u8)
             }
-            ExitCode::from(outcome.code().clamp(0, 255) as u8)
-        }
-        Err(e) => {
-            sayln!("sandlock: {e}");
-            ExitCode::from(match e {
-                Error::Command { status, .. } => status.clamp(0, 255) as u8,
-                Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
-                _ => SETUP_FAILURE,
-            })
-        }
-    })
+            Err(e) => {
+                sayln!("sandlock: {e}");
+                ExitCode::from(match e {
+                    Error::Command { status, .. } => status.clamp(0, 255) as u8,
+                    Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
+                    _ => SETUP_FAILURE,
+                })
+            }
+        },
+    )
 }
 
 /// Prints the effective policy and the names pinned at start

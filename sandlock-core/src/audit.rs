@@ -107,6 +107,16 @@ impl Reporter {
         }));
     }
 
+    /// Appends what became of a copy-on-write directory's changes (the
+    /// front door prints its own summary).
+    pub fn cow(&self, report: &serde_json::Value) {
+        let mut line = serde_json::json!({"time": now(), "event": "cow"});
+        if let (Some(obj), Some(fields)) = (line.as_object_mut(), report.as_object()) {
+            obj.extend(fields.clone());
+        }
+        self.append(&line);
+    }
+
     /// Records one event.
     pub fn record(&self, ev: &Event<'_>) {
         self.emit(ev, true);

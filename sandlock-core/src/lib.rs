@@ -18,6 +18,7 @@
 //! - [`audit`]: denial reporting on stderr and as JSON lines.
 //! - [`ca`]: the sandbox's certificate authority and per-host leaf certificates.
 //! - [`check`]: what this kernel supports.
+//! - [`cow`]: copy-on-write workspaces, their layers and how they are applied.
 //! - [`trust`]: the sandbox CA spliced into the trust bundles the workload reads.
 //! - [`secrets`]: secrets the workload holds as placeholders, swapped on the wire.
 
@@ -26,6 +27,7 @@
 pub mod audit;
 pub mod ca;
 pub mod check;
+pub mod cow;
 mod dns;
 mod error;
 mod launch;

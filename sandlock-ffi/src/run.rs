@@ -17,6 +17,8 @@ use crate::error::{guard, sandlock_code, sandlock_error, FfiError};
 #[allow(non_camel_case_types)]
 pub struct sandlock_result {
     output: Output,
+    /// The `--cow` reports as a JSON array, NUL-terminated.
+    cow_json: std::ffi::CString,
 }
 
 /// Runs `argv[0..argc]` (`argv[0]` is looked up in `PATH` as a shell
@@ -102,7 +104,10 @@ pub unsafe extern "C" fn sandlock_run(
                 capture: capture != 0,
             },
         )?;
-        let boxed = Box::into_raw(Box::new(sandlock_result { output }));
+        // JSON escapes every control character: no NUL can be in it.
+        let cow_json =
+            std::ffi::CString::new(sandlock_core::cow::json_array(&output.cow)).unwrap_or_default();
+        let boxed = Box::into_raw(Box::new(sandlock_result { output, cow_json }));
         // SAFETY: checked not NULL above; the caller guarantees it is
         // writable.
         unsafe { *out = boxed };
@@ -186,15 +191,29 @@ pub unsafe extern "C" fn sandlock_result_timed_out(result: *const sandlock_resul
 }
 
 /// The status `sandlock run` would exit with: the exit code, 128 plus the
-/// signal (137 when a resource limit killed the tree), or 124 for a
-/// timeout; -1 for NULL.
+/// signal (137 when a resource limit killed the tree), 124 for a
+/// timeout, or 125 when the workload succeeded but its `--cow` changes
+/// did not all reach their directories; -1 for NULL.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn sandlock_result_status(result: *const sandlock_result) -> c_int {
-    // SAFETY: forwarded from the caller.
-    unsafe { outcome(result) }.map_or(-1, ExitOutcome::code)
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    unsafe { result.as_ref() }.map_or(-1, |r| r.output.status())
+}
+
+/// What became of each `cow` directory's changes, as a JSON array of
+/// objects (`dir`, `layer`, `added`, `changed`, `deleted`, `conflicts`,
+/// `skipped`, `action`, `result`, `error`); `[]` without `cow`, NULL for
+/// NULL. The string is owned by the result: never free it.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_cow(result: *const sandlock_result) -> *const c_char {
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    unsafe { result.as_ref() }.map_or(std::ptr::null(), |r| r.cow_json.as_ptr())
 }
 
 /// Points `*data` and `*len` at `bytes` (valid while the result lives).

@@ -44,20 +44,26 @@ pub(super) fn cname(name: &OsStr) -> io::Result<CString> {
 }
 
 fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(
-        ResolveFlag::RESOLVE_BENEATH
-            | ResolveFlag::RESOLVE_NO_SYMLINKS
-            | ResolveFlag::RESOLVE_NO_MAGICLINKS
-            | ResolveFlag::RESOLVE_NO_XDEV,
-    )
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        )
 }
 
 impl Dir {
     /// The `--cow` directory itself.
     pub fn root(path: &Path) -> io::Result<Dir> {
-        nix::fcntl::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            .map(Dir)
-            .map_err(io::Error::from)
+        nix::fcntl::open(
+            path,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(Dir)
+        .map_err(io::Error::from)
     }
 
     /// The directory at `rel` (relative, no `..`) beneath this one.
@@ -68,9 +74,13 @@ impl Dir {
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        openat2(self.0.as_fd(), rel, how(OFlag::O_DIRECTORY | OFlag::O_RDONLY))
-            .map(Dir)
-            .map_err(io::Error::from)
+        openat2(
+            self.0.as_fd(),
+            rel,
+            how(OFlag::O_DIRECTORY | OFlag::O_RDONLY),
+        )
+        .map(Dir)
+        .map_err(io::Error::from)
     }
 
     fn dup(&self) -> io::Result<Dir> {
@@ -123,7 +133,8 @@ impl Dir {
         openat2(
             self.0.as_fd(),
             name,
-            how(OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL).mode(nix::sys::stat::Mode::from_bits_truncate(0o600)),
+            how(OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL)
+                .mode(nix::sys::stat::Mode::from_bits_truncate(0o600)),
         )
         .map(std::fs::File::from)
         .map_err(io::Error::from)
@@ -141,14 +152,25 @@ impl Dir {
 
     /// Makes directory `name`.
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
-        nix::sys::stat::mkdirat(self.0.as_fd(), name, nix::sys::stat::Mode::from_bits_truncate(mode))
-            .map_err(io::Error::from)
+        nix::sys::stat::mkdirat(
+            self.0.as_fd(),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(mode),
+        )
+        .map_err(io::Error::from)
     }
 
     /// Sets the permissions of directory `name`.
     pub fn chmod_dir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         let d = self.open(Path::new(name))?;
         nix::sys::stat::fchmod(d.0.as_fd(), nix::sys::stat::Mode::from_bits_truncate(mode))
+            .map_err(io::Error::from)
+    }
+
+    /// Gives directory `name` to `uid` and `gid`.
+    pub fn chown_dir(&self, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+        let d = self.open(Path::new(name))?;
+        nix::unistd::fchown(d.0.as_fd(), Some(uid.into()), Some(gid.into()))
             .map_err(io::Error::from)
     }
 

@@ -65,20 +65,25 @@ pub struct Layer {
     path: PathBuf,
     dirs: Vec<PathBuf>,
     started: Stamp,
+    /// overlayfs marks whiteouts' siblings and opaque directories with
+    /// `user.` xattrs (a run in a user namespace) or `trusted.` ones.
+    user_xattr: bool,
     /// The record, open and `flock`ed for as long as the layer is used.
     _lock: File,
 }
 
 impl Layer {
     /// Makes a new layer for `dirs` (canonical, as `--cow` keeps them),
-    /// stamped now.
-    pub fn create(dirs: &[PathBuf]) -> Result<Layer> {
-        let root = state_root(dirs).map_err(|e| Error::setup("copy-on-write layer directory", e))?;
-        Layer::create_in(&root, dirs)
+    /// stamped now, for an overlay that marks with `user.` xattrs when
+    /// `user_xattr`.
+    pub fn create(dirs: &[PathBuf], user_xattr: bool) -> Result<Layer> {
+        let root =
+            state_root(dirs).map_err(|e| Error::setup("copy-on-write layer directory", e))?;
+        Layer::create_in(&root, dirs, user_xattr)
     }
 
     /// [`Layer::create`] in the directory `root`.
-    fn create_in(root: &Path, dirs: &[PathBuf]) -> Result<Layer> {
+    fn create_in(root: &Path, dirs: &[PathBuf], user_xattr: bool) -> Result<Layer> {
         let stem = dirs
             .first()
             .and_then(|d| d.file_name())
@@ -102,6 +107,7 @@ impl Layer {
                 "version": VERSION,
                 "started": [started.sec, started.nsec],
                 "dirs": dirs.iter().map(|d| d.to_string_lossy()).collect::<Vec<_>>(),
+                "xattrs": if user_xattr { "user" } else { "trusted" },
             });
             let tmp = path.join(".layer.json.new");
             let mut f = OpenOptions::new()
@@ -117,11 +123,15 @@ impl Layer {
                 path: path.clone(),
                 dirs: dirs.to_vec(),
                 started,
+                user_xattr,
             })
         };
         made().map_err(|e| {
             let _ = remove_tree(&path);
-            Error::setup(format!("creating the copy-on-write layer {}", path.display()), e)
+            Error::setup(
+                format!("creating the copy-on-write layer {}", path.display()),
+                e,
+            )
         })
     }
 
@@ -129,14 +139,16 @@ impl Layer {
     pub fn open(path: &Path) -> Result<Layer> {
         let shown = path.display().to_string();
         let bad = |reason: String| Error::invalid("layer", &shown, reason);
+        let path = &fs::canonicalize(path).map_err(|e| bad(e.to_string()))?;
         let text = fs::read_to_string(path.join(RECORD))
             .map_err(|e| bad(format!("not a sandlock layer ({RECORD}: {e})")))?;
         let lock = lock(&path.join(RECORD)).map_err(|e| bad(e.to_string()))?;
-        let (started, dirs) = parse_record(&text).map_err(bad)?;
+        let (started, dirs, user_xattr) = parse_record(&text).map_err(bad)?;
         Ok(Layer {
             path: path.to_path_buf(),
             dirs,
             started,
+            user_xattr,
             _lock: lock,
         })
     }
@@ -163,6 +175,15 @@ impl Layer {
     /// When the run started.
     pub fn started(&self) -> Stamp {
         self.started
+    }
+
+    /// The name of overlayfs's opaque-directory mark in this layer.
+    pub fn opaque_xattr(&self) -> &'static std::ffi::CStr {
+        if self.user_xattr {
+            c"user.overlay.opaque"
+        } else {
+            c"trusted.overlay.opaque"
+        }
     }
 
     /// The changes made to directory `i`.
@@ -197,8 +218,9 @@ fn lock(record: &Path) -> io::Result<File> {
     Ok(f)
 }
 
-/// `(started, dirs)` of a record; an error says what is wrong with it.
-fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>), String> {
+/// `(started, dirs, user_xattr)` of a record; an error says what is
+/// wrong with it.
+fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>, bool), String> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("{RECORD} is not JSON: {e}"))?;
     if v["version"].as_u64() != Some(VERSION) {
@@ -207,7 +229,10 @@ fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>), String
     let started = match v["started"].as_array().map(Vec::as_slice) {
         Some([s, n]) => Stamp {
             sec: s.as_i64().ok_or("bad start time")?,
-            nsec: n.as_i64().filter(|n| (0..1_000_000_000).contains(n)).ok_or("bad start time")?,
+            nsec: n
+                .as_i64()
+                .filter(|n| (0..1_000_000_000).contains(n))
+                .ok_or("bad start time")?,
         },
         _ => return Err(format!("{RECORD} has no start time")),
     };
@@ -217,11 +242,18 @@ fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>), String
         .iter()
         .map(|d| d.as_str().map(PathBuf::from).filter(|p| p.is_absolute()))
         .collect::<Option<_>>()
-        .ok_or(format!("{RECORD} has a directory that is not an absolute path"))?;
+        .ok_or(format!(
+            "{RECORD} has a directory that is not an absolute path"
+        ))?;
     if dirs.is_empty() {
         return Err(format!("{RECORD} lists no directories"));
     }
-    Ok((started, dirs))
+    let user_xattr = match v["xattrs"].as_str() {
+        Some("user") => true,
+        Some("trusted") => false,
+        _ => return Err(format!("{RECORD} does not say which xattrs overlayfs used")),
+    };
+    Ok((started, dirs, user_xattr))
 }
 
 /// The directory layers go in: `$XDG_STATE_HOME/sandlock/cow`, else
@@ -257,7 +289,11 @@ fn state_root(dirs: &[PathBuf]) -> io::Result<PathBuf> {
 /// Makes `dir` (mode 0700) or checks that the one there is a real
 /// directory of `uid` that nobody else may write.
 fn own_dir(dir: &Path, uid: u32) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).recursive(true).create(dir) {
+    match fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
@@ -292,8 +328,9 @@ mod tests {
 
     #[test]
     fn a_record_round_trips_and_hostile_ones_are_refused() {
-        let ok = r#"{"version":1,"started":[5,7],"dirs":["/a","/b c"]}"#;
-        let (s, d) = parse_record(ok).unwrap();
+        let ok = r#"{"version":1,"started":[5,7],"dirs":["/a","/b c"],"xattrs":"user"}"#;
+        let (s, d, user) = parse_record(ok).unwrap();
+        assert!(user);
         assert_eq!(s, Stamp { sec: 5, nsec: 7 });
         assert_eq!(d, [PathBuf::from("/a"), PathBuf::from("/b c")]);
         for bad in [
@@ -305,7 +342,9 @@ mod tests {
             r#"{"version":1,"started":[5,-1],"dirs":["/a"]}"#,
             r#"{"version":1,"started":[5,7],"dirs":["relative"]}"#,
             r#"{"version":1,"started":[5,7],"dirs":[]}"#,
-            r#"{"version":1,"started":[5,7],"dirs":[7]}"#,
+            r#"{"version":1,"started":[5,7],"dirs":[7],"xattrs":"user"}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"]}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"security"}"#,
         ] {
             assert!(parse_record(bad).is_err(), "{bad}");
         }
@@ -316,7 +355,7 @@ mod tests {
         let base = std::env::temp_dir().join(format!("sandlock-layer-{}", std::process::id()));
         let cow = base.join("project");
         fs::create_dir_all(&cow).unwrap();
-        let layer = Layer::create_in(&base, std::slice::from_ref(&cow)).unwrap();
+        let layer = Layer::create_in(&base, std::slice::from_ref(&cow), false).unwrap();
         assert!(layer.path().starts_with(&base));
         assert!(layer.upper(0).is_dir() && layer.work(0).is_dir());
         let e = Layer::open(layer.path()).unwrap_err().to_string();
@@ -326,7 +365,7 @@ mod tests {
         let again = Layer::open(&path).unwrap();
         assert_eq!(again.dirs(), [cow]);
         fs::create_dir_all(again.work(0).join("work")).unwrap();
-        fs::set_permissions(again.work(0).join("work"), fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(again.work(0).join("work"), fs::Permissions::from_mode(0o0)).unwrap();
         again.remove().unwrap();
         assert!(!path.exists());
         fs::remove_dir_all(&base).unwrap();

@@ -24,6 +24,7 @@
 mod child;
 mod etc;
 mod landlock;
+pub mod mounts;
 pub mod ns;
 mod reaper;
 mod rmtree;
@@ -75,8 +76,9 @@ pub struct Prepared {
     pub proc: bool,
     /// The Landlock access the workload's /proc is granted.
     pub proc_access: u64,
-    /// A size-capped tmpfs over the private directory (`--disk`).
-    pub tmpfs: Option<ns::Tmpfs>,
+    /// What is mounted in the sandbox's mount namespace (`--disk`,
+    /// `--cow`).
+    pub mounts: mounts::Mounts,
     /// Rlimits the workload sets before exec, soft and hard alike.
     pub rlimits: crate::limits::Rlimits,
     /// `cgroup.procs` of the sandbox's cgroups: the reaper joins them
@@ -295,7 +297,7 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
             )
         })?,
         scratch: vec![0u8; 64 * 1024],
-        plan: ns::Plan::new(prepared.proc, prepared.tmpfs.clone()),
+        plan: ns::Plan::new(prepared.proc, prepared.mounts.clone()),
         prepared,
     };
     // SAFETY: after fork the child runs `reaper::run`, which makes only

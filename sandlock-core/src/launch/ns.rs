@@ -60,26 +60,6 @@ const MASKED_DIRS: &[&std::ffi::CStr] = &[
     c"/proc/sys/fs/binfmt_misc",
 ];
 
-/// A size-capped tmpfs over the sandbox's private directory (`--disk`),
-/// formatted before the fork: where, and its mount options.
-#[derive(Debug, Clone)]
-pub struct Tmpfs {
-    target: std::ffi::CString,
-    options: std::ffi::CString,
-}
-
-impl Tmpfs {
-    /// A tmpfs of at most `bytes` on `target`, mode 0700.
-    pub fn new(target: &std::path::Path, bytes: u64) -> std::io::Result<Tmpfs> {
-        use std::os::unix::ffi::OsStrExt;
-        let bad = |_| std::io::Error::from_raw_os_error(libc::EINVAL);
-        Ok(Tmpfs {
-            target: std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(bad)?,
-            options: std::ffi::CString::new(format!("size={bytes},mode=0700")).map_err(bad)?,
-        })
-    }
-}
-
 /// What the reaper is to set up, decided and formatted before the fork.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -89,8 +69,8 @@ pub struct Plan {
     /// New namespaces and a fresh /proc (the system view has one, unless
     /// a grant gives the host's).
     proc: bool,
-    /// New namespaces and this tmpfs over the private directory.
-    tmpfs: Option<Tmpfs>,
+    /// New namespaces and these mounts (`--disk`, `--cow`).
+    mounts: super::mounts::Mounts,
     uid_map: Line,
     gid_map: Line,
     /// Where the process's command line lies in memory (`arg_start`,
@@ -124,16 +104,16 @@ impl Line {
 
 impl Plan {
     /// The plan for this process: a user namespace unless it is root;
-    /// `proc` when the workload is to get a /proc of its own, `tmpfs` to
-    /// mount over its private directory (with neither, it shares the
-    /// host's pid and mount namespaces).
-    pub fn new(proc: bool, tmpfs: Option<Tmpfs>) -> Plan {
+    /// `proc` when the workload is to get a /proc of its own, `mounts`
+    /// to make in its mount namespace (with neither, it shares the host's
+    /// pid and mount namespaces).
+    pub fn new(proc: bool, mounts: super::mounts::Mounts) -> Plan {
         // SAFETY: getters with no failure mode.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Plan {
             user: uid != 0,
             proc,
-            tmpfs,
+            mounts,
             uid_map: Line::identity(uid),
             gid_map: Line::identity(gid),
             argv: std::fs::read_to_string("/proc/self/stat")
@@ -144,7 +124,7 @@ impl Plan {
 
     /// True when the reaper is to start in namespaces of its own.
     pub fn namespaces(&self) -> bool {
-        self.proc || self.tmpfs.is_some()
+        self.proc || self.mounts.any()
     }
 
     fn clone_flags(&self) -> libc::c_ulong {
@@ -314,7 +294,7 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
     };
     restore_signals(&saved);
     let code = code?;
-    if !(0..=4).contains(&code) {
+    if !(0..=5).contains(&code) {
         // The helper died mid-way: its child may still run in our memory,
         // on that stack, until the reaper's end takes it down. Never
         // unmap it under that child.
@@ -329,6 +309,9 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         3 => Err(std::io::Error::other("cannot join the reaper's namespaces")),
         4 => Err(std::io::Error::other(
             "cannot mount the size-capped tmpfs for --disk over the private directory",
+        )),
+        5 => Err(std::io::Error::other(
+            "cannot mount the copy-on-write layer (overlayfs) for --cow",
         )),
         _ => Err(std::io::Error::other("the /proc helper died")),
     }
@@ -433,8 +416,9 @@ fn wait_code(pid: libc::pid_t) -> libc::c_int {
 
 /// In a process of the new namespaces: mounts become slaves (nothing
 /// mounted here reaches the host), then the fresh procfs and the private
-/// directory's tmpfs, as planned. 0: /proc mounted; 1: no procfs; 2: the
-/// mounts could not be made slaves; 4: no tmpfs.
+/// directory's tmpfs and the copy-on-write overlays, as planned. 0: /proc
+/// mounted; 1: no procfs; 2: the mounts could not be made slaves; 4: no
+/// tmpfs; 5: no overlay.
 fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     // SAFETY: mount with static C strings and NULL data.
     let slave = unsafe {
@@ -449,20 +433,9 @@ fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     if slave != 0 {
         return 2;
     }
-    if let Some(t) = &plan.tmpfs {
-        // SAFETY: mount with C strings prepared before the fork.
-        let r = unsafe {
-            libc::mount(
-                c"sandlock".as_ptr(),
-                t.target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                t.options.as_ptr().cast(),
-            )
-        };
-        if r != 0 {
-            return 4;
-        }
+    let mounted = plan.mounts.mount();
+    if mounted != 0 {
+        return mounted;
     }
     if plan.proc && mount_proc() {
         0
@@ -543,7 +516,7 @@ pub enum ProcView {
 /// launch gets it: a child cloned into the namespaces waits while
 /// [`make_proc`] maps its ids and mounts its /proc.
 pub fn probe() -> ProcView {
-    let plan = Plan::new(true, None);
+    let plan = Plan::new(true, super::mounts::Mounts::default());
     let mut pipe = [-1; 2];
     // SAFETY: pipe2 writes two fds into our local array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::ExitOutcome;
 use crate::audit::Reporter;
-use crate::launch::{self, ns::Tmpfs};
+use crate::launch::{self, mounts::Tmpfs};
 use crate::limits::{self, Governor};
 use crate::policy::{Limit, Limits};
 use crate::{Error, Result};

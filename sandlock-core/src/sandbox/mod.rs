@@ -5,6 +5,7 @@
 //! supervisor's main loop until the workload's exit status arrives.
 
 mod command;
+mod cow;
 mod limits;
 mod prepare;
 mod private;
@@ -27,6 +28,7 @@ use crate::secrets::Secrets;
 use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtuals};
 use crate::{Error, Policy, Result};
 
+use self::cow::RunCow;
 use self::limits::RunLimits;
 use self::prepare::{check_inherited_stdio, cstring, finish_ruleset};
 use self::private::Private;
@@ -110,14 +112,6 @@ impl Sandbox {
                 status: 125,
             });
         };
-        if let Some(dir) = self.policy.cow.dirs.first() {
-            // Fail closed: the layer is not wired into runs yet.
-            return Err(Error::invalid(
-                "--cow",
-                &dir.display().to_string(),
-                "copy-on-write workspaces are not available in this build yet",
-            ));
-        }
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
         // Limits no mechanism here can enforce stop the run before
@@ -192,6 +186,10 @@ impl Sandbox {
         }
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
+        let mut cow = RunCow::new(
+            &self.policy.cow,
+            tmp_path.parent().unwrap_or(Path::new("/")),
+        )?;
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
         // While the proxy terminates TLS, its CA is spliced into the
@@ -221,9 +219,12 @@ impl Sandbox {
         let mut plumbing = Plumbing::new(io)?;
         let (ready_rd, ready_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| Error::setup("pipe", std::io::Error::from(e)))?;
-        let tmpfs = limits.tmpfs(private.root())?;
+        let mounts = launch::mounts::Mounts {
+            tmpfs: limits.tmpfs(private.root())?,
+            overlays: cow.overlays()?,
+        };
         let (rlimits, cgroup_procs) = limits.for_launch()?;
-        if tmpfs.is_some() {
+        if mounts.tmpfs.is_some() {
             private.create_mount_point()?;
         }
         let prepared = Prepared {
@@ -252,7 +253,7 @@ impl Sandbox {
             tmpdir: tmp_path.clone(),
             proc: self.policy.fs.own_proc(),
             proc_access: ruleset.proc_access(),
-            tmpfs,
+            mounts,
             rlimits,
             cgroup_procs,
             stdio: std::mem::take(&mut plumbing.child),
@@ -276,6 +277,7 @@ impl Sandbox {
         };
         let ready = self.own_proc(&spawned).and_then(|with_proc| {
             limits.started(&spawned, &reporter)?;
+            cow.started(&spawned, &ruleset)?;
             if self.policy.limits.disk.is_some() {
                 private.covered_for(spawned.reaper.as_raw());
             }
@@ -318,6 +320,7 @@ impl Sandbox {
             .write
             .iter()
             .chain(std::iter::once(&tmp_path))
+            .chain(cow.dirs())
             .cloned()
             .collect();
         writable.extend(
@@ -344,6 +347,7 @@ impl Sandbox {
         let mut write_roots = self.policy.fs.write.clone();
         write_roots.extend(self.policy.fs.home.iter().cloned());
         write_roots.push(tmp_path.clone());
+        write_roots.extend(cow.dirs().iter().cloned());
         let cfg = SupervisorParts {
             places: Places::new(
                 &write_roots,
@@ -384,10 +388,18 @@ impl Sandbox {
         }
         let result = result.map(|o| limits.outcome(o, &reporter));
         let (stdout, stderr) = streams?.finish();
-        result.map(|outcome| Output {
+        let outcome = result?;
+        let show = crate::cow::Show {
+            summary: self.policy.cow.summary,
+            quiet: self.policy.report.quiet,
+            reporter: Some(&reporter),
+        };
+        let cow = cow.finish(&self.policy.cow, outcome == ExitOutcome::Exited(0), &show);
+        Ok(Output {
             outcome,
             stdout,
             stderr,
+            cow,
         })
     }
 

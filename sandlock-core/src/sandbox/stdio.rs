@@ -32,6 +32,24 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// The workload's stderr (empty unless captured).
     pub stderr: Vec<u8>,
+    /// What became of each `--cow` directory's changes.
+    pub cow: Vec<crate::cow::Report>,
+}
+
+impl Output {
+    /// The status a front door exits with: the outcome's, except that a
+    /// workload that succeeded but whose changes did not all reach their
+    /// `--cow` directories ends with 125 (sandlock's own failure).
+    pub fn status(&self) -> i32 {
+        let unapplied = self
+            .cow
+            .iter()
+            .any(|r| r.outcome == crate::cow::Outcome::Incomplete);
+        match self.outcome {
+            super::ExitOutcome::Exited(0) if unapplied => 125,
+            o => o.code(),
+        }
+    }
 }
 
 /// The streams' file descriptors, before the workload starts.
