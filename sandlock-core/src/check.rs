@@ -318,7 +318,37 @@ pub fn probe() -> Report {
         },
     ];
     features.extend(limit_features(own_ns));
+    features.push(cow_feature(own_ns));
     Report { kernel, features }
+}
+
+/// What `--cow` needs here: the sandbox's own mount namespace and
+/// overlayfs (mountable there by an ordinary user since Linux 5.11).
+fn cow_feature(own_ns: bool) -> Feature {
+    let overlay = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
+        f.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    });
+    let (present, detail) = match (own_ns, overlay) {
+        (true, true) => (
+            true,
+            "overlayfs in the sandbox's mount namespace (Linux 5.11 for an ordinary user)".into(),
+        ),
+        (false, _) => (
+            false,
+            "needs the sandbox's own mount namespace, which the kernel refused".into(),
+        ),
+        (true, false) => (
+            false,
+            "overlayfs is not loaded (modprobe overlay); runs with --cow may fail".into(),
+        ),
+    };
+    Feature {
+        name: "--cow",
+        present,
+        required: false,
+        detail,
+    }
 }
 
 /// One line per resource limit: what would enforce it here.

@@ -278,6 +278,14 @@ pub fn finish(layer: Layer, action: OnExit, show: &Show<'_>) -> Vec<Report> {
         };
         reports.push(r);
     }
+    if reports.iter().all(Report::is_empty) {
+        // Nothing to keep: a layer with no changes goes whatever was asked.
+        for r in &mut reports {
+            if r.outcome == Outcome::Kept {
+                r.outcome = Outcome::Discarded;
+            }
+        }
+    }
     let done = reports
         .iter()
         .all(|r| matches!(r.outcome, Outcome::Applied | Outcome::Discarded));

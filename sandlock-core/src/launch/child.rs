@@ -79,6 +79,15 @@ fn run(l: &Launch<'_>) -> ! {
     if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut ready as *mut u8).cast(), 1) } != 1 {
         fail(Stage::Landlock, libc::ECANCELED);
     }
+    // The overlays of --cow were mounted after this process entered its
+    // cwd: enter it again, so that it is the overlay and not the host's
+    // directory underneath.
+    if let (Some(cwd), false) = (&p.cwd, p.mounts.overlays.is_empty()) {
+        // SAFETY: cwd is a valid C string.
+        if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+            fail(Stage::Cwd, errno());
+        }
+    }
     // 'p': the supervisor mounted the workload's own /proc (see `ns`),
     // which only the workload itself can name for its rule.
     if ready == super::RULES_READY_WITH_PROC {

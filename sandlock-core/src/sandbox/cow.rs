@@ -69,6 +69,17 @@ impl RunCow {
         self.layer.as_ref().map_or(&[], |l| l.dirs())
     }
 
+    /// The workload's cwd: `--cwd`, or with `--cow` this process's own,
+    /// which the workload enters again once the overlays are mounted (a
+    /// cwd inside a `--cow` directory must be the overlay's).
+    pub(super) fn cwd(&self, given: Option<&Path>) -> Option<PathBuf> {
+        match (given, &self.layer) {
+            (Some(c), _) => Some(c.to_path_buf()),
+            (None, Some(_)) => std::env::current_dir().ok(),
+            (None, None) => None,
+        }
+    }
+
     /// The overlays the launch mounts.
     pub(super) fn overlays(&self) -> Result<Vec<Overlay>> {
         let Some(layer) = &self.layer else {

@@ -237,11 +237,8 @@ impl Sandbox {
                 .iter()
                 .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
                 .collect::<Result<_>>()?,
-            cwd: self
-                .policy
-                .process
-                .cwd
-                .as_ref()
+            cwd: cow
+                .cwd(self.policy.process.cwd.as_deref())
                 .map(|c| cstring(c.as_os_str().as_bytes()))
                 .transpose()?,
             ruleset: ruleset
