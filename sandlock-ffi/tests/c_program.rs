@@ -118,7 +118,7 @@ fn compile_and_run(link: Link) {
     );
     assert_eq!(out.status.code(), Some(0), "{ctx}");
     let oks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert_eq!(oks, 7, "{ctx}");
+    assert_eq!(oks, 9, "{ctx}");
     assert!(stdout.ends_with("0 failed\n"), "{ctx}");
 
     // Outside the sandbox the "denied" server answers, so the refusal

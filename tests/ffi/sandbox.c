@@ -3,7 +3,8 @@
  * by sandlock-ffi/tests/c_program.rs. It runs real sandboxes: a file
  * inside the --fs-read allowlist is read, one outside it is refused; a
  * loopback port inside the --net-allow allowlist is reached, another one
- * is refused. It also checks a bad rule string's error, and stdin bytes.
+ * is refused. It also checks a bad rule string's error, stdin bytes, and a
+ * copy-on-write run whose changes are discarded.
  *
  * Usage: sandbox GRANTED_DIR OTHER_DIR ALLOWED_PORT DENIED_PORT
  * Prints one "ok ..." line per check; exits 0 only when all pass.
@@ -119,6 +120,29 @@ int main(int argc, char **argv) {
     check(sandlock_result_exit_code(r) == 0 && holds(r, 1, "FED THROUGH STDIN"),
           "stdin bytes reach the workload");
     sandlock_result_free(r);
+
+    /* A copy-on-write run: the workload changes OTHER_DIR/file through
+     * its layer, the changes are discarded, the host keeps its bytes. */
+    sandlock_builder *c = sandlock_builder_new();
+    set(c, "quiet", "true");
+    set(c, "cow", argv[2]);
+    set(c, "on-exit", "discard");
+    set(c, "cow-summary", "none");
+    const char *change[] = {"/bin/sh", "-c", "echo changed > \"$1\" && cat \"$1\"", "sh", other};
+    r = run(c, change, 5, NULL);
+    const char *cow = sandlock_result_cow(r);
+    check(sandlock_result_status(r) == 0 && holds(r, 1, "changed") && cow &&
+              strstr(cow, "\"changed\":[\"file\"]") && strstr(cow, "\"result\":\"discarded\""),
+          "a cow run changes the file in its layer and reports it discarded");
+    sandlock_result_free(r);
+    char host[64] = {0};
+    FILE *f = fopen(other, "r");
+    if (f) {
+        if (!fgets(host, sizeof host, f)) host[0] = 0;
+        fclose(f);
+    }
+    check(strcmp(host, "other bytes") == 0, "the host's file keeps its bytes");
+    sandlock_builder_free(c);
 
     sandlock_builder_free(b);
     printf("%d failed\n", failures);
