@@ -43,3 +43,4 @@ mod secrets;
 mod trust;
 mod trust_stat;
 mod unix;
+mod workspace;
