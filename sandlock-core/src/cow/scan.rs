@@ -6,9 +6,10 @@
 //! opaque mark on a directory that replaced the host's one. The host's
 //! side is read through [`Dir`] handles only.
 //!
-//! A host entry changed at or after the run's start (its ctime) whose
-//! content differs from the layer's is a conflict: it is reported and
-//! neither side is touched. A file the host deleted during the run and
+//! A host entry changed (its ctime) at or after the moment the workload
+//! first changed the same name (the birth of the layer's entry: until then
+//! the workload saw the host's version) and whose content differs from the
+//! layer's is a conflict: it is reported and neither side is touched. A file the host deleted during the run and
 //! the workload changed comes back (overlayfs's origin marks cannot tell
 //! "it was here" apart from "it was renamed from there").
 
@@ -111,7 +112,10 @@ impl Scan<'_> {
             } else if ft.is_char_device() && meta.rdev() == 0 {
                 match found {
                     None => self.ops.push(Op::Drop { rel: r }),
-                    Some((d, e)) => self.remove(r, d, &name, e, true)?,
+                    Some((d, e)) => {
+                        let since = self.since(&path);
+                        self.remove(r, d, &name, e, since)?
+                    }
                 }
             } else if ft.is_dir() {
                 self.subdir(r, &path, meta.mode(), found, &name)?;
@@ -136,33 +140,42 @@ impl Scan<'_> {
         let op = match found {
             None => Op::Put { rel, host: None },
             Some((d, e)) if same(path, meta, d, name, &e)? => Op::Drop { rel },
-            Some((d, _)) if d.changed_since(name, self.started)? => Op::Conflict { rel },
+            Some((d, _)) if d.changed_since(name, self.since(path))? => Op::Conflict { rel },
             Some((_, e)) => Op::Put { rel, host: Some(e) },
         };
         self.ops.push(op);
         Ok(())
     }
 
-    /// The host's `name` in `d` goes (a whiteout, or an entry an opaque
-    /// directory hid), unless it changed during the run.
+    /// The host's `name` in `d` goes (a whiteout made at `since`), unless
+    /// it changed after the workload deleted it.
     fn remove(
         &mut self,
         rel: PathBuf,
         d: &Dir,
         name: &OsStr,
         host: Entry,
-        whiteout: bool,
+        since: Stamp,
     ) -> io::Result<()> {
-        self.ops.push(if d.changed_since(name, self.started)? {
+        self.ops.push(if d.changed_since(name, since)? {
             Op::Conflict { rel }
         } else {
             Op::Remove {
                 rel,
                 host,
-                whiteout,
+                whiteout: true,
             }
         });
         Ok(())
+    }
+
+    /// From when a host change to what the layer's `path` stands for is
+    /// a conflict: when the workload first changed it, which is when
+    /// overlayfs made the layer's entry (its birth time). Before that the
+    /// workload saw the host's version through the overlay, so a change
+    /// then is what it worked on. Without birth times: the run's start.
+    fn since(&self, path: &Path) -> Stamp {
+        born(path).unwrap_or(self.started).max(self.started)
     }
 
     /// A directory of the layer at `rel`: made or re-moded, what it hides
@@ -177,6 +190,7 @@ impl Scan<'_> {
     ) -> io::Result<()> {
         let mode = mode & 0o7777;
         let opaque = self.is_opaque(path)?;
+        let since = self.since(path);
         let mut host_dir = None;
         match found {
             Some((d, e)) if e.is_dir() => {
@@ -185,7 +199,7 @@ impl Scan<'_> {
                     let kept: HashSet<OsString> = names(path)?.into_iter().collect();
                     let mut hidden = Vec::new();
                     for n in sub.names()?.into_iter().filter(|n| !kept.contains(n)) {
-                        if sub.changed_since(&n, self.started)? {
+                        if sub.changed_since(&n, since)? {
                             // The whole directory is the conflict: its
                             // other steps would half-apply a replacement.
                             self.ops.push(Op::Conflict { rel });
@@ -213,7 +227,7 @@ impl Scan<'_> {
                 host_dir = Some(sub);
             }
             Some((d, e)) => {
-                if d.changed_since(name, self.started)? {
+                if d.changed_since(name, since)? {
                     self.ops.push(Op::Conflict { rel });
                     return Ok(());
                 }
@@ -272,6 +286,28 @@ impl Scan<'_> {
             ))),
         }
     }
+}
+
+/// The birth time of `path` (not following a symlink), where the
+/// filesystem records one.
+fn born(path: &Path) -> Option<Stamp> {
+    let c = super::host::cname(path.as_os_str()).ok()?;
+    // SAFETY: statx is plain data; zeroed is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a C string we own and a statx buffer of the right type.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BTIME,
+            &mut st,
+        )
+    };
+    (r == 0 && st.stx_mask & libc::STATX_BTIME != 0).then_some(Stamp {
+        sec: st.stx_btime.tv_sec,
+        nsec: i64::from(st.stx_btime.tv_nsec),
+    })
 }
 
 /// True when the layer's `path` (`meta`) is what the host has at `name`
