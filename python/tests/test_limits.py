@@ -135,10 +135,18 @@ def test_pids_limit_refuses_forks_with_eagain() -> None:
 
 
 def test_cpu_limit_holds_a_busy_loop_near_its_share() -> None:
-    r = Sandbox(quiet=True, cpu="0.5").run(py(SPIN, 2))
-    assert (r.exit_code, r.limit) == (0, None), r.stderr
-    cpu, wall = map(float, r.stdout.split())
-    assert 0.3 <= cpu / wall <= 0.7, f"--cpu 0.5: {cpu:.3f} s of CPU in {wall:.3f} s"
+    # The limit is never exceeded; a share below the band can only be a
+    # busy machine taking the rest, so up to three tries find the band.
+    limited = []
+    for _ in range(3):
+        r = Sandbox(quiet=True, cpu="0.5").run(py(SPIN, 2))
+        assert (r.exit_code, r.limit) == (0, None), r.stderr
+        cpu, wall = map(float, r.stdout.split())
+        limited.append(cpu / wall)
+        assert limited[-1] <= 0.7, f"--cpu 0.5: {cpu:.3f} s of CPU in {wall:.3f} s"
+        if limited[-1] >= 0.3:
+            break
+    assert max(limited) >= 0.3, f"--cpu 0.5: CPU shares {limited}"
     # Twin: without the limit the loop has a whole core. A busy moment of
     # this 2-core machine can halve one measurement: the best of three.
     shares = []

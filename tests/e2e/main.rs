@@ -44,3 +44,4 @@ mod trust;
 mod trust_stat;
 mod unix;
 mod workspace;
+mod workspace_attacks;

@@ -20,14 +20,14 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A project and a state directory for one test, owned by `ctx`'s user.
-struct Project {
-    tmp: TempDir,
-    ctx: Ctx,
+pub struct Project {
+    pub tmp: TempDir,
+    pub ctx: Ctx,
 }
 
 impl Project {
     /// `proj/` with `a.txt`, `sub/b.txt`, `gone/y` and `keep.txt`.
-    fn new(ctx: Ctx, tag: &str) -> Project {
+    pub fn new(ctx: Ctx, tag: &str) -> Project {
         let tmp = TempDir::new(tag);
         tmp.file("proj/a.txt", "one\n");
         tmp.file("proj/sub/b.txt", "bee\n");
@@ -39,7 +39,7 @@ impl Project {
     }
 
     /// Gives the project to `ctx`'s user (as for any directory of theirs).
-    fn own(&self) {
+    pub fn own(&self) {
         let uid = self.ctx.uid();
         let status = Command::new("chown")
             .arg("-R")
@@ -50,32 +50,32 @@ impl Project {
         assert!(status.success());
     }
 
-    fn dir(&self) -> String {
+    pub fn dir(&self) -> String {
         self.tmp.join("proj")
     }
 
-    fn state(&self) -> String {
+    pub fn state(&self) -> String {
         self.tmp.join("state")
     }
 
     /// `sandlock ARGS` with the test's state directory.
-    fn command(&self, args: &[String]) -> Command {
+    pub fn command(&self, args: &[String]) -> Command {
         let mut cmd = self.ctx.command(args);
         cmd.env("XDG_STATE_HOME", self.state());
         cmd
     }
 
-    fn sl(&self, args: &[String]) -> Out {
+    pub fn sl(&self, args: &[String]) -> Out {
         run_cmd(self.command(args), None, Duration::from_secs(60))
     }
 
     /// `sandlock run EXTRA --cow DIR -- /bin/sh -c SCRIPT`, from DIR's
     /// parent.
-    fn run(&self, extra: &[&str], script: &str) -> Out {
+    pub fn run(&self, extra: &[&str], script: &str) -> Out {
         self.sl(&self.run_args(extra, script))
     }
 
-    fn run_args(&self, extra: &[&str], script: &str) -> Vec<String> {
+    pub fn run_args(&self, extra: &[&str], script: &str) -> Vec<String> {
         let dir = self.dir();
         let mut flags = vec!["--cow", dir.as_str()];
         flags.extend(extra);
@@ -84,7 +84,7 @@ impl Project {
     }
 
     /// The layers in the state directory.
-    fn layers(&self) -> Vec<PathBuf> {
+    pub fn layers(&self) -> Vec<PathBuf> {
         let root = Path::new(&self.state()).join("sandlock/cow");
         let mut v: Vec<PathBuf> = fs::read_dir(root)
             .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -95,20 +95,20 @@ impl Project {
 
     /// The one layer there is.
     #[track_caller]
-    fn layer(&self) -> String {
+    pub fn layer(&self) -> String {
         let l = self.layers();
         assert_eq!(l.len(), 1, "layers: {l:?}");
         l[0].display().to_string()
     }
 
     /// The host's tree: relative path -> what is there.
-    fn tree(&self) -> BTreeMap<String, String> {
+    pub fn tree(&self) -> BTreeMap<String, String> {
         listing(Path::new(&self.dir()))
     }
 }
 
 /// Every entry below `root`: `f MODE bytes`, `l target`, `d MODE`.
-fn listing(root: &Path) -> BTreeMap<String, String> {
+pub fn listing(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, String>) {
         let mut names: Vec<_> = fs::read_dir(root.join(rel))
             .unwrap()

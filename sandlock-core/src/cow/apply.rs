@@ -44,6 +44,9 @@ pub(super) struct Target<'a> {
     pub host: &'a Dir,
     /// The temporary name in each host directory.
     pub temp: &'a OsStr,
+    /// A second reserved name: where a host directory a file replaces
+    /// goes first.
+    pub old: &'a OsStr,
     /// overlayfs's opaque mark.
     pub opaque: &'a CStr,
 }
@@ -94,6 +97,7 @@ fn parent<'r>(t: &Target<'_>, rel: &'r Path) -> io::Result<(Dir, &'r OsStr)> {
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let dir = t.host.open(rel.parent().unwrap_or(Path::new("")))?;
     dir.remove(t.temp)?;
+    dir.remove(t.old)?;
     Ok((dir, name))
 }
 
@@ -112,11 +116,11 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
         Op::Dir { rel, mode, new } => {
             let (d, name) = parent(t, rel)?;
             if *new {
-                match d.mkdir(name, *mode) {
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    r => r?,
-                }
-                if is_root() {
+                let made = match d.mkdir(name, *mode) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
+                    r => r.map(|()| true)?,
+                };
+                if made && is_root() {
                     let up = fs::symlink_metadata(t.upper.join(rel))?;
                     d.chown_dir(name, up.uid(), up.gid())?;
                 }
@@ -132,7 +136,12 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
                 return Ok(false);
             }
             let src = t.upper.join(rel);
-            put(&d, name, &src, now, t.temp)?;
+            if let Err(e) = put(&d, name, &src, now, t) {
+                let _ = d.remove(t.temp);
+                return Err(e);
+            }
+            // The host's directory is on disk before the layer's copy goes.
+            d.sync()?;
             fs::remove_file(&src)?;
         }
         Op::Remove {
@@ -164,14 +173,14 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
 }
 
 /// Writes the layer's `src` to `name` in `d` through the temporary name.
-fn put(d: &Dir, name: &OsStr, src: &Path, now: Option<Entry>, temp: &OsStr) -> io::Result<()> {
+fn put(d: &Dir, name: &OsStr, src: &Path, now: Option<Entry>, t: &Target<'_>) -> io::Result<()> {
     let meta = fs::symlink_metadata(src)?;
     if meta.file_type().is_symlink() {
-        d.symlink(fs::read_link(src)?.as_os_str(), temp)?;
+        d.symlink(fs::read_link(src)?.as_os_str(), t.temp)?;
     } else {
-        let mut from = super::open_nofollow(src)?;
-        let mut to = d.create(temp)?;
-        io::copy(&mut from, &mut to)?;
+        let from = super::open_nofollow(src)?;
+        let mut to = d.create(t.temp)?;
+        copy_sparse(&from, &mut to, meta.len())?;
         if is_root() {
             // A changed file keeps its owner, as an edit in place would;
             // a new one gets the workload's.
@@ -190,9 +199,46 @@ fn put(d: &Dir, name: &OsStr, src: &Path, now: Option<Entry>, temp: &OsStr) -> i
         to.sync_all()?;
     }
     if now.is_some_and(|e| e.is_dir()) {
-        d.remove(name)?;
+        // Out of the way at once; what is in it goes after the rename.
+        d.rename(name, t.old)?;
+        d.rename(t.temp, name)?;
+        return d.remove(t.old);
     }
-    d.rename(temp, name)
+    d.rename(t.temp, name)
+}
+
+/// Copies `len` bytes of `from` into `to`, its holes kept as holes: a
+/// sparse file in the layer is not inflated on the host.
+fn copy_sparse(from: &fs::File, to: &mut fs::File, len: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let fd = from.as_fd();
+    let mut pos: u64 = 0;
+    let at = |pos: u64, whence| -> io::Result<Option<u64>> {
+        let off = i64::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        match nix::unistd::lseek(fd, off, whence) {
+            Ok(o) => Ok(u64::try_from(o).ok()),
+            // No data past `pos`: the rest is a hole.
+            Err(nix::errno::Errno::ENXIO) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    while pos < len {
+        let Some(data) = at(pos, nix::unistd::Whence::SeekData)? else {
+            break;
+        };
+        let end = at(data, nix::unistd::Whence::SeekHole)?
+            .unwrap_or(len)
+            .min(len);
+        let mut src = from;
+        src.seek(SeekFrom::Start(data))?;
+        to.seek(SeekFrom::Start(data))?;
+        let n = io::copy(&mut src.take(end.saturating_sub(data)), to)?;
+        if n == 0 {
+            break;
+        }
+        pos = data.saturating_add(n);
+    }
+    to.set_len(len)
 }
 
 /// Removes a file or whiteout of the layer; one already gone is fine.

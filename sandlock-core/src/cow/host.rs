@@ -55,15 +55,41 @@ fn how(flags: OFlag) -> OpenHow {
 }
 
 impl Dir {
-    /// The `--cow` directory itself.
+    /// The `--cow` directory itself, by a path with no symlink in it.
     pub fn root(path: &Path) -> io::Result<Dir> {
-        nix::fcntl::open(
-            path,
-            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map(Dir)
-        .map_err(io::Error::from)
+        let how = OpenHow::new()
+            .flags(OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(nix::fcntl::AT_FDCWD, path, how)
+            .map(Dir)
+            .map_err(io::Error::from)
+    }
+
+    /// The `--cow` directory at `path`, which must still be the directory
+    /// `id` names (device and inode, as recorded when the run started): a
+    /// directory moved or replaced since (an ancestor renamed, a symlink or
+    /// another directory put in its place) is refused.
+    pub fn root_checked(path: &Path, id: (u64, u64)) -> io::Result<Dir> {
+        let moved = || {
+            io::Error::other(format!(
+                "{} is no longer the directory the run started with (moved or replaced)",
+                path.display()
+            ))
+        };
+        let d = Dir::root(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOENT | libc::ENOTDIR) => moved(),
+            _ => e,
+        })?;
+        if d.id()? != id {
+            return Err(moved());
+        }
+        Ok(d)
+    }
+
+    /// Device and inode of this directory.
+    pub fn id(&self) -> io::Result<(u64, u64)> {
+        let st = crate::sys::fstat(self.0.as_fd())?;
+        Ok((st.st_dev, st.st_ino))
     }
 
     /// The directory at `rel` (relative, no `..`) beneath this one.
@@ -121,11 +147,16 @@ impl Dir {
         Ok(out)
     }
 
-    /// Opens file `name` for reading (never a symlink's target).
+    /// Opens file `name` for reading (never a symlink's target, and never
+    /// blocking on a fifo put there).
     pub fn read(&self, name: &OsStr) -> io::Result<std::fs::File> {
-        openat2(self.0.as_fd(), name, how(OFlag::O_RDONLY))
-            .map(std::fs::File::from)
-            .map_err(io::Error::from)
+        openat2(
+            self.0.as_fd(),
+            name,
+            how(OFlag::O_RDONLY | OFlag::O_NONBLOCK),
+        )
+        .map(std::fs::File::from)
+        .map_err(io::Error::from)
     }
 
     /// Creates file `name`, which must not exist, for writing.
@@ -165,6 +196,11 @@ impl Dir {
         let d = self.open(Path::new(name))?;
         nix::sys::stat::fchmod(d.0.as_fd(), nix::sys::stat::Mode::from_bits_truncate(mode))
             .map_err(io::Error::from)
+    }
+
+    /// Flushes this directory's entries to disk.
+    pub fn sync(&self) -> io::Result<()> {
+        nix::unistd::fsync(self.0.as_fd()).map_err(io::Error::from)
     }
 
     /// Gives directory `name` to `uid` and `gid`.

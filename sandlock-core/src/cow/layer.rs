@@ -64,6 +64,8 @@ impl Stamp {
 pub struct Layer {
     path: PathBuf,
     dirs: Vec<PathBuf>,
+    /// Device and inode of each directory when the run started.
+    ids: Vec<(u64, u64)>,
     started: Stamp,
     /// overlayfs marks whiteouts' siblings and opaque directories with
     /// `user.` xattrs (a run in a user namespace) or `trusted.` ones.
@@ -76,14 +78,29 @@ impl Layer {
     /// Makes a new layer for `dirs` (canonical, as `--cow` keeps them),
     /// stamped now, for an overlay that marks with `user.` xattrs when
     /// `user_xattr`.
-    pub fn create(dirs: &[PathBuf], user_xattr: bool) -> Result<Layer> {
+    /// `granted`: directories the workload may write (the layer must not
+    /// be in one, or the workload could rewrite its own layer).
+    pub fn create(dirs: &[PathBuf], granted: &[PathBuf], user_xattr: bool) -> Result<Layer> {
+        let avoid: Vec<PathBuf> = dirs
+            .iter()
+            .chain(granted)
+            .flat_map(|d| [d.clone(), fs::canonicalize(d).unwrap_or_else(|_| d.clone())])
+            .collect();
         let root =
-            state_root(dirs).map_err(|e| Error::setup("copy-on-write layer directory", e))?;
+            state_root(&avoid).map_err(|e| Error::setup("copy-on-write layer directory", e))?;
         Layer::create_in(&root, dirs, user_xattr)
     }
 
     /// [`Layer::create`] in the directory `root`.
     fn create_in(root: &Path, dirs: &[PathBuf], user_xattr: bool) -> Result<Layer> {
+        let ids = dirs
+            .iter()
+            .map(|d| {
+                super::host::Dir::root(d)
+                    .and_then(|h| h.id())
+                    .map_err(|e| Error::invalid("--cow", &d.display().to_string(), e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let stem = dirs
             .first()
             .and_then(|d| d.file_name())
@@ -93,11 +110,16 @@ impl Layer {
         let path = root.join(format!("{stem}-{}-{id}", Stamp::now().sec));
         let made = || -> io::Result<Layer> {
             fs::DirBuilder::new().mode(0o700).create(&path)?;
-            for i in 0..dirs.len() {
+            for (i, dir) in dirs.iter().enumerate() {
+                let upper = path.join(i.to_string()).join("upper");
                 fs::DirBuilder::new()
                     .mode(0o700)
                     .recursive(true)
-                    .create(path.join(i.to_string()).join("upper"))?;
+                    .create(&upper)?;
+                // The overlay's root shows the upper directory's mode: the
+                // host directory's, as the workload would see it with -w.
+                let mode = fs::metadata(dir)?.permissions().mode() & 0o7777;
+                fs::set_permissions(&upper, fs::Permissions::from_mode(mode))?;
                 fs::DirBuilder::new()
                     .mode(0o700)
                     .create(path.join(i.to_string()).join("work"))?;
@@ -108,6 +130,7 @@ impl Layer {
                 "started": [started.sec, started.nsec],
                 "dirs": dirs.iter().map(|d| d.to_string_lossy()).collect::<Vec<_>>(),
                 "xattrs": if user_xattr { "user" } else { "trusted" },
+                "ids": ids,
             });
             let tmp = path.join(".layer.json.new");
             let mut f = OpenOptions::new()
@@ -122,6 +145,7 @@ impl Layer {
                 _lock: lock(&path.join(RECORD))?,
                 path: path.clone(),
                 dirs: dirs.to_vec(),
+                ids: ids.clone(),
                 started,
                 user_xattr,
             })
@@ -139,14 +163,35 @@ impl Layer {
     pub fn open(path: &Path) -> Result<Layer> {
         let shown = path.display().to_string();
         let bad = |reason: String| Error::invalid("layer", &shown, reason);
+        use std::ops::Not;
         let path = &fs::canonicalize(path).map_err(|e| bad(e.to_string()))?;
+        // A layer is applied with this user's rights: it must be this
+        // user's own, in a directory only this user may change, or
+        // another user could have written what gets applied.
+        if let Err(e) = fs::symlink_metadata(path.join(RECORD)) {
+            return Err(bad(format!("not a sandlock layer ({RECORD}: {e})")));
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        for p in [path.parent().unwrap_or(path), path.as_path()] {
+            owned(p, uid, true, true).map_err(|e| bad(format!("{}: {e}", p.display())))?;
+        }
         let text = fs::read_to_string(path.join(RECORD))
             .map_err(|e| bad(format!("not a sandlock layer ({RECORD}: {e})")))?;
         let lock = lock(&path.join(RECORD)).map_err(|e| bad(e.to_string()))?;
-        let (started, dirs, user_xattr) = parse_record(&text).map_err(bad)?;
+        let (started, dirs, user_xattr, ids) = parse_record(&text).map_err(&bad)?;
+        let mut parts = vec![path.join(RECORD)];
+        for i in 0..dirs.len() {
+            let d = path.join(i.to_string());
+            parts.extend([d.join("upper"), d.join("work"), d]);
+        }
+        for p in &parts {
+            owned(p, uid, p.ends_with(RECORD).not(), false)
+                .map_err(|e| bad(format!("{}: {e}", p.display())))?;
+        }
         Ok(Layer {
             path: path.to_path_buf(),
             dirs,
+            ids,
             started,
             user_xattr,
             _lock: lock,
@@ -170,6 +215,11 @@ impl Layer {
     /// The host directories it covers, in `--cow` order.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
+    }
+
+    /// Device and inode of directory `i` when the run started.
+    pub fn id(&self, i: usize) -> (u64, u64) {
+        self.ids[i]
     }
 
     /// When the run started.
@@ -218,9 +268,12 @@ fn lock(record: &Path) -> io::Result<File> {
     Ok(f)
 }
 
-/// `(started, dirs, user_xattr)` of a record; an error says what is
-/// wrong with it.
-fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>, bool), String> {
+/// What a record holds: the start, the directories, whether overlayfs
+/// used `user.` xattrs, and each directory's device and inode.
+type Record = (Stamp, Vec<PathBuf>, bool, Vec<(u64, u64)>);
+
+/// A record's contents; an error says what is wrong with it.
+fn parse_record(text: &str) -> std::result::Result<Record, String> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("{RECORD} is not JSON: {e}"))?;
     if v["version"].as_u64() != Some(VERSION) {
@@ -253,13 +306,23 @@ fn parse_record(text: &str) -> std::result::Result<(Stamp, Vec<PathBuf>, bool), 
         Some("trusted") => false,
         _ => return Err(format!("{RECORD} does not say which xattrs overlayfs used")),
     };
-    Ok((started, dirs, user_xattr))
+    let pair = |p: &serde_json::Value| match p.as_array().map(Vec::as_slice) {
+        Some([d, i]) => Some((d.as_u64()?, i.as_u64()?)),
+        _ => None,
+    };
+    let ids: Vec<(u64, u64)> = v["ids"]
+        .as_array()
+        .and_then(|a| a.iter().map(pair).collect::<Option<Vec<_>>>())
+        .filter(|ids| ids.len() == dirs.len())
+        .ok_or(format!("{RECORD} does not identify each directory"))?;
+    Ok((started, dirs, user_xattr, ids))
 }
 
 /// The directory layers go in: `$XDG_STATE_HOME/sandlock/cow`, else
 /// `~/.local/state/sandlock/cow`, else `$TMPDIR/sandlock-cow-UID` (or
-/// /tmp's), skipping any inside a directory the layer covers.
-fn state_root(dirs: &[PathBuf]) -> io::Result<PathBuf> {
+/// /tmp's), skipping any inside `avoid` (the directories the layer covers
+/// and the ones the workload may write).
+fn state_root(avoid: &[PathBuf]) -> io::Result<PathBuf> {
     let env_dir = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
@@ -273,9 +336,11 @@ fn state_root(dirs: &[PathBuf]) -> io::Result<PathBuf> {
         env_dir("HOME").map(|h| h.join(".local/state/sandlock/cow")),
         Some(temp.join(format!("sandlock-cow-{uid}"))),
     ];
-    let mut last = io::Error::other("no place for the layer");
+    let mut last = io::Error::other(
+        "every place for the layer (XDG_STATE_HOME, ~/.local/state, TMPDIR) is inside a --cow directory or a write grant; set XDG_STATE_HOME elsewhere",
+    );
     for c in candidates.into_iter().flatten() {
-        if dirs.iter().any(|d| c.starts_with(d)) {
+        if avoid.iter().any(|d| c.starts_with(d)) {
             continue;
         }
         match own_dir(&c, uid) {
@@ -307,6 +372,27 @@ fn own_dir(dir: &Path, uid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks that `path` is, without following a symlink, a directory (or
+/// with `dir` false a regular file) of `uid`, and with `closed` one that
+/// no one else may write. (What is inside a closed layer directory keeps
+/// the modes the workload gave it: no one else can reach it.)
+fn owned(path: &Path, uid: u32, dir: bool, closed: bool) -> io::Result<()> {
+    let m = fs::symlink_metadata(path)?;
+    let kind = if dir { m.is_dir() } else { m.is_file() };
+    if !kind || m.uid() != uid || (closed && m.permissions().mode() & 0o022 != 0) {
+        return Err(io::Error::other(format!(
+            "not a {} of this user{}",
+            if dir { "directory" } else { "file" },
+            if closed {
+                " that only it may write"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
+}
+
 /// Removes a layer's tree. overlayfs leaves its `work/work` directory
 /// with mode 0: it is opened up first.
 fn remove_tree(path: &Path) -> io::Result<()> {
@@ -328,9 +414,10 @@ mod tests {
 
     #[test]
     fn a_record_round_trips_and_hostile_ones_are_refused() {
-        let ok = r#"{"version":1,"started":[5,7],"dirs":["/a","/b c"],"xattrs":"user"}"#;
-        let (s, d, user) = parse_record(ok).unwrap();
+        let ok = r#"{"version":1,"started":[5,7],"dirs":["/a","/b c"],"xattrs":"user","ids":[[1,2],[3,4]]}"#;
+        let (s, d, user, ids) = parse_record(ok).unwrap();
         assert!(user);
+        assert_eq!(ids, [(1, 2), (3, 4)]);
         assert_eq!(s, Stamp { sec: 5, nsec: 7 });
         assert_eq!(d, [PathBuf::from("/a"), PathBuf::from("/b c")]);
         for bad in [
@@ -344,7 +431,10 @@ mod tests {
             r#"{"version":1,"started":[5,7],"dirs":[]}"#,
             r#"{"version":1,"started":[5,7],"dirs":[7],"xattrs":"user"}"#,
             r#"{"version":1,"started":[5,7],"dirs":["/a"]}"#,
-            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"security"}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"security","ids":[[1,2]]}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"user"}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"user","ids":[[1,2],[3,4]]}"#,
+            r#"{"version":1,"started":[5,7],"dirs":["/a"],"xattrs":"user","ids":[[1,-2]]}"#,
         ] {
             assert!(parse_record(bad).is_err(), "{bad}");
         }

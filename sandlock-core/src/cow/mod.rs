@@ -159,7 +159,7 @@ impl Report {
             ('S', &self.skipped),
         ] {
             for p in list {
-                out.push_str(&format!("  {letter} {p}\n"));
+                out.push_str(&format!("  {letter} {}\n", printable(p)));
             }
         }
         out
@@ -183,7 +183,7 @@ impl Report {
                     Some(e) => e.clone(),
                     None => format!(
                         "{} changed on the host while the workload ran",
-                        self.conflicts.join(", ")
+                        printable(&self.conflicts.join(", "))
                     ),
                 };
                 Some(format!(
@@ -197,6 +197,24 @@ impl Report {
 /// Reports as one JSON array (the C ABI's and Python's view).
 pub fn json_array(reports: &[Report]) -> String {
     serde_json::Value::from(reports.iter().map(Report::json).collect::<Vec<_>>()).to_string()
+}
+
+/// `name` safe to print on a terminal: control characters (a name may
+/// hold escape sequences or newlines that would fake lines of the list)
+/// become `\xNN` or `\u{N}`, and a backslash `\\`.
+fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// How reports are shown.
@@ -245,7 +263,7 @@ pub fn finish(layer: Layer, action: OnExit, show: &Show<'_>) -> Vec<Report> {
     let mut reports = Vec::new();
     for (i, dir) in layer.dirs().iter().enumerate() {
         let upper = layer.upper(i);
-        let scanned = host::Dir::root(dir).and_then(|h| {
+        let scanned = host::Dir::root_checked(dir, layer.id(i)).and_then(|h| {
             let ops = scan::scan(
                 &upper,
                 &h,
@@ -314,10 +332,12 @@ fn commit(
     temp: &str,
     layer: &Layer,
 ) -> Outcome {
+    let old = format!("{temp}-old");
     let target = apply::Target {
         upper,
         host,
         temp: temp.as_ref(),
+        old: old.as_ref(),
         opaque: layer.opaque_xattr(),
     };
     match apply::apply(ops, &target) {
@@ -362,4 +382,17 @@ fn open_nofollow(path: &Path) -> io::Result<fs::File> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_control_characters_print_escaped() {
+        assert_eq!(printable("a b.txt"), "a b.txt");
+        assert_eq!(printable("x\x1b[2A\r\n  M y"), "x\\x1b[2A\\x0d\\x0a  M y");
+        assert_eq!(printable("back\\slash"), "back\\\\slash");
+        assert_eq!(printable("\u{85}é"), "\\u{85}é");
+    }
 }

@@ -84,6 +84,10 @@ struct Scan<'a> {
     ops: Vec<Op>,
 }
 
+/// How deep a layer's tree may go: the walk is recursive, and a deeper
+/// tree (which no real project has) is refused, not a crashed sandlock.
+const MAX_DEPTH: usize = 256;
+
 /// The names in `dir`, sorted (the summary and the steps read in order).
 fn names(dir: &Path) -> io::Result<Vec<OsString>> {
     let mut names = fs::read_dir(dir)?
@@ -97,6 +101,12 @@ impl Scan<'_> {
     /// The steps for upper directory `rel`, over `host` when the host has
     /// a directory there.
     fn dir(&mut self, rel: &Path, host: Option<&Dir>) -> io::Result<()> {
+        if rel.components().count() > MAX_DEPTH {
+            return Err(io::Error::other(format!(
+                "{}: deeper than {MAX_DEPTH} directories",
+                rel.display()
+            )));
+        }
         let at = self.upper.join(rel);
         for name in names(&at)? {
             let path = at.join(&name);

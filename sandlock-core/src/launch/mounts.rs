@@ -54,6 +54,9 @@ pub struct Overlay {
     paths: [CString; 3],
     /// The reserved descriptor numbers, in the same order.
     slots: [RawFd; 3],
+    /// Device and inode the host directory had when the layer was made:
+    /// the directory opened in the namespace must still be that one.
+    lower_id: (u64, u64),
     /// `/proc/self/fd/LOWER`: the mount point.
     target: CString,
     options: CString,
@@ -65,12 +68,13 @@ impl Overlay {
     /// mount is made in a user namespace, where overlayfs keeps its
     /// whiteouts' and opaque directories' marks in `user.` xattrs.
     pub fn new(
-        dir: &Path,
+        dir: (&Path, (u64, u64)),
         upper: &Path,
         work: &Path,
         slots: [RawFd; 3],
         user: bool,
     ) -> std::io::Result<Overlay> {
+        let (dir, lower_id) = dir;
         let [l, u, w] = slots;
         // No redirects followed, no metadata-only copies, no index, no
         // inode-number tricks: every copied-up file is whole in the upper
@@ -87,6 +91,7 @@ impl Overlay {
         Ok(Overlay {
             paths: [c_path(dir)?, c_path(upper)?, c_path(work)?],
             slots,
+            lower_id,
             target: CString::new(format!("/proc/self/fd/{l}")).map_err(bad)?,
             options: CString::new(options).map_err(bad)?,
         })
@@ -114,6 +119,14 @@ impl Overlay {
             if moved != slot {
                 return false;
             }
+        }
+        // SAFETY: stat is plain data; fstat writes it for our descriptor.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(self.slots[0], &mut st) } != 0
+            || (st.st_dev, st.st_ino) != self.lower_id
+        {
+            return false;
         }
         // SAFETY: mount with C strings prepared before the fork.
         let r = unsafe {
@@ -176,7 +189,7 @@ mod tests {
     #[test]
     fn overlay_options_name_descriptors_not_paths() {
         let o = Overlay::new(
-            Path::new("/home/u/a,b:c"),
+            (Path::new("/home/u/a,b:c"), (1, 2)),
             Path::new("/s/0/upper"),
             Path::new("/s/0/work"),
             [7, 8, 9],
@@ -191,7 +204,7 @@ mod tests {
         assert!(!opts.contains("/home/u"), "{opts}");
         assert_eq!(o.target.to_str().unwrap(), "/proc/self/fd/7");
         let root = Overlay::new(
-            Path::new("/a"),
+            (Path::new("/a"), (1, 2)),
             Path::new("/b"),
             Path::new("/c"),
             [3, 4, 5],
@@ -200,7 +213,7 @@ mod tests {
         .unwrap();
         assert!(!root.options.to_str().unwrap().contains("userxattr"));
         assert!(Overlay::new(
-            Path::new("/a\0b"),
+            (Path::new("/a\0b"), (1, 2)),
             Path::new("/b"),
             Path::new("/c"),
             [3, 4, 5],

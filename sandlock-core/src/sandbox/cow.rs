@@ -20,6 +20,9 @@ pub(super) struct RunCow {
     /// Three descriptor numbers per directory, held until the overlays
     /// are mounted (see [`Overlay`]).
     slots: Vec<OwnedFd>,
+    /// Each directory and the mount id of the overlay over it, once
+    /// mounted.
+    mounts: Vec<(PathBuf, u64)>,
 }
 
 impl RunCow {
@@ -27,11 +30,18 @@ impl RunCow {
     /// the sandbox's private directory is made, which no `--cow`
     /// directory may hold (the workload's TMPDIR would land in the
     /// layer, and be applied to the host).
-    pub(super) fn new(policy: &CowPolicy, private_base: &Path) -> Result<RunCow> {
+    /// `granted`: what the workload may write (`-w`, `--home`), where no
+    /// layer may go.
+    pub(super) fn new(
+        policy: &CowPolicy,
+        private_base: &Path,
+        granted: &[PathBuf],
+    ) -> Result<RunCow> {
         if policy.dirs.is_empty() {
             return Ok(RunCow {
                 layer: None,
                 slots: Vec::new(),
+                mounts: Vec::new(),
             });
         }
         if let Some(d) = policy.dirs.iter().find(|d| private_base.starts_with(d)) {
@@ -45,7 +55,7 @@ impl RunCow {
             ));
         }
         let user = !nix::unistd::geteuid().is_root();
-        let layer = Layer::create(&policy.dirs, user)?;
+        let layer = Layer::create(&policy.dirs, granted, user)?;
         let mut slots = Vec::new();
         for _ in 0..policy.dirs.len() * 3 {
             let fd = nix::fcntl::open(
@@ -61,6 +71,7 @@ impl RunCow {
         Ok(RunCow {
             layer: Some(layer),
             slots,
+            mounts: Vec::new(),
         })
     }
 
@@ -93,7 +104,7 @@ impl RunCow {
             .map(|(i, dir)| {
                 let s = |k: usize| self.slots[3 * i + k].as_raw_fd();
                 Overlay::new(
-                    dir,
+                    (dir, layer.id(i)),
                     &layer.upper(i),
                     &layer.work(i),
                     [s(0), s(1), s(2)],
@@ -126,13 +137,22 @@ impl RunCow {
             ));
         }
         let root = PathBuf::from(format!("/proc/{}/root", spawned.reaper.as_raw()));
+        let mut mounts = Vec::new();
         for d in self.dirs() {
             let seen = root.join(d.strip_prefix("/").unwrap_or(d));
-            ruleset
-                .allow(&seen, true)
-                .map_err(|e| Error::setup(format!("landlock rule for --cow {}", d.display()), e))?;
+            let fail = |e| Error::setup(format!("landlock rule for --cow {}", d.display()), e);
+            ruleset.allow(&seen, true).map_err(fail)?;
+            let fd = std::fs::File::open(&seen).map_err(fail)?;
+            let id = crate::sys::meta::facts(std::os::fd::AsFd::as_fd(&fd)).map_err(fail)?;
+            mounts.push((d.clone(), id.mount));
         }
+        self.mounts = mounts;
         Ok(())
+    }
+
+    /// Each directory and the mount id of the overlay over it.
+    pub(super) fn mounts(&self) -> &[(PathBuf, u64)] {
+        &self.mounts
     }
 
     /// Ends the layer after the workload's tree is gone: the action

@@ -186,9 +186,18 @@ impl Sandbox {
         }
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
+        let granted: Vec<PathBuf> = self
+            .policy
+            .fs
+            .write
+            .iter()
+            .chain(&self.policy.fs.home)
+            .cloned()
+            .collect();
         let mut cow = RunCow::new(
             &self.policy.cow,
             tmp_path.parent().unwrap_or(Path::new("/")),
+            &granted,
         )?;
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
@@ -350,7 +359,8 @@ impl Sandbox {
                 &write_roots,
                 &net.unix_allow,
                 spawned.own_pid_ns.then(|| spawned.reaper.as_raw()),
-            ),
+            )
+            .with_cow(cow.mounts()),
             as_workload: !self.policy.process.keep_caps,
             kernel_checks_truncate: ruleset.checks_truncate(),
             egress,

@@ -55,6 +55,10 @@ pub struct Places {
     /// A process in the workload's mount namespace when it has one of its
     /// own (the reaper): its copy of the host's mounts, plus /proc.
     namespace_of: Option<i32>,
+    /// `--cow` directories (canonical) and the mount id of the overlay
+    /// over each: a file at such a path on any other mount is the host's
+    /// file underneath (reached through a descriptor from outside).
+    cow: Vec<(Vec<u8>, u64)>,
 }
 
 fn canonical(paths: &[PathBuf]) -> Vec<Vec<u8>> {
@@ -86,7 +90,17 @@ impl Places {
             unix: canonical(unix),
             mounts: Mutex::default(),
             namespace_of,
+            cow: Vec::new(),
         }
+    }
+
+    /// The `--cow` directories and their overlays' mount ids.
+    pub fn with_cow(mut self, cow: &[(PathBuf, u64)]) -> Places {
+        self.cow = cow
+            .iter()
+            .map(|(p, id)| (p.as_os_str().as_bytes().to_vec(), *id))
+            .collect();
+        self
     }
 
     /// Where the file behind `fd` lives, and its mode (type and
@@ -95,7 +109,21 @@ impl Places {
     pub(super) fn locate(&self, fd: BorrowedFd<'_>) -> std::io::Result<(Where, u32)> {
         let f = sys::meta::facts(fd)?;
         if self.is_mounted(f.mount)? {
-            return sys::meta::fd_path(fd).map(|p| (Where::Path(p), f.mode));
+            let p = sys::meta::fd_path(fd)?;
+            // The host's file beneath a --cow overlay has the overlay's
+            // path but is not the workload's to change: no grant covers it.
+            let under_cow = self
+                .cow
+                .iter()
+                .any(|(root, id)| beneath(&p, root) && *id != f.mount);
+            return Ok((
+                if under_cow {
+                    Where::Foreign
+                } else {
+                    Where::Path(p)
+                },
+                f.mode,
+            ));
         }
         // Not on a mount of ours: anonymous only when no filesystem path
         // can reach it at all (a memfd has no link anywhere); a file of
