@@ -3,6 +3,7 @@ streams, the environment, and the filesystem allowlist."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -133,3 +134,39 @@ def test_home_is_private_by_default_and_home_names_a_directory(tmp_path: Path) -
     r = Sandbox(quiet=True, home=tmp_path).run(["/bin/sh", "-c", script])
     assert (r.exit_code, r.stdout) == (0, f"{tmp_path}\n".encode())
     assert (tmp_path / "f").read_text() == "kept\n"
+
+
+def _sandlock_threads() -> list[str]:
+    names = []
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith("sandlock"):
+            names.append(name)
+    return names
+
+
+def test_no_supervisor_thread_outlives_a_run_or_spins() -> None:
+    # A run whose workload asks the DNS interceptor a name: when it ends,
+    # every supervisor thread ends too, and the process is idle (a DNS
+    # thread once spun on its shut-down socket, burning two cores).
+    script = (
+        "import socket\n"
+        "try:\n    socket.getaddrinfo('nowhere.test', 80)\n"
+        "except OSError:\n    pass\nprint('asked')\n"
+    )
+    r = Sandbox(quiet=True, net_allow=["127.0.0.1:9"]).run(
+        ["/usr/bin/python3", "-c", script], capture=True
+    )
+    assert (r.exit_code, r.stdout) == (0, b"asked\n"), r.stderr
+    deadline = time.monotonic() + 5
+    while _sandlock_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sandlock_threads() == []
+    c0, t0 = time.process_time(), time.monotonic()
+    time.sleep(1)
+    share = (time.process_time() - c0) / (time.monotonic() - t0)
+    assert share < 0.1, f"the process used {share:.2f} of a CPU while idle"

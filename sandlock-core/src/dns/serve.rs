@@ -87,8 +87,15 @@ pub(super) fn udp(
             });
             (msg.bytes, msg.address, to)
         };
-        // Shut down: a zero-length read with no sender.
-        let Some(from) = from else { return };
+        // Shut down: a zero-length read with no sender. (nix may hand back
+        // an empty address rather than none: only an inet sender is one;
+        // anything else, looped on, would spin this thread forever after
+        // the sandbox ends.)
+        let inet =
+            |a: &SockaddrStorage| a.as_sockaddr_in().is_some() || a.as_sockaddr_in6().is_some();
+        let Some(from) = from.filter(inet) else {
+            return;
+        };
         let Some(slot) = slots.take() else { continue };
         buf.truncate(n);
         let (sock, responder) = (Arc::clone(&sock), Arc::clone(&responder));
