@@ -185,9 +185,12 @@ impl Drop for RunCow {
         if empty {
             let _ = layer.remove();
         } else {
-            eprintln!(
-                "sandlock: cow: the run stopped early; its changes are in {} (apply: sandlock cow apply PATH; drop: sandlock cow drop PATH)",
-                layer.path().display()
+            // Not eprintln!: a closed stderr must not panic in a drop.
+            use std::io::Write;
+            let path = layer.path().display();
+            let _ = writeln!(
+                std::io::stderr(),
+                "sandlock: cow: the run stopped early; its changes are in {path} (apply: sandlock cow apply {path}; drop: sandlock cow drop {path})"
             );
         }
     }
