@@ -6,6 +6,7 @@ kept in the layer, or left alone because the host changed them first."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -107,3 +108,56 @@ def test_a_bad_on_exit_is_a_policy_error(project: Path) -> None:
     # Twin: a good value builds.
     Sandbox(cow=[str(project)], on_exit="keep")
 
+
+KEYS = {"dir", "layer", "added", "changed", "deleted", "conflicts", "skipped", "action", "result", "error"}
+
+
+def test_keep_asked_for_after_success_keeps_the_layer(
+    project: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    box = Sandbox(cow=[str(project)], on_exit="keep", cow_summary="json")
+    r = box.run(sh(project, "echo two > a.txt && echo new > c.txt"), capture=True)
+    assert r.exit_code == 0, r.stderr
+    assert (project / "a.txt").read_text() == "one\n"
+    assert not (project / "c.txt").exists()
+    [report] = r.cow
+    assert set(report) == KEYS
+    assert (report["added"], report["changed"], report["deleted"]) == (["c.txt"], ["a.txt"], [])
+    assert (report["action"], report["result"], report["error"]) == ("keep", "kept", None)
+    [layer] = layers(project)
+    assert report["layer"] == str(layer)
+    assert (layer / "0" / "upper" / "c.txt").read_text() == "new\n"
+    # cow_summary="json": the same object, one line on sandlock's stderr.
+    _, err = capfd.readouterr()
+    assert [json.loads(l) for l in err.splitlines() if l.startswith("{")] == [report]
+
+
+def test_two_directories_each_get_a_report_in_order(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.txt").write_text("o\n")
+    box = Sandbox(quiet=True, cow=[str(project), str(other)], cow_summary="none")
+    r = box.run(sh(project, f"rm b.txt && echo o2 > {other}/o.txt"), capture=True)
+    assert r.exit_code == 0, r.stderr
+    assert [c["dir"] for c in r.cow] == [str(project), str(other)]
+    assert [(c["deleted"], c["changed"], c["result"]) for c in r.cow] == [
+        (["b.txt"], [], "applied"),
+        ([], ["o.txt"], "applied"),
+    ]
+    assert not (project / "b.txt").exists()
+    assert (other / "o.txt").read_text() == "o2\n"
+    assert layers(project) == []
+
+
+@pytest.mark.parametrize(
+    "keyword, value, flag",
+    [("cow_summary", "yaml", "cow-summary"), ("cow", "/nonexistent/dir", "cow")],
+)
+def test_bad_cow_values_are_policy_errors(project: Path, keyword: str, value: str, flag: str) -> None:
+    kw = {"cow": [str(project)], keyword: value}
+    with pytest.raises(PolicyError) as e:
+        Sandbox(**kw)
+    assert f"'{value}'" in str(e.value) and f"'--{flag}'" in str(e.value)
+    # Twin: good values build, and nothing ran: no layer.
+    Sandbox(cow=[str(project)], cow_summary="json")
+    assert layers(project) == []

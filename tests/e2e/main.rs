@@ -21,6 +21,7 @@ mod common;
 
 mod badinput;
 mod command;
+mod cow;
 mod dns;
 mod etc_view;
 mod fs;

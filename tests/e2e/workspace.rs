@@ -108,6 +108,18 @@ impl Project {
 }
 
 /// Every entry below `root`: `f MODE bytes`, `l target`, `d MODE`.
+/// `chown -R UID:UID path`.
+pub fn chown_r(path: &str, uid: u32) {
+    let ok = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "chown {path}");
+}
+
 pub fn listing(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, String>) {
         let mut names: Vec<_> = fs::read_dir(root.join(rel))

@@ -17,27 +17,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
-use crate::workspace::Project;
-
-/// `chown -R UID:UID path`.
-fn chown(path: &str, uid: u32) {
-    let ok = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{uid}"))
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
+use crate::workspace::{chown_r, Project};
 
 both!(a_moved_directory_is_never_applied_elsewhere, |ctx| {
     for attack in [true, false] {
         let p = Project::new(ctx, "cowmove");
         let bin = p.tmp.file("proj/site/bin/tool", "site\n");
         let elsewhere = p.tmp.file("elsewhere/bin/tool", "legit\n");
-        chown(&p.tmp.join("proj"), ctx.uid());
-        chown(&p.tmp.join("elsewhere"), ctx.uid());
+        chown_r(&p.tmp.join("proj"), ctx.uid());
+        chown_r(&p.tmp.join("elsewhere"), ctx.uid());
         let (proj, site) = (p.dir(), p.tmp.join("proj/site"));
         let swap = if attack {
             format!(
@@ -117,7 +105,7 @@ fn run_cmd_stdin_inherited(mut cmd: Command) -> Out {
 both!(the_layer_is_never_under_a_write_grant, |ctx| {
     let p = Project::new(ctx, "cowgrant");
     fs::create_dir_all(p.state()).unwrap();
-    chown(&p.state(), ctx.uid());
+    chown_r(&p.state(), ctx.uid());
     let state = p.state();
     // The workload may write the state directory: it must find no layer
     // there, and the kept one is elsewhere.
@@ -151,7 +139,7 @@ both!(a_layer_of_another_user_is_never_applied, |ctx| {
     p.run(&[], "echo two > a.txt && exit 1").expect_code(1);
     let layer = p.layer();
     let other = if ctx.uid() == 0 { 65534 } else { 0 };
-    chown(&p.state(), other);
+    chown_r(&p.state(), other);
     let out = p.sl(&["cow".into(), "apply".into(), layer.clone()]);
     out.expect_code(2);
     // Not this user's: refused as such, or unreadable to it at all.
@@ -166,7 +154,7 @@ both!(a_layer_of_another_user_is_never_applied, |ctx| {
         "one\n"
     );
     // Twin: the user's own layer applies.
-    chown(&p.state(), ctx.uid());
+    chown_r(&p.state(), ctx.uid());
     p.sl(&["cow".into(), "apply".into(), layer]).expect_code(0);
     assert_eq!(
         fs::read_to_string(p.tmp.join("proj/a.txt")).unwrap(),

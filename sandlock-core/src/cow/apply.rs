@@ -15,7 +15,7 @@ use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::host::{Dir, Entry};
@@ -80,6 +80,7 @@ pub(super) fn apply(ops: &[Op], t: &Target<'_>) -> Result<Applied, Stopped> {
 fn rel_of(op: &Op) -> &Path {
     match op {
         Op::Dir { rel, .. }
+        | Op::Mode { rel, .. }
         | Op::Clear { rel }
         | Op::Put { rel, .. }
         | Op::Remove { rel, .. }
@@ -128,6 +129,10 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
             // mkdir applies the umask; the layer's mode is the one meant.
             d.chmod_dir(name, *mode)?;
         }
+        Op::Mode { rel, mode, .. } => {
+            let (d, name) = parent(t, rel)?;
+            d.chmod_dir(name, *mode)?;
+        }
         Op::Clear { rel } => clear_opaque(&t.upper.join(rel), t.opaque)?,
         Op::Put { rel, host } => {
             let (d, name) = parent(t, rel)?;
@@ -142,7 +147,7 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
             }
             // The host's directory is on disk before the layer's copy goes.
             d.sync()?;
-            fs::remove_file(&src)?;
+            remove_upper(&src)?;
         }
         Op::Remove {
             rel,
@@ -166,7 +171,12 @@ fn step(op: &Op, t: &Target<'_>) -> io::Result<bool> {
                 remove_upper(&t.upper.join(rel))?;
             }
         }
-        Op::Drop { rel } | Op::Skip { rel } => remove_upper(&t.upper.join(rel))?,
+        Op::Drop { rel } | Op::Skip { rel } => {
+            // A temporary name an interrupted step left there goes too
+            // (the host directory may be gone: nothing to clear then).
+            let _ = parent(t, rel);
+            remove_upper(&t.upper.join(rel))?;
+        }
         Op::Conflict { .. } => {}
     }
     Ok(true)
@@ -178,7 +188,15 @@ fn put(d: &Dir, name: &OsStr, src: &Path, now: Option<Entry>, t: &Target<'_>) ->
     if meta.file_type().is_symlink() {
         d.symlink(fs::read_link(src)?.as_os_str(), t.temp)?;
     } else {
-        let from = super::open_nofollow(src)?;
+        let from = match super::open_nofollow(src) {
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                // The workload left its file unreadable to its owner: the
+                // layer's copy is ours to open (its mode is in `meta`).
+                fs::set_permissions(src, fs::Permissions::from_mode(0o600))?;
+                super::open_nofollow(src)?
+            }
+            r => r?,
+        };
         let mut to = d.create(t.temp)?;
         copy_sparse(&from, &mut to, meta.len())?;
         if is_root() {
@@ -241,11 +259,26 @@ fn copy_sparse(from: &fs::File, to: &mut fs::File, len: u64) -> io::Result<()> {
     to.set_len(len)
 }
 
-/// Removes a file or whiteout of the layer; one already gone is fine.
+/// Removes a file, whiteout or directory of the layer; one already gone
+/// is fine. The workload may have left the directory holding it
+/// read-only: the layer is ours, so it is opened up and tried again.
 fn remove_upper(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
+    let once = || match fs::remove_file(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => fs::remove_dir(path),
+        r => r,
+    };
+    let r = match once() {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            if let Some(parent) = path.parent() {
+                let mode = fs::symlink_metadata(parent)?.permissions().mode();
+                fs::set_permissions(parent, fs::Permissions::from_mode(mode | 0o700))?;
+            }
+            once()
+        }
+        r => r,
+    };
+    match r {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => fs::remove_dir_all(path),
         r => r,
     }
 }
@@ -277,7 +310,7 @@ fn prune(upper: &Path, rel: &Path, keep: &[&Path]) -> io::Result<()> {
     if rel.as_os_str().is_empty() || keep.contains(&rel) {
         return Ok(());
     }
-    match fs::remove_dir(&dir) {
+    match remove_upper(&dir) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
         r => r,
     }

@@ -30,6 +30,7 @@ pub(super) struct Entry {
     pub gid: u32,
     pub size: i64,
     pub ctime: Stamp,
+    pub mtime: Stamp,
 }
 
 impl Entry {
@@ -125,6 +126,10 @@ impl Dir {
                 ctime: Stamp {
                     sec: st.st_ctime,
                     nsec: st.st_ctime_nsec,
+                },
+                mtime: Stamp {
+                    sec: st.st_mtime,
+                    nsec: st.st_mtime_nsec,
                 },
             })),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
@@ -223,6 +228,12 @@ impl Dir {
             Err(nix::errno::Errno::ENOENT) => Ok(()),
             Err(nix::errno::Errno::EISDIR) => {
                 let sub = self.open(Path::new(name))?;
+                // It goes whole: a read-only directory in it must not stop
+                // that (its owner may always open it up).
+                let _ = nix::sys::stat::fchmod(
+                    sub.0.as_fd(),
+                    nix::sys::stat::Mode::from_bits_truncate(0o700),
+                );
                 for n in sub.names()? {
                     sub.remove(&n)?;
                 }

@@ -394,13 +394,24 @@ fn owned(path: &Path, uid: u32, dir: bool, closed: bool) -> io::Result<()> {
 }
 
 /// Removes a layer's tree. overlayfs leaves its `work/work` directory
-/// with mode 0: it is opened up first.
+/// with mode 0, and the workload may have left read-only directories:
+/// every directory is opened up first (never through a symlink).
 fn remove_tree(path: &Path) -> io::Result<()> {
-    if let Ok(entries) = fs::read_dir(path) {
-        for e in entries.flatten() {
-            let inner = e.path().join("work/work");
-            let _ = fs::set_permissions(&inner, fs::Permissions::from_mode(0o700));
+    fn open_up(dir: &Path, depth: usize) {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        if depth == 0 {
+            return;
         }
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    open_up(&e.path(), depth - 1);
+                }
+            }
+        }
+    }
+    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        open_up(path, 512);
     }
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -29,9 +29,16 @@ use super::layer::Stamp;
 /// it).
 #[derive(Debug, Clone)]
 pub(super) enum Op {
-    /// Make directory `rel` with `mode` (`new`), or give the host's one
-    /// `mode`.
+    /// Make directory `rel` with `mode` (`new`), or open the host's one
+    /// up to `mode` while its contents are applied.
     Dir { rel: PathBuf, mode: u32, new: bool },
+    /// Give directory `rel` its final `mode`, after its contents;
+    /// `changed`: the workload changed it (else it only undoes `Dir`).
+    Mode {
+        rel: PathBuf,
+        mode: u32,
+        changed: bool,
+    },
     /// Clear the opaque mark of upper directory `rel`: the host entries
     /// it hid are gone by now.
     Clear { rel: PathBuf },
@@ -199,15 +206,19 @@ impl Scan<'_> {
         name: &OsStr,
     ) -> io::Result<()> {
         let mode = mode & 0o7777;
+        // Made or opened up writable by its owner while its contents are
+        // applied (a read-only directory of the layer, as Go's module
+        // cache makes, would refuse them); its own mode comes last.
+        let open = mode | 0o700;
         let opaque = self.is_opaque(path)?;
         let since = self.since(path);
         let mut host_dir = None;
-        match found {
+        let last = match found {
             Some((d, e)) if e.is_dir() => {
                 let sub = d.open(Path::new(name))?;
+                let mut hidden = Vec::new();
                 if opaque {
                     let kept: HashSet<OsString> = names(path)?.into_iter().collect();
-                    let mut hidden = Vec::new();
                     for n in sub.names()?.into_iter().filter(|n| !kept.contains(n)) {
                         if sub.changed_since(&n, since)? {
                             // The whole directory is the conflict: its
@@ -219,22 +230,28 @@ impl Scan<'_> {
                             hidden.push((n, e));
                         }
                     }
-                    for (n, e) in hidden {
-                        self.ops.push(Op::Remove {
-                            rel: rel.join(n),
-                            host: e,
-                            whiteout: false,
-                        });
-                    }
                 }
-                if e.mode & 0o7777 != mode {
+                let host_mode = e.mode & 0o7777;
+                if host_mode | 0o700 != host_mode {
                     self.ops.push(Op::Dir {
                         rel: rel.clone(),
-                        mode,
+                        mode: host_mode | 0o700,
                         new: false,
                     });
                 }
+                for (n, e) in hidden {
+                    self.ops.push(Op::Remove {
+                        rel: rel.join(n),
+                        host: e,
+                        whiteout: false,
+                    });
+                }
                 host_dir = Some(sub);
+                (host_mode != mode || host_mode | 0o700 != host_mode).then_some(Op::Mode {
+                    rel: rel.clone(),
+                    mode,
+                    changed: host_mode != mode,
+                })
             }
             Some((d, e)) => {
                 if d.changed_since(name, since)? {
@@ -246,22 +263,31 @@ impl Scan<'_> {
                     host: e,
                     whiteout: false,
                 });
-                self.ops.push(Op::Dir {
-                    rel: rel.clone(),
-                    mode,
-                    new: true,
-                });
+                self.new_dir(&rel, open, mode)
             }
-            None => self.ops.push(Op::Dir {
-                rel: rel.clone(),
-                mode,
-                new: true,
-            }),
-        }
+            None => self.new_dir(&rel, open, mode),
+        };
         if opaque {
             self.ops.push(Op::Clear { rel: rel.clone() });
         }
-        self.dir(&rel, host_dir.as_ref())
+        self.dir(&rel, host_dir.as_ref())?;
+        self.ops.extend(last);
+        Ok(())
+    }
+
+    /// A directory new on the host: made `open`, given `mode` after its
+    /// contents (the step returned) when that differs.
+    fn new_dir(&mut self, rel: &Path, open: u32, mode: u32) -> Option<Op> {
+        self.ops.push(Op::Dir {
+            rel: rel.to_path_buf(),
+            mode: open,
+            new: true,
+        });
+        (open != mode).then(|| Op::Mode {
+            rel: rel.to_path_buf(),
+            mode,
+            changed: false,
+        })
     }
 
     /// True when upper directory `path` carries overlayfs's opaque mark.
@@ -321,7 +347,8 @@ fn born(path: &Path) -> Option<Stamp> {
 }
 
 /// True when the layer's `path` (`meta`) is what the host has at `name`
-/// of `d` (`host`): same type, permissions and bytes (or link target).
+/// of `d` (`host`): same type, permissions, mtime and bytes (or link
+/// target).
 fn same(path: &Path, meta: &fs::Metadata, d: &Dir, name: &OsStr, host: &Entry) -> io::Result<bool> {
     if meta.mode() != host.mode {
         return Ok(false);
@@ -329,7 +356,12 @@ fn same(path: &Path, meta: &fs::Metadata, d: &Dir, name: &OsStr, host: &Entry) -
     if meta.file_type().is_symlink() {
         return Ok(fs::read_link(path)?.as_os_str() == d.read_link(name)?);
     }
-    if i64::try_from(meta.len()).ok() != Some(host.size) {
+    // A new mtime alone is a change (`touch` to force a rebuild).
+    let mtime = Stamp {
+        sec: meta.mtime(),
+        nsec: meta.mtime_nsec(),
+    };
+    if i64::try_from(meta.len()).ok() != Some(host.size) || mtime != host.mtime {
         return Ok(false);
     }
     let mut ours = super::open_nofollow(path)?;
@@ -368,7 +400,11 @@ pub(super) fn shown(op: &Op) -> Option<(char, String)> {
     match op {
         Op::Put { rel, host: None } => Some(('A', text(rel))),
         Op::Put { rel, host: Some(_) } => Some(('M', text(rel))),
-        Op::Dir { rel, new, .. } => Some((if *new { 'A' } else { 'M' }, format!("{}/", text(rel)))),
+        Op::Dir { rel, new: true, .. } => Some(('A', format!("{}/", text(rel)))),
+        Op::Mode {
+            rel, changed: true, ..
+        } => Some(('M', format!("{}/", text(rel)))),
+        Op::Dir { .. } | Op::Mode { .. } => None,
         Op::Remove { rel, host, .. } if host.is_dir() => Some(('D', format!("{}/", text(rel)))),
         Op::Remove { rel, .. } => Some(('D', text(rel))),
         Op::Conflict { rel } => Some(('C', text(rel))),

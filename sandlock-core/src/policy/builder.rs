@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use super::{
-    parse_dns_server, parse_env, parse_seconds, parse_timeout, AddHost, CaFiles, HostMatch,
-    HttpRule, NetRule, Policy, PortSet,
+    cow::SummaryFormat, parse_dns_server, parse_env, parse_seconds, parse_timeout, AddHost,
+    CaFiles, HostMatch, HttpRule, NetRule, Policy, PortSet,
 };
 use crate::secrets::{self, Misuse, SecretHeaders, SecretSpec};
 use crate::{Error, Result};
@@ -220,6 +220,13 @@ impl PolicyBuilder {
             (Some(_), None) => return Err(Error::Usage("--http-ca needs --http-key".into())),
             (None, Some(_)) => return Err(Error::Usage("--http-key needs --http-ca".into())),
         };
+        if p.cow.dirs.is_empty()
+            && (p.cow.on_exit.is_some() || p.cow.summary != SummaryFormat::Text)
+        {
+            return Err(Error::Usage(
+                "--on-exit and --cow-summary have no effect without a --cow directory".into(),
+            ));
+        }
         if p.secrets.is_empty() && p.secret_misuse == Misuse::Block {
             return Err(Error::Usage(
                 "--on-secret-misuse block has no effect without a --secret".into(),
