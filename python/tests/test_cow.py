@@ -7,9 +7,11 @@ kept in the layer, or left alone because the host changed them first."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -17,7 +19,7 @@ from sandlock import PolicyError, Sandbox
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``proj/a.txt`` ("one") and ``proj/b.txt`` ("bee"); layers go to a
     state directory of the test's own."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -25,7 +27,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     proj.mkdir()
     (proj / "a.txt").write_text("one\n")
     (proj / "b.txt").write_text("bee\n")
-    return proj
+    yield proj
+    # A kept layer holds overlayfs's work/work, mode 000: opened up so that
+    # pytest can remove the test's directory later (as uid 65534 too).
+    for root, dirs, _ in os.walk(tmp_path / "state"):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
 
 
 def layers(project: Path) -> list[Path]:
