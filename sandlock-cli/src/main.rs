@@ -10,14 +10,12 @@ mod out;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sandlock_core::foreground::{self, USAGE};
 use sandlock_core::policy::{PolicyBuilder, SummaryFormat};
-use sandlock_core::{check, cow, profile, Error, ExitOutcome, Policy, Sandbox, Stdio};
+use sandlock_core::{check, cow, profile, Policy};
 
 use args::{Cli, Command, CowCommand, ProfileCommand, RunArgs};
 use out::{outln, sayln, Stopped, SETUP_FAILURE};
-
-/// Exit status for bad command-line input (clap uses the same).
-const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -113,29 +111,7 @@ fn run_command(run: RunArgs) -> Result<ExitCode, Stopped> {
     if show {
         return show_policy(&policy);
     }
-    let timeout = policy.process.timeout;
-    let quiet = policy.report.quiet;
-    Ok(
-        match Sandbox::new(policy).run_with(&argv, Stdio::default()) {
-            Ok(output) => {
-                if let (ExitOutcome::TimedOut, Some(t), false) = (output.outcome, timeout, quiet) {
-                    sayln!(
-                        "sandlock: timed out after {}s; killed the workload tree",
-                        t.as_secs_f64()
-                    );
-                }
-                ExitCode::from(output.status().clamp(0, 255) as u8)
-            }
-            Err(e) => {
-                sayln!("sandlock: {e}");
-                ExitCode::from(match e {
-                    Error::Command { status, .. } => status.clamp(0, 255) as u8,
-                    Error::InvalidValue { .. } | Error::Usage(_) => USAGE,
-                    _ => SETUP_FAILURE,
-                })
-            }
-        },
-    )
+    Ok(ExitCode::from(foreground::run(policy, &argv)))
 }
 
 /// Prints the effective policy and the names pinned at start

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 /// Exit status when stdout's reader went away: 128 + SIGPIPE (13).
 pub const BROKEN_PIPE: u8 = 141;
 /// Exit status when sandlock itself failed (here: stdout failed otherwise).
-pub const SETUP_FAILURE: u8 = 125;
+pub use sandlock_core::foreground::SETUP_FAILURE;
 
 /// Printing to stdout stopped; the command must exit with this status.
 #[derive(Debug)]

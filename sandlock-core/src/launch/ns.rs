@@ -103,7 +103,8 @@ impl Line {
 }
 
 impl Plan {
-    /// The plan for this process: a user namespace unless it is root;
+    /// The plan for this process: a user namespace unless it may mount
+    /// without one ([`crate::sys::creds::can_mount`]);
     /// `proc` when the workload is to get a /proc of its own, `mounts`
     /// to make in its mount namespace (with neither, it shares the host's
     /// pid and mount namespaces).
@@ -111,7 +112,7 @@ impl Plan {
         // SAFETY: getters with no failure mode.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Plan {
-            user: uid != 0,
+            user: !crate::sys::creds::can_mount(),
             proc,
             mounts,
             uid_map: Line::identity(uid),

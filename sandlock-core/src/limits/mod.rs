@@ -88,8 +88,10 @@ impl Mechanism {
 pub struct Host {
     /// Usable cgroup sites.
     pub sites: Vec<Site>,
-    /// The workload gets a user namespace of its own (sandlock is not
-    /// root), in which RLIMIT_NPROC counts only the sandbox.
+    /// The workload gets a user namespace of its own and is not root, so
+    /// RLIMIT_NPROC counts only the sandbox. (Root in a container gets a
+    /// user namespace too, but the kernel never applies RLIMIT_NPROC to
+    /// the real uid 0.)
     pub user_ns: bool,
     /// Hard limits of this process: (RLIMIT_NOFILE, RLIMIT_FSIZE,
     /// RLIMIT_NPROC).

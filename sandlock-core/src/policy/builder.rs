@@ -108,6 +108,7 @@ pub struct PolicyBuilder {
     http_ca: Option<PathBuf>,
     http_key: Option<PathBuf>,
     secret_headers: Vec<SecretHeaders>,
+    settings: Vec<(&'static str, String)>,
 }
 
 impl Default for PolicyBuilder {
@@ -127,13 +128,31 @@ impl PolicyBuilder {
             http_ca: None,
             http_key: None,
             secret_headers: Vec::new(),
+            settings: Vec::new(),
         }
+    }
+
+    /// Every option set so far, as (name, value) in the order given,
+    /// whether by hand or by a profile: replayed into a new builder, they
+    /// make the same policy. The OCI runtime checks a container's policy
+    /// on the host and hands the list to the supervisor inside the
+    /// container this way. No value here is a secret: a `secret` names
+    /// only where its value comes from.
+    pub fn settings(&self) -> &[(&'static str, String)] {
+        &self.settings
     }
 
     /// Sets option `name` (a `sandlock run` long flag without dashes) to
     /// `value`: a list option gets it added, a value option replaced, a
     /// switch turned on (`true`) or off (`false`).
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        self.apply(name, value)?;
+        let name = option(name).map_or("", OptionInfo::name);
+        self.settings.push((name, value.to_string()));
+        Ok(())
+    }
+
+    fn apply(&mut self, name: &str, value: &str) -> Result<()> {
         let Some(info) = option(name) else {
             return Err(Error::invalid(
                 "option",
@@ -291,6 +310,29 @@ mod tests {
         assert_eq!(p.net.allow.len(), 2);
         assert_eq!(p.process.timeout, Some(std::time::Duration::from_secs(7)));
         assert!(p.fs.system_view);
+    }
+
+    #[test]
+    fn settings_replay_into_the_same_policy() {
+        let mut b = PolicyBuilder::new();
+        b.set("net-allow", "a.test:443").unwrap();
+        b.set("quiet", "true").unwrap();
+        assert!(b.set("timeout", "never").is_err());
+        b.set("secret", "T@a.test").unwrap();
+        assert_eq!(
+            b.settings(),
+            [
+                ("net-allow", "a.test:443".to_string()),
+                ("quiet", "true".to_string()),
+                ("secret", "T@a.test".to_string()),
+            ]
+        );
+        let mut again = PolicyBuilder::new();
+        for (name, value) in b.settings() {
+            again.set(name, value).unwrap();
+        }
+        let (a, b) = (b.build().unwrap(), again.build().unwrap());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl RunCow {
                 ),
             ));
         }
-        let user = !nix::unistd::geteuid().is_root();
+        let user = !crate::sys::creds::can_mount();
         let layer = Layer::create(&policy.dirs, granted, user)?;
         let mut slots = Vec::new();
         for _ in 0..policy.dirs.len() * 3 {
@@ -96,7 +96,7 @@ impl RunCow {
         let Some(layer) = &self.layer else {
             return Ok(Vec::new());
         };
-        let user = !nix::unistd::geteuid().is_root();
+        let user = !crate::sys::creds::can_mount();
         layer
             .dirs()
             .iter()

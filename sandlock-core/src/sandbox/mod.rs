@@ -6,6 +6,7 @@
 
 mod command;
 mod cow;
+pub mod foreground;
 mod limits;
 mod prepare;
 mod private;

@@ -63,6 +63,19 @@ fn capset(d: &[Data; 2]) -> io::Result<()> {
     Ok(())
 }
 
+/// CAP_SYS_ADMIN, the capability behind mount and namespace creation.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// True when the calling thread may mount and make pid and mount
+/// namespaces without a user namespace of its own: CAP_SYS_ADMIN is in
+/// its effective set. Root on a host has it; root in a container usually
+/// does not (runc, podman and Kubernetes drop it), and is then no more
+/// able to mount than any other user: sandlock takes the unprivileged
+/// path, a user namespace, for it too.
+pub fn can_mount() -> bool {
+    capget().is_ok_and(|d| d[0].effective & (1 << CAP_SYS_ADMIN) != 0)
+}
+
 /// While alive, the calling thread has no effective capabilities. Not
 /// `Send`: it must be dropped on the thread that made it.
 pub struct WorkloadRights {
