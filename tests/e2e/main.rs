@@ -33,6 +33,7 @@ mod limits;
 mod meta;
 mod net;
 mod netspec;
+mod oci;
 mod others;
 mod output;
 mod process;
