@@ -35,6 +35,13 @@ command -v java >/dev/null || need+=(default-jdk-headless)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
 command -v setpriv >/dev/null || need+=(util-linux)
+# The OCI runtime's tests: podman and containerd (with ctr) run containers
+# through sandlock-oci, which hands them to runc; the root filesystem is
+# built from a static busybox.
+command -v podman >/dev/null || need+=(podman)
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v getent >/dev/null || need+=(libc-bin)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -183,6 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn every_option_of_sandlock_run_is_an_annotation() {
+        for o in sandlock_core::policy::OPTIONS {
+            let value = match o.kind {
+                Kind::Switch => "true",
+                _ => "x",
+            };
+            let e = policy(&annotations(&[(o.name(), value)]), &[]).map_err(|e| e.to_string());
+            if let Err(e) = e {
+                assert!(!e.contains("no such option"), "{}: {e}", o.name());
+            }
+        }
+    }
+
+    #[test]
     fn no_annotations_is_the_default_policy() {
         let p = policy(&HashMap::new(), &[]).unwrap();
         assert!(p.settings.is_empty() && p.secrets.is_empty());

@@ -33,6 +33,10 @@ pub fn prepare(bundle: &Path) -> Result<()> {
         .process()
         .as_ref()
         .context("config.json has no process to run")?;
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    if is_pod_sandbox(&annotations) {
+        return Ok(());
+    }
     let args = process.args().clone().unwrap_or_default();
     if wrap::unwrap(&args).is_some() {
         bail!(
@@ -41,7 +45,7 @@ pub fn prepare(bundle: &Path) -> Result<()> {
         );
     }
     let env = process.env().clone().unwrap_or_default();
-    let policy = annotations::policy(&spec.annotations().clone().unwrap_or_default(), &env)?;
+    let policy = annotations::policy(&annotations, &env)?;
     let (args, env) = wrap::wrap(
         &wrap::prefix(&policy.settings),
         &args,
@@ -79,6 +83,20 @@ pub fn prepare(bundle: &Path) -> Result<()> {
     jsonfile::write(&path, &doc)
 }
 
+/// Is this a Kubernetes pod's sandbox (its "pause" container), as
+/// containerd's and CRI-O's CRI mark it? It runs the pause binary from the
+/// node's configuration, never the workload's code, and gets the pod's
+/// annotations without the containers' environment: it is left to runc
+/// as it is.
+fn is_pod_sandbox(annotations: &std::collections::HashMap<String, String>) -> bool {
+    [
+        "io.kubernetes.cri.container-type",
+        "io.kubernetes.cri-o.ContainerType",
+    ]
+    .iter()
+    .any(|k| annotations.get(*k).is_some_and(|v| v == "sandbox"))
+}
+
 /// Is `path` /proc or beneath it?
 fn under_proc(path: &str) -> bool {
     path == "/proc" || path.starts_with("/proc/")
@@ -87,6 +105,35 @@ fn under_proc(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_pods_sandbox_is_left_alone() {
+        let map = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        assert!(is_pod_sandbox(&map(
+            "io.kubernetes.cri.container-type",
+            "sandbox"
+        )));
+        assert!(is_pod_sandbox(&map(
+            "io.kubernetes.cri-o.ContainerType",
+            "sandbox"
+        )));
+        assert!(!is_pod_sandbox(&map(
+            "io.kubernetes.cri.container-type",
+            "container"
+        )));
+        assert!(!is_pod_sandbox(&map("run.sandlock/quiet", "true")));
+        // Its config.json is left as it is, pod annotations and all.
+        let dir = std::env::temp_dir().join(format!("sandlock-oci-pause-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = r#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"args":["/pause"],"cwd":"/"},"annotations":{"io.kubernetes.cri.container-type":"sandbox","run.sandlock/secret.TOKEN":"api.test"}}"#;
+        std::fs::write(dir.join("config.json"), text).unwrap();
+        prepare(&dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("config.json")).unwrap(),
+            text
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn proc_paths_are_told_apart_from_their_neighbours() {

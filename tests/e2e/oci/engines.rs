@@ -9,7 +9,7 @@
 //! loopback servers.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::thread;
@@ -282,21 +282,20 @@ fn containerd() -> &'static str {
             ),
         );
         let log = d.join("containerd.log");
-        let (tx, rx) = mpsc::channel::<Child>();
+        let (tx, rx) = mpsc::channel::<u32>();
         thread::spawn(move || {
-            let child = Command::new("setpriv")
+            let mut child = Command::new("setpriv")
                 .args(["--pdeathsig", "KILL", "containerd", "--config", &config])
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .expect("start containerd");
-            tx.send(child).unwrap();
-            // Keeps the daemon's parent thread alive until the process ends.
-            loop {
-                thread::park();
-            }
+            tx.send(child.id()).unwrap();
+            // The daemon's parent thread lives until the daemon ends, which
+            // is when the test process does.
+            let _ = child.wait();
         });
-        let mut child = rx.recv().unwrap();
+        let pid = rx.recv().unwrap();
         let up = wait_until(Duration::from_secs(30), || {
             Command::new("ctr")
                 .args(["--address", &socket, "version"])
@@ -306,7 +305,7 @@ fn containerd() -> &'static str {
                 .is_ok_and(|s| s.success())
         });
         if !up {
-            let _ = child.kill();
+            send_signal(pid, "KILL");
             panic!("containerd did not answer on {socket} within 30 s");
         }
         let out = run_cmd(

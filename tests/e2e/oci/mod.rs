@@ -329,3 +329,98 @@ engines!(a_bad_annotation_fails_create_and_names_it, |e| {
     let out = e.run(&good, &["/bin/true"]);
     out.expect_code(0);
 });
+
+engines!(
+    denials_reach_the_containers_stderr_and_the_audit_file,
+    |e| {
+        let (a, b) = (TcpServer::start("127.0.0.1"), TcpServer::start("127.0.0.1"));
+        let shared = TempDir::new("oci-shared");
+        let c = Container {
+            shared: Some(shared.s()),
+            ..Container::default()
+        }
+        .with("net-allow", &format!("127.0.0.1:{}", a.port()))
+        .with("audit", "/shared/audit.jsonl");
+        let script = format!(
+            "nc 127.0.0.1 {} </dev/null >/dev/null; nc 127.0.0.1 {} </dev/null; \
+         echo forged >> /shared/audit.jsonl; echo write=$?",
+            a.port(),
+            b.port()
+        );
+        let out = e.run(&c, &["/bin/sh", "-c", &script]);
+        assert_eq!(out.stdout_lines(), ["write=1"], "{}", out.dump());
+        let denied = format!("127.0.0.1:{}", b.port());
+        assert!(
+            out.stderr
+                .contains(&format!("sandlock: denied connect {denied}")),
+            "{}",
+            out.dump()
+        );
+        // The supervisor writes the audit file; the workload cannot (no grant).
+        let log = std::fs::read_to_string(shared.path().join("audit.jsonl")).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("\"verdict\":\"deny\"") && l.contains(&denied)),
+            "{log}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("\"verdict\":\"allow\"")
+                    && l.contains(&format!(":{}", a.port()))),
+            "{log}"
+        );
+        assert!(!log.contains("forged"), "{log}");
+    }
+);
+
+#[test]
+fn help_lists_every_command_and_global_flag() {
+    let mut cmd = std::process::Command::new(engines::oci_bin());
+    cmd.arg("--help");
+    let out = run_cmd(cmd, None, RUN_LIMIT);
+    out.expect_code(0);
+    for word in [
+        "create",
+        "run",
+        "start",
+        "state",
+        "kill",
+        "delete",
+        "exec",
+        "features",
+        "supervise",
+        "list",
+        "ps",
+        "pause",
+        "resume",
+        "update",
+        "events",
+        "checkpoint",
+        "restore",
+        "spec",
+        "--root",
+        "--log",
+        "--log-format",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l.trim_start().starts_with(word)),
+            "{word}\n{}",
+            out.dump()
+        );
+    }
+    // Each command's own help, too (the engines' flags are runc's).
+    for (command, flag) in [
+        ("create", "--console-socket"),
+        ("exec", "--process"),
+        ("delete", "--force"),
+    ] {
+        let mut cmd = std::process::Command::new(engines::oci_bin());
+        cmd.args([command, "--help"]);
+        let out = run_cmd(cmd, None, RUN_LIMIT);
+        out.expect_code(0);
+        assert!(out.stdout.contains(flag), "{command}: {}", out.dump());
+    }
+}
