@@ -167,6 +167,35 @@ impl Engine {
         run_cmd(self.command(&unique("run"), c, cmd), None, LIMIT)
     }
 
+    /// Runs `cmd` in a new container with a terminal (`-t`: the engine
+    /// hands runc a console socket), the engine itself on a pseudo-terminal
+    /// that `script` provides.
+    pub fn run_tty(self, c: &Container, cmd: &[&str]) -> Out {
+        let run = self.command(&unique("tty"), c, cmd);
+        let mut words: Vec<String> = vec![run.get_program().to_string_lossy().into_owned()];
+        let args: Vec<String> = run
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = args.iter().position(|a| a == "run").unwrap();
+        words.extend(args[..=at].iter().cloned());
+        words.push("-t".into());
+        words.extend(args[at + 1..].iter().cloned());
+        let line = words
+            .iter()
+            .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut p = Command::new("script");
+        p.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+        for (k, v) in run.get_envs() {
+            if let Some(v) = v {
+                p.env(k, v);
+            }
+        }
+        run_cmd(p, None, LIMIT)
+    }
+
     /// Starts `cmd` in a new container `name`; the handle's `join` gives
     /// the foreground run's output once the container ends.
     pub fn spawn(self, name: &str, c: &Container, cmd: &[&str]) -> thread::JoinHandle<Out> {

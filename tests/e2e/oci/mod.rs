@@ -294,6 +294,29 @@ engines!(stop_forwards_sigterm_and_exit_statuses_pass_through, |e| {
     assert_eq!(e.run(&plain, &["/bin/true"]).code(), 0);
 });
 
+engines!(
+    a_terminal_reaches_the_workload_through_the_console_socket,
+    |e| {
+        let out = e.run_tty(
+            &Container::default(),
+            &[
+                "/bin/sh",
+                "-c",
+                "tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; exit 5",
+            ],
+        );
+        assert_eq!(out.code(), 5, "{}", out.dump());
+        let text = out.stdout.replace('\r', "");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.contains("/dev/pts/")),
+            "{}",
+            out.dump()
+        );
+        assert!(lines.contains(&"both-ttys"), "{}", out.dump());
+    }
+);
+
 engines!(a_bad_annotation_fails_create_and_names_it, |e| {
     let cases: &[(&str, &str, &str)] = &[
         ("net-allow", "127.0.0.1:99999", "port 99999 is out of range"),
