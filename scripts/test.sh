@@ -13,6 +13,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # `cargo test` builds sandlock-ffi only as an rlib; the C program's tests
 # link the .so and the .a, which a build makes.
 cargo build --workspace --locked
+# sandlock-oci's static build, the one containers run (see .cargo/config.toml).
+cargo build-oci --locked
 cargo test --workspace --locked -- --test-threads=2
 
 # The Python SDK: `pip install ./python` into a venv under the target dir

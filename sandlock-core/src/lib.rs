@@ -44,4 +44,4 @@ pub mod trust;
 
 pub use error::{Error, Result};
 pub use policy::Policy;
-pub use sandbox::{foreground, ExitOutcome, Output, Sandbox, Stdio};
+pub use sandbox::{foreground, ExitOutcome, Ground, Output, Sandbox, Stdio};

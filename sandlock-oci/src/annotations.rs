@@ -43,10 +43,27 @@ pub struct ContainerPolicy {
 /// The policy the annotations describe, checked as `sandlock run` checks
 /// its flags; `env` is the process's environment (`NAME=VALUE` entries),
 /// which must hold every secret's variable.
-pub fn policy(annotations: &HashMap<String, String>, env: &[String]) -> Result<ContainerPolicy> {
+///
+/// A pod's sandbox (`pod_sandbox`) gets the pod's annotations but runs
+/// the node's pause binary: it gets sandlock's default policy, and only
+/// the secrets whose variables it has (with `add-host`, which their hosts
+/// may need), so that an image that claims to be one (podman copies an
+/// image's annotations) still has them kept from it.
+pub fn policy(
+    annotations: &HashMap<String, String>,
+    env: &[String],
+    pod_sandbox: bool,
+) -> Result<ContainerPolicy> {
+    let has = |name: &str| {
+        env.iter()
+            .any(|e| e.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+    };
     let mut ours: Vec<(&str, &str)> = annotations
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?, v.as_str())))
+        .filter(|(k, _)| {
+            !pod_sandbox || *k == "add-host" || k.strip_prefix(SECRET).is_some_and(has)
+        })
         .collect();
     // The profiles first, then the rest in a fixed order (a map has none).
     ours.sort_by_key(|(k, _)| (*k != PROFILE, *k));
@@ -63,8 +80,7 @@ pub fn policy(annotations: &HashMap<String, String>, env: &[String]) -> Result<C
                     .map_err(|e| bad(&e))?;
             }
         } else if let Some(name) = key.strip_prefix(SECRET) {
-            let prefix = format!("{name}=");
-            if !env.iter().any(|e| e.starts_with(&prefix)) {
+            if !has(name) {
                 bail!(
                     "annotation {PREFIX}{key}: the container's environment has no {name} \
                      (set it in the pod spec, e.g. from a Secret, or with --env)"
@@ -121,7 +137,7 @@ mod tests {
             ("secret.TOKEN", "api.test"),
             ("http-allow", "GET api.test/v1/*"),
         ]);
-        let p = policy(&a, &["TOKEN=s3cret".into()]).unwrap();
+        let p = policy(&a, &["TOKEN=s3cret".into()], false).unwrap();
         assert_eq!(
             p.settings,
             [
@@ -139,7 +155,7 @@ mod tests {
     #[test]
     fn a_profile_comes_first_and_the_annotations_refine_it() {
         let a = annotations(&[("timeout", "5"), ("profile", "build")]);
-        let p = policy(&a, &[]).unwrap();
+        let p = policy(&a, &[], false).unwrap();
         let last = p.settings.last().unwrap();
         assert_eq!(last, &("timeout", "5".to_string()));
         assert!(p.settings.len() > 1, "{:?}", p.settings);
@@ -175,7 +191,7 @@ mod tests {
             ),
         ];
         for (pairs, want) in cases {
-            let e = policy(&annotations(pairs), &["TOKEN=x".into()])
+            let e = policy(&annotations(pairs), &["TOKEN=x".into()], false)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{pairs:?}: {e}");
@@ -189,7 +205,8 @@ mod tests {
                 Kind::Switch => "true",
                 _ => "x",
             };
-            let e = policy(&annotations(&[(o.name(), value)]), &[]).map_err(|e| e.to_string());
+            let e =
+                policy(&annotations(&[(o.name(), value)]), &[], false).map_err(|e| e.to_string());
             if let Err(e) = e {
                 assert!(!e.contains("no such option"), "{}: {e}", o.name());
             }
@@ -198,7 +215,7 @@ mod tests {
 
     #[test]
     fn no_annotations_is_the_default_policy() {
-        let p = policy(&HashMap::new(), &[]).unwrap();
+        let p = policy(&HashMap::new(), &[], false).unwrap();
         assert!(p.settings.is_empty() && p.secrets.is_empty());
     }
 }

@@ -1,57 +1,61 @@
 //! The host files the supervisor needs inside the container, and the
-//! mounts that carry them there: this binary, the dynamic loader that
-//! started it and the libraries that loader resolved for it, each
-//! bind-mounted read-only (and nosuid, nodev) under a small tmpfs at
-//! [`wrap::DIR`], so that any image, even one without a libc, can run
-//! the supervisor, and none of the image's files are loaded into it.
+//! mounts that carry them there, under a small tmpfs at [`wrap::DIR`]:
 //!
-//! The libraries are what the host's own loader lists for this binary
-//! (`ld.so --list`, what `ldd` prints), so each lands under the name the
-//! binary asks for.
+//! - this binary, bind-mounted read-only (nosuid, nodev). It must be
+//!   statically linked: a dynamic one would be started by a loader that
+//!   reads the image's `/etc/ld.so.preload` and its library cache, which
+//!   would run the image's code in the supervisor. A dynamic build is
+//!   refused at `create`.
+//! - the host's trust roots (a PEM bundle), read-only: the supervisor
+//!   checks the upstream's certificates against them, never against the
+//!   image's, which the image's author chose.
+//! - a procfs, read-only (nosuid, nodev, noexec), where the workload
+//!   cannot reach it: the kernel lets a new procfs be mounted (the
+//!   workload's own /proc) only where a procfs is already fully visible,
+//!   and runc masks parts of the container's /proc, which stay masked.
 //!
 //! Must never carry a file the image could change, or mount anything
 //! writable into the container.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Mount, MountBuilder};
 
 use crate::wrap;
 
+/// Where a Linux distribution keeps its trust roots as one PEM bundle,
+/// in the order rustls-native-certs (openssl-probe) looks.
+const ROOT_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
 /// The supervisor's files on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Carry {
     /// This binary.
     pub exe: PathBuf,
-    /// The dynamic loader that runs it.
-    pub loader: PathBuf,
-    /// The libraries it links: (the name it asks for, the host's file).
-    pub libs: Vec<(String, PathBuf)>,
+    /// The host's trust roots, if it has a bundle.
+    pub roots: Option<PathBuf>,
 }
 
 impl Carry {
-    /// This process's own binary, loader and libraries.
+    /// This process's own binary, which must be static, and the host's
+    /// roots.
     pub fn find() -> Result<Carry> {
-        let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
-        let loader = own_loader()?;
-        let out = Command::new(&loader)
-            .arg("--list")
-            .arg(&exe)
-            .env_clear()
-            .output()
-            .with_context(|| format!("running {} --list", loader.display()))?;
-        if !out.status.success() {
+        if !statically_linked() {
             bail!(
-                "{} --list {} failed: {}",
-                loader.display(),
-                exe.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                "this sandlock-oci is dynamically linked, so its supervisor would load the image's \
+                 /etc/ld.so.preload and libraries; build it static: cargo build-oci --release"
             );
         }
-        let libs = parse_list(&String::from_utf8_lossy(&out.stdout))?;
-        Ok(Carry { exe, loader, libs })
+        let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
+        let roots = ROOT_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file());
+        Ok(Carry { exe, roots })
     }
 
     /// The mounts that put these files at the paths [`wrap`] names.
@@ -60,12 +64,23 @@ impl Carry {
             .destination(wrap::DIR)
             .typ("tmpfs")
             .source("tmpfs")
-            .options(strings(&["nosuid", "nodev", "mode=0755", "size=1m"]))
+            .options(strings(&[
+                "nosuid",
+                "nodev",
+                "noexec",
+                "mode=0711",
+                "size=64k",
+            ]))
             .build()?;
-        let mut mounts = vec![dir, bind(&self.exe, Path::new(wrap::EXE))?];
-        mounts.push(bind(&self.loader, Path::new(wrap::LOADER))?);
-        for (name, path) in &self.libs {
-            mounts.push(bind(path, &Path::new(wrap::LIB_DIR).join(name))?);
+        let proc = MountBuilder::default()
+            .destination(wrap::PROC)
+            .typ("proc")
+            .source("proc")
+            .options(strings(&["ro", "nosuid", "nodev", "noexec"]))
+            .build()?;
+        let mut mounts = vec![dir, bind(&self.exe, Path::new(wrap::EXE))?, proc];
+        if let Some(roots) = &self.roots {
+            mounts.push(bind(roots, Path::new(wrap::ROOTS))?);
         }
         Ok(mounts)
     }
@@ -85,55 +100,12 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// The file of the loader that started this process: the mapping that
-/// holds the loader's base address (`AT_BASE`).
-fn own_loader() -> Result<PathBuf> {
+/// Was this process started without a dynamic loader? (`AT_BASE`, the
+/// loader's address, is 0 then.)
+fn statically_linked() -> bool {
     // SAFETY: getauxval reads this process's auxiliary vector; no failure
     // mode beyond returning 0.
-    let base = unsafe { libc::getauxval(libc::AT_BASE) };
-    if base == 0 {
-        bail!(
-            "sandlock-oci was started without a dynamic loader (a static build is not supported)"
-        );
-    }
-    let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
-    mapping_at(&maps, base)
-        .with_context(|| format!("no file mapped at the loader's base address {base:#x}"))
-}
-
-/// The file mapped at `addr` in a `/proc/PID/maps` text.
-fn mapping_at(maps: &str, addr: u64) -> Option<PathBuf> {
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (lo, hi) = fields.next()?.split_once('-')?;
-        let lo = u64::from_str_radix(lo, 16).ok()?;
-        let hi = u64::from_str_radix(hi, 16).ok()?;
-        let path = fields.nth(4)?;
-        (lo <= addr && addr < hi && path.starts_with('/')).then(|| PathBuf::from(path))
-    })
-}
-
-/// The libraries in `ld.so --list` output: `NAME => PATH (ADDRESS)` lines.
-/// The vdso has no `=>`, the loader's own line names a path (it is carried
-/// apart); a library the loader
-/// could not find (`=> not found`) is an error.
-fn parse_list(text: &str) -> Result<Vec<(String, PathBuf)>> {
-    let mut libs = Vec::new();
-    for line in text.lines() {
-        let Some((name, rest)) = line.split_once("=>") else {
-            continue;
-        };
-        let (name, rest) = (name.trim(), rest.trim());
-        if name.starts_with('/') {
-            continue; // the loader itself, carried on its own
-        }
-        let path = rest.split(" (").next().unwrap_or(rest).trim();
-        if !path.starts_with('/') || name.is_empty() || name.contains('/') {
-            bail!("the loader cannot place {name:?} for sandlock-oci: {rest}");
-        }
-        libs.push((name.to_string(), PathBuf::from(path)));
-    }
-    Ok(libs)
+    unsafe { libc::getauxval(libc::AT_BASE) == 0 }
 }
 
 #[cfg(test)]
@@ -141,42 +113,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_loaders_list_gives_names_and_files() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
-                    \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f83)\n\
-                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f82)\n\
-                    \t/lib64/ld-linux-x86-64.so.2 => /usr/lib/ld-linux-x86-64.so.2 (0x00007f84)\n";
-        assert_eq!(
-            parse_list(text).unwrap(),
-            [
-                (
-                    "libgcc_s.so.1".into(),
-                    "/lib/x86_64-linux-gnu/libgcc_s.so.1".into()
-                ),
-                ("libc.so.6".into(), "/lib/x86_64-linux-gnu/libc.so.6".into()),
-            ]
-        );
-        let e = parse_list("\tlibx.so.1 => not found\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("libx.so.1") && e.contains("not found"), "{e}");
-        assert!(parse_list("\t../evil => /x (0x1)\n").is_err());
-    }
-
-    #[test]
-    fn the_loader_is_the_mapping_at_its_base() {
-        let maps = "7f00-7f10 r--p 00000000 08:01 12 /usr/lib/ld.so\n\
-                    7f10-7f20 r-xp 00001000 08:01 12 /usr/lib/ld.so\n\
-                    7ffd-7ffe r-xp 00000000 00:00 0 [vdso]\n";
-        assert_eq!(mapping_at(maps, 0x7f00), Some("/usr/lib/ld.so".into()));
-        assert_eq!(mapping_at(maps, 0x7ffd), None);
-        assert_eq!(mapping_at(maps, 0x1), None);
-        // This process was started by a loader, and the loader lists it.
-        let carry = Carry::find().unwrap();
-        assert!(carry.loader.is_file(), "{carry:?}");
-        assert!(
-            carry.libs.iter().any(|(n, _)| n == "libc.so.6"),
-            "{carry:?}"
-        );
+    fn the_mounts_carry_the_binary_the_roots_and_a_procfs_read_only() {
+        let carry = Carry {
+            exe: "/usr/local/bin/sandlock-oci".into(),
+            roots: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        };
+        let v = serde_json::to_value(carry.mounts().unwrap()).unwrap();
+        let dests: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(dests, [wrap::DIR, wrap::EXE, wrap::PROC, wrap::ROOTS]);
+        for m in v.as_array().unwrap().iter().skip(1) {
+            let opts = m["options"].as_array().unwrap();
+            assert!(
+                opts.contains(&"ro".into()) && opts.contains(&"nosuid".into()),
+                "{m}"
+            );
+        }
+        // The unit tests' binary is dynamic: refused.
+        let e = Carry::find().unwrap_err().to_string();
+        assert!(e.contains("dynamically linked"), "{e}");
     }
 }

@@ -60,7 +60,9 @@ fn dispatch(cli: &Cli, args: &[OsString]) -> Result<ExitCode> {
     let runc = runc::binary()?;
     let mut args = args.to_vec();
     match &cli.command {
-        Command::Create(c) | Command::Run { create: c, .. } => bundle::prepare(&c.bundle)?,
+        Command::Create(c) | Command::Run { create: c, .. } => {
+            bundle::prepare(&c.bundle, &carry::Carry::find()?)?
+        }
         Command::Exec(e) => args = exec::prepare(&runc, &runc::globals(cli), e, &args)?,
         Command::Features => {
             let doc = runc::features(&runc, &runc::globals(cli))?;

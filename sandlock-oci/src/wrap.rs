@@ -2,14 +2,12 @@
 //! container's command is the host's own `sandlock-oci supervise`, with
 //! the policy's settings as arguments and the command after `--`.
 //!
-//! The supervisor comes from the host, not the image: the binary, the
-//! dynamic loader and the libraries it links are bind-mounted read-only
-//! under [`DIR`] (see `carry`), and it is started through that loader with
-//! `--library-path`, so no file of the image's is loaded into it. The
-//! image's loader variables (`LD_PRELOAD`, `LD_AUDIT`, `LD_LIBRARY_PATH`,
-//! `GLIBC_TUNABLES`, ...) would still reach the loader through the
-//! environment: they are taken out of it and handed to the workload alone
-//! (`--workload-env`).
+//! The supervisor comes from the host, not the image: the static binary
+//! is bind-mounted read-only under [`DIR`] (see `carry`), so no file of
+//! the image's is loaded into it. The image's loader variables (`LD_*`,
+//! `GLIBC_TUNABLES`: glibc reads the latter even in a static binary) are
+//! taken out of the environment runc starts it with and handed to the
+//! workload alone (`--workload-env`).
 //!
 //! Must never put a secret's value in an argument: settings name where a
 //! secret comes from, never what it is, and a secret's variable stays in
@@ -19,12 +17,12 @@ use anyhow::{bail, Result};
 
 /// Where the supervisor's files are, inside the container.
 pub const DIR: &str = "/.sandlock";
-/// The host's dynamic loader, inside the container.
-pub const LOADER: &str = "/.sandlock/ld.so";
-/// The libraries the supervisor links, inside the container.
-pub const LIB_DIR: &str = "/.sandlock/lib";
 /// The supervisor itself: this binary, inside the container.
 pub const EXE: &str = "/.sandlock/sandlock-oci";
+/// The host's trust roots, inside the container.
+pub const ROOTS: &str = "/.sandlock/roots.pem";
+/// A read-only procfs the workload cannot reach (see `carry`).
+pub const PROC: &str = "/.sandlock/proc";
 
 /// Is `name` an environment variable that changes what the loader loads
 /// or how (glibc reads every `LD_*` and `GLIBC_TUNABLES`)?
@@ -35,10 +33,7 @@ pub fn loader_variable(name: &str) -> bool {
 /// The wrapped process's arguments up to (not including) its own loader
 /// variables and the `--` before the command.
 pub fn prefix(settings: &[(&str, String)]) -> Vec<String> {
-    let mut args: Vec<String> = [LOADER, "--library-path", LIB_DIR, EXE, "supervise"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [EXE, "supervise"].iter().map(|s| s.to_string()).collect();
     for (name, value) in settings {
         args.push("--set".into());
         args.push(format!("{name}={value}"));
@@ -84,7 +79,7 @@ pub fn wrap(
 /// The prefix of an already wrapped process's arguments (its own
 /// `--workload-env` pairs left out), or `None` when `args` is not one.
 pub fn unwrap(args: &[String]) -> Option<Vec<String>> {
-    if args.first().map(String::as_str) != Some(LOADER) || args.get(4)? != "supervise" {
+    if args.first().map(String::as_str) != Some(EXE) || args.get(1)? != "supervise" {
         return None;
     }
     let end = args.iter().position(|a| a == "--")?;
@@ -127,9 +122,6 @@ mod tests {
         assert_eq!(
             args,
             strings(&[
-                LOADER,
-                "--library-path",
-                LIB_DIR,
                 EXE,
                 "supervise",
                 "--set",
@@ -167,19 +159,7 @@ mod tests {
     #[test]
     fn unwrap_knows_only_its_own_processes() {
         assert_eq!(unwrap(&strings(&["/bin/sh"])), None);
-        assert_eq!(
-            unwrap(&strings(&[LOADER, "--library-path", LIB_DIR, EXE, "run"])),
-            None
-        );
-        assert_eq!(
-            unwrap(&strings(&[
-                LOADER,
-                "--library-path",
-                LIB_DIR,
-                EXE,
-                "supervise"
-            ])),
-            None
-        );
+        assert_eq!(unwrap(&strings(&[EXE, "run", "--"])), None);
+        assert_eq!(unwrap(&strings(&[EXE, "supervise"])), None);
     }
 }

@@ -18,9 +18,12 @@
 
 #[cfg(test)]
 mod hostile;
+mod lookup;
 mod netns;
 mod responder;
 mod serve;
+
+pub(crate) use lookup::lookup;
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -204,14 +204,7 @@ impl Responder {
     /// One question to the upstream resolvers in turn: UDP, then TCP when
     /// the answer was truncated. Returns the answer and its cache TTL.
     fn ask_upstream(&self, q: &Query) -> Option<(Vec<u8>, u32)> {
-        let id = random_id();
-        let mut ask = Message::new();
-        ask.set_id(id)
-            .set_message_type(MessageType::Query)
-            .set_op_code(OpCode::Query)
-            .set_recursion_desired(true)
-            .add_query(q.clone());
-        let wire = ask.to_vec().ok()?;
+        let (id, wire) = question(q)?;
         for server in &self.upstream {
             let Some(bytes) =
                 exchange_udp(*server, &wire, id).and_then(|b| match Message::from_vec(&b) {
@@ -297,6 +290,18 @@ fn error(id: u16, op: OpCode, code: ResponseCode, queries: &[Query]) -> Option<V
         .ok()
 }
 
+/// A recursive query for `q` under a fresh random ID, on the wire.
+pub(super) fn question(q: &Query) -> Option<(u16, Vec<u8>)> {
+    let id = random_id();
+    let mut ask = Message::new();
+    ask.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(q.clone());
+    Some((id, ask.to_vec().ok()?))
+}
+
 fn random_id() -> u16 {
     let mut b = [0u8; 2];
     // A failing RNG leaves a fixed ID: the exchange still checks the
@@ -305,7 +310,7 @@ fn random_id() -> u16 {
     u16::from_ne_bytes(b)
 }
 
-fn exchange_udp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
+pub(super) fn exchange_udp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
         SocketAddr::V6(_) => "[::]:0".parse().expect("literal"),
@@ -326,7 +331,7 @@ fn exchange_udp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
     None
 }
 
-fn exchange_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
+pub(super) fn exchange_tcp(server: SocketAddr, wire: &[u8], id: u16) -> Option<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&server, UPSTREAM_TIMEOUT).ok()?;
     s.set_read_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;
     s.set_write_timeout(Some(UPSTREAM_TIMEOUT)).ok()?;

@@ -445,10 +445,15 @@ fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     }
 }
 
-/// Mounts the fresh procfs and covers what it must not show; on any
-/// failure nothing stays mounted and the workload gets no /proc.
+/// Mounts the fresh procfs, read-only, and covers what it must not show;
+/// on any failure nothing stays mounted and the workload gets no /proc.
+///
+/// Read-only in the kernel's sense, not only in Landlock's: a workload
+/// whose write grant covers /proc (`-w /`) that runs as the real uid 0
+/// (root in a container) could otherwise write host-wide sysctls such as
+/// `kernel/core_pattern`, which the kernel checks by uid alone.
 fn mount_proc() -> bool {
-    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: mount with static C strings and NULL data.
     if unsafe {
         libc::mount(

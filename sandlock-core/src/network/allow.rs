@@ -22,6 +22,12 @@ impl Pinned {
     /// they do not cover: `--net-allow` names, then `extra` (flag, name)
     /// pairs from other rules. `localhost` is always loopback.
     pub fn resolve(net: &NetPolicy, extra: &[(&'static str, &str)]) -> Result<Pinned> {
+        Self::resolve_on(net, extra, false)
+    }
+
+    /// [`Pinned::resolve`], with `plain` resolving names from `/etc/hosts`
+    /// and DNS only, never through libc's NSS (see [`crate::Ground`]).
+    fn resolve_on(net: &NetPolicy, extra: &[(&'static str, &str)], plain: bool) -> Result<Pinned> {
         let mut pinned = Pinned::default();
         for h in &net.hosts {
             pinned.add(&h.name, h.addr);
@@ -31,7 +37,7 @@ impl Pinned {
             _ => None,
         });
         for (flag, name) in rule_names.chain(extra.iter().copied()) {
-            pinned.pin(flag, name)?;
+            pinned.pin(flag, name, plain)?;
         }
         Ok(pinned)
     }
@@ -40,6 +46,11 @@ impl Pinned {
     /// `--net-allow` hosts, then the concrete hosts of `--http-allow` and
     /// `--secret`.
     pub fn for_policy(policy: &crate::Policy) -> Result<Pinned> {
+        Self::for_policy_on(policy, false)
+    }
+
+    /// [`Pinned::for_policy`], resolving without NSS when `plain`.
+    pub fn for_policy_on(policy: &crate::Policy, plain: bool) -> Result<Pinned> {
         fn exact(h: &crate::policy::HostMatch) -> Option<&str> {
             match h {
                 crate::policy::HostMatch::Exact(name) => Some(name.as_str()),
@@ -56,10 +67,10 @@ impl Pinned {
             .iter()
             .flat_map(|s| s.hosts.iter().filter_map(exact).map(|n| ("--secret", n)));
         let http_names: Vec<(&'static str, &str)> = http_names.chain(secret_names).collect();
-        Pinned::resolve(&policy.net, &http_names)
+        Pinned::resolve_on(&policy.net, &http_names, plain)
     }
 
-    fn pin(&mut self, flag: &'static str, name: &str) -> Result<()> {
+    fn pin(&mut self, flag: &'static str, name: &str, plain: bool) -> Result<()> {
         if self.lookup(name).is_some() {
             return Ok(());
         }
@@ -73,12 +84,17 @@ impl Pinned {
             host: name.to_string(),
             reason,
         };
-        let addrs = (name, 0u16)
-            .to_socket_addrs()
-            .map_err(|e| fail(e.to_string()))?;
+        let ips: Vec<IpAddr> = match plain {
+            true => crate::dns::lookup(name).map_err(fail)?,
+            false => (name, 0u16)
+                .to_socket_addrs()
+                .map_err(|e| fail(e.to_string()))?
+                .map(|a| a.ip())
+                .collect(),
+        };
         let mut any = false;
-        for a in addrs {
-            self.add(name, a.ip());
+        for ip in ips {
+            self.add(name, ip);
             any = true;
         }
         if !any {

@@ -145,6 +145,7 @@ impl Proxy {
         secrets: Arc<Secrets>,
         misuse: crate::secrets::Misuse,
         pinned: &Pinned,
+        roots: Option<&[std::path::PathBuf]>,
         reporter: Arc<Reporter>,
     ) -> Result<Proxy> {
         let authority = match &http.ca {
@@ -154,7 +155,7 @@ impl Proxy {
         if let Some(out) = &http.ca_out {
             write_public(out, authority.cert_pem())?;
         }
-        let upstream = Arc::new(upstream::Tls::new(&http.upstream_ca)?);
+        let upstream = Arc::new(upstream::Tls::new(&http.upstream_ca, roots)?);
         let ca_pem = authority.cert_pem().to_string();
         let ca_der = authority.cert_der().to_vec();
         let runtime = tokio::runtime::Builder::new_multi_thread()

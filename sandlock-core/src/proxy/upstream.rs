@@ -46,6 +46,8 @@ pub(super) enum Failure {
 /// builds its own (see [`Tls::warm_up`]).
 pub(super) struct Tls {
     extra: Vec<CertificateDer<'static>>,
+    /// Trust the system's roots too (not on an image's ground).
+    system: bool,
     configs: OnceLock<std::result::Result<Configs, String>>,
 }
 
@@ -58,11 +60,17 @@ struct Configs {
 
 impl Tls {
     /// Reads every `--upstream-ca` file now, so a bad one fails the start.
-    pub(super) fn new(paths: &[PathBuf]) -> Result<Tls> {
+    /// `roots` replaces the system's roots when given (see
+    /// [`crate::Ground`]): those files are read now too.
+    pub(super) fn new(paths: &[PathBuf], roots: Option<&[PathBuf]>) -> Result<Tls> {
         let mut extra = Vec::new();
-        for p in paths {
+        let given = roots
+            .unwrap_or_default()
+            .iter()
+            .map(|p| ("the carried roots", p));
+        for (flag, p) in paths.iter().map(|p| ("--upstream-ca", p)).chain(given) {
             let bad = |reason: String| Error::File {
-                flag: "--upstream-ca",
+                flag,
                 path: p.display().to_string(),
                 reason,
             };
@@ -77,6 +85,7 @@ impl Tls {
         }
         Ok(Tls {
             extra,
+            system: roots.is_none(),
             configs: OnceLock::new(),
         })
     }
@@ -114,8 +123,10 @@ impl Tls {
     fn build(&self) -> std::result::Result<Configs, String> {
         let mut roots = rustls::RootCertStore::empty();
         // Unparsable host roots are skipped, as every TLS client does.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        if self.system {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
         for c in &self.extra {
             roots
                 .add(c.clone())

@@ -33,9 +33,14 @@ pub fn error_status(e: &Error) -> u8 {
 /// its `--cow` changes did not all land, or sandlock's own on a failure
 /// to start (reported on stderr as `sandlock: ...`).
 pub fn run(policy: Policy, argv: &[OsString]) -> u8 {
-    let timeout = policy.process.timeout;
-    let quiet = policy.report.quiet;
-    match Sandbox::new(policy).run_with(argv, Stdio::default()) {
+    run_on(Sandbox::new(policy), argv)
+}
+
+/// [`run`] of a sandbox as it is (on its own ground, say).
+pub fn run_on(sandbox: Sandbox, argv: &[OsString]) -> u8 {
+    let timeout = sandbox.policy().process.timeout;
+    let quiet = sandbox.policy().report.quiet;
+    match sandbox.run_with(argv, Stdio::default()) {
         Ok(output) => {
             if let (ExitOutcome::TimedOut, Some(t), false) = (output.outcome, timeout, quiet) {
                 say(&format!(

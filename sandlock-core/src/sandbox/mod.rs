@@ -7,6 +7,7 @@
 mod command;
 mod cow;
 pub mod foreground;
+mod ground;
 mod limits;
 mod prepare;
 mod private;
@@ -30,6 +31,7 @@ use crate::supervisor::{NotifyThread, Places, ReadableRoots, VirtualFile, Virtua
 use crate::{Error, Policy, Result};
 
 use self::cow::RunCow;
+pub use self::ground::Ground;
 use self::limits::RunLimits;
 use self::prepare::{check_inherited_stdio, cstring, finish_ruleset};
 use self::private::Private;
@@ -80,12 +82,22 @@ const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     policy: Policy,
+    ground: Ground,
 }
 
 impl Sandbox {
     /// Wraps a policy.
     pub fn new(policy: Policy) -> Sandbox {
-        Sandbox { policy }
+        Sandbox {
+            policy,
+            ground: Ground::Host,
+        }
+    }
+
+    /// The same sandbox, run on `ground` (see [`Ground`]).
+    pub fn on(mut self, ground: Ground) -> Sandbox {
+        self.ground = ground;
+        self
     }
 
     /// The policy.
@@ -120,7 +132,7 @@ impl Sandbox {
         let mut limits = RunLimits::new(&self.policy.limits)?;
         check_inherited_stdio(net)?;
         let http = &self.policy.http;
-        let pinned = Pinned::for_policy(&self.policy)?;
+        let pinned = Pinned::for_policy_on(&self.policy, self.ground.plain_resolver())?;
         let egress = Egress::new(net, &pinned);
         let reporter = Arc::new(Reporter::new(
             self.policy.report.quiet,
@@ -173,6 +185,7 @@ impl Sandbox {
                 Arc::clone(&secrets),
                 self.policy.secret_misuse,
                 &pinned,
+                self.ground.roots(),
                 Arc::clone(&reporter),
             )?)),
             false => None,
@@ -458,7 +471,10 @@ impl Sandbox {
         secrets: &Secrets,
     ) -> Vec<(OsString, OsString)> {
         let p = &self.policy.process;
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        let mut env: Vec<(OsString, OsString)> = self
+            .ground
+            .environment()
+            .into_iter()
             .filter(|(k, _)| {
                 !p.clean_env || CLEAN_ENV_KEEP.iter().any(|keep| OsStr::new(keep) == k)
             })

@@ -21,13 +21,19 @@ use crate::common::*;
 /// One container run's limit; a run here takes about a second.
 pub const LIMIT: Duration = Duration::from_secs(90);
 
-/// The runtime under test, built beside `sandlock` (`cargo build
-/// --workspace`, as scripts/test.sh does first).
+/// The runtime under test: the static build (`cargo build-oci`, which
+/// scripts/test.sh runs first) of the same profile as `sandlock`.
 pub fn oci_bin() -> String {
-    let p = Path::new(SANDLOCK).with_file_name("sandlock-oci");
+    let profile_dir = Path::new(SANDLOCK).parent().unwrap();
+    let p = profile_dir
+        .parent()
+        .unwrap()
+        .join("x86_64-unknown-linux-gnu")
+        .join(profile_dir.file_name().unwrap())
+        .join("sandlock-oci");
     assert!(
         p.is_file(),
-        "{} is missing: build it with `cargo build --workspace` (scripts/test.sh does)",
+        "{} is missing: build it with `cargo build-oci` (scripts/test.sh does)",
         p.display()
     );
     p.to_str().unwrap().to_string()
@@ -55,6 +61,12 @@ pub struct Container {
     pub shared: Option<String>,
     /// Any other annotation, verbatim KEY=VALUE.
     pub raw_annotations: Vec<String>,
+    /// Host files or directories bind-mounted read-only: (host, container).
+    pub mounts: Vec<(String, String)>,
+    /// A root filesystem of the test's own (podman only).
+    pub rootfs: Option<String>,
+    /// `podman --add-host NAME:IP` entries of the engine's /etc/hosts.
+    pub hosts: Vec<String>,
 }
 
 impl Container {
@@ -128,7 +140,13 @@ impl Engine {
                 if let Some(dir) = &c.shared {
                     p.args(["--volume", &format!("{dir}:/shared")]);
                 }
-                p.args(["--rootfs", rootfs()]);
+                for (host, dest) in &c.mounts {
+                    p.args(["--volume", &format!("{host}:{dest}:ro")]);
+                }
+                for h in &c.hosts {
+                    p.args(["--add-host", h]);
+                }
+                p.args(["--rootfs", c.rootfs.as_deref().unwrap_or(rootfs())]);
                 p
             }
             Engine::Containerd => {
@@ -148,10 +166,17 @@ impl Engine {
                 for a in c.annotation_args() {
                     p.args(["--annotation", &a]);
                 }
+                assert!(c.rootfs.is_none() && c.hosts.is_empty(), "podman only");
                 if let Some(dir) = &c.shared {
                     p.args([
                         "--mount",
                         &format!("type=bind,src={dir},dst=/shared,options=rbind:rw"),
+                    ]);
+                }
+                for (host, dest) in &c.mounts {
+                    p.args([
+                        "--mount",
+                        &format!("type=bind,src={host},dst={dest},options=rbind:ro"),
                     ]);
                 }
                 p.args([IMAGE, name]);

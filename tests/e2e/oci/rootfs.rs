@@ -151,3 +151,51 @@ fn run(cmd: &mut Command) {
     let st = cmd.status().unwrap();
     assert!(st.success(), "{cmd:?}: {st}");
 }
+
+/// The root filesystem as a hostile image would make it: every process
+/// that loads the dynamic loader or asks libc's NSS runs the image's
+/// library (`/etc/ld.so.preload`, and `hosts: evil files` in
+/// nsswitch.conf with `libnss_evil.so.2`), which appends "COMM PID" to
+/// /shared/loaded.
+pub fn hostile_rootfs() -> &'static str {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    static ROOT: OnceLock<String> = OnceLock::new();
+    ROOT.get_or_init(|| DIR.get_or_init(build_hostile).join("rootfs"))
+}
+
+const EVIL_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void evil(void) {
+    char comm[64] = {0}, line[128];
+    int c = open("/proc/self/comm", O_RDONLY);
+    if (c >= 0) {
+        ssize_t n = read(c, comm, sizeof comm - 1);
+        if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
+        close(c);
+    }
+    int fd = open("/shared/loaded", O_WRONLY | O_APPEND | O_CREAT, 0666);
+    if (fd < 0) return;
+    int n = snprintf(line, sizeof line, "%s %d\n", comm, (int)getpid());
+    if (n > 0) write(fd, line, (size_t)n);
+    close(fd);
+}
+"#;
+
+fn build_hostile() -> TempDir {
+    let d = TempDir::new("oci-hostile");
+    let root = d.join("rootfs");
+    run(Command::new("cp").args(["-a", rootfs(), &root]));
+    let src = d.file("evil.c", EVIL_C);
+    let lib = format!("{root}/lib/evil.so");
+    run(Command::new("cc").args(["-shared", "-fPIC", "-o", &lib, &src]));
+    fs::copy(
+        &lib,
+        format!("{root}/lib/x86_64-linux-gnu/libnss_evil.so.2"),
+    )
+    .unwrap();
+    fs::write(format!("{root}/etc/ld.so.preload"), "/lib/evil.so\n").unwrap();
+    fs::write(format!("{root}/etc/nsswitch.conf"), "hosts: evil files\n").unwrap();
+    d
+}
