@@ -32,10 +32,10 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    log "cargo build --release -p sandlock-cli -p sandlock-oci"
-    (cd "$ROOT" && cargo build --release -p sandlock-cli -p sandlock-oci) >&2
+    log "cargo build --release -p sandlock-cli; cargo build-oci --release"
+    (cd "$ROOT" && cargo build --release -p sandlock-cli && cargo build-oci --release) >&2
 fi
-OCI="$ROOT/target/release/sandlock-oci"
+OCI="$ROOT/target/x86_64-unknown-linux-gnu/release/sandlock-oci"
 SANDLOCK="$ROOT/target/release/sandlock"
 
 work="$(mktemp -d /tmp/sandlock-bench-oci.XXXXXX)"
