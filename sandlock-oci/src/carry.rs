@@ -9,10 +9,14 @@
 //! - the host's trust roots (a PEM bundle), read-only: the supervisor
 //!   checks the upstream's certificates against them, never against the
 //!   image's, which the image's author chose.
-//! - a procfs, read-only (nosuid, nodev, noexec), where the workload
-//!   cannot reach it: the kernel lets a new procfs be mounted (the
-//!   workload's own /proc) only where a procfs is already fully visible,
-//!   and runc masks parts of the container's /proc, which stay masked.
+//! - a procfs, read-only (nosuid, nodev, noexec): the kernel lets a new
+//!   procfs be mounted (the workload's own /proc) only where a procfs is
+//!   already fully visible, and runc masks parts of the container's /proc,
+//!   which stay masked. The supervisor covers it in the workload's mount
+//!   namespace once the workload's /proc is mounted.
+//! - a tmpfs for the supervisor's private directories (the workload's
+//!   TMPDIR and HOME), so that a read-only root filesystem, or one with no
+//!   /tmp (a pod's pause image), still runs.
 //!
 //! Must never carry a file the image could change, or mount anything
 //! writable into the container.
@@ -78,11 +82,22 @@ impl Carry {
             .source("proc")
             .options(strings(&["ro", "nosuid", "nodev", "noexec"]))
             .build()?;
-        let mut mounts = vec![dir, bind(&self.exe, Path::new(wrap::EXE))?, proc];
-        if let Some(roots) = &self.roots {
-            mounts.push(bind(roots, Path::new(wrap::ROOTS))?);
-        }
-        Ok(mounts)
+        let tmp = MountBuilder::default()
+            .destination(wrap::TMP)
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(strings(&["nosuid", "nodev", "mode=1777"]))
+            .build()?;
+        // With no bundle on the host, /dev/null holds the name: a file
+        // the workload made there could not pass for the host's roots.
+        let roots = self.roots.as_deref().unwrap_or(Path::new("/dev/null"));
+        Ok(vec![
+            dir,
+            bind(&self.exe, Path::new(wrap::EXE))?,
+            proc,
+            bind(roots, Path::new(wrap::ROOTS))?,
+            tmp,
+        ])
     }
 }
 
@@ -125,8 +140,11 @@ mod tests {
             .iter()
             .map(|m| m["destination"].as_str().unwrap())
             .collect();
-        assert_eq!(dests, [wrap::DIR, wrap::EXE, wrap::PROC, wrap::ROOTS]);
-        for m in v.as_array().unwrap().iter().skip(1) {
+        assert_eq!(
+            dests,
+            [wrap::DIR, wrap::EXE, wrap::PROC, wrap::ROOTS, wrap::TMP]
+        );
+        for m in v.as_array().unwrap()[1..4].iter() {
             let opts = m["options"].as_array().unwrap();
             assert!(
                 opts.contains(&"ro".into()) && opts.contains(&"nosuid".into()),

@@ -10,7 +10,8 @@
 //! anything else it keeps for itself only PATH (to find the command) and
 //! the variables secrets are read from, so that no variable of the
 //! image's (`SSL_CERT_FILE`, `TMPDIR`, `RES_OPTIONS`, ...) steers what the
-//! supervisor does; the workload gets the whole environment.
+//! supervisor does; the workload gets the whole environment. Its private
+//! directories go to the runtime's tmpfs, not the image's /tmp.
 //!
 //! Must never run the command when a setting is refused, nor write the
 //! audit log through a symlink (the image's files are the image author's).
@@ -60,11 +61,20 @@ pub fn run(settings: &[String], workload_env: &[String], argv: &[OsString]) -> u
         Some((OsString::from(k), OsString::from(v)))
     }));
     keep_own_env(&own_variables(&policy));
-    let roots = match Path::new(wrap::ROOTS).is_file() {
-        true => vec![wrap::ROOTS.into()],
-        false => Vec::new(),
+    if Path::new(wrap::TMP).is_dir() {
+        std::env::set_var("TMPDIR", wrap::TMP);
+    }
+    // /dev/null holds the name when the host had no bundle.
+    let roots = match std::fs::metadata(wrap::ROOTS) {
+        Ok(m) if m.is_file() && m.len() > 0 => vec![wrap::ROOTS.into()],
+        _ => Vec::new(),
     };
-    foreground::run_on(Sandbox::new(policy).on(Ground::Image { env, roots }), argv)
+    let ground = Ground::Image {
+        env,
+        roots,
+        conceal: vec![wrap::PROC.into()],
+    };
+    foreground::run_on(Sandbox::new(policy).on(ground), argv)
 }
 
 /// The variables the supervisor itself reads: PATH, and those secrets

@@ -23,6 +23,8 @@ pub const EXE: &str = "/.sandlock/sandlock-oci";
 pub const ROOTS: &str = "/.sandlock/roots.pem";
 /// A read-only procfs the workload cannot reach (see `carry`).
 pub const PROC: &str = "/.sandlock/proc";
+/// Where the supervisor makes its private directories.
+pub const TMP: &str = "/.sandlock/tmp";
 
 /// Is `name` an environment variable that changes what the loader loads
 /// or how (glibc reads every `LD_*` and `GLIBC_TUNABLES`)?

@@ -123,10 +123,19 @@ pub struct Entry {
 /// Expands the policy into concrete paths (the private temp dir is added
 /// separately). User paths must exist; system paths that do not exist on
 /// this machine are skipped.
-pub fn grants(policy: &FsPolicy) -> Result<Grants> {
+///
+/// On a container image's ground (`image`, see [`crate::Ground`]) no grant
+/// may reach through a symlink, since the image placed it (`/lib32 -> /`
+/// would grant the whole filesystem, volumes included): a user path that
+/// goes through one is refused, and a system directory that is one is
+/// granted only as the usr merge's link to `/usr/NAME`.
+pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
     let mut g = Grants::default();
     if policy.system_view {
         for dir in SYSTEM_READ_DIRS {
+            if image && !usr_merged_or_plain(Path::new(dir)) {
+                continue;
+            }
             if *dir == "/etc" && !secrets_out_of_reach() {
                 let walk = std::thread::Builder::new()
                     .name("sandlock-etc".into())
@@ -159,10 +168,24 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
                     e.to_string(),
                 ));
             }
+            if image && through_symlink(p) {
+                return Err(Error::invalid(
+                    flag,
+                    &p.display().to_string(),
+                    "goes through a symlink of the container's image; name the path it leads to",
+                ));
+            }
             out.push(p.clone());
         }
     }
     if let Some(home) = &policy.home {
+        if image && through_symlink(home) {
+            return Err(Error::invalid(
+                "--home",
+                &home.display().to_string(),
+                "goes through a symlink of the container's image; name the path it leads to",
+            ));
+        }
         match fs::metadata(home) {
             Ok(m) if m.is_dir() => g.write.push(home.clone()),
             Ok(_) => {
@@ -182,6 +205,28 @@ pub fn grants(policy: &FsPolicy) -> Result<Grants> {
         }
     }
     Ok(g)
+}
+
+/// Does resolving `p` meet a symlink (its last component included)?
+fn through_symlink(p: &Path) -> bool {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    matches!(openat2(AT_FDCWD, p, how), Err(nix::errno::Errno::ELOOP))
+}
+
+/// A system directory with no symlink on its way, or the usr merge's
+/// link to `/usr/NAME` (itself reached with none).
+fn usr_merged_or_plain(dir: &Path) -> bool {
+    if !through_symlink(dir) {
+        return true;
+    }
+    let (Some(name), Ok(target)) = (dir.file_name(), fs::canonicalize(dir)) else {
+        return false;
+    };
+    let merged = Path::new("/usr").join(name);
+    target == merged && !through_symlink(&merged)
 }
 
 /// True when file permissions alone already keep every `/etc` secret

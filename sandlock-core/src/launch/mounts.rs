@@ -149,12 +149,15 @@ pub struct Mounts {
     pub tmpfs: Option<Tmpfs>,
     /// One per `--cow` directory.
     pub overlays: Vec<Overlay>,
+    /// Directories covered with an empty read-only tmpfs once /proc is
+    /// mounted (see [`crate::Ground`]).
+    pub conceal: Vec<CString>,
 }
 
 impl Mounts {
     /// True when there is anything to mount.
     pub fn any(&self) -> bool {
-        self.tmpfs.is_some() || !self.overlays.is_empty()
+        self.tmpfs.is_some() || !self.overlays.is_empty() || !self.conceal.is_empty()
     }
 
     /// In the namespace: mounts everything. 0, or the exit code that

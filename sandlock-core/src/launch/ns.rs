@@ -314,6 +314,9 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         5 => Err(std::io::Error::other(
             "cannot mount the copy-on-write layer (overlayfs) for --cow",
         )),
+        6 => Err(std::io::Error::other(
+            "cannot cover the container runtime's own directories in the sandbox",
+        )),
         _ => Err(std::io::Error::other("the /proc helper died")),
     }
 }
@@ -438,10 +441,14 @@ fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     if mounted != 0 {
         return mounted;
     }
-    if plan.proc && mount_proc() {
-        0
-    } else {
-        1
+    let proc = plan.proc && mount_proc();
+    // After /proc: a procfs hidden here may be what let it be mounted.
+    if !plan.mounts.conceal.iter().all(|p| cover(p, true)) {
+        return 6;
+    }
+    match proc {
+        true => 0,
+        false => 1,
     }
 }
 

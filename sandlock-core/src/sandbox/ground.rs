@@ -14,7 +14,8 @@
 //! load a library the image names); the upstream's certificates are
 //! checked against the roots the runtime carried in from the host; and
 //! the workload's environment is the one given, while the supervisor's own
-//! holds only what it needs.
+//! holds only what it needs; and no filesystem grant reaches through a
+//! symlink of the image's (the usr merge's `/lib -> usr/lib` aside).
 //!
 //! Must never let an image's file or variable choose code the supervisor
 //! runs or certificates it trusts.
@@ -35,12 +36,17 @@ pub enum Ground {
         /// PEM files of the roots the upstream's certificates are checked
         /// against (with `--upstream-ca`), in place of the system's.
         roots: Vec<PathBuf>,
+        /// The runtime's own directories the workload must not see (a
+        /// procfs kept so that the workload's own could be mounted),
+        /// covered with an empty read-only tmpfs in its mount namespace.
+        conceal: Vec<PathBuf>,
     },
 }
 
 impl Ground {
-    /// Are names resolved without libc's NSS?
-    pub(crate) fn plain_resolver(&self) -> bool {
+    /// Is this an image's ground? Then names are resolved without libc's
+    /// NSS, and no grant reaches through a symlink.
+    pub(crate) fn is_image(&self) -> bool {
         matches!(self, Ground::Image { .. })
     }
 
@@ -50,6 +56,20 @@ impl Ground {
             Ground::Host => None,
             Ground::Image { roots, .. } => Some(roots),
         }
+    }
+
+    /// The directories to conceal, as C strings for after the fork.
+    pub(crate) fn concealed(&self) -> crate::Result<Vec<std::ffi::CString>> {
+        let Ground::Image { conceal, .. } = self else {
+            return Ok(Vec::new());
+        };
+        conceal
+            .iter()
+            .map(|p| {
+                std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                    .map_err(|e| crate::Error::setup("a path to conceal", std::io::Error::other(e)))
+            })
+            .collect()
     }
 
     /// The environment the workload's starts from.

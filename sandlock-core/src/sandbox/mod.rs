@@ -132,7 +132,7 @@ impl Sandbox {
         let mut limits = RunLimits::new(&self.policy.limits)?;
         check_inherited_stdio(net)?;
         let http = &self.policy.http;
-        let pinned = Pinned::for_policy_on(&self.policy, self.ground.plain_resolver())?;
+        let pinned = Pinned::for_policy_on(&self.policy, self.ground.is_image())?;
         let egress = Egress::new(net, &pinned);
         let reporter = Arc::new(Reporter::new(
             self.policy.report.quiet,
@@ -141,7 +141,7 @@ impl Sandbox {
         // The walk of /etc (as root) runs on while the rest is prepared;
         // only secrets and the trust splicing need its result before the
         // workload starts.
-        let mut grants = launch::grants(&self.policy.fs)?;
+        let mut grants = launch::grants(&self.policy.fs, self.ground.is_image())?;
         for p in &net.unix_allow {
             if let Err(e) = std::fs::metadata(p) {
                 return Err(Error::invalid(
@@ -245,6 +245,7 @@ impl Sandbox {
         let mounts = launch::mounts::Mounts {
             tmpfs: limits.tmpfs(private.root())?,
             overlays: cow.overlays()?,
+            conceal: self.ground.concealed()?,
         };
         let (rlimits, cgroup_procs) = limits.for_launch()?;
         if mounts.tmpfs.is_some() {

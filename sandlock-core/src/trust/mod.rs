@@ -80,6 +80,41 @@ pub fn is_known_bundle(canonical: &Path) -> bool {
             .is_some_and(|p| p.ends_with(CERTIFI_SUFFIX) || p.ends_with(GRPC_SUFFIX))
 }
 
+/// Filesystems no trust bundle lives on: the kernel's views of processes
+/// and of itself. Reading one as the supervisor (a symlink placed by an
+/// image: `ca-certificates.crt -> /proc/self/environ`) would serve the
+/// workload what the supervisor alone may read.
+const PSEUDO_FS: &[i64] = &[
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x6462_6720, // debugfs
+    0x7363_6673, // securityfs
+    0x7472_6163, // tracefs
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0xcafe_4a11, // bpf
+];
+
+/// A bundle's content: a regular file, on a filesystem files are stored
+/// on, read through the one descriptor that was checked.
+fn read_bundle(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let fs = nix::sys::statfs::fstatfs(f.as_fd())?;
+    if PSEUDO_FS.contains(&(fs.filesystem_type().0 as i64)) {
+        return Err(std::io::Error::other(
+            "on a kernel filesystem (/proc, /sys, ...), not a trust bundle",
+        ));
+    }
+    let mut content = Vec::new();
+    f.read_to_end(&mut content)?;
+    Ok(content)
+}
+
 /// Builds the spliced files for `ca_pem` (the CA certificate, `ca_der` in
 /// DER) according to the policy. `readable` are the roots the workload
 /// may read below: a named bundle outside them is refused, since splicing
@@ -106,7 +141,7 @@ pub fn prepare(
                 "no trust bundle of the host found to take roots from",
             ));
         };
-        append = std::fs::read(sys).map_err(|e| setup(sys, e))?;
+        append = read_bundle(Path::new(sys)).map_err(|e| setup(sys, e))?;
         end_line(&mut append);
     }
     append.extend_from_slice(ca_pem.as_bytes());
@@ -132,7 +167,7 @@ pub fn prepare(
         if !seen.insert((meta.dev(), meta.ino())) {
             return Ok(());
         }
-        let mut content = std::fs::read(path).map_err(|e| match flag {
+        let mut content = read_bundle(path).map_err(|e| match flag {
             Some(flag) => Error::File {
                 flag,
                 path: path.display().to_string(),
@@ -181,7 +216,7 @@ pub fn prepare(
             .find(|p| !p.exists())
             .filter(|_| !http.no_default_bundles);
         let mut full = match system {
-            Some(sys) => std::fs::read(sys).map_err(|e| setup(sys, e))?,
+            Some(sys) => read_bundle(Path::new(sys)).map_err(|e| setup(sys, e))?,
             None => Vec::new(),
         };
         end_line(&mut full);
@@ -336,6 +371,22 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bundle_is_a_regular_file_on_a_real_filesystem() {
+        let e = read_bundle(Path::new("/proc/self/environ")).unwrap_err();
+        assert!(e.to_string().contains("kernel filesystem"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sandlock-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("ca.crt");
+        std::os::unix::fs::symlink("/proc/self/status", &link).unwrap();
+        assert!(read_bundle(&link).is_err());
+        assert!(read_bundle(&dir).is_err(), "a directory");
+        // Twin: a plain file reads.
+        std::fs::write(dir.join("plain.pem"), "PEM\n").unwrap();
+        assert_eq!(read_bundle(&dir.join("plain.pem")).unwrap(), b"PEM\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

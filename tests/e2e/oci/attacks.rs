@@ -64,9 +64,15 @@ engines!(
             "{}",
             out.dump()
         );
-        assert_eq!(
-            out.stderr.matches("Read-only file system").count(),
-            2,
+        // The workload's /proc is read-only; the runtime's is covered.
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(
+            lines[0].ends_with("Read-only file system"),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            lines[1].ends_with("nonexistent directory"),
             "{}",
             out.dump()
         );
@@ -183,3 +189,87 @@ engines!(
         assert_eq!(out.stdout_lines()[1], "nc=0", "{}", out.dump());
     }
 );
+
+#[test]
+fn podman_an_images_symlinks_neither_widen_a_grant_nor_feed_the_splice() {
+    let e = Engine::Podman;
+    let vol = TempDir::new("oci-vol");
+    vol.file("f", "volume-only\n");
+    let base = Container {
+        rootfs: Some(rootfs::symlinked_rootfs().to_string()),
+        mounts: vec![(vol.s(), "/mnt/vol".into())],
+        ..Container::default()
+    };
+    // `/lib32 -> /` would grant the whole filesystem, the volume included.
+    let script = "cat /mnt/vol/f; echo cat=$?; ls /lib32/ >/dev/null; echo ls=$?";
+    let out = e.run(&base, &["/bin/sh", "-c", script]);
+    assert_eq!(out.stdout_lines(), ["cat=1", "ls=1"], "{}", out.dump());
+    // Twin: a grant on the volume by its own path reads it.
+    let granted = base.clone().with("fs-read", "/mnt/vol");
+    let out = e.run(&granted, &["/bin/sh", "-c", "cat /mnt/vol/f"]);
+    assert_eq!(out.stdout_lines(), ["volume-only"], "{}", out.dump());
+    // A grant through the image's symlink is refused, naming it.
+    let out = e.run(
+        &base.clone().with("fs-read", "/lib32/mnt/vol"),
+        &["/bin/true"],
+    );
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        out.stderr.contains("goes through a symlink"),
+        "{}",
+        out.dump()
+    );
+
+    // The bundle `-> /proc/self/environ` is refused, not spliced: the
+    // supervisor's environment (the secret) never reaches the workload.
+    let value = format!("s3cret-{}", unique("v"));
+    let secret = base
+        .with("fs-read", "/")
+        .with("add-host", "api.test:127.0.0.1")
+        .with("secret.TOKEN", "api.test")
+        .env(&format!("TOKEN={value}"));
+    let out = e.run(
+        &secret,
+        &["/bin/sh", "-c", "cat /etc/ssl/certs/ca-certificates.crt"],
+    );
+    assert!(
+        !out.stdout.contains(&value) && !out.stderr.contains(&value),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert!(out.stderr.contains("kernel filesystem"), "{}", out.dump());
+}
+
+engines!(the_runtimes_own_procfs_is_covered_for_the_workload, |e| {
+    let c = Container::default().with("fs-read", "/");
+    let script = "ls -A /.sandlock/proc | wc -l; cat /.sandlock/proc/keys; echo keys=$?; \
+                  ls /proc/self >/dev/null; echo own=$?";
+    let out = e.run(&c, &["/bin/sh", "-c", script]);
+    // Twin: its own /proc is there.
+    assert_eq!(
+        out.stdout_lines(),
+        ["0", "keys=1", "own=0"],
+        "{}",
+        out.dump()
+    );
+});
+
+#[test]
+fn podman_a_read_only_root_filesystem_runs() {
+    let e = Engine::Podman;
+    let c = Container {
+        podman_flags: vec!["--read-only".into(), "--read-only-tmpfs=false".into()],
+        ..Container::default()
+    };
+    let script = "echo x > /tmp/img; echo image=$?; echo y > \"$TMPDIR/t\" && echo tmpdir=ok";
+    let out = e.run(&c, &["/bin/sh", "-c", script]);
+    out.expect_code(0);
+    // Twin: the image's own /tmp is read-only indeed.
+    assert_eq!(
+        out.stdout_lines(),
+        ["image=1", "tmpdir=ok"],
+        "{}",
+        out.dump()
+    );
+}

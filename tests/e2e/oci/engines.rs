@@ -67,6 +67,8 @@ pub struct Container {
     pub rootfs: Option<String>,
     /// `podman --add-host NAME:IP` entries of the engine's /etc/hosts.
     pub hosts: Vec<String>,
+    /// More of podman's `run` flags.
+    pub podman_flags: Vec<String>,
 }
 
 impl Container {
@@ -146,6 +148,7 @@ impl Engine {
                 for h in &c.hosts {
                     p.args(["--add-host", h]);
                 }
+                p.args(&c.podman_flags);
                 p.args(["--rootfs", c.rootfs.as_deref().unwrap_or(rootfs())]);
                 p
             }
@@ -166,7 +169,10 @@ impl Engine {
                 for a in c.annotation_args() {
                     p.args(["--annotation", &a]);
                 }
-                assert!(c.rootfs.is_none() && c.hosts.is_empty(), "podman only");
+                assert!(
+                    c.rootfs.is_none() && c.hosts.is_empty() && c.podman_flags.is_empty(),
+                    "podman only"
+                );
                 if let Some(dir) = &c.shared {
                     p.args([
                         "--mount",

@@ -199,3 +199,24 @@ fn build_hostile() -> TempDir {
     fs::write(format!("{root}/etc/nsswitch.conf"), "hosts: evil files\n").unwrap();
     d
 }
+
+/// The root filesystem with an image's symlinks aimed past the sandbox:
+/// `/lib32 -> /` (a system directory granted by name) and the CA bundle
+/// `-> /proc/self/environ` (read by the supervisor to splice it).
+pub fn symlinked_rootfs() -> &'static str {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    static ROOT: OnceLock<String> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let d = DIR.get_or_init(|| {
+            let d = TempDir::new("oci-symlinked");
+            let root = d.join("rootfs");
+            run(Command::new("cp").args(["-a", rootfs(), &root]));
+            symlink("/", format!("{root}/lib32")).unwrap();
+            let bundle = format!("{root}/etc/ssl/certs/ca-certificates.crt");
+            fs::remove_file(&bundle).unwrap();
+            symlink("/proc/self/environ", &bundle).unwrap();
+            d
+        });
+        d.join("rootfs")
+    })
+}
