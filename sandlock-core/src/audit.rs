@@ -50,17 +50,47 @@ pub struct Reporter {
     printed: Mutex<HashSet<String>>,
 }
 
+/// The audit file, for appending, created if missing.
+fn open_audit(path: &Path, no_symlinks: bool) -> std::io::Result<File> {
+    if !no_symlinks {
+        return OpenOptions::new().create(true).append(true).open(path);
+    }
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC)
+        .mode(nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(AT_FDCWD, path, how) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(nix::errno::Errno::ELOOP) => Err(std::io::Error::other(
+            "the path goes through a symlink, which the container's image may have placed",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Reporter {
     /// Opens the audit file (append) if one is given.
     pub fn new(quiet: bool, audit: Option<&Path>) -> Result<Reporter> {
+        Self::opening(quiet, audit, false)
+    }
+
+    /// [`Reporter::new`], with `no_symlinks` refusing an audit path that
+    /// goes through a symlink (on an image's ground, see
+    /// [`crate::Ground`]: the image placed them). The file is opened once,
+    /// by the same call that checks the path, so nothing can be swapped in
+    /// between.
+    pub(crate) fn opening(
+        quiet: bool,
+        audit: Option<&Path>,
+        no_symlinks: bool,
+    ) -> Result<Reporter> {
         let audit = match audit {
-            Some(p) => Some(Mutex::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| Error::setup(format!("--audit {}", p.display()), e))?,
-            )),
+            Some(p) => {
+                Some(Mutex::new(open_audit(p, no_symlinks).map_err(|e| {
+                    Error::setup(format!("--audit {}", p.display()), e)
+                })?))
+            }
             None => None,
         };
         Ok(Reporter {
@@ -208,6 +238,24 @@ fn parse_identity(status: &str, pid: i32) -> (String, i32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn on_an_image_an_audit_path_through_a_symlink_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sandlock-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("victim"), "v\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("link")).unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("dirlink")).unwrap();
+        let e = Reporter::opening(true, Some(&dir.join("link")), true).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        assert!(Reporter::opening(true, Some(&dir.join("dirlink/new")), true).is_err());
+        assert_eq!(std::fs::read_to_string(dir.join("victim")).unwrap(), "v\n");
+        // Twins: a plain path is created; on the host a symlink is followed.
+        Reporter::opening(true, Some(&dir.join("audit.jsonl")), true).unwrap();
+        assert!(dir.join("audit.jsonl").is_file());
+        Reporter::opening(true, Some(&dir.join("link")), false).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

@@ -218,7 +218,14 @@ mod tests {
             .collect();
         assert_eq!(
             dests,
-            ["/proc", wrap::DIR, wrap::EXE, wrap::PROC, wrap::ROOTS]
+            [
+                "/proc",
+                wrap::DIR,
+                wrap::EXE,
+                wrap::PROC,
+                wrap::ROOTS,
+                wrap::TMP
+            ]
         );
         assert_eq!(doc["root"]["path"], "rootfs");
     }

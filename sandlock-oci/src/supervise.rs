@@ -13,14 +13,13 @@
 //! supervisor does; the workload gets the whole environment. Its private
 //! directories go to the runtime's tmpfs, not the image's /tmp.
 //!
-//! Must never run the command when a setting is refused, nor write the
-//! audit log through a symlink (the image's files are the image author's).
+//! Must never run the command when a setting is refused.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
 
-use sandlock_core::foreground::{self, SETUP_FAILURE, USAGE};
+use sandlock_core::foreground::{self, USAGE};
 use sandlock_core::policy::PolicyBuilder;
 use sandlock_core::secrets::Source;
 use sandlock_core::{Ground, Policy, Sandbox};
@@ -49,12 +48,6 @@ pub fn run(settings: &[String], workload_env: &[String], argv: &[OsString]) -> u
             return foreground::error_status(&e);
         }
     };
-    if let Some(path) = &policy.report.audit {
-        if let Err(e) = no_symlinks(path) {
-            say(&format!("sandlock: --audit {}: {e}", path.display()));
-            return SETUP_FAILURE;
-        }
-    }
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     env.extend(workload_env.iter().filter_map(|e| {
         let (k, v) = e.split_once('=')?;
@@ -100,23 +93,6 @@ fn keep_own_env(keep: &[String]) {
     }
 }
 
-/// Opens (creating) `path` for appending with no symlink anywhere in it.
-fn no_symlinks(path: &Path) -> std::io::Result<()> {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-    use nix::sys::stat::Mode;
-    let how = OpenHow::new()
-        .flags(OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC)
-        .mode(Mode::from_bits_truncate(0o600))
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    match openat2(AT_FDCWD, path, how) {
-        Ok(_) => Ok(()),
-        Err(nix::errno::Errno::ELOOP) => Err(std::io::Error::other(
-            "the path goes through a symlink, which the image may have placed",
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
@@ -134,22 +110,5 @@ mod tests {
         b.set("secret", "F=file:/run/f@api.test").unwrap();
         let p = b.build().unwrap();
         assert_eq!(own_variables(&p), ["PATH", "TOKEN", "REAL_KEY"]);
-    }
-
-    #[test]
-    fn an_audit_path_through_a_symlink_is_refused() {
-        let dir = std::env::temp_dir().join(format!("sandlock-oci-audit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("victim"), "v\n").unwrap();
-        std::os::unix::fs::symlink(dir.join("victim"), dir.join("link")).unwrap();
-        std::os::unix::fs::symlink(&dir, dir.join("dirlink")).unwrap();
-        let e = no_symlinks(&dir.join("link")).unwrap_err().to_string();
-        assert!(e.contains("symlink"), "{e}");
-        assert!(no_symlinks(&dir.join("dirlink/new.jsonl")).is_err());
-        assert_eq!(std::fs::read_to_string(dir.join("victim")).unwrap(), "v\n");
-        // Twin: a plain path is created.
-        no_symlinks(&dir.join("audit.jsonl")).unwrap();
-        assert!(dir.join("audit.jsonl").is_file());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -62,6 +62,10 @@ pub struct Grants {
     /// secret, however deep: (directory, entries that are not secrets and
     /// hold none). Complete once [`Grants::settle`] has returned.
     pub read_entries: Vec<(PathBuf, Vec<Entry>)>,
+    /// On an image's ground: the rules' opens refuse symlinks too, so a
+    /// path checked here cannot be swapped for one before its rule is
+    /// made (a running workload, for a later `exec`'s supervisor).
+    pub no_symlinks: bool,
     /// The walk of `/etc` still under way, if one is.
     etc: Option<EtcWalk>,
 }
@@ -128,12 +132,16 @@ pub struct Entry {
 /// may reach through a symlink, since the image placed it (`/lib32 -> /`
 /// would grant the whole filesystem, volumes included): a user path that
 /// goes through one is refused, and a system directory that is one is
-/// granted only as the usr merge's link to `/usr/NAME`.
+/// left out (the usr merge's `/lib -> usr/lib` is granted as part of
+/// `/usr`).
 pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
-    let mut g = Grants::default();
+    let mut g = Grants {
+        no_symlinks: image,
+        ..Grants::default()
+    };
     if policy.system_view {
         for dir in SYSTEM_READ_DIRS {
-            if image && !usr_merged_or_plain(Path::new(dir)) {
+            if image && through_symlink(Path::new(dir)) {
                 continue;
             }
             if *dir == "/etc" && !secrets_out_of_reach() {
@@ -214,19 +222,6 @@ fn through_symlink(p: &Path) -> bool {
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
     matches!(openat2(AT_FDCWD, p, how), Err(nix::errno::Errno::ELOOP))
-}
-
-/// A system directory with no symlink on its way, or the usr merge's
-/// link to `/usr/NAME` (itself reached with none).
-fn usr_merged_or_plain(dir: &Path) -> bool {
-    if !through_symlink(dir) {
-        return true;
-    }
-    let (Some(name), Ok(target)) = (dir.file_name(), fs::canonicalize(dir)) else {
-        return false;
-    };
-    let merged = Path::new("/usr").join(name);
-    target == merged && !through_symlink(&merged)
 }
 
 /// True when file permissions alone already keep every `/etc` secret
@@ -390,7 +385,13 @@ impl LandlockRuleset {
 
     /// Grants `path` and everything below it.
     pub fn allow(&self, path: &Path, write: bool) -> io::Result<()> {
-        let parent = open_path(None, path.as_os_str().as_bytes())?;
+        self.allow_path(path, write, false)
+    }
+
+    /// [`LandlockRuleset::allow`], refusing a symlink anywhere in `path`
+    /// when `no_symlinks`.
+    fn allow_path(&self, path: &Path, write: bool, no_symlinks: bool) -> io::Result<()> {
+        let parent = open_path(None, path.as_os_str().as_bytes(), no_symlinks)?;
         let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&parent))?;
         self.add(
             &parent,
@@ -405,9 +406,10 @@ impl LandlockRuleset {
         dirs: &[(PathBuf, Vec<Entry>)],
         part: usize,
         parts: usize,
+        no_symlinks: bool,
     ) -> io::Result<()> {
         for (dir, entries) in dirs {
-            let dirfd = match open_path(None, dir.as_os_str().as_bytes()) {
+            let dirfd = match open_path(None, dir.as_os_str().as_bytes(), no_symlinks) {
                 Ok(fd) => fd,
                 // Removed since the walk (with everything below it):
                 // nothing left to grant, and nothing is granted.
@@ -415,7 +417,7 @@ impl LandlockRuleset {
                 Err(err) => return Err(err),
             };
             for e in entries.iter().skip(part).step_by(parts) {
-                match open_path(Some(&dirfd), e.name.as_bytes()) {
+                match open_path(Some(&dirfd), e.name.as_bytes(), no_symlinks) {
                     Ok(fd) => self.add(&fd, self.access(false, e.is_dir))?,
                     // Removed since the listing: nothing to grant.
                     Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
@@ -428,7 +430,7 @@ impl LandlockRuleset {
 
     /// Applies share `part` of `parts` of the entry-by-entry grants.
     pub fn allow_entries_part(&self, g: &Grants, part: usize, parts: usize) -> Result<()> {
-        self.allow_entries(&g.read_entries, part, parts)
+        self.allow_entries(&g.read_entries, part, parts, g.no_symlinks)
             .map_err(|e| Error::setup("landlock rules for /etc", e))
     }
 
@@ -437,7 +439,7 @@ impl LandlockRuleset {
     pub fn allow_paths(&self, g: &Grants) -> Result<()> {
         for (list, write) in [(&g.read, false), (&g.write, true)] {
             for p in list {
-                self.allow(p, write)
+                self.allow_path(p, write, g.no_symlinks)
                     .map_err(|e| Error::setup(format!("landlock rule for {}", p.display()), e))?;
             }
         }
@@ -447,7 +449,7 @@ impl LandlockRuleset {
         // their contents are not).
         for (dir, _) in &g.read_entries {
             let ctx = |e| Error::setup(format!("landlock rule for {}", dir.display()), e);
-            let fd = match open_path(None, dir.as_os_str().as_bytes()) {
+            let fd = match open_path(None, dir.as_os_str().as_bytes(), g.no_symlinks) {
                 Ok(fd) => fd,
                 // Removed since the walk: see `allow_entries`.
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -524,7 +526,7 @@ pub fn scope_abstract_unix() -> io::Result<()> {
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this fd; we own it from here on.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let root = open_path(None, b"/")?;
+    let root = open_path(None, b"/", false)?;
     add_rule(fd.as_raw_fd(), root.as_raw_fd(), LANDLOCK_ACCESS_FS_REFER)?;
     // Per thread: required to restrict without CAP_SYS_ADMIN, and this
     // thread never executes anything.
@@ -541,12 +543,20 @@ pub fn scope_abstract_unix() -> io::Result<()> {
 
 /// O_PATH open of `name`, relative to `dir` when given; never follows a
 /// final symlink when relative (entries of /etc), follows when absolute
-/// (a user's grant may name a symlink to what they mean).
-fn open_path(dir: Option<&OwnedFd>, name: &[u8]) -> io::Result<OwnedFd> {
+/// (a user's grant may name a symlink to what they mean) unless
+/// `no_symlinks`, which refuses any symlink on the way (ELOOP).
+fn open_path(dir: Option<&OwnedFd>, name: &[u8], no_symlinks: bool) -> io::Result<OwnedFd> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    match dir {
-        Some(d) => crate::sys::open_path(d.as_raw_fd(), &c, libc::O_NOFOLLOW),
-        None => crate::sys::open_path(libc::AT_FDCWD, &c, 0),
+    match (dir, no_symlinks) {
+        (Some(d), _) => crate::sys::open_path(d.as_raw_fd(), &c, libc::O_NOFOLLOW),
+        (None, false) => crate::sys::open_path(libc::AT_FDCWD, &c, 0),
+        (None, true) => {
+            use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+            openat2(AT_FDCWD, c.as_c_str(), how).map_err(io::Error::from)
+        }
     }
 }
 
@@ -650,7 +660,7 @@ mod tests {
             return; // no Landlock here: the walk was still checked above
         };
         assert!(names(&out, &root.join("gone")).is_some(), "it was walked");
-        let got = rs.allow_entries(&out, 0, 1);
+        let got = rs.allow_entries(&out, 0, 1, false);
         let g = Grants {
             read_entries: out,
             ..Grants::default()

@@ -216,6 +216,16 @@ pub unsafe fn fork(plan: &Plan) -> std::io::Result<Forked> {
         r if r > 0 => return Ok(Forked::Parent(r as libc::pid_t, true)),
         _ => {}
     }
+    if plan.mounts.any() {
+        // The private tmpfs (--disk), the overlays (--cow) and what the
+        // container runtime conceals exist only in a mount namespace of
+        // the workload's own: without one, fail rather than run without.
+        return Err(std::io::Error::other(format!(
+            "the kernel refused the namespaces that --disk, --cow or the container runtime's \
+             mounts need: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
     // No namespaces here (unprivileged user namespaces off, a container
     // without CAP_SYS_ADMIN, out of namespaces): fork as before.
     // SAFETY: as above.

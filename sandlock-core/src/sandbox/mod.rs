@@ -134,9 +134,10 @@ impl Sandbox {
         let http = &self.policy.http;
         let pinned = Pinned::for_policy_on(&self.policy, self.ground.is_image())?;
         let egress = Egress::new(net, &pinned);
-        let reporter = Arc::new(Reporter::new(
+        let reporter = Arc::new(Reporter::opening(
             self.policy.report.quiet,
             self.policy.report.audit.as_deref(),
+            self.ground.is_image(),
         )?);
         // The walk of /etc (as root) runs on while the rest is prepared;
         // only secrets and the trust splicing need its result before the

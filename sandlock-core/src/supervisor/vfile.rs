@@ -67,6 +67,12 @@ impl VirtualFile {
         Self::with_place(path, place, content)
     }
 
+    /// Serves `content` in place of the file `(dev, ino)` (found through
+    /// a descriptor, not by `path` again), which opens of `path` reach.
+    pub fn at_inode(path: &str, id: (u64, u64), content: &[u8]) -> io::Result<VirtualFile> {
+        Self::with_place(PathBuf::from(path), Place::Inode(id.0, id.1), content)
+    }
+
     fn with_place(path: PathBuf, place: Place, content: &[u8]) -> io::Result<VirtualFile> {
         let memfd = sys::sealed_memfd(c"sandlock-virtual", content)?;
         let reopen = CString::new(format!("/proc/self/fd/{}", memfd.as_raw_fd())).expect("no NUL");

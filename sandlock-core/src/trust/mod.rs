@@ -95,24 +95,44 @@ const PSEUDO_FS: &[i64] = &[
     0xcafe_4a11, // bpf
 ];
 
-/// A bundle's content: a regular file, on a filesystem files are stored
-/// on, read through the one descriptor that was checked.
-fn read_bundle(path: &Path) -> std::io::Result<Vec<u8>> {
+/// A bundle as read: through one descriptor, which was checked, and whose
+/// identity and real path are the ones used afterwards (never the name
+/// again, which a running workload with a write grant could swap).
+#[derive(Debug)]
+struct Bundle {
+    content: Vec<u8>,
+    dev: u64,
+    ino: u64,
+    /// Where the descriptor really is (`/proc/self/fd/N`).
+    real: PathBuf,
+}
+
+/// Opens and reads a bundle: a regular file, on a filesystem files are
+/// stored on.
+fn read_bundle(path: &Path) -> std::io::Result<Bundle> {
     use std::io::Read;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
     let mut f = std::fs::File::open(path)?;
-    if !f.metadata()?.is_file() {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
     let fs = nix::sys::statfs::fstatfs(f.as_fd())?;
     if PSEUDO_FS.contains(&(fs.filesystem_type().0 as i64)) {
-        return Err(std::io::Error::other(
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
             "on a kernel filesystem (/proc, /sys, ...), not a trust bundle",
         ));
     }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
     let mut content = Vec::new();
     f.read_to_end(&mut content)?;
-    Ok(content)
+    Ok(Bundle {
+        content,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        real,
+    })
 }
 
 /// Builds the spliced files for `ca_pem` (the CA certificate, `ca_der` in
@@ -129,19 +149,35 @@ pub fn prepare(
     // Only what the workload may read is served: splicing a file outside
     // its grants would show it what Landlock keeps from it.
     let visible = |p: &Path| readable.covers(p);
-    let system = DEFAULT_BUNDLES
+    // Each default bundle is opened once; what it is, and whether the
+    // workload may see it, is judged from that descriptor.
+    let mut defaults = Vec::new();
+    for p in DEFAULT_BUNDLES
         .iter()
-        .find(|p| Path::new(p).is_file() && visible(Path::new(p)));
+        .map(Path::new)
+        .filter(|p| p.is_file())
+    {
+        match read_bundle(p) {
+            Ok(b) if visible(&b.real) => defaults.push((p, b)),
+            // A bundle on /proc or /sys is someone's trick: refuse to start.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(setup(&p.display().to_string(), e))
+            }
+            // Out of the workload's reach, or unreadable: left as it is.
+            Ok(_) | Err(_) => {}
+        }
+    }
+    let system = defaults.first().map(|(_, b)| b.content.clone());
     let mut append = Vec::new();
     if http.trust_host_cas {
-        let Some(sys) = system else {
+        let Some(sys) = &system else {
             return Err(Error::invalid(
                 "--trust-host-cas",
                 "",
                 "no trust bundle of the host found to take roots from",
             ));
         };
-        append = read_bundle(Path::new(sys)).map_err(|e| setup(sys, e))?;
+        append = sys.clone();
         end_line(&mut append);
     }
     append.extend_from_slice(ca_pem.as_bytes());
@@ -149,56 +185,38 @@ pub fn prepare(
 
     let mut files = Vec::new();
     let mut seen = HashSet::new();
-    let mut add = |path: &Path, flag: Option<&'static str>| -> Result<()> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) | Err(_) => {
-                return match flag {
-                    Some(flag) => Err(Error::File {
-                        flag,
-                        path: path.display().to_string(),
-                        reason: "no such file".into(),
-                    }),
-                    None => Ok(()),
-                }
-            }
-        };
+    let mut add = |path: &Path, b: Bundle| -> Result<()> {
         // Symlinked spellings of one bundle are one file.
-        if !seen.insert((meta.dev(), meta.ino())) {
+        if !seen.insert((b.dev, b.ino)) {
             return Ok(());
         }
-        let mut content = read_bundle(path).map_err(|e| match flag {
-            Some(flag) => Error::File {
-                flag,
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            },
-            None => setup(&path.display().to_string(), e),
-        })?;
+        let mut content = b.content;
         end_line(&mut content);
         content.extend_from_slice(&append);
         let text = path.to_string_lossy();
-        files.push(VirtualFile::new(&text, &content).map_err(|e| setup(&text, e))?);
+        files.push(
+            VirtualFile::at_inode(&text, (b.dev, b.ino), &content).map_err(|e| setup(&text, e))?,
+        );
         Ok(())
     };
     if !http.no_default_bundles {
-        for b in DEFAULT_BUNDLES
-            .iter()
-            .map(Path::new)
-            .filter(|b| b.is_file() && visible(b))
-        {
-            add(b, None)?;
+        for (p, b) in defaults {
+            add(p, b)?;
         }
     }
     for p in &http.inject_ca {
-        if p.exists() && !visible(p) {
-            return Err(Error::File {
-                flag: "--http-inject-ca",
-                path: p.display().to_string(),
-                reason: "outside what the sandbox may read (grant it with -r)".into(),
-            });
+        let bad = |reason: String| Error::File {
+            flag: "--http-inject-ca",
+            path: p.display().to_string(),
+            reason,
+        };
+        let b = read_bundle(p).map_err(|e| bad(e.to_string()))?;
+        if !visible(&b.real) {
+            return Err(bad(
+                "outside what the sandbox may read (grant it with -r)".into()
+            ));
         }
-        add(p, Some("--http-inject-ca"))?;
+        add(p, b)?;
     }
 
     let mut env = Vec::new();
@@ -215,10 +233,7 @@ pub fn prepare(
             .map(|i| dir.join(format!("{hash:08x}.{i}")))
             .find(|p| !p.exists())
             .filter(|_| !http.no_default_bundles);
-        let mut full = match system {
-            Some(sys) => read_bundle(Path::new(sys)).map_err(|e| setup(sys, e))?,
-            None => Vec::new(),
-        };
+        let mut full = system.clone().unwrap_or_default();
         end_line(&mut full);
         full.extend_from_slice(&append);
         let ca_path = dir.join(CA_FILE);
@@ -383,7 +398,15 @@ mod tests {
         assert!(read_bundle(&dir).is_err(), "a directory");
         // Twin: a plain file reads.
         std::fs::write(dir.join("plain.pem"), "PEM\n").unwrap();
-        assert_eq!(read_bundle(&dir.join("plain.pem")).unwrap(), b"PEM\n");
+        let b = read_bundle(&dir.join("plain.pem")).unwrap();
+        assert_eq!(b.content, b"PEM\n");
+        // Its identity and real path are the descriptor's, not the name's.
+        std::os::unix::fs::symlink(dir.join("plain.pem"), dir.join("alias.pem")).unwrap();
+        let a = read_bundle(&dir.join("alias.pem")).unwrap();
+        assert_eq!(
+            (a.dev, a.ino, &a.real),
+            (b.dev, b.ino, &dir.join("plain.pem"))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
