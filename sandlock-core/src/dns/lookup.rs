@@ -16,12 +16,12 @@ use super::responder::{exchange_tcp, exchange_udp, question};
 
 /// The addresses of `name`, or why there are none.
 pub(crate) fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let hosts = small_file("/etc/hosts");
     let found = in_hosts(&hosts, name);
     if !found.is_empty() {
         return Ok(found);
     }
-    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let conf = small_file("/etc/resolv.conf");
     let servers = super::host_resolvers(&conf);
     for candidate in candidates(&conf, name) {
         let mut ips = Vec::new();
@@ -33,6 +33,30 @@ pub(crate) fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
         }
     }
     Err("not in /etc/hosts, and no resolver in /etc/resolv.conf knows it".into())
+}
+
+/// Bound on what is read of either file: the image chose them, and a
+/// FIFO or `/dev/zero` there must not stall or exhaust the supervisor.
+const MAX_FILE: u64 = 1 << 20;
+
+/// A regular file's first [`MAX_FILE`] bytes as text; empty otherwise.
+fn small_file(path: &str) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    // Non-blocking, so that opening a FIFO returns at once (and is then
+    // refused as not a regular file).
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return text;
+    };
+    if f.metadata().is_ok_and(|m| m.is_file()) {
+        let _ = f.take(MAX_FILE).read_to_string(&mut text);
+    }
+    text
 }
 
 /// The addresses `/etc/hosts` gives `name` (case-insensitive).
@@ -136,6 +160,28 @@ mod tests {
             ]
         );
         assert!(in_hosts(hosts, "nope.test").is_empty());
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read_and_only_so_much() {
+        assert_eq!(small_file("/dev/zero"), "");
+        assert_eq!(small_file("/nonexistent/hosts"), "");
+        let fifo = std::env::temp_dir().join(format!("sandlock-fifo-{}", std::process::id()));
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            small_file(fifo.to_str().unwrap()),
+            "",
+            "a FIFO neither stalls nor is read"
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        let dir = std::env::temp_dir().join(format!("sandlock-lookup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("hosts");
+        std::fs::write(&big, "1.2.3.4 a.test\n".repeat(100_000)).unwrap();
+        let text = small_file(big.to_str().unwrap());
+        assert_eq!(text.len() as u64, MAX_FILE);
+        assert!(text.starts_with("1.2.3.4 a.test\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
