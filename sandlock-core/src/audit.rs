@@ -55,17 +55,13 @@ fn open_audit(path: &Path, no_symlinks: bool) -> std::io::Result<File> {
     if !no_symlinks {
         return OpenOptions::new().create(true).append(true).open(path);
     }
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-    let how = OpenHow::new()
-        .flags(OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_CLOEXEC)
-        .mode(nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    match openat2(AT_FDCWD, path, how) {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT;
+    match crate::sys::open_no_symlinks(path, flags, 0o600) {
         Ok(fd) => Ok(File::from(fd)),
-        Err(nix::errno::Errno::ELOOP) => Err(std::io::Error::other(
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(std::io::Error::other(
             "the path goes through a symlink, which the container's image may have placed",
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

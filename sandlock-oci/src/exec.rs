@@ -64,12 +64,8 @@ pub fn prepare(
     if exec.command.is_empty() {
         bail!("exec {}: give a command or --process FILE", exec.id);
     }
-    if let Some(e) = exec
-        .env
-        .iter()
-        .find(|e| wrap::loader_variable(e.split_once('=').map_or(e.as_str(), |(n, _)| n)))
-    {
-        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
+    let mut names = exec.env.iter().map(|e| wrap::env_name(e));
+    if let Some(name) = names.find(|n| wrap::loader_variable(n)) {
         bail!("exec --env {name}: a loader variable reaches the workload only through --process");
     }
     // The container's own loader variables (its --workload-env pairs) come
@@ -93,7 +89,7 @@ fn secret_names(prefix: &[String]) -> Vec<String> {
         .filter_map(|a| a.strip_prefix("secret="))
         .filter_map(|spec| {
             let left = spec.rsplit_once('@')?.0;
-            Some(left.split_once('=').map_or(left, |(n, _)| n).to_string())
+            Some(wrap::env_name(left).to_string())
         })
         .collect()
 }

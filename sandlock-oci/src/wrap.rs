@@ -26,6 +26,12 @@ pub const PROC: &str = "/.sandlock/proc";
 /// Where the supervisor makes its private directories.
 pub const TMP: &str = "/.sandlock/tmp";
 
+/// The name of a `NAME=VALUE` environment entry (the whole entry when it
+/// has no `=`).
+pub fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(n, _)| n)
+}
+
 /// Is `name` an environment variable that changes what the loader loads
 /// or how (glibc reads every `LD_*` and `GLIBC_TUNABLES`)?
 pub fn loader_variable(name: &str) -> bool {
@@ -59,7 +65,7 @@ pub fn wrap(
     let mut out = prefix.to_vec();
     let mut kept = Vec::with_capacity(env.len());
     for entry in env {
-        let name = entry.split_once('=').map_or(entry.as_str(), |(n, _)| n);
+        let name = env_name(entry);
         if !loader_variable(name) {
             kept.push(entry.clone());
             continue;

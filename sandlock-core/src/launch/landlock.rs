@@ -1,7 +1,7 @@
 //! The Landlock ruleset: built in the supervisor before fork, enforced by
 //! the child with `restrict_self` just before exec.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -217,11 +217,8 @@ pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
 
 /// Does resolving `p` meet a symlink (its last component included)?
 fn through_symlink(p: &Path) -> bool {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    matches!(openat2(AT_FDCWD, p, how), Err(nix::errno::Errno::ELOOP))
+    matches!(open_path(None, p.as_os_str().as_bytes(), true),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP))
 }
 
 /// True when file permissions alone already keep every `/etc` secret
@@ -551,11 +548,7 @@ fn open_path(dir: Option<&OwnedFd>, name: &[u8], no_symlinks: bool) -> io::Resul
         (Some(d), _) => crate::sys::open_path(d.as_raw_fd(), &c, libc::O_NOFOLLOW),
         (None, false) => crate::sys::open_path(libc::AT_FDCWD, &c, 0),
         (None, true) => {
-            use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-            let how = OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-            openat2(AT_FDCWD, c.as_c_str(), how).map_err(io::Error::from)
+            crate::sys::open_no_symlinks(Path::new(OsStr::from_bytes(name)), libc::O_PATH, 0)
         }
     }
 }

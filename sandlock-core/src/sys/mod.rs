@@ -9,6 +9,7 @@ pub mod meta;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -72,6 +73,19 @@ pub fn fstatat(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<libc
         return Err(io::Error::last_os_error());
     }
     Ok(st)
+}
+
+/// A close-on-exec open of `path` (relative to the working directory)
+/// that refuses any symlink on the way, its last component included
+/// (ELOOP): for paths on a filesystem someone else arranged (a container
+/// image's).
+pub fn open_no_symlinks(path: &Path, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+        .mode(nix::sys::stat::Mode::from_bits_truncate(mode))
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(AT_FDCWD, path, how).map_err(io::Error::from)
 }
 
 /// An O_PATH, close-on-exec open of `path` relative to `dirfd` (or
