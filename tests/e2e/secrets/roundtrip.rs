@@ -71,10 +71,15 @@ both!(values_read_back_from_any_host_are_scrubbed, |ctx| {
         ("/store/k", s.value.as_bytes()),
         "{c}"
     );
-    // Each spelling came back as the placeholder's same spelling.
+    // Each spelling came back as the placeholder's same spelling; one with
+    // no letter in it (the value's hex, by chance) cannot show its case
+    // and comes back lower case.
     for form in FORMS {
         let got = fs::read_to_string(format!("{dir}/{form}")).unwrap();
-        assert_eq!(got, spelled(&p, form), "{form}\n{c}");
+        let lower = form.to_lowercase();
+        let caseless = spelled(&s.value, form) == spelled(&s.value, &lower);
+        let want = if caseless { &lower } else { form };
+        assert_eq!(got, spelled(&p, want), "{form}\n{c}");
         assert_eq!(
             saved_header(&dir, form, "content-length"),
             Some(got.len().to_string()),

@@ -37,12 +37,18 @@ pub(super) fn scrub_pairs(value: &[u8], placeholder: &[u8]) -> Vec<(Vec<u8>, Vec
     let stand_in = cycle(placeholder, value.len());
     let mut pairs = Pairs::new(value, placeholder);
     pairs.add(value.to_vec(), stand_in.clone());
+    // A spelling with no letter in it (hex of digits and `P`-`Y`, say) is
+    // the same in both cases, and only the first pair made for it counts:
+    // the case tried first is the one its encoders write most, upper for
+    // percent (RFC 3986), lower for hex and JSON.
     for upper in [true, false] {
         for keep in PERCENT_KEEPS {
             let pct = percent(value, upper, keep);
             let fitted = percent_fit(&stand_in, pct.len(), upper);
             pairs.add(pct, fitted);
         }
+    }
+    for upper in [false, true] {
         pairs.add(hex(value, upper), hex(&stand_in, upper));
         pairs.add(json_units(value, upper), json_units(&stand_in, upper));
     }
@@ -377,6 +383,20 @@ mod tests {
         let got = r.replace_all(&pct).unwrap();
         let decoded: Vec<u8> = percent_encoding::percent_decode(&got).collect();
         assert_eq!(decoded, PH);
+    }
+
+    /// A value whose hex has no letter reads the same in both cases; it
+    /// comes back in the case hex and JSON encoders write by default.
+    #[test]
+    fn a_caseless_spelling_reads_back_in_lower_case() {
+        let value = b"0123456789PQRSTUVWXY";
+        let ph = b"SLKP_abcdefghijklmno";
+        assert_eq!(hex(value, false), hex(value, true));
+        let r = replacer(value, ph);
+        assert_eq!(r.replace_all(&hex(value, false)).unwrap(), hex(ph, false));
+        let units = json_units(value, false);
+        assert_eq!(units, json_units(value, true));
+        assert_eq!(r.replace_all(&units).unwrap(), json_units(ph, false));
     }
 
     /// What common encoders leave unencoded varies; each spelling is
