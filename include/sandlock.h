@@ -10,8 +10,39 @@
  * sandlock_result, then free everything with its _free function.
  * Functions that can fail return a sandlock_code (SANDLOCK_OK is 0) and,
  * when their last argument is not NULL, store a sandlock_error there that
- * the caller frees with sandlock_error_free. Every function may be called
- * from any thread. Link with -lsandlock_ffi.
+ * the caller frees with sandlock_error_free. sandlock_version gives the
+ * library's version. Link with -lsandlock_ffi, or with
+ * `pkg-config --cflags --libs sandlock`.
+ *
+ * Ownership:
+ *   - What the library allocates, the caller owns and frees exactly once
+ *     with the matching function (never with free()); every _free
+ *     function ignores NULL:
+ *       sandlock_builder  from sandlock_builder_new  -> sandlock_builder_free
+ *       sandlock_result   from sandlock_run (*out)   -> sandlock_result_free
+ *       sandlock_error    from any `err` argument    -> sandlock_error_free
+ *   - When `err` is not NULL, `*err` is always written: NULL on success.
+ *     sandlock_run's `*out` likewise: the result, or NULL on failure. Free
+ *     an error before reusing its variable, or it leaks.
+ *   - Strings and bytes the library returns are borrowed: the caller never
+ *     frees or modifies them. sandlock_version, sandlock_option_name and
+ *     sandlock_result_limit return static strings (valid for the life of
+ *     the process); sandlock_error_message's string lives until its error
+ *     is freed; sandlock_result_stdout, _stderr and _cow point into the
+ *     result and live until it is freed.
+ *   - Arguments the caller passes (strings, argv, stdin bytes, builders,
+ *     results, errors) are borrowed for the call only, except the object a
+ *     _free function frees: the library copies what it keeps and holds no
+ *     pointer to them after returning. Results and errors do not refer to
+ *     the builder that made them: freeing the builder leaves them valid.
+ *
+ * Threads: the library has no global mutable state, and every function
+ * may be called from any thread. A builder may be used by several threads
+ * at once (calls on it are serialised); results and errors are read-only
+ * and may be read from several threads. An object is freed only when no
+ * other thread is using it. sandlock_run blocks SIGINT, SIGTERM and
+ * SIGHUP on the calling thread while the workload runs, forwards them to
+ * it, and restores the thread's signal mask afterwards.
  */
 
 #ifndef SANDLOCK_H
@@ -59,23 +90,37 @@ typedef enum {
 
 // A policy under construction: create with `sandlock_builder_new`, set
 // options with `sandlock_builder_set`, run with `sandlock_run`, free with
-// `sandlock_builder_free`. One builder may be used from several threads;
-// calls on it are serialised.
+// `sandlock_builder_free`. The caller owns it. One builder may be used
+// from several threads at once (calls on it are serialised), but it is
+// freed only when no other thread uses it.
 typedef struct sandlock_builder sandlock_builder;
 
-// An error: a code and a message. Free it with `sandlock_error_free`.
+// An error: a code and a message. The caller that received it through
+// an `err` argument owns it and frees it once with `sandlock_error_free`
+// (never with `free`). It is read-only: several threads may read it.
 typedef struct sandlock_error sandlock_error;
 
-// How a run ended. Free it with `sandlock_result_free`.
+// How a run ended. The caller that received it from `sandlock_run` owns
+// it and frees it once with `sandlock_result_free` (never with `free`).
+// It is read-only: several threads may read it.
 typedef struct sandlock_result sandlock_result;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
+// The library's version (e.g. "0.1.0"), the same as `sandlock
+// --version` and the pkg-config file's `Version`: a static
+// NUL-terminated string, valid for the life of the process. The caller
+// must not free or modify it. Safe to call from any thread.
+const char *sandlock_version(void);
+
 // A new builder holding the default policy: the minimal system view, no
 // network, no HTTP rules, no secrets. Never NULL (allocation failure
 // aborts, as everywhere in Rust).
+//
+// Ownership: the caller owns the builder and frees it once with
+// `sandlock_builder_free`. Any thread may call this.
 sandlock_builder *sandlock_builder_new(void);
 
 // Sets option `option` (a `sandlock run` long flag without its dashes,
@@ -83,6 +128,13 @@ sandlock_builder *sandlock_builder_new(void);
 // value option replaced, a switch turned on ("true") or off ("false").
 // Returns `SANDLOCK_OK`, or an error code with `*err` set (when `err` is
 // not NULL) to an error the caller frees with `sandlock_error_free`.
+//
+// Ownership: `builder` stays the caller's; `option` and `value` are
+// borrowed for the call only (the builder keeps its own copy). When
+// `err` is not NULL, `*err` is always written: NULL on success, else an
+// error the caller owns and frees once with `sandlock_error_free` (free
+// an earlier error before reusing the variable). Threads: any thread;
+// calls on one builder are serialised.
 //
 // # Safety
 // `builder` is NULL or a live builder; `option` and `value` are NULL or
@@ -94,9 +146,15 @@ sandlock_code sandlock_builder_set(sandlock_builder *builder,
 
 // Applies the profile `name` (looked up like `sandlock run -p NAME`: the
 // user's `$XDG_CONFIG_HOME/sandlock/profiles/NAME.toml`, then the shipped
-// ones) to the builder: its lists are added to, its values replace those
+// ones; a `name` with a `/` in it or ending in `.toml` is a profile
+// file's path) to the builder: its lists are added to, its values replace those
 // set so far, and options set afterwards layer on top, as flags do on the
 // command line. Errors name the profile file, line, key and value.
+//
+// Ownership: `builder` stays the caller's; `name` is borrowed for the
+// call only. `*err` as for `sandlock_builder_set`: NULL on success, else
+// an error the caller frees with `sandlock_error_free`. Threads: any
+// thread; calls on one builder are serialised.
 //
 // # Safety
 // `builder` is NULL or a live builder; `name` is NULL or a NUL-terminated
@@ -108,29 +166,42 @@ sandlock_code sandlock_builder_apply_profile(sandlock_builder *builder,
 // Checks the options set so far against each other (what `sandlock_run`
 // does first), without running anything.
 //
+// Ownership: `builder` is borrowed for the call and left unchanged.
+// `*err` as for `sandlock_builder_set`: NULL on success, else an error
+// the caller frees with `sandlock_error_free`. Threads: any thread.
+//
 // # Safety
 // `builder` is NULL or a live builder; `err` is NULL or points to
 // writable storage.
 sandlock_code sandlock_builder_check(const sandlock_builder *builder, sandlock_error **err);
 
-// Frees a builder. NULL is ignored.
+// Frees a builder. NULL is ignored. Results and errors it produced stay
+// valid: they own their data and are freed with their own functions.
+//
+// Ownership: ends the caller's ownership; the builder must not be used
+// afterwards. Threads: any thread, but not while another thread is
+// still calling a function on this builder.
 //
 // # Safety
 // `builder` is NULL or a builder from `sandlock_builder_new`, freed once
 // and not in use by another thread.
 void sandlock_builder_free(sandlock_builder *builder);
 
-// How many policy options there are.
+// How many policy options there are. Any thread may call this.
 size_t sandlock_option_count(void);
 
-// The name of option `index` (0 to `sandlock_option_count() - 1`), a
-// static string, or NULL past the end.
+// The name of option `index` (0 to `sandlock_option_count() - 1`), or
+// NULL past the end. The string is static (valid for the life of the
+// process): the caller must not free or modify it. Any thread may call
+// this.
 const char *sandlock_option_name(size_t index);
 
 // How option `index` takes values, or `SANDLOCK_KIND_NONE` past the end.
+// Any thread may call this.
 sandlock_kind sandlock_option_kind(size_t index);
 
 // The error's code; `SANDLOCK_ERR_NULL_ARGUMENT` when `err` is NULL.
+// `err` is borrowed for the call only. Any thread may call this.
 //
 // # Safety
 // `err` is NULL or an error returned by this library and not yet freed.
@@ -139,11 +210,19 @@ sandlock_code sandlock_error_code(const sandlock_error *err);
 // The error's message, a NUL-terminated UTF-8 string owned by the error
 // (valid until `sandlock_error_free`); NULL when `err` is NULL.
 //
+// Ownership: the string is borrowed from the error: the caller must not
+// free or modify it, and copies it to keep it past `sandlock_error_free`.
+// Any thread may call this.
+//
 // # Safety
 // `err` is NULL or an error returned by this library and not yet freed.
 const char *sandlock_error_message(const sandlock_error *err);
 
-// Frees an error. NULL is ignored.
+// Frees an error (and its message). NULL is ignored.
+//
+// Ownership: ends the caller's ownership; neither the error nor its
+// message may be used afterwards. Any thread, once no other thread reads
+// the error.
 //
 // # Safety
 // `err` is NULL or an error returned by this library, freed only once.
@@ -165,9 +244,16 @@ void sandlock_error_free(sandlock_error *err);
 // is not NULL) an error. A workload that exits non-zero, is killed or
 // times out is a success here: the result says how it ended.
 //
-// SIGINT, SIGTERM and SIGHUP are blocked on the calling thread while the
-// workload runs and forwarded to it when they arrive there; the thread's
-// signal mask is restored afterwards.
+// Ownership: `builder`, `argv` (the array and its strings) and
+// `stdin_data` are borrowed for the call only: the library copies what
+// it needs and keeps no pointer to them. `*out` and `*err` (when not
+// NULL) are always written: the caller owns the result and frees it once
+// with `sandlock_result_free`, and the error with `sandlock_error_free`.
+//
+// Threads: any thread; several threads may run commands from one builder
+// at once. SIGINT, SIGTERM and SIGHUP are blocked on the calling thread
+// while the workload runs and forwarded to it when they arrive there;
+// the thread's signal mask is restored afterwards.
 //
 // # Safety
 // `builder` is NULL or a live builder; `argv` is NULL or points to `argc`
@@ -184,13 +270,15 @@ sandlock_code sandlock_run(const sandlock_builder *builder,
                            sandlock_error **err);
 
 // The workload's exit code when it exited; -1 when a signal killed it,
-// it timed out, or `result` is NULL.
+// it timed out, or `result` is NULL. `result` is borrowed for the call
+// only; any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result.
 int sandlock_result_exit_code(const sandlock_result *result);
 
-// The signal that killed the workload, or 0 (also for NULL).
+// The signal that killed the workload, or 0 (also for NULL). `result`
+// is borrowed for the call only; any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result.
@@ -198,14 +286,17 @@ int sandlock_result_signal(const sandlock_result *result);
 
 // The resource limit that ended the run (`"memory"`, `"file-size"`, ...:
 // the option's name), or NULL when none did (also for NULL). The string
-// is static: never free it.
+// is static (valid for the life of the process, even after the result is
+// freed): the caller must not free or modify it. Any thread may call
+// this.
 //
 // # Safety
 // `result` is NULL or a live result.
 const char *sandlock_result_limit(const sandlock_result *result);
 
 // 1 when the policy's timeout expired and sandlock killed the workload
-// tree, otherwise 0 (also for NULL).
+// tree, otherwise 0 (also for NULL). `result` is borrowed for the call
+// only; any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result.
@@ -214,7 +305,8 @@ int sandlock_result_timed_out(const sandlock_result *result);
 // The status `sandlock run` would exit with: the exit code, 128 plus the
 // signal (137 when a resource limit killed the tree), 124 for a
 // timeout, or 125 when the workload succeeded but its `--cow` changes
-// did not all reach their directories; -1 for NULL.
+// did not all reach their directories; -1 for NULL. `result` is
+// borrowed for the call only; any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result.
@@ -223,15 +315,30 @@ int sandlock_result_status(const sandlock_result *result);
 // What became of each `cow` directory's changes, as a JSON array of
 // objects (`dir`, `layer`, `added`, `changed`, `deleted`, `conflicts`,
 // `skipped`, `action`, `result`, `error`); `[]` without `cow`, NULL for
-// NULL. The string is owned by the result: never free it.
+// NULL. The string is borrowed from the result: valid until
+// `sandlock_result_free`, and the caller must not free or modify it. Any
+// thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result.
 const char *sandlock_result_cow(const sandlock_result *result);
 
+// With the `learn` option: the profile the run was found to need (the
+// text written to the `learn` file); NULL without it, or for NULL. The
+// string is borrowed from the result: valid until `sandlock_result_free`,
+// and the caller must not free or modify it. Any thread may call this.
+//
+// # Safety
+// `result` is NULL or a live result.
+const char *sandlock_result_learned(const sandlock_result *result);
+
 // The workload's captured stdout: `*data` points to `*len` bytes owned
 // by the result (not NUL-terminated; empty unless the run captured).
 // Returns `SANDLOCK_ERR_NULL_ARGUMENT` when any pointer is NULL.
+//
+// Ownership: the bytes are borrowed from the result: valid until
+// `sandlock_result_free`, and the caller must not free or modify them.
+// Any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result; `data` and `len` are NULL or
@@ -240,7 +347,9 @@ sandlock_code sandlock_result_stdout(const sandlock_result *result,
                                      const uint8_t **data,
                                      size_t *len);
 
-// The workload's captured stderr, as `sandlock_result_stdout`.
+// The workload's captured stderr, as `sandlock_result_stdout`: bytes
+// borrowed from the result, valid until `sandlock_result_free`, never
+// freed by the caller. Any thread may call this.
 //
 // # Safety
 // `result` is NULL or a live result; `data` and `len` are NULL or
@@ -250,6 +359,10 @@ sandlock_code sandlock_result_stderr(const sandlock_result *result,
                                      size_t *len);
 
 // Frees a result (and the bytes its streams pointed to). NULL is ignored.
+//
+// Ownership: ends the caller's ownership; the result and every pointer
+// its accessors returned (`_stdout`, `_stderr`, `_cow`) are invalid
+// afterwards. Any thread, once no other thread reads the result.
 //
 // # Safety
 // `result` is NULL or a result from `sandlock_run`, freed once.

@@ -92,6 +92,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sandlock_result_timed_out": ([ResultP], c.c_int),
         "sandlock_result_limit": ([ResultP], c.c_char_p),
         "sandlock_result_cow": ([ResultP], c.c_char_p),
+        "sandlock_result_learned": ([ResultP], c.c_char_p),
         "sandlock_result_status": ([ResultP], c.c_int),
         "sandlock_result_stdout": (
             [ResultP, c.POINTER(c.POINTER(c.c_uint8)), c.POINTER(c.c_size_t)],

@@ -88,6 +88,8 @@ class Result:
             ``changed``, ``deleted``, ``conflicts``, ``skipped`` (paths
             relative to ``dir``), ``action`` and ``result`` (``applied``,
             ``discarded``, ``kept`` or ``incomplete``), ``error``.
+        learned: with ``learn=PATH``, the profile the run was found to
+            need (the text written to PATH); None otherwise.
     """
 
     exit_code: int
@@ -97,11 +99,17 @@ class Result:
     stdout: bytes = b""
     stderr: bytes = b""
     cow: List[Dict[str, Any]] = field(default_factory=list)
+    learned: Optional[str] = None
 
     @property
     def ok(self) -> bool:
         """The workload exited with status 0."""
         return self.exit_code == 0 and self.signal is None and not self.timed_out
+
+
+def _learned(text: Optional[bytes]) -> Optional[str]:
+    """The learned profile's text (NULL: not learning)."""
+    return None if text is None else text.decode()
 
 
 def _limit(name: Optional[bytes]) -> Optional[str]:
@@ -291,6 +299,7 @@ class Sandbox:
                 stdout=_stream(l.sandlock_result_stdout, out),
                 stderr=_stream(l.sandlock_result_stderr, out),
                 cow=json.loads(l.sandlock_result_cow(out) or b"[]"),
+                learned=_learned(l.sandlock_result_learned(out)),
             )
         finally:
             l.sandlock_result_free(out)

@@ -71,8 +71,10 @@ pub enum ProfileCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Start from profile NAME: the user's
-    /// ~/.config/sandlock/profiles/NAME.toml, else a shipped one. Flags
-    /// given with it are layered on top: lists append, values override.
+    /// ~/.config/sandlock/profiles/NAME.toml, else a shipped one; a NAME
+    /// with a '/' in it or ending in .toml is a file (-p ./learned.toml).
+    /// Flags given with it are layered on top: lists append, values
+    /// override.
     #[arg(short = 'p', long = "profile", value_name = "NAME")]
     profile: Option<String>,
 
@@ -296,6 +298,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     audit: Option<String>,
 
+    /// Watch the run and write to FILE a profile that lets it pass: the
+    /// options given, plus the paths, hosts, ports and HTTP requests it
+    /// was seen to need, each with what it was learned from. While it is
+    /// watched, the run may read and write wherever you can and reach any
+    /// host: learn with a command you trust. Use the result with -p FILE.
+    #[arg(long, value_name = "FILE")]
+    learn: Option<String>,
+
     /// The command to run and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -362,6 +372,7 @@ impl RunArgs {
             ("cwd", self.cwd),
             ("timeout", self.timeout),
             ("audit", self.audit),
+            ("learn", self.learn),
             ("memory", self.memory),
             ("pids", self.pids),
             ("cpu", self.cpu),

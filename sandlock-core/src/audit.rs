@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::learn::Learner;
 use crate::{Error, Result};
 
 /// What was decided.
@@ -48,6 +49,8 @@ pub struct Reporter {
     audit: Option<Mutex<File>>,
     /// Denial lines already printed by [`Reporter::record_once`].
     printed: Mutex<HashSet<String>>,
+    /// With `--learn`: told what the workload does.
+    learner: Option<Arc<Learner>>,
 }
 
 /// The audit file, for appending, created if missing.
@@ -93,7 +96,20 @@ impl Reporter {
             quiet,
             audit,
             printed: Mutex::default(),
+            learner: None,
         })
+    }
+
+    /// The same reporter, also telling `learner` (with `--learn`) what the
+    /// workload does.
+    pub(crate) fn watched_by(mut self, learner: Option<Arc<Learner>>) -> Reporter {
+        self.learner = learner;
+        self
+    }
+
+    /// The learner, when the run is watched (`--learn`).
+    pub(crate) fn learner(&self) -> Option<&Learner> {
+        self.learner.as_deref()
     }
 
     /// True when allowed events are wanted (only the audit file takes them).

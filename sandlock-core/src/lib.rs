@@ -31,6 +31,7 @@ pub mod cow;
 mod dns;
 mod error;
 mod launch;
+mod learn;
 pub mod limits;
 pub mod network;
 pub mod policy;

@@ -15,8 +15,9 @@ use crate::error::{guard, sandlock_code, sandlock_error, FfiError};
 
 /// A policy under construction: create with `sandlock_builder_new`, set
 /// options with `sandlock_builder_set`, run with `sandlock_run`, free with
-/// `sandlock_builder_free`. One builder may be used from several threads;
-/// calls on it are serialised.
+/// `sandlock_builder_free`. The caller owns it. One builder may be used
+/// from several threads at once (calls on it are serialised), but it is
+/// freed only when no other thread uses it.
 #[allow(non_camel_case_types)]
 pub struct sandlock_builder {
     inner: Mutex<PolicyBuilder>,
@@ -66,6 +67,9 @@ pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, what: &'static str) -> Result<
 /// A new builder holding the default policy: the minimal system view, no
 /// network, no HTTP rules, no secrets. Never NULL (allocation failure
 /// aborts, as everywhere in Rust).
+///
+/// Ownership: the caller owns the builder and frees it once with
+/// `sandlock_builder_free`. Any thread may call this.
 #[no_mangle]
 pub extern "C" fn sandlock_builder_new() -> *mut sandlock_builder {
     Box::into_raw(Box::new(sandlock_builder {
@@ -78,6 +82,13 @@ pub extern "C" fn sandlock_builder_new() -> *mut sandlock_builder {
 /// value option replaced, a switch turned on ("true") or off ("false").
 /// Returns `SANDLOCK_OK`, or an error code with `*err` set (when `err` is
 /// not NULL) to an error the caller frees with `sandlock_error_free`.
+///
+/// Ownership: `builder` stays the caller's; `option` and `value` are
+/// borrowed for the call only (the builder keeps its own copy). When
+/// `err` is not NULL, `*err` is always written: NULL on success, else an
+/// error the caller owns and frees once with `sandlock_error_free` (free
+/// an earlier error before reusing the variable). Threads: any thread;
+/// calls on one builder are serialised.
 ///
 /// # Safety
 /// `builder` is NULL or a live builder; `option` and `value` are NULL or
@@ -104,9 +115,15 @@ pub unsafe extern "C" fn sandlock_builder_set(
 
 /// Applies the profile `name` (looked up like `sandlock run -p NAME`: the
 /// user's `$XDG_CONFIG_HOME/sandlock/profiles/NAME.toml`, then the shipped
-/// ones) to the builder: its lists are added to, its values replace those
+/// ones; a `name` with a `/` in it or ending in `.toml` is a profile
+/// file's path) to the builder: its lists are added to, its values replace those
 /// set so far, and options set afterwards layer on top, as flags do on the
 /// command line. Errors name the profile file, line, key and value.
+///
+/// Ownership: `builder` stays the caller's; `name` is borrowed for the
+/// call only. `*err` as for `sandlock_builder_set`: NULL on success, else
+/// an error the caller frees with `sandlock_error_free`. Threads: any
+/// thread; calls on one builder are serialised.
 ///
 /// # Safety
 /// `builder` is NULL or a live builder; `name` is NULL or a NUL-terminated
@@ -135,6 +152,10 @@ pub unsafe extern "C" fn sandlock_builder_apply_profile(
 /// Checks the options set so far against each other (what `sandlock_run`
 /// does first), without running anything.
 ///
+/// Ownership: `builder` is borrowed for the call and left unchanged.
+/// `*err` as for `sandlock_builder_set`: NULL on success, else an error
+/// the caller frees with `sandlock_error_free`. Threads: any thread.
+///
 /// # Safety
 /// `builder` is NULL or a live builder; `err` is NULL or points to
 /// writable storage.
@@ -150,7 +171,12 @@ pub unsafe extern "C" fn sandlock_builder_check(
     })
 }
 
-/// Frees a builder. NULL is ignored.
+/// Frees a builder. NULL is ignored. Results and errors it produced stay
+/// valid: they own their data and are freed with their own functions.
+///
+/// Ownership: ends the caller's ownership; the builder must not be used
+/// afterwards. Threads: any thread, but not while another thread is
+/// still calling a function on this builder.
 ///
 /// # Safety
 /// `builder` is NULL or a builder from `sandlock_builder_new`, freed once
@@ -175,20 +201,23 @@ fn names() -> &'static [CString] {
     })
 }
 
-/// How many policy options there are.
+/// How many policy options there are. Any thread may call this.
 #[no_mangle]
 pub extern "C" fn sandlock_option_count() -> usize {
     OPTIONS.len()
 }
 
-/// The name of option `index` (0 to `sandlock_option_count() - 1`), a
-/// static string, or NULL past the end.
+/// The name of option `index` (0 to `sandlock_option_count() - 1`), or
+/// NULL past the end. The string is static (valid for the life of the
+/// process): the caller must not free or modify it. Any thread may call
+/// this.
 #[no_mangle]
 pub extern "C" fn sandlock_option_name(index: usize) -> *const c_char {
     names().get(index).map_or(std::ptr::null(), |n| n.as_ptr())
 }
 
 /// How option `index` takes values, or `SANDLOCK_KIND_NONE` past the end.
+/// Any thread may call this.
 #[no_mangle]
 pub extern "C" fn sandlock_option_kind(index: usize) -> sandlock_kind {
     match OPTIONS.get(index).map(|o| o.kind) {

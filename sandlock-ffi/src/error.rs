@@ -39,7 +39,9 @@ pub enum sandlock_code {
     SANDLOCK_ERR_PANIC = 8,
 }
 
-/// An error: a code and a message. Free it with `sandlock_error_free`.
+/// An error: a code and a message. The caller that received it through
+/// an `err` argument owns it and frees it once with `sandlock_error_free`
+/// (never with `free`). It is read-only: several threads may read it.
 #[allow(non_camel_case_types)]
 pub struct sandlock_error {
     code: sandlock_code,
@@ -127,6 +129,7 @@ pub(crate) fn guard(
 }
 
 /// The error's code; `SANDLOCK_ERR_NULL_ARGUMENT` when `err` is NULL.
+/// `err` is borrowed for the call only. Any thread may call this.
 ///
 /// # Safety
 /// `err` is NULL or an error returned by this library and not yet freed.
@@ -142,6 +145,10 @@ pub unsafe extern "C" fn sandlock_error_code(err: *const sandlock_error) -> sand
 /// The error's message, a NUL-terminated UTF-8 string owned by the error
 /// (valid until `sandlock_error_free`); NULL when `err` is NULL.
 ///
+/// Ownership: the string is borrowed from the error: the caller must not
+/// free or modify it, and copies it to keep it past `sandlock_error_free`.
+/// Any thread may call this.
+///
 /// # Safety
 /// `err` is NULL or an error returned by this library and not yet freed.
 #[no_mangle]
@@ -153,7 +160,11 @@ pub unsafe extern "C" fn sandlock_error_message(err: *const sandlock_error) -> *
     }
 }
 
-/// Frees an error. NULL is ignored.
+/// Frees an error (and its message). NULL is ignored.
+///
+/// Ownership: ends the caller's ownership; neither the error nor its
+/// message may be used afterwards. Any thread, once no other thread reads
+/// the error.
 ///
 /// # Safety
 /// `err` is NULL or an error returned by this library, freed only once.

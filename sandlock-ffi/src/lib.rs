@@ -12,6 +12,12 @@
 //! library keeps no global mutable state, so it may be called from any
 //! thread.
 //!
+//! Ownership, as the header's top comment states it for C callers: what
+//! the library allocates (builders, results, errors) the caller frees once
+//! with the matching `_free` function; strings and bytes the library hands
+//! out are borrowed (static, or valid until their owner is freed); what
+//! the caller passes in is borrowed for the call only and copied when kept.
+//!
 //! Modules: `error` (codes, error objects, the panic guard), `builder`
 //! (the policy builder and the option table), `run` (running a command
 //! and its result).
@@ -35,3 +41,20 @@ pub use run::{
     sandlock_result_status, sandlock_result_stderr, sandlock_result_stdout,
     sandlock_result_timed_out, sandlock_run,
 };
+
+/// The crate version, NUL-terminated, for `sandlock_version`.
+const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(v) => v,
+    Err(_) => panic!("the crate version holds no NUL"),
+};
+
+/// The library's version (e.g. "0.1.0"), the same as `sandlock
+/// --version` and the pkg-config file's `Version`: a static
+/// NUL-terminated string, valid for the life of the process. The caller
+/// must not free or modify it. Safe to call from any thread.
+#[no_mangle]
+pub extern "C" fn sandlock_version() -> *const std::ffi::c_char {
+    VERSION.as_ptr()
+}

@@ -13,12 +13,16 @@ use sandlock_core::{ExitOutcome, Output, Sandbox, Stdio};
 use crate::builder::sandlock_builder;
 use crate::error::{guard, sandlock_code, sandlock_error, FfiError};
 
-/// How a run ended. Free it with `sandlock_result_free`.
+/// How a run ended. The caller that received it from `sandlock_run` owns
+/// it and frees it once with `sandlock_result_free` (never with `free`).
+/// It is read-only: several threads may read it.
 #[allow(non_camel_case_types)]
 pub struct sandlock_result {
     output: Output,
     /// The `--cow` reports as a JSON array, NUL-terminated.
     cow_json: std::ffi::CString,
+    /// With `learn`: the profile written, NUL-terminated.
+    learned: Option<std::ffi::CString>,
 }
 
 /// Runs `argv[0..argc]` (`argv[0]` is looked up in `PATH` as a shell
@@ -37,9 +41,16 @@ pub struct sandlock_result {
 /// is not NULL) an error. A workload that exits non-zero, is killed or
 /// times out is a success here: the result says how it ended.
 ///
-/// SIGINT, SIGTERM and SIGHUP are blocked on the calling thread while the
-/// workload runs and forwarded to it when they arrive there; the thread's
-/// signal mask is restored afterwards.
+/// Ownership: `builder`, `argv` (the array and its strings) and
+/// `stdin_data` are borrowed for the call only: the library copies what
+/// it needs and keeps no pointer to them. `*out` and `*err` (when not
+/// NULL) are always written: the caller owns the result and frees it once
+/// with `sandlock_result_free`, and the error with `sandlock_error_free`.
+///
+/// Threads: any thread; several threads may run commands from one builder
+/// at once. SIGINT, SIGTERM and SIGHUP are blocked on the calling thread
+/// while the workload runs and forwarded to it when they arrive there;
+/// the thread's signal mask is restored afterwards.
 ///
 /// # Safety
 /// `builder` is NULL or a live builder; `argv` is NULL or points to `argc`
@@ -107,7 +118,17 @@ pub unsafe extern "C" fn sandlock_run(
         // JSON escapes every control character: no NUL can be in it.
         let cow_json =
             std::ffi::CString::new(sandlock_core::cow::json_array(&output.cow)).unwrap_or_default();
-        let boxed = Box::into_raw(Box::new(sandlock_result { output, cow_json }));
+        // The profile is TOML text: a NUL in it (which TOML forbids) would
+        // be a bug, and gives no text rather than a cut one.
+        let learned = output
+            .learned
+            .as_deref()
+            .and_then(|t| std::ffi::CString::new(t).ok());
+        let boxed = Box::into_raw(Box::new(sandlock_result {
+            output,
+            cow_json,
+            learned,
+        }));
         // SAFETY: checked not NULL above; the caller guarantees it is
         // writable.
         unsafe { *out = boxed };
@@ -125,7 +146,8 @@ unsafe fn outcome(r: *const sandlock_result) -> Option<ExitOutcome> {
 }
 
 /// The workload's exit code when it exited; -1 when a signal killed it,
-/// it timed out, or `result` is NULL.
+/// it timed out, or `result` is NULL. `result` is borrowed for the call
+/// only; any thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -138,7 +160,8 @@ pub unsafe extern "C" fn sandlock_result_exit_code(result: *const sandlock_resul
     }
 }
 
-/// The signal that killed the workload, or 0 (also for NULL).
+/// The signal that killed the workload, or 0 (also for NULL). `result`
+/// is borrowed for the call only; any thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -153,7 +176,9 @@ pub unsafe extern "C" fn sandlock_result_signal(result: *const sandlock_result) 
 
 /// The resource limit that ended the run (`"memory"`, `"file-size"`, ...:
 /// the option's name), or NULL when none did (also for NULL). The string
-/// is static: never free it.
+/// is static (valid for the life of the process, even after the result is
+/// freed): the caller must not free or modify it. Any thread may call
+/// this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -180,7 +205,8 @@ fn limit_name(limit: sandlock_core::policy::Limit) -> &'static std::ffi::CStr {
 }
 
 /// 1 when the policy's timeout expired and sandlock killed the workload
-/// tree, otherwise 0 (also for NULL).
+/// tree, otherwise 0 (also for NULL). `result` is borrowed for the call
+/// only; any thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -193,7 +219,8 @@ pub unsafe extern "C" fn sandlock_result_timed_out(result: *const sandlock_resul
 /// The status `sandlock run` would exit with: the exit code, 128 plus the
 /// signal (137 when a resource limit killed the tree), 124 for a
 /// timeout, or 125 when the workload succeeded but its `--cow` changes
-/// did not all reach their directories; -1 for NULL.
+/// did not all reach their directories; -1 for NULL. `result` is
+/// borrowed for the call only; any thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -206,7 +233,9 @@ pub unsafe extern "C" fn sandlock_result_status(result: *const sandlock_result) 
 /// What became of each `cow` directory's changes, as a JSON array of
 /// objects (`dir`, `layer`, `added`, `changed`, `deleted`, `conflicts`,
 /// `skipped`, `action`, `result`, `error`); `[]` without `cow`, NULL for
-/// NULL. The string is owned by the result: never free it.
+/// NULL. The string is borrowed from the result: valid until
+/// `sandlock_result_free`, and the caller must not free or modify it. Any
+/// thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -214,6 +243,21 @@ pub unsafe extern "C" fn sandlock_result_status(result: *const sandlock_result) 
 pub unsafe extern "C" fn sandlock_result_cow(result: *const sandlock_result) -> *const c_char {
     // SAFETY: the caller guarantees `result` is NULL or live.
     unsafe { result.as_ref() }.map_or(std::ptr::null(), |r| r.cow_json.as_ptr())
+}
+
+/// With the `learn` option: the profile the run was found to need (the
+/// text written to the `learn` file); NULL without it, or for NULL. The
+/// string is borrowed from the result: valid until `sandlock_result_free`,
+/// and the caller must not free or modify it. Any thread may call this.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_learned(result: *const sandlock_result) -> *const c_char {
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    unsafe { result.as_ref() }
+        .and_then(|r| r.learned.as_ref())
+        .map_or(std::ptr::null(), |t| t.as_ptr())
 }
 
 /// Points `*data` and `*len` at `bytes` (valid while the result lives).
@@ -247,6 +291,10 @@ unsafe fn stream(
 /// by the result (not NUL-terminated; empty unless the run captured).
 /// Returns `SANDLOCK_ERR_NULL_ARGUMENT` when any pointer is NULL.
 ///
+/// Ownership: the bytes are borrowed from the result: valid until
+/// `sandlock_result_free`, and the caller must not free or modify them.
+/// Any thread may call this.
+///
 /// # Safety
 /// `result` is NULL or a live result; `data` and `len` are NULL or
 /// writable.
@@ -260,7 +308,9 @@ pub unsafe extern "C" fn sandlock_result_stdout(
     unsafe { stream(result, |o| &o.stdout, data, len) }
 }
 
-/// The workload's captured stderr, as `sandlock_result_stdout`.
+/// The workload's captured stderr, as `sandlock_result_stdout`: bytes
+/// borrowed from the result, valid until `sandlock_result_free`, never
+/// freed by the caller. Any thread may call this.
 ///
 /// # Safety
 /// `result` is NULL or a live result; `data` and `len` are NULL or
@@ -276,6 +326,10 @@ pub unsafe extern "C" fn sandlock_result_stderr(
 }
 
 /// Frees a result (and the bytes its streams pointed to). NULL is ignored.
+///
+/// Ownership: ends the caller's ownership; the result and every pointer
+/// its accessors returned (`_stdout`, `_stderr`, `_cow`) are invalid
+/// afterwards. Any thread, once no other thread reads the result.
 ///
 /// # Safety
 /// `result` is NULL or a result from `sandlock_run`, freed once.

@@ -16,6 +16,17 @@ use sandlock_ffi::sandlock_code::*;
 use sandlock_ffi::*;
 
 #[test]
+fn version_is_the_crate_version_as_a_static_string() {
+    let v = sandlock_version();
+    assert!(!v.is_null());
+    // SAFETY: the library returns a static NUL-terminated string.
+    let s = unsafe { std::ffi::CStr::from_ptr(v) }.to_str().unwrap();
+    assert_eq!(s, env!("CARGO_PKG_VERSION"));
+    // Static: every call returns the same storage, nothing to free.
+    assert_eq!(sandlock_version(), v);
+}
+
+#[test]
 fn set_accepts_every_kind_of_option() {
     let b = Builder::new();
     assert_eq!(b.set("net-allow", "127.0.0.1:80"), (SANDLOCK_OK, None));

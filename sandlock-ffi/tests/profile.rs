@@ -64,9 +64,14 @@ fn profile_errors_name_the_profile() {
     let (code, msg) = apply(&b, Some("no-such-profile"));
     assert_eq!(code, SANDLOCK_ERR_POLICY);
     assert!(msg.unwrap().contains("no-such-profile"));
-    let (code, msg) = apply(&b, Some("../etc/passwd"));
+    // A name with a '/' is a profile file, as `-p` takes it: a missing
+    // one is named.
+    let (code, msg) = apply(&b, Some("../no/such/profile.toml"));
+    assert_eq!(code, SANDLOCK_ERR_SETUP);
+    assert!(msg.unwrap().contains("../no/such/profile.toml"));
+    let (code, msg) = apply(&b, Some(".hidden"));
     assert_eq!(code, SANDLOCK_ERR_INVALID_VALUE);
-    assert!(msg.unwrap().contains("../etc/passwd"));
+    assert!(msg.unwrap().contains(".hidden"));
     let (code, msg) = apply(&b, None);
     assert_eq!(code, SANDLOCK_ERR_NULL_ARGUMENT);
     assert_eq!(msg.as_deref(), Some("name is NULL"));

@@ -29,6 +29,7 @@ mod home;
 mod hosts;
 mod http;
 mod interactive;
+mod learn;
 mod limits;
 mod meta;
 mod net;

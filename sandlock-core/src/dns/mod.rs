@@ -171,7 +171,7 @@ pub(crate) fn probe() -> std::io::Result<()> {
 }
 
 /// The name patterns the policy's rules cover.
-fn resolvable(policy: &Policy) -> Vec<HostMatch> {
+pub(crate) fn resolvable(policy: &Policy) -> Vec<HostMatch> {
     let net = policy.net.allow.iter().filter_map(|r| match &r.host {
         HostPattern::Any => Some(HostMatch::Any),
         HostPattern::Name(n) => Some(HostMatch::Exact(n.clone())),

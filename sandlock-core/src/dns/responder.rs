@@ -113,6 +113,9 @@ impl Responder {
         };
         let name = q.name().to_ascii().to_ascii_lowercase();
         let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+        if let Some(l) = self.reporter.learner() {
+            l.name(&name);
+        }
         let answered = if let Some(ips) = self.pinned.lookup(&name) {
             pinned_answer(&msg, q, ips)
         } else if self.names.iter().any(|p| p.matches(&name)) {

@@ -170,6 +170,13 @@ pub enum Decision {
     Deny(&'static str),
 }
 
+impl Decision {
+    /// True for [`Decision::Allow`].
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Rule {
     proto: Proto,

@@ -93,6 +93,7 @@ options! {
     "cow-summary" => Value,
     "quiet" => Switch,
     "audit" => Value,
+    "learn" => Value,
 }
 
 /// The option named `name`, if there is one.
@@ -205,6 +206,7 @@ impl PolicyBuilder {
             "cwd" => p.process.cwd = Some(absolute(flag, value)?),
             "timeout" => p.process.timeout = Some(parse_timeout(value)?),
             "audit" => p.report.audit = Some(PathBuf::from(value)),
+            "learn" => p.report.learn = Some(absolute(flag, value)?),
             limit @ ("memory" | "pids" | "cpu" | "open-files" | "file-size" | "disk") => {
                 p.limits.set(flag, limit, value)?
             }
@@ -262,7 +264,11 @@ impl PolicyBuilder {
             spec.headers = Some(headers);
         }
         p.http.check_bypass()?;
-        if let Some(flag) = p.http.unused_option(p.intercepting()) {
+        p.given = self.settings;
+        // A learning run intercepts (to see each request), and the profile
+        // it writes has the rules that make these options count.
+        let intercepting = p.intercepting() || p.report.learn.is_some();
+        if let Some(flag) = p.http.unused_option(intercepting) {
             return Err(Error::Usage(format!(
                 "{flag} has no effect without an --http-allow, --http-deny or --secret"
             )));

@@ -52,6 +52,9 @@ pub struct Policy {
     pub cow: CowPolicy,
     /// Where denials are reported.
     pub report: ReportPolicy,
+    /// The options it was built from, as (option, value) in the order
+    /// given (see [`PolicyBuilder::settings`]): what `--learn` writes back.
+    pub given: Vec<(&'static str, String)>,
 }
 
 /// Network part of a policy.
@@ -110,6 +113,8 @@ pub struct ReportPolicy {
     pub quiet: bool,
     /// Append denial and connection events as JSON lines (`--audit`).
     pub audit: Option<PathBuf>,
+    /// Watch the run and write the profile it needs here (`--learn`).
+    pub learn: Option<PathBuf>,
 }
 
 /// Parses `KEY=VALUE` as given to `--env`.

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 const FLAG: &str = "--net-allow";
 
 /// Transport a rule applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Proto {
     /// Stream sockets (the default).
     Tcp,

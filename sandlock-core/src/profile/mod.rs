@@ -23,7 +23,7 @@
 
 #[cfg(test)]
 mod hostile;
-mod schema;
+pub(crate) mod schema;
 #[cfg(test)]
 mod tests;
 
@@ -115,8 +115,18 @@ pub fn user_dir() -> Option<PathBuf> {
 }
 
 /// The profile named `name`: `NAME.toml` in [`user_dir`], else the shipped
-/// one. Names are `[A-Za-z0-9_.-]`, not starting with a dot.
+/// one. Names are `[A-Za-z0-9_.-]`, not starting with a dot; a `name`
+/// with a `/` in it or ending in `.toml` is the path of a profile file
+/// (`-p ./learned.toml`, as `--learn` suggests).
 pub fn find(name: &str) -> Result<Profile> {
+    if name.contains('/') || name.ends_with(".toml") {
+        let path = PathBuf::from(name);
+        return Ok(Profile {
+            name: name.to_string(),
+            text: read(&path, "--profile")?,
+            origin: Origin::File(path),
+        });
+    }
     if !valid_name(name) {
         return Err(Error::invalid(
             "--profile",

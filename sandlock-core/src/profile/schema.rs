@@ -95,6 +95,7 @@ keys! {
     "process" "keep-caps" => "keep-caps" Text,
     "process" "quiet" => "quiet" Text,
     "process" "audit" => "audit" Path,
+    "process" "learn" => "learn" Path,
     "limits" "memory" => "memory" Number,
     "limits" "pids" => "pids" Number,
     "limits" "cpu" => "cpu" Number,

@@ -264,6 +264,19 @@ impl Conn {
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
         }
+        if let Some(l) = self.shared.reporter.learner() {
+            let req_seen = crate::learn::Request {
+                method: req.method().as_str().to_string(),
+                host: host.clone(),
+                path: target.clone(),
+                dest: self.orig.dest,
+            };
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes()));
+            l.request(req_seen, headers);
+        }
         let ws_key = if h2 {
             None
         } else {

@@ -8,6 +8,7 @@ mod command;
 mod cow;
 pub mod foreground;
 mod ground;
+mod learn;
 mod limits;
 mod prepare;
 mod private;
@@ -24,6 +25,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::audit::Reporter;
 use crate::launch::{self, seccomp::FilterSpec, LandlockRuleset, Prepared};
+use crate::learn::Learner;
 use crate::network::{Egress, Pinned};
 use crate::proxy::Proxy;
 use crate::secrets::Secrets;
@@ -118,6 +120,20 @@ impl Sandbox {
     /// [`Sandbox::run`] with the workload's stdin fed from bytes and its
     /// stdout and stderr captured, as `io` asks.
     pub fn run_with(&self, argv: &[OsString], io: Stdio) -> Result<Output> {
+        match &self.policy.report.learn {
+            Some(target) => learn::run(self, target, argv, io),
+            None => self.run_watched(argv, io, None),
+        }
+    }
+
+    /// [`Sandbox::run_with`], telling `learner` (with `--learn`) what the
+    /// workload does.
+    fn run_watched(
+        &self,
+        argv: &[OsString],
+        io: Stdio,
+        learner: Option<&Arc<Learner>>,
+    ) -> Result<Output> {
         let Some(cmd) = argv.first() else {
             return Err(Error::Command {
                 cmd: String::new(),
@@ -134,11 +150,17 @@ impl Sandbox {
         let http = &self.policy.http;
         let pinned = Pinned::for_policy_on(&self.policy, self.ground.is_image())?;
         let egress = Egress::new(net, &pinned);
-        let reporter = Arc::new(Reporter::opening(
-            self.policy.report.quiet,
-            self.policy.report.audit.as_deref(),
-            self.ground.is_image(),
-        )?);
+        let reporter = Arc::new(
+            Reporter::opening(
+                self.policy.report.quiet,
+                self.policy.report.audit.as_deref(),
+                self.ground.is_image(),
+            )?
+            .watched_by(learner.cloned()),
+        );
+        if let Some(l) = learner {
+            l.pins(pinned.clone());
+        }
         // The walk of /etc (as root) runs on while the rest is prepared;
         // only secrets and the trust splicing need its result before the
         // workload starts.
@@ -201,6 +223,9 @@ impl Sandbox {
         }
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
+        if let Some(l) = learner {
+            l.private_dir(tmp_path.clone());
+        }
         let granted: Vec<PathBuf> = self
             .policy
             .fs
@@ -232,6 +257,7 @@ impl Sandbox {
             inet: net.inet_enabled() || proxy.is_some(),
             udp: net.udp_enabled(),
             trap_stat: files.has_sandbox_only(),
+            learn: learner.is_some(),
         };
         let home = match &self.policy.fs.home {
             Some(h) => h.clone(),
@@ -423,6 +449,7 @@ impl Sandbox {
             stdout,
             stderr,
             cow,
+            learned: None,
         })
     }
 

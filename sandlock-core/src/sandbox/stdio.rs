@@ -34,6 +34,8 @@ pub struct Output {
     pub stderr: Vec<u8>,
     /// What became of each `--cow` directory's changes.
     pub cow: Vec<crate::cow::Report>,
+    /// With `--learn`: the profile written, as text.
+    pub learned: Option<String>,
 }
 
 impl Output {

@@ -22,6 +22,7 @@
 
 mod cmsg;
 mod dns;
+mod learn;
 mod meta;
 mod net;
 mod notif;
@@ -274,6 +275,11 @@ impl Supervisor {
 
     fn dispatch(self: &Arc<Self>, n: &Notif) -> Reply {
         let nr = n.nr();
+        if let Some(learner) = self.reporter.learner() {
+            if let Some(reply) = learn::observe(learner, n) {
+                return reply;
+            }
+        }
         if open::is_open_family(nr) {
             return open::handle(self, n);
         }

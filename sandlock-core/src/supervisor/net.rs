@@ -256,6 +256,9 @@ pub(super) fn decide_dest(
             }
             match sup.egress.check(proto, dest) {
                 Decision::Allow(rule) => {
+                    if let Some(l) = sup.reporter.learner() {
+                        l.connect(proto, dest);
+                    }
                     if sup.reporter.wants_allows() {
                         report(
                             sup,
@@ -515,10 +518,20 @@ fn set_send_timeout(sock: &OwnedFd, d: Duration) -> io::Result<()> {
 pub fn bind(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let addr = read_addr(n, n.arg(1), n.arg(2))?;
-        let SockAddr::Inet(local) = SockAddr::decode(&addr) else {
+        let local = match SockAddr::decode(&addr) {
+            SockAddr::Inet(local) => local,
             // Unix paths: Landlock decides where a socket file may be made.
-            return Ok(Reply::Continue);
+            SockAddr::Unix(sun_path) => {
+                if let (Some(l), Some(path)) = (sup.reporter.learner(), unix::path_of(&sun_path)) {
+                    super::learn::socket_file(l, n, path);
+                }
+                return Ok(Reply::Continue);
+            }
+            _ => return Ok(Reply::Continue),
         };
+        if let (Some(l), true) = (sup.reporter.learner(), local.port() != 0) {
+            l.bind(local.port());
+        }
         if local.port() != 0 {
             if let Decision::Deny(why) = sup.egress.check_bind(local.port()) {
                 report(sup, n, "bind", &local.to_string(), Verdict::Deny, why);

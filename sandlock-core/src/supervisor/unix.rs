@@ -89,6 +89,10 @@ pub(super) fn path_dest(
         Ok((fd, at))
     });
     let (fd, at) = found.map_err(|e| Reply::from_io(&e))?;
+    if let (Some(l), Where::Path(p)) = (sup.reporter.learner(), &at) {
+        use std::os::unix::ffi::OsStrExt;
+        l.unix(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)));
+    }
     if !sup.places.unix_reachable(&at) {
         let shown = match at {
             Where::Path(p) if p != path => format!("{shown} ({})", String::from_utf8_lossy(&p)),

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::ptr;
 
 use sandlock_ffi::*;
@@ -163,5 +165,70 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The workspace's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("sandlock-ffi sits in the workspace")
+        .to_path_buf()
+}
+
+/// target/<profile>, where Cargo put this test, libsandlock_ffi.so and
+/// the workspace's binaries.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Compiles examples/c/run.c (the README's C example) into `exe` with
+/// `flags` (include and link flags), warnings as errors; panics with cc's
+/// output when it fails.
+pub fn compile_example(exe: &Path, flags: &[String]) {
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(exe)
+        .arg(repo_root().join("examples/c/run.c"))
+        .args(flags)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc {flags:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A finished process's status code, stdout and stderr.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Runs `cmd` to completion.
+    pub fn of(cmd: &mut Command) -> Ran {
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }

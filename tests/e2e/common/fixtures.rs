@@ -206,3 +206,32 @@ pub fn run_args(extra: &[&str], cmd: &[&str]) -> Vec<String> {
     v.extend(cmd.iter().map(|s| s.to_string()));
     v
 }
+
+/// Where scripts/clients.sh installed the client matrix's venv and npm
+/// packages ($SANDLOCK_CLIENTS, by default /var/cache/sandlock-clients).
+pub fn clients_dir() -> String {
+    let dir = std::env::var("SANDLOCK_CLIENTS")
+        .unwrap_or_else(|_| "/var/cache/sandlock-clients".to_string());
+    assert!(
+        Path::new(&dir).join(".installed-v1").exists(),
+        "the client matrix is not installed in {dir}: run `bash scripts/clients.sh` (scripts/test.sh does)"
+    );
+    dir
+}
+
+/// A TLS upstream (behind the tests' private root) serving package
+/// repositories built by tests/fixtures/mkrepos.py under
+/// `https://api.test:PORT/files`: a PEP 503 index with one wheel, an npm
+/// registry with one package and a sparse cargo registry with one crate.
+pub fn package_repositories() -> super::tls::Upstream {
+    let files = super::TempDir::new("repos");
+    let up = super::tls::Upstream::start_with("127.0.0.1", true, &["--files", &files.s()]);
+    let base = format!("https://api.test:{}/files", up.port);
+    let made = Command::new(PYTHON)
+        .args([&format!("{}/mkrepos.py", fixdir()), &base, &files.s()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "mkrepos: {made:?}");
+    std::mem::forget(files); // served until the test process ends
+    up
+}

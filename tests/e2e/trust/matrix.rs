@@ -237,20 +237,10 @@ both!(go_net_http_trusts_the_spliced_system_bundle, |ctx| {
     assert!(out.stdout.contains("certificate"), "{c2}");
 });
 
-/// An upstream serving package repositories (tests/fixtures/mkrepos.py):
-/// a PEP 503 index with one wheel, an npm registry with one package and a
-/// sparse cargo registry with one crate.
+/// An upstream serving package repositories (see
+/// [`package_repositories`]).
 fn repositories() -> Trust {
-    let files = TempDir::new("repos");
-    let up = Upstream::start_with("127.0.0.1", true, &["--files", &files.s()]);
-    let base = format!("https://api.test:{}/files", up.port);
-    let made = Command::new(PYTHON)
-        .args([&format!("{}/mkrepos.py", fixdir()), &base, &files.s()])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "mkrepos: {made:?}");
-    std::mem::forget(files); // served until the test process ends
-    Trust::with(up)
+    Trust::with(package_repositories())
 }
 
 /// `sh -c SCRIPT` with the repositories' base URL as $1 and the clients

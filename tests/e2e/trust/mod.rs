@@ -351,15 +351,3 @@ pub(super) fn installed(name: &str, package: &str) -> String {
         .find(|p| Path::new(p).exists())
         .unwrap_or_else(|| panic!("{name} is not installed (scripts/deps.sh installs {package})"))
 }
-
-/// Where scripts/clients.sh installed the client matrix's venv and npm
-/// packages ($SANDLOCK_CLIENTS, by default /var/cache/sandlock-clients).
-pub(super) fn clients_dir() -> String {
-    let dir = std::env::var("SANDLOCK_CLIENTS")
-        .unwrap_or_else(|_| "/var/cache/sandlock-clients".to_string());
-    assert!(
-        Path::new(&dir).join(".installed-v1").exists(),
-        "the client matrix is not installed in {dir}: run `bash scripts/clients.sh` (scripts/test.sh does)"
-    );
-    dir
-}

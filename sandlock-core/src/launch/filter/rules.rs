@@ -83,6 +83,30 @@ fn bit_set(arg: u32, bit: u64) -> ScmpArgCompare {
     ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(bit), bit)
 }
 
+/// The calls a learning run traps besides the usual ones (the supervisor's
+/// `learn` module reads them).
+pub const LEARNED: [&str; 19] = [
+    "open",
+    "openat",
+    "creat",
+    "execve",
+    "execveat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+];
+
 /// Builds the filter for `spec` and returns it as raw BPF bytes (an array
 /// of `struct sock_filter`).
 pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
@@ -153,6 +177,9 @@ pub fn build(spec: FilterSpec) -> Result<Vec<u8>> {
     }
     if spec.trap_stat {
         stat_rules(&mut ctx)?;
+    }
+    if spec.learn {
+        learn_rules(&mut ctx)?;
     }
     // Every connect and every send that names a destination is the
     // supervisor's: an inet one is egress, and a unix one may name a host
@@ -388,6 +415,17 @@ fn open_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
     let not_a_read = OPEN_NOT_A_READ as u32 as u64;
     for (name, flags_arg) in [("open", 1), ("openat", 2)] {
         notify_unless_any(ctx, name, flags_arg, not_a_read)?;
+    }
+    Ok(())
+}
+
+/// `--learn`: every call that names a file Landlock checks traps, so the
+/// supervisor can record it (and answers CONTINUE: the widened Landlock
+/// ruleset decides).
+fn learn_rules(ctx: &mut ScmpFilterContext) -> Result<()> {
+    for name in LEARNED {
+        ctx.add_rule(ScmpAction::Notify, sys(name)?)
+            .map_err(err(name))?;
     }
     Ok(())
 }

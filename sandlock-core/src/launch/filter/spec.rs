@@ -65,36 +65,48 @@ pub struct FilterSpec {
     /// A file exists only inside the sandbox: trap the stat and access
     /// families by path, so a lookup of it finds it.
     pub trap_stat: bool,
+    /// `--learn`: trap every call that names a file Landlock would check
+    /// (every open, exec, and each change of a directory's entries), so
+    /// the learner sees it. Only with every other trap on: a learning run
+    /// has the network and the proxy.
+    pub learn: bool,
 }
 
 impl FilterSpec {
-    /// How many combinations there are.
-    pub const COUNT: usize = 16;
+    /// How many combinations there are: every mix of the four traps, and
+    /// the learning filter.
+    pub const COUNT: usize = 17;
 
     /// Every combination, in the order [`FilterSpec::index`] numbers them.
     #[allow(dead_code)] // used by the build script and the tests
     pub const ALL: [FilterSpec; Self::COUNT] = {
         let mut all = [FilterSpec {
-            trap_open: false,
-            inet: false,
-            udp: false,
-            trap_stat: false,
+            trap_open: true,
+            inet: true,
+            udp: true,
+            trap_stat: true,
+            learn: true,
         }; Self::COUNT];
         let mut i = 0;
-        while i < Self::COUNT {
+        while i < Self::COUNT - 1 {
             all[i] = FilterSpec {
                 trap_open: i & 1 != 0,
                 inet: i & 2 != 0,
                 udp: i & 4 != 0,
                 trap_stat: i & 8 != 0,
+                learn: false,
             };
             i += 1;
         }
         all
     };
 
-    /// This combination's position in [`FilterSpec::ALL`].
+    /// This combination's position in [`FilterSpec::ALL`]; a learning run
+    /// gets the learning filter whatever else it asks.
     pub fn index(self) -> usize {
+        if self.learn {
+            return Self::COUNT - 1;
+        }
         self.trap_open as usize
             | (self.inet as usize) << 1
             | (self.udp as usize) << 2

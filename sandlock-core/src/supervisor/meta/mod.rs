@@ -135,7 +135,11 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
     }
     let outcome = WorkloadRights::run(sup.as_workload, || {
         let object = start.object()?;
-        let (at, _) = sup.places.locate(object.fd())?;
+        let (at, mode) = sup.places.locate(object.fd())?;
+        if let (Some(l), Where::Path(p)) = (sup.reporter.learner(), &at) {
+            let dir = mode & libc::S_IFMT == libc::S_IFDIR;
+            l.file(crate::learn::Access::Write, bytes_path(p), dir);
+        }
         if !sup.places.writable(&at) {
             return Ok(Err(at));
         }
@@ -156,6 +160,12 @@ pub fn handle(sup: &Supervisor, n: &Notif) -> Reply {
         }
         Err(e) => Reply::from_io(&e),
     }
+}
+
+/// A located path as a `PathBuf`.
+fn bytes_path(p: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p))
 }
 
 /// Refuses a file created with setuid or setgid in its mode (open and

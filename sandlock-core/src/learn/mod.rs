@@ -1,0 +1,347 @@
+//! Learn mode (`--learn FILE`): what one run needed, watched while it runs
+//! under a widened policy, and the profile that would let the same run
+//! pass.
+//!
+//! Owns: the [`Learner`], which the supervisor, the DNS interceptor and
+//! the proxy tell what the workload did (files, connections, binds, unix
+//! sockets, names, HTTP requests), and the pure steps that turn that into
+//! a profile: `files` (paths collapsed to grants), `http` (requests
+//! collapsed to rules) and `render` (the TOML text).
+//!
+//! Must never: decide anything (the learner only watches; the widened
+//! policy decides), keep more than a bounded number of observations (a
+//! workload could otherwise grow the supervisor without end), or write a
+//! secret's value anywhere: a variable that looks like a credential is
+//! held only to recognise its value on the wire, and only its name and
+//! the hosts it went to are ever written.
+
+mod files;
+mod http;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+pub use self::files::{collapse as collapse_files, Access, Covered};
+pub use self::http::collapse as collapse_http;
+pub(crate) use self::render::{render, Findings, Given};
+use crate::network::Pinned;
+use crate::policy::Proto;
+
+/// Observations of one kind kept at most; past it, new ones are counted
+/// as dropped and the profile says so.
+const MAX_SEEN: usize = 20_000;
+/// The shortest variable value recognised on the wire: shorter ones
+/// would be found by chance.
+const MIN_CREDENTIAL_LEN: usize = 8;
+
+/// One request the proxy let through.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Request {
+    /// The method, as sent.
+    pub method: String,
+    /// The host (lower case, no port).
+    pub host: String,
+    /// The path, without the query.
+    pub path: String,
+    /// Where the connection was going.
+    pub dest: SocketAddr,
+}
+
+/// Everything seen so far.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// Files and directories, by path: how they were used.
+    pub files: BTreeMap<PathBuf, files::Use>,
+    /// Connections and datagrams the supervisor let through.
+    pub connects: BTreeSet<(Proto, SocketAddr)>,
+    /// Ports bound.
+    pub binds: BTreeSet<u16>,
+    /// Socket files connected to.
+    pub unix: BTreeSet<PathBuf>,
+    /// Names asked of the DNS interceptor, in the order first asked.
+    pub names: Vec<String>,
+    /// Requests through the proxy.
+    pub requests: BTreeSet<Request>,
+    /// Hosts that got an `Authorization` header.
+    pub authorized: BTreeSet<String>,
+    /// Credential-looking variables, by name: the hosts their values went
+    /// to.
+    pub credentials: BTreeMap<String, BTreeSet<String>>,
+    /// Observations left out because a kind was full.
+    pub dropped: usize,
+}
+
+/// Collects what a run does. Shared by every part of the supervisor.
+#[derive(Debug)]
+pub struct Learner {
+    seen: Mutex<Seen>,
+    /// Credential-looking variables of the workload's environment: (name,
+    /// value). Held to recognise a value on the wire; never written.
+    credentials: Vec<(String, Vec<u8>)>,
+    /// Where the sandbox's own files live (its private TMPDIR and HOME):
+    /// never learned.
+    private: Mutex<Option<PathBuf>>,
+    /// The run's names and the addresses they resolved to.
+    pinned: Mutex<Option<Pinned>>,
+}
+
+/// The name the workload reached `ip` by: the first name it asked whose
+/// answer held `ip`, else a static name (`--add-host`) for it.
+pub fn name_for(seen: &Seen, pinned: &Pinned, ip: std::net::IpAddr) -> Option<String> {
+    let ip = crate::network::canonical_ip(ip);
+    let answered = |name: &str| {
+        pinned
+            .lookup(name)
+            .is_some_and(|ips| ips.iter().any(|a| crate::network::canonical_ip(*a) == ip))
+            || pinned.learned().any_name(ip, |n| n == name)
+    };
+    seen.names
+        .iter()
+        .find(|n| answered(n))
+        .cloned()
+        .or_else(|| {
+            pinned
+                .entries()
+                .find(|(_, ips)| ips.iter().any(|a| crate::network::canonical_ip(*a) == ip))
+                .map(|(n, _)| n.to_string())
+        })
+}
+
+/// True for a variable name that usually holds a credential.
+pub fn looks_like_credential(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    const ENDINGS: [&str; 7] = [
+        "_TOKEN",
+        "_KEY",
+        "_SECRET",
+        "_PASSWORD",
+        "_PASS",
+        "_PAT",
+        "_CREDENTIALS",
+    ];
+    const WORDS: [&str; 4] = ["TOKEN", "SECRET", "PASSWORD", "APIKEY"];
+    ENDINGS.iter().any(|e| upper.ends_with(e)) || WORDS.iter().any(|w| upper.contains(w))
+}
+
+impl Learner {
+    /// A learner for a workload whose environment is `env`.
+    pub fn new<'a>(env: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Learner {
+        let credentials = env
+            .into_iter()
+            .filter(|(k, v)| looks_like_credential(k) && v.len() >= MIN_CREDENTIAL_LEN)
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect();
+        Learner {
+            seen: Mutex::default(),
+            credentials,
+            private: Mutex::default(),
+            pinned: Mutex::default(),
+        }
+    }
+
+    /// The run's names (see [`name_for`]).
+    pub fn pins(&self, pinned: Pinned) {
+        *self.pinned.lock().unwrap_or_else(|e| e.into_inner()) = Some(pinned);
+    }
+
+    /// The run's names, once the run has started.
+    pub fn pinned(&self) -> Option<Pinned> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The sandbox's private directory: nothing below it is learned.
+    pub fn private_dir(&self, dir: PathBuf) {
+        *self.private.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir);
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Seen) -> T) -> T {
+        f(&mut self.seen.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A copy of everything seen.
+    pub fn seen(&self) -> Seen {
+        self.with(|s| s.clone())
+    }
+
+    /// The workload used `path` (canonical, absolute) for `access`;
+    /// `dir` when it is a directory.
+    pub fn file(&self, access: Access, path: PathBuf, dir: bool) {
+        let private = self
+            .private
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if private.is_some_and(|p| path.starts_with(p)) || files::ignored(&path) {
+            return;
+        }
+        self.with(|s| {
+            let full = s.files.len() >= MAX_SEEN;
+            match s.files.get_mut(&path) {
+                Some(u) => u.add(access, dir),
+                None if full => s.dropped += 1,
+                None => {
+                    let mut u = files::Use::default();
+                    u.add(access, dir);
+                    s.files.insert(path, u);
+                }
+            }
+        });
+    }
+
+    /// A connection (or datagram) to `dest` went out.
+    pub fn connect(&self, proto: Proto, dest: SocketAddr) {
+        self.with(|s| insert_bounded(&mut s.connects, (proto, dest), &mut s.dropped));
+    }
+
+    /// A port was bound.
+    pub fn bind(&self, port: u16) {
+        self.with(|s| insert_bounded(&mut s.binds, port, &mut s.dropped));
+    }
+
+    /// A socket file was connected to.
+    pub fn unix(&self, path: PathBuf) {
+        self.with(|s| insert_bounded(&mut s.unix, path, &mut s.dropped));
+    }
+
+    /// A name was asked (lower case, no trailing dot).
+    pub fn name(&self, name: &str) {
+        self.with(|s| {
+            if s.names.iter().any(|n| n == name) {
+                return;
+            }
+            if s.names.len() >= MAX_SEEN {
+                s.dropped += 1;
+                return;
+            }
+            s.names.push(name.to_string());
+        });
+    }
+
+    /// A request went through the proxy; `headers` are its header values
+    /// by name (lower case).
+    pub fn request<'h>(
+        &self,
+        req: Request,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) {
+        let mut authorized = false;
+        let mut carried: Vec<&str> = Vec::new();
+        for (name, value) in headers {
+            authorized |= name.eq_ignore_ascii_case("authorization");
+            for (var, secret) in &self.credentials {
+                if carries(value, secret) && !carried.contains(&var.as_str()) {
+                    carried.push(var);
+                }
+            }
+        }
+        self.with(|s| {
+            if authorized {
+                insert_bounded(&mut s.authorized, req.host.clone(), &mut s.dropped);
+            }
+            for var in carried {
+                let hosts = s.credentials.entry(var.to_string()).or_default();
+                if hosts.len() < MAX_SEEN {
+                    hosts.insert(req.host.clone());
+                }
+            }
+            insert_bounded(&mut s.requests, req, &mut s.dropped);
+        });
+    }
+}
+
+fn insert_bounded<T: Ord>(set: &mut BTreeSet<T>, item: T, dropped: &mut usize) {
+    if set.len() >= MAX_SEEN && !set.contains(&item) {
+        *dropped = dropped.saturating_add(1);
+        return;
+    }
+    set.insert(item);
+}
+
+/// True when a header value holds `secret` as it is, or inside a `Basic`
+/// credential (git sends a token as `Basic base64(user:token)`).
+fn carries(value: &[u8], secret: &[u8]) -> bool {
+    if memchr::memmem::find(value, secret).is_some() {
+        return true;
+    }
+    let Some(encoded) = value
+        .strip_prefix(b"Basic ")
+        .or_else(|| value.strip_prefix(b"basic "))
+    else {
+        return false;
+    };
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .is_ok_and(|d| memchr::memmem::find(&d, secret).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_names() {
+        for n in [
+            "GITHUB_TOKEN",
+            "OPENAI_API_KEY",
+            "aws_secret_access_key",
+            "DB_PASSWORD",
+        ] {
+            assert!(looks_like_credential(n), "{n}");
+        }
+        for n in ["PATH", "HOME", "KEYBOARD", "LANG", "TOKENIZERS_X"] {
+            assert_eq!(looks_like_credential(n), n.contains("TOKEN"), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_recognised_raw_and_in_basic_but_never_kept() {
+        let l = Learner::new([("API_TOKEN", &b"tok-1234567890"[..]), ("SHORT_KEY", b"abc")]);
+        assert_eq!(l.credentials.len(), 1, "a short value is not looked for");
+        let req = |host: &str| Request {
+            method: "GET".into(),
+            host: host.into(),
+            path: "/".into(),
+            dest: "127.0.0.1:443".parse().unwrap(),
+        };
+        l.request(
+            req("a.test"),
+            [("authorization", &b"Bearer tok-1234567890"[..])],
+        );
+        // base64("git:tok-1234567890")
+        l.request(
+            req("b.test"),
+            [("Authorization", &b"Basic Z2l0OnRvay0xMjM0NTY3ODkw"[..])],
+        );
+        l.request(req("c.test"), [("x-other", &b"nothing"[..])]);
+        let seen = l.seen();
+        let hosts: Vec<&str> = seen.credentials["API_TOKEN"]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(hosts, ["a.test", "b.test"]);
+        assert_eq!(seen.authorized.len(), 2);
+        assert!(!format!("{seen:?}").contains("tok-1234567890"));
+    }
+
+    #[test]
+    fn observations_are_bounded() {
+        let l = Learner::new([]);
+        for port in 0..(MAX_SEEN + 10) {
+            l.connect(
+                Proto::Tcp,
+                SocketAddr::from(([127, 0, 0, 1], (port % 65535) as u16)),
+            );
+            l.file(Access::Read, PathBuf::from(format!("/data/f{port}")), false);
+        }
+        let seen = l.seen();
+        assert!(seen.files.len() <= MAX_SEEN && seen.connects.len() <= MAX_SEEN);
+        assert!(seen.dropped > 0);
+    }
+}
