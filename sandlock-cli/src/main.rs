@@ -9,7 +9,7 @@ mod out;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sandlock_core::foreground::{self, USAGE};
 use sandlock_core::policy::{PolicyBuilder, SummaryFormat};
 use sandlock_core::{check, cow, profile, Policy};
@@ -20,7 +20,14 @@ use out::{outln, sayln, Stopped, SETUP_FAILURE};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return out::clap_error(&e),
+        Err(e) => {
+            let status = out::clap_error(&e);
+            let args: Vec<String> = std::env::args().collect();
+            if let Some(hint) = args::separator_hint(&e, &args) {
+                sayln!("{hint}");
+            }
+            return status;
+        }
     };
     let status = match cli.command {
         Command::Check => check_kernel(),
@@ -29,8 +36,49 @@ fn main() -> ExitCode {
         Command::Run(run) => run_command(*run),
         Command::Cow(CowCommand::Apply { summary, path }) => cow_command(&summary, &path, true),
         Command::Cow(CowCommand::Drop { summary, path }) => cow_command(&summary, &path, false),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { command } => man(command.as_deref()),
     };
     status.unwrap_or_else(|Stopped(code)| code)
+}
+
+/// `sandlock completions SHELL`: the script, from the same definitions as
+/// `--help`.
+fn completions(shell: clap_complete::Shell) -> Result<ExitCode, Stopped> {
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "sandlock", &mut script);
+    out::print(format_args!("{}", String::from_utf8_lossy(&script)))?;
+    out::flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sandlock man [COMMAND]`: the man page, from the same definitions as
+/// `--help`.
+fn man(command: Option<&str>) -> Result<ExitCode, Stopped> {
+    let mut cli = Cli::command();
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            Some(sub) => sub
+                .clone()
+                .name(format!("sandlock-{name}"))
+                .version(env!("CARGO_PKG_VERSION")),
+            None => {
+                sayln!("sandlock: man: no command named '{name}' (run, check, profile, cow, completions, man)");
+                return Ok(ExitCode::from(USAGE));
+            }
+        },
+    };
+    let mut roff = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut roff) {
+        sayln!("sandlock: man: {e}");
+        return Ok(ExitCode::from(SETUP_FAILURE));
+    }
+    out::print(format_args!("{}", String::from_utf8_lossy(&roff)))?;
+    out::flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `sandlock check`: the kernel's report; non-zero when sandlock cannot run.

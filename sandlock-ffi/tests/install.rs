@@ -20,13 +20,22 @@ use std::process::Command;
 use common::{compile_example, lib_dir, repo_root, Ran, TempDir};
 
 /// What the script installs, relative to the prefix.
-const INSTALLED: [&str; 6] = [
+const INSTALLED: [&str; 15] = [
     "bin/sandlock",
     "bin/sandlock-oci",
     "lib/libsandlock_ffi.so",
     "lib/libsandlock_ffi.a",
     "include/sandlock.h",
     "lib/pkgconfig/sandlock.pc",
+    "share/man/man1/sandlock.1",
+    "share/man/man1/sandlock-run.1",
+    "share/man/man1/sandlock-check.1",
+    "share/man/man1/sandlock-profile.1",
+    "share/man/man1/sandlock-cow.1",
+    "share/man/man1/sandlock-completions.1",
+    "share/bash-completion/completions/sandlock",
+    "share/zsh/site-functions/_sandlock",
+    "share/fish/vendor_completions.d/sandlock.fish",
 ];
 
 /// `bash scripts/install.sh` set to install this build without building,

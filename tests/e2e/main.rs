@@ -20,6 +20,7 @@
 mod common;
 
 mod badinput;
+mod cli_help;
 mod command;
 mod cow;
 mod dns;

@@ -5,101 +5,17 @@
 //! each naming the option and the value.
 //!
 //! This module must never accept an option one door could not express:
-//! [`OPTIONS`] is the list, and the CLI's tests check it against its flags.
+//! [`super::OPTIONS`] is the list, and every door is built from it.
 
 use std::path::PathBuf;
 
+use super::options::{option, Kind, OptionInfo};
 use super::{
     cow::SummaryFormat, parse_dns_server, parse_env, parse_seconds, parse_timeout, AddHost,
     CaFiles, HostMatch, HttpRule, NetRule, Policy, PortSet,
 };
 use crate::secrets::{self, Misuse, SecretHeaders, SecretSpec};
 use crate::{Error, Result};
-
-/// How an option takes values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Repeatable: every value is added.
-    List,
-    /// One value; a later one replaces an earlier one.
-    Value,
-    /// On or off: `true` or `false`.
-    Switch,
-}
-
-/// One policy option.
-#[derive(Debug, Clone, Copy)]
-pub struct OptionInfo {
-    /// The `sandlock run` long flag, dashes included.
-    pub flag: &'static str,
-    /// How it takes values.
-    pub kind: Kind,
-}
-
-impl OptionInfo {
-    /// The flag without its dashes: the option's name in every door.
-    pub fn name(&self) -> &'static str {
-        &self.flag[2..]
-    }
-}
-
-macro_rules! options {
-    ($($name:literal => $kind:ident),* $(,)?) => {
-        /// Every policy option, in the order `sandlock run --help` lists them.
-        pub const OPTIONS: &[OptionInfo] =
-            &[$(OptionInfo { flag: concat!("--", $name), kind: Kind::$kind }),*];
-    };
-}
-
-options! {
-    "fs-read" => List,
-    "fs-write" => List,
-    "no-system-view" => Switch,
-    "home" => Value,
-    "net-allow" => List,
-    "add-host" => List,
-    "dns-server" => List,
-    "net-allow-bind" => List,
-    "unix-allow" => List,
-    "http-allow" => List,
-    "http-deny" => List,
-    "http-port" => List,
-    "http-bypass" => List,
-    "http-ca" => Value,
-    "http-key" => Value,
-    "http-ca-out" => Value,
-    "upstream-ca" => List,
-    "http-timeout" => Value,
-    "http-inject-ca" => List,
-    "no-default-bundles" => Switch,
-    "no-ca-env" => Switch,
-    "trust-host-cas" => Switch,
-    "secret" => List,
-    "secret-headers" => List,
-    "on-secret-misuse" => Value,
-    "env" => List,
-    "clean-env" => Switch,
-    "cwd" => Value,
-    "timeout" => Value,
-    "keep-caps" => Switch,
-    "memory" => Value,
-    "pids" => Value,
-    "cpu" => Value,
-    "open-files" => Value,
-    "file-size" => Value,
-    "disk" => Value,
-    "cow" => List,
-    "on-exit" => Value,
-    "cow-summary" => Value,
-    "quiet" => Switch,
-    "audit" => Value,
-    "learn" => Value,
-}
-
-/// The option named `name`, if there is one.
-pub fn option(name: &str) -> Option<&'static OptionInfo> {
-    OPTIONS.iter().find(|o| o.name() == name)
-}
 
 /// A policy under construction. Start with [`PolicyBuilder::new`], set
 /// options, then [`PolicyBuilder::build`].
@@ -110,6 +26,8 @@ pub struct PolicyBuilder {
     http_key: Option<PathBuf>,
     secret_headers: Vec<SecretHeaders>,
     settings: Vec<(&'static str, String)>,
+    /// The profile being applied, if one is: secrets remember it.
+    origin: Option<String>,
 }
 
 impl Default for PolicyBuilder {
@@ -130,6 +48,7 @@ impl PolicyBuilder {
             http_key: None,
             secret_headers: Vec::new(),
             settings: Vec::new(),
+            origin: None,
         }
     }
 
@@ -141,6 +60,12 @@ impl PolicyBuilder {
     /// only where its value comes from.
     pub fn settings(&self) -> &[(&'static str, String)] {
         &self.settings
+    }
+
+    /// Marks the options set from now on as coming from `origin` (a
+    /// profile, as messages name it), or from the caller again (`None`).
+    pub(crate) fn set_origin(&mut self, origin: Option<String>) {
+        self.origin = origin;
     }
 
     /// Sets option `name` (a `sandlock run` long flag without dashes) to
@@ -197,7 +122,11 @@ impl PolicyBuilder {
             "upstream-ca" => p.http.upstream_ca.push(absolute(flag, value)?),
             "http-timeout" => p.http.upstream_timeout = Some(parse_seconds(flag, value)?),
             "http-inject-ca" => p.http.inject_ca.push(absolute(flag, value)?),
-            "secret" => p.secrets.push(SecretSpec::parse(value)?),
+            "secret" => {
+                let mut spec = SecretSpec::parse(value)?;
+                spec.origin = self.origin.clone();
+                p.secrets.push(spec);
+            }
             "secret-headers" => self
                 .secret_headers
                 .push(secrets::parse_secret_headers(value)?),
@@ -288,6 +217,7 @@ fn absolute(flag: &'static str, value: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::OPTIONS;
 
     #[test]
     fn every_option_has_a_setter_and_a_flag() {

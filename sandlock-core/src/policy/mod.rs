@@ -13,13 +13,14 @@ pub(crate) mod fs;
 mod http;
 mod limits;
 mod net;
+mod options;
 mod ports;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use builder::{option, Kind, OptionInfo, PolicyBuilder, OPTIONS};
+pub use builder::PolicyBuilder;
 pub use cow::{CowPolicy, OnExit, SummaryFormat};
 pub use fs::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 pub(crate) use http::{is_token_byte, parse_ip_host};
@@ -28,6 +29,7 @@ pub use http::{
 };
 pub use limits::{CpuShare, Limit, Limits, Size};
 pub use net::{parse_dns_server, AddHost, HostPattern, NetRule, Proto};
+pub use options::{option, Group, Kind, OptionInfo, OPTIONS};
 pub use ports::PortSet;
 
 /// Everything a sandbox is allowed to do. Built by the CLI, profiles, the C

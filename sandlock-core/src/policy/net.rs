@@ -126,15 +126,16 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
         let (addr, after) = inner
             .split_once(']')
             .ok_or_else(|| Error::invalid(FLAG, spec, "missing ']' after IPv6 address"))?;
-        let net = parse_net(addr).ok_or_else(|| {
-            Error::invalid(
-                FLAG,
-                spec,
-                format!("'{addr}' is not an IPv6 address or network"),
-            )
-        })?;
+        let net = parse_net(addr).ok_or_else(|| Error::invalid(FLAG, spec, bad_network(addr)))?;
         let ports = match after {
             "" => PortSet::any(),
+            _ if after.starts_with('/') => {
+                return Err(Error::invalid(
+                    FLAG,
+                    spec,
+                    format!("the prefix length goes inside the brackets: [{addr}{after}]"),
+                ))
+            }
             _ => match after.strip_prefix(':') {
                 Some(p) => PortSet::parse(p, FLAG, spec)?,
                 None => return Err(Error::invalid(FLAG, spec, "expected ':PORT' after ']'")),
@@ -153,11 +154,7 @@ fn split_host_ports(rest: &str, spec: &str) -> Result<(HostPattern, PortSet)> {
         return Ok((HostPattern::Net(net), ports));
     }
     if looks_like_address(host) {
-        return Err(Error::invalid(
-            FLAG,
-            spec,
-            format!("'{host}' is not a valid address or network"),
-        ));
+        return Err(Error::invalid(FLAG, spec, bad_network(host)));
     }
     if host.starts_with("*.") {
         return match super::HostMatch::parse(FLAG, spec, host, false)? {
@@ -177,6 +174,26 @@ fn parse_net(text: &str) -> Option<IpNet> {
         Err(_) => text.parse::<IpNet>().ok()?,
     };
     Some(crate::network::canonical_net(net))
+}
+
+/// Why `text`, meant as an address or a network, is neither: a prefix
+/// length out of range or not a number, or an address that is not one.
+fn bad_network(text: &str) -> String {
+    let Some((addr, len)) = text.split_once('/') else {
+        return format!("'{text}' is not an IP address");
+    };
+    let max = match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => 32,
+        Ok(IpAddr::V6(_)) => 128,
+        Err(_) => return format!("'{addr}' is not an IP address"),
+    };
+    match len.parse::<u32>() {
+        Ok(n) if n > max => format!(
+            "the prefix length /{n} is out of range: an IPv{} network takes /0 to /{max}",
+            if max == 32 { 4 } else { 6 }
+        ),
+        _ => format!("'/{len}' is not a prefix length (a number from 0 to {max})"),
+    }
 }
 
 /// True for text that can only have been meant as an address (digits, dots,
@@ -356,7 +373,23 @@ mod tests {
     #[test]
     fn rejects_malformed_rules() {
         for (bad, needle) in [
-            ("10.0.0.0/33", "not a valid address"),
+            (
+                "10.0.0.0/33",
+                "the prefix length /33 is out of range: an IPv4 network takes /0 to /32",
+            ),
+            (
+                "10.0.0.0/x",
+                "'/x' is not a prefix length (a number from 0 to 32)",
+            ),
+            (
+                "[::1/129]",
+                "/129 is out of range: an IPv6 network takes /0 to /128",
+            ),
+            (
+                "[::1]/64",
+                "the prefix length goes inside the brackets: [::1/64]",
+            ),
+            ("10.0.0.300/8", "'10.0.0.300' is not an IP address"),
             ("host:0", "port 0"),
             ("host:70000", "out of range"),
             ("http://host", "unknown scheme"),
@@ -364,7 +397,7 @@ mod tests {
             ("[::1]443", "expected ':PORT'"),
             ("bad host", "not a valid host name"),
             ("", "empty rule"),
-            ("300.1.1.1", "not a valid address"),
+            ("300.1.1.1", "'300.1.1.1' is not an IP address"),
         ] {
             let e = NetRule::parse(bad).unwrap_err().to_string();
             assert!(

@@ -90,7 +90,10 @@ impl Profile {
                     file: &file,
                     base: None,
                 };
-                schema::apply(&cx, builder)
+                builder.set_origin(Some(format!("profile {} (shipped)", self.name)));
+                let applied = schema::apply(&cx, builder);
+                builder.set_origin(None);
+                applied
             }
         }
     }
@@ -208,7 +211,10 @@ fn apply_text(text: &str, path: &Path, builder: &mut PolicyBuilder) -> Result<()
         file: &file,
         base: abs.parent(),
     };
-    schema::apply(&cx, builder)
+    builder.set_origin(Some(format!("profile {file}")));
+    let applied = schema::apply(&cx, builder);
+    builder.set_origin(None);
+    applied
 }
 
 /// A name `--profile` takes: `[A-Za-z0-9_.-]+`, not starting with a dot,

@@ -255,11 +255,12 @@ impl Secrets {
 /// The error for a secret whose value could not be used. Names the secret
 /// and its source; `reason` must never hold the value.
 fn unusable(spec: &SecretSpec, reason: impl fmt::Display) -> Error {
-    Error::invalid(
-        SECRET_FLAG,
-        &spec.spec,
-        format!("secret {}: {} {reason}", spec.name, spec.source),
-    )
+    let why = format!("secret {}: {} {reason}", spec.name, spec.source);
+    match &spec.origin {
+        // The user never typed a --secret: name what declared it.
+        Some(origin) => Error::Usage(format!("{origin}: {why}")),
+        None => Error::invalid(SECRET_FLAG, &spec.spec, why),
+    }
 }
 
 /// Reads and checks one secret's value.
@@ -267,7 +268,12 @@ fn read_value(spec: &SecretSpec) -> Result<Zeroizing<Vec<u8>>> {
     let value = match &spec.source {
         Source::Env(var) => match std::env::var_os(var) {
             Some(v) => Zeroizing::new(v.into_vec()),
-            None => return Err(unusable(spec, "is not set")),
+            None => {
+                return Err(unusable(
+                    spec,
+                    format!("is not set (export {var} before running sandlock)"),
+                ))
+            }
         },
         Source::File(path) => {
             let mut file = File::open(path).map_err(|e| unusable(spec, describe(&e)))?;

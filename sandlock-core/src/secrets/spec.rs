@@ -78,6 +78,9 @@ pub struct SecretSpec {
     pub plaintext: bool,
     /// The declaration as written, for messages.
     pub spec: String,
+    /// Where it was declared when not on the command line (`profile
+    /// git-https (shipped)`): messages name it instead of `--secret`.
+    pub origin: Option<String>,
 }
 
 impl SecretSpec {
@@ -141,6 +144,7 @@ impl SecretSpec {
             headers: None,
             plaintext,
             spec: spec.to_string(),
+            origin: None,
         })
     }
 }

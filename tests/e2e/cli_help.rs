@@ -1,0 +1,143 @@
+//! The command line's own documentation (issue 16): `--help` grouped by
+//! concern with examples and exit codes, completion scripts and man pages
+//! generated from the same definitions, and hints for the usual slips.
+
+use crate::common::*;
+use std::process::Command;
+
+/// Every option of `sandlock run`, as `--help` lists them.
+fn run_flags(ctx: &Ctx) -> Vec<String> {
+    let help = ctx.sl(["run", "--help"]);
+    help.expect_code(0);
+    // A flag's own line is indented two columns ("  -r, --fs-read") or
+    // six ("      --home"); its help text, ten.
+    help.stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("  -") || (l.starts_with("      --") && !l.starts_with("       "))
+        })
+        .filter_map(|l| l.trim_start().split(", ").last())
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.split([' ', '\n']).next().unwrap_or(w).to_string())
+        .collect()
+}
+
+both!(help_is_grouped_with_examples_and_exit_codes, |ctx| {
+    let out = ctx.sl(["run", "--help"]);
+    out.expect_code(0);
+    let heads = [
+        "Profile:",
+        "Filesystem:",
+        "Network:",
+        "HTTP:",
+        "Trust (the sandbox CA):",
+        "Secrets:",
+        "Process:",
+        "Resource limits:",
+        "Copy-on-write workspaces:",
+        "Output:",
+        "Examples:",
+        "Exit status:",
+    ];
+    let mut last = 0;
+    for h in heads {
+        let at = out
+            .stdout
+            .find(&format!("\n{h}\n"))
+            .unwrap_or_else(|| panic!("no {h}\n{}", out.stdout));
+        assert!(at > last, "{h} out of order\n{}", out.stdout);
+        last = at;
+    }
+    assert!(
+        out.stdout.contains("124 --timeout expired"),
+        "{}",
+        out.stdout
+    );
+    assert!(run_flags(&ctx).len() > 40, "{}", out.stdout);
+});
+
+both!(completions_know_every_option, |ctx| {
+    let flags = run_flags(&ctx);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ctx.sl(["completions", shell]);
+        out.expect_code(0);
+        for f in &flags {
+            assert!(
+                out.stdout.contains(f.trim_start_matches('-')),
+                "{shell}: {f}"
+            );
+        }
+    }
+    // The bash script is valid bash.
+    let d = TempDir::new("completions");
+    let script = d.file("sandlock.bash", &ctx.sl(["completions", "bash"]).stdout);
+    let ok = Command::new("bash").args(["-n", &script]).status().unwrap();
+    assert!(ok.success());
+    // Twin: a shell it does not know is a usage error.
+    let bad = ctx.sl(["completions", "tcsh"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("tcsh"), "{}", bad.dump());
+});
+
+both!(man_pages_document_every_option, |ctx| {
+    let top = ctx.sl(["man"]);
+    top.expect_code(0);
+    assert!(top.stdout.contains(".TH sandlock 1"), "{}", top.stdout);
+    let run = ctx.sl(["man", "run"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains(".TH sandlock-run 1"), "{}", run.stdout);
+    for f in run_flags(&ctx) {
+        // roff escapes each '-' as "\-".
+        let escaped = f.replace('-', "\\-");
+        assert!(run.stdout.contains(&escaped), "{f} not in the man page");
+    }
+    assert!(run.stdout.contains(".SH FILESYSTEM"), "{}", run.stdout);
+    let bad = ctx.sl(["man", "nope"]);
+    bad.expect_code(2);
+    assert!(
+        bad.stderr.contains("no command named 'nope'"),
+        "{}",
+        bad.dump()
+    );
+});
+
+both!(a_command_without_the_separator_gets_a_hint, |ctx| {
+    let out = ctx.sl(["run", "-r", "/tmp", "echo", "hi"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("sandlock: the command goes after `--`: sandlock run -r /tmp -- echo hi"),
+        "{}",
+        out.dump()
+    );
+    // Twin: with `--` it runs.
+    ctx.sl(["run", "-r", "/tmp", "--", "echo", "hi"])
+        .expect_code(0)
+        .expect_stdout("hi\n");
+});
+
+both!(
+    a_profile_secret_without_its_variable_names_the_profile,
+    |ctx| {
+        let out = ctx.sl(["run", "-p", "git-https", "--", "true"]);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains(
+                "sandlock: profile git-https (shipped): secret GH_TOKEN: env:GH_TOKEN is not set \
+             (export GH_TOKEN before running sandlock)"
+            ),
+            "{}",
+            out.dump()
+        );
+        assert!(!out.stderr.contains("'--secret'"), "{}", out.dump());
+        // Twin: the same secret on the command line names the flag.
+        let out = ctx.sl(["run", "--secret", "GH_TOKEN@*.github.com", "--", "true"]);
+        out.expect_code(2);
+        assert!(
+            out.stderr
+                .contains("invalid value 'GH_TOKEN@*.github.com' for '--secret'"),
+            "{}",
+            out.dump()
+        );
+    }
+);
