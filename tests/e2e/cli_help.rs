@@ -141,3 +141,82 @@ both!(
         );
     }
 );
+
+both!(
+    show_policy_says_what_the_proxy_opens_and_what_is_reported,
+    |ctx| {
+        let d = TempDir::new("showpol");
+        let audit = d.join("audit.jsonl");
+        let learn = d.join("learned.toml");
+        let out = ctx.sl_env(
+            run_args(
+                &[
+                    "--http-allow",
+                    "GET api.test/*",
+                    "--http-port",
+                    "8443",
+                    "--add-host",
+                    "api.test:127.0.0.1",
+                    "--secret",
+                    "TOK=env:SRC_VAR@api.test",
+                    "-q",
+                    "--audit",
+                    &audit,
+                    "--learn",
+                    &learn,
+                    "--memory",
+                    "256M",
+                    "--show-policy",
+                ],
+                &["true"],
+            ),
+            &[("SRC_VAR", "value-never-shown-0123456789")],
+        );
+        out.expect_code(0);
+        let lines = out.stdout_lines();
+        for want in [
+        "inet sockets: only TCP to ports 80,443,8443 of any host, through the proxy, which passes only the requests [http] allows",
+        "secret: TOK -> api.test (over TLS)",
+        "denials: not printed (--quiet)",
+        "memory: 256M (sandlock check shows what enforces it here)",
+    ] {
+        assert!(lines.contains(&want), "{want}\n{}", out.stdout);
+    }
+        assert!(
+            lines.contains(&format!("audit: {audit} (JSON lines, appended)").as_str()),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("the profile it needs goes to {learn}")),
+            "{}",
+            out.stdout
+        );
+        // Names and hosts only: neither the value nor where it is read from.
+        assert!(
+            !out.stdout.contains("SRC_VAR") && !out.stdout.contains("value-never"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            !out.stdout.contains("inet sockets: denied"),
+            "{}",
+            out.stdout
+        );
+        // Twin: without an HTTP rule or a --net-allow, inet sockets are denied.
+        let plain = ctx.sl(run_args(&["--show-policy"], &["true"]));
+        assert!(
+            plain
+                .stdout_lines()
+                .contains(&"inet sockets: denied (no --net-allow)"),
+            "{}",
+            plain.stdout
+        );
+        assert!(
+            plain.stdout_lines().contains(&"denials: printed on stderr"),
+            "{}",
+            plain.stdout
+        );
+    }
+);

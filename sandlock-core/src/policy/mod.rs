@@ -176,11 +176,62 @@ impl Policy {
         if h.no_ca_env {
             writeln!(f, "trust env: not set (--no-ca-env)")
         } else {
+            let names: Vec<&str> = crate::trust::env_names().collect();
+            writeln!(f, "trust env: {} (unless already set)", names.join(" "))
+        }
+    }
+
+    fn fmt_secrets(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[secrets]")?;
+        if self.secrets.is_empty() {
+            return writeln!(f, "none");
+        }
+        let misuse = match self.secret_misuse {
+            crate::secrets::Misuse::Warn => "warn (forwarded with the placeholder)",
+            crate::secrets::Misuse::Block => "block (403)",
+        };
+        writeln!(f, "placeholder sent elsewhere: {misuse}")?;
+        for spec in &self.secrets {
+            // Names and hosts only: where a value comes from is the user's
+            // business, and the value is never in the policy.
+            let hosts: Vec<String> = spec.hosts.iter().map(|h| h.to_string()).collect();
+            let over = if spec.plaintext {
+                "TLS or plain HTTP"
+            } else {
+                "TLS"
+            };
             writeln!(
                 f,
-                "trust env: SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO \
-                 NODE_EXTRA_CA_CERTS (unless already set)"
-            )
+                "secret: {} -> {} (over {over})",
+                spec.name,
+                hosts.join(", ")
+            )?;
+            if let Some(hs) = &spec.headers {
+                let names: Vec<&str> = hs.iter().map(|h| h.as_str()).collect();
+                writeln!(f, "        only in headers: {}", names.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn fmt_output(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[output]")?;
+        match self.report.quiet {
+            true => writeln!(f, "denials: not printed (--quiet)")?,
+            false => writeln!(f, "denials: printed on stderr")?,
+        }
+        match &self.report.audit {
+            Some(p) => writeln!(f, "audit: {} (JSON lines, appended)", p.display())?,
+            None => writeln!(f, "audit: none")?,
+        }
+        match &self.report.learn {
+            Some(p) => writeln!(
+                f,
+                "learn: the run is watched under a widened policy (the filesystem and network \
+                 open); the profile it needs goes to {}",
+                p.display()
+            ),
+            None => writeln!(f, "learn: no"),
         }
     }
 }
@@ -229,8 +280,16 @@ impl fmt::Display for Policy {
             )?,
         }
         writeln!(f, "[network]")?;
-        if !self.net.inet_enabled() {
-            writeln!(f, "inet sockets: denied (no --net-allow)")?;
+        let through_proxy = format!(
+            "TCP to ports {} of any host, through the proxy, which passes only the \
+             requests [http] allows",
+            self.http.intercepted_ports()
+        );
+        match (self.net.inet_enabled(), self.intercepting()) {
+            (false, false) => writeln!(f, "inet sockets: denied (no --net-allow)")?,
+            (false, true) => writeln!(f, "inet sockets: only {through_proxy}")?,
+            (true, true) => writeln!(f, "http: {through_proxy}")?,
+            (true, false) => {}
         }
         for r in &self.net.allow {
             writeln!(f, "allow: {r}")?;
@@ -295,20 +354,7 @@ impl fmt::Display for Policy {
             writeln!(f, "upstream timeout: {}s", t.as_secs_f64())?;
             self.fmt_trust(f)?;
         }
-        writeln!(f, "[secrets]")?;
-        if self.secrets.is_empty() {
-            writeln!(f, "none")?;
-        } else {
-            writeln!(f, "misuse: {:?}", self.secret_misuse)?;
-        }
-        for spec in &self.secrets {
-            // The spec names the source, never a value.
-            writeln!(f, "secret: {}", spec.spec)?;
-            if let Some(hs) = &spec.headers {
-                let names: Vec<&str> = hs.iter().map(|h| h.as_str()).collect();
-                writeln!(f, "        only in headers: {}", names.join(", "))?;
-            }
-        }
+        self.fmt_secrets(f)?;
         writeln!(f, "[process]")?;
         writeln!(f, "clean env: {}", self.process.clean_env)?;
         for (k, v) in &self.process.env {
@@ -334,6 +380,7 @@ impl fmt::Display for Policy {
                 )?;
             }
         }
+        self.fmt_output(f)?;
         writeln!(f, "[cow]")?;
         if self.cow.dirs.is_empty() {
             return writeln!(f, "none");

@@ -190,8 +190,8 @@ pub const OPTIONS: &[OptionInfo] = &[
         "Splice the CA only into --http-inject-ca bundles, not into the system bundles and \
          certifi."),
     opt("--no-ca-env", None, Switch, "", Trust,
-        "Do not set SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO and \
-         NODE_EXTRA_CA_CERTS for the workload."),
+        "Do not point SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS and the other CA \
+         variables (--show-policy lists them) at the sandbox CA for the workload."),
     opt("--trust-host-cas", None, Switch, "", Trust,
         "Append the host's trusted roots to spliced bundles too (for hosts behind a \
          TLS-inspecting corporate proxy)."),

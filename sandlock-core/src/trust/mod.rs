@@ -62,6 +62,12 @@ const BUNDLE_ENV: &[&str] = &[
 /// roots).
 const CA_ENV: &str = "NODE_EXTRA_CA_CERTS";
 
+/// Every variable sandlock points at the CA (unless `--no-ca-env`, or the
+/// user set it), as `--show-policy` lists them.
+pub fn env_names() -> impl Iterator<Item = &'static str> {
+    BUNDLE_ENV.iter().copied().chain(std::iter::once(CA_ENV))
+}
+
 /// Everything the sandbox needs to trust the CA.
 pub struct Trust {
     /// Spliced bundles and sandbox-only files.

@@ -240,7 +240,7 @@ both!(profile_show_prints_what_show_policy_prints, |ctx| {
     let show = ctx.sl(["profile", "show", "git-https"]);
     let lines = show.stdout_lines();
     assert!(
-        lines.contains(&"secret: GH_TOKEN=env:GH_TOKEN@*.github.com"),
+        lines.contains(&"secret: GH_TOKEN -> *.github.com (over TLS)"),
         "{}",
         show.dump()
     );
