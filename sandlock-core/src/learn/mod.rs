@@ -36,6 +36,25 @@ const MAX_SEEN: usize = 20_000;
 /// The shortest variable value recognised on the wire: shorter ones
 /// would be found by chance.
 const MIN_CREDENTIAL_LEN: usize = 8;
+/// The longest request path kept; a longer one is kept as `/*` (its
+/// host's every path), which is what a rule for it would come to.
+const MAX_PATH_LEN: usize = 1024;
+/// Request path segments kept: the rules use at most the first three.
+const PATH_SEGMENTS: usize = 3;
+
+/// What a request's path is kept as: without its query, its first
+/// segments only, bounded.
+fn kept_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let mut cut = path.len();
+    if let Some((i, _)) = path.match_indices('/').nth(PATH_SEGMENTS) {
+        cut = i + 1;
+    }
+    match &path[..cut] {
+        p if p.len() > MAX_PATH_LEN => "/*".to_string(),
+        p => p.to_string(),
+    }
+}
 
 /// One request the proxy let through.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,9 +246,10 @@ impl Learner {
     /// by name (lower case).
     pub fn request<'h>(
         &self,
-        req: Request,
+        mut req: Request,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) {
+        req.path = kept_path(&req.path);
         let mut authorized = false;
         let mut carried: Vec<&str> = Vec::new();
         for (name, value) in headers {
@@ -328,6 +348,31 @@ mod tests {
         assert_eq!(hosts, ["a.test", "b.test"]);
         assert_eq!(seen.authorized.len(), 2);
         assert!(!format!("{seen:?}").contains("tok-1234567890"));
+    }
+
+    #[test]
+    fn request_paths_are_kept_short() {
+        assert_eq!(kept_path("/a/b/c/d/e?x=1"), "/a/b/c/");
+        assert_eq!(kept_path("/a/b?x=1"), "/a/b");
+        assert_eq!(kept_path("/"), "/");
+        let long = format!("/{}", "x".repeat(5000));
+        assert_eq!(kept_path(&long), "/*");
+        // What is kept still collapses to the rule the whole path would.
+        for p in ["/v1/users/42/notes/7", "/simple/pkg/", "/index.html"] {
+            let req = |path: &str| Request {
+                method: "GET".into(),
+                host: "a.test".into(),
+                path: path.into(),
+                dest: "127.0.0.1:443".parse().unwrap(),
+            };
+            let specs = |path: &str| -> Vec<String> {
+                http::collapse(&[req(path)])
+                    .into_iter()
+                    .map(|r| r.spec)
+                    .collect()
+            };
+            assert_eq!(specs(p), specs(&kept_path(p)), "{p}");
+        }
     }
 
     #[test]
