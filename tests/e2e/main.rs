@@ -31,6 +31,7 @@ mod hosts;
 mod http;
 mod interactive;
 mod learn;
+mod learn_attacks;
 mod limits;
 mod meta;
 mod net;

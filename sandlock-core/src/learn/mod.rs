@@ -43,17 +43,29 @@ const MAX_PATH_LEN: usize = 1024;
 const PATH_SEGMENTS: usize = 3;
 
 /// What a request's path is kept as: without its query, its first
-/// segments only, bounded.
-fn kept_path(path: &str) -> String {
+/// segments only, as many of them as fit in [`MAX_PATH_LEN`]; `None` when
+/// not even the first fits (the request is not learned, and said).
+fn kept_path(path: &str) -> Option<String> {
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let mut cut = path.len();
     if let Some((i, _)) = path.match_indices('/').nth(PATH_SEGMENTS) {
         cut = i + 1;
     }
-    match &path[..cut] {
-        p if p.len() > MAX_PATH_LEN => "/*".to_string(),
-        p => p.to_string(),
+    let mut kept = &path[..cut];
+    while kept.len() > MAX_PATH_LEN {
+        let Some(i) = kept.trim_end_matches('/').rfind('/').filter(|&i| i > 0) else {
+            return None;
+        };
+        kept = &kept[..=i];
     }
+    Some(kept.to_string())
+}
+
+/// A path's change time, if it can be read.
+fn change_time(path: &std::path::Path) -> Option<files::Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.ctime(), m.ctime_nsec()))
 }
 
 /// One request the proxy let through.
@@ -91,10 +103,30 @@ pub struct Seen {
     pub credentials: BTreeMap<String, BTreeSet<String>>,
     /// Observations left out because a kind was full.
     pub dropped: usize,
+    /// Requests no rule can be learned for (a method that is no token, a
+    /// path too long to keep).
+    pub unlearned: usize,
 }
 
-/// Collects what a run does. Shared by every part of the supervisor.
-#[derive(Debug)]
+impl Seen {
+    /// Drops the changes of a directory's entries that did not happen: its
+    /// change time is what it was before the call (the call failed, as a
+    /// workload can make one fail on purpose to be granted a directory).
+    /// Timestamps are fine-grained where the kernel has multigrain
+    /// timestamps (Linux 6.13); on older kernels a change in the same tick
+    /// as the first observation is missed, and its grant is not learned.
+    pub fn confirm(&mut self) {
+        self.files.retain(|path, u| {
+            if u.change && u.stamp.is_some() && change_time(path) == u.stamp {
+                u.change = false;
+            }
+            u.read || u.write || u.change
+        });
+    }
+}
+
+/// Collects what a run does. Shared by every part of the supervisor. Its
+/// `Debug` leaves the credentials' values out.
 pub struct Learner {
     seen: Mutex<Seen>,
     /// Credential-looking variables of the workload's environment: (name,
@@ -107,42 +139,108 @@ pub struct Learner {
     pinned: Mutex<Option<Pinned>>,
 }
 
-/// The name the workload reached `ip` by: the first name it asked whose
-/// answer held `ip`, else a static name (`--add-host`) for it.
-pub fn name_for(seen: &Seen, pinned: &Pinned, ip: std::net::IpAddr) -> Option<String> {
+/// The names an address was reached by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameFor {
+    /// No name resolved to it: the workload used the address.
+    None,
+    /// Exactly one name did.
+    One(String),
+    /// Several did (a name the workload chose may resolve anywhere): the
+    /// rule names the address, and the comment the names.
+    Several(Vec<String>),
+}
+
+/// The names whose answers (asked through sandlock's DNS, or static ones
+/// from `--add-host`) held `ip`.
+pub fn name_for(seen: &Seen, pinned: &Pinned, ip: std::net::IpAddr) -> NameFor {
     let ip = crate::network::canonical_ip(ip);
-    let answered = |name: &str| {
-        pinned
-            .lookup(name)
-            .is_some_and(|ips| ips.iter().any(|a| crate::network::canonical_ip(*a) == ip))
-            || pinned.learned().any_name(ip, |n| n == name)
-    };
-    seen.names
+    let holds =
+        |ips: &[std::net::IpAddr]| ips.iter().any(|a| crate::network::canonical_ip(*a) == ip);
+    let mut names: Vec<String> = seen
+        .names
         .iter()
-        .find(|n| answered(n))
-        .cloned()
-        .or_else(|| {
-            pinned
-                .entries()
-                .find(|(_, ips)| ips.iter().any(|a| crate::network::canonical_ip(*a) == ip))
-                .map(|(n, _)| n.to_string())
+        .filter(|n| {
+            pinned.lookup(n).is_some_and(holds)
+                || pinned.learned().any_name(ip, |m| m == n.as_str())
         })
+        .cloned()
+        .collect();
+    for (n, ips) in pinned.entries() {
+        if holds(ips) && !names.iter().any(|m| m == n) {
+            names.push(n.to_string());
+        }
+    }
+    match names.len() {
+        0 => NameFor::None,
+        1 => NameFor::One(names.remove(0)),
+        _ => NameFor::Several(names),
+    }
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.credentials.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Learner")
+            .field("seen", &self.seen)
+            .field("credentials (values left out)", &names)
+            .finish()
+    }
 }
 
 /// True for a variable name that usually holds a credential.
 pub fn looks_like_credential(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    const ENDINGS: [&str; 7] = [
+    const ENDINGS: [&str; 11] = [
         "_TOKEN",
         "_KEY",
         "_SECRET",
         "_PASSWORD",
         "_PASS",
         "_PAT",
+        "_PWD",
+        "_AUTH",
+        "_DSN",
         "_CREDENTIALS",
+        "_CREDENTIAL",
     ];
-    const WORDS: [&str; 4] = ["TOKEN", "SECRET", "PASSWORD", "APIKEY"];
+    const WORDS: [&str; 7] = [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "APIKEY",
+        "CREDENTIAL",
+    ];
     ENDINGS.iter().any(|e| upper.ends_with(e)) || WORDS.iter().any(|w| upper.contains(w))
+}
+
+/// True for a value that carries a credential whatever its name: a URL
+/// with a password in it (`postgres://app:pw@db/x`).
+pub fn holds_credential(value: &[u8]) -> bool {
+    let Some(at) = memchr::memmem::find(value, b"://") else {
+        return false;
+    };
+    let rest = &value[at + 3..];
+    let authority = rest.split(|&b| b == b'/').next().unwrap_or(rest);
+    authority
+        .iter()
+        .rposition(|&b| b == b'@')
+        .is_some_and(|i| authority[..i].contains(&b':'))
+}
+
+/// The longest method kept; a longer one (no real method is) is not
+/// learned.
+const MAX_METHOD_LEN: usize = 32;
+
+/// True for a method a rule may name: a token of letters (and `-`, `_`)
+/// that is not `*`, which a rule reads as every method.
+fn learnable_method(m: &str) -> bool {
+    !m.is_empty()
+        && m.len() <= MAX_METHOD_LEN
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl Learner {
@@ -150,7 +248,9 @@ impl Learner {
     pub fn new<'a>(env: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Learner {
         let credentials = env
             .into_iter()
-            .filter(|(k, v)| looks_like_credential(k) && v.len() >= MIN_CREDENTIAL_LEN)
+            .filter(|(k, v)| {
+                (looks_like_credential(k) || holds_credential(v)) && v.len() >= MIN_CREDENTIAL_LEN
+            })
             .map(|(k, v)| (k.to_string(), v.to_vec()))
             .collect();
         Learner {
@@ -189,7 +289,11 @@ impl Learner {
     }
 
     /// The workload used `path` (canonical, absolute) for `access`;
-    /// `dir` when it is a directory.
+    /// `dir` when it is a directory. Called before the call runs: a change
+    /// of a directory's entries records its change time, so that
+    /// [`Seen::confirm`] can tell one that happened from one that failed.
+    /// (An open for writing is not confirmed: Landlock asks for the right
+    /// at the open, written or not.)
     pub fn file(&self, access: Access, path: PathBuf, dir: bool) {
         let private = self
             .private
@@ -199,17 +303,23 @@ impl Learner {
         if private.is_some_and(|p| path.starts_with(p)) || files::ignored(&path) {
             return;
         }
+        let stamp = (access == Access::Change)
+            .then(|| change_time(&path))
+            .flatten();
         self.with(|s| {
             let full = s.files.len() >= MAX_SEEN;
-            match s.files.get_mut(&path) {
-                Some(u) => u.add(access, dir),
-                None if full => s.dropped += 1,
-                None => {
-                    let mut u = files::Use::default();
-                    u.add(access, dir);
-                    s.files.insert(path, u);
+            let u = match s.files.get_mut(&path) {
+                Some(u) => u,
+                None if full => {
+                    s.dropped += 1;
+                    return;
                 }
+                None => s.files.entry(path).or_default(),
+            };
+            if !u.change {
+                u.stamp = stamp;
             }
+            u.add(access, dir);
         });
     }
 
@@ -249,9 +359,24 @@ impl Learner {
         mut req: Request,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) {
-        req.path = kept_path(&req.path);
-        let mut authorized = false;
         let mut carried: Vec<&str> = Vec::new();
+        // A credential in the path: the rule stops where it starts, and
+        // the value is never kept.
+        let mut path = req.path.split(['?', '#']).next().unwrap_or("/").to_string();
+        for (var, secret) in &self.credentials {
+            if let Some(at) = memchr::memmem::find(path.as_bytes(), secret) {
+                path.truncate(at);
+                path.push('*');
+                carried.push(var);
+            }
+        }
+        let kept = kept_path(&path);
+        if !learnable_method(&req.method) || kept.is_none() {
+            self.with(|s| s.unlearned = s.unlearned.saturating_add(1));
+            return;
+        }
+        req.path = kept.unwrap_or_default();
+        let mut authorized = false;
         for (name, value) in headers {
             authorized |= name.eq_ignore_ascii_case("authorization");
             for (var, secret) in &self.credentials {
@@ -350,29 +475,74 @@ mod tests {
         assert!(!format!("{seen:?}").contains("tok-1234567890"));
     }
 
+    fn get(path: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            host: "a.test".into(),
+            path: path.into(),
+            dest: "127.0.0.1:443".parse().unwrap(),
+        }
+    }
+
     #[test]
     fn request_paths_are_kept_short() {
-        assert_eq!(kept_path("/a/b/c/d/e?x=1"), "/a/b/c/");
-        assert_eq!(kept_path("/a/b?x=1"), "/a/b");
-        assert_eq!(kept_path("/"), "/");
+        assert_eq!(kept_path("/a/b/c/d/e?x=1").as_deref(), Some("/a/b/c/"));
+        assert_eq!(kept_path("/a/b?x=1").as_deref(), Some("/a/b"));
+        assert_eq!(kept_path("/").as_deref(), Some("/"));
         let long = format!("/{}", "x".repeat(5000));
-        assert_eq!(kept_path(&long), "/*");
+        assert_eq!(kept_path(&long), None);
+        let deep = format!("/v1/{}/z", "y".repeat(2000));
+        assert_eq!(kept_path(&deep).as_deref(), Some("/v1/"));
         // What is kept still collapses to the rule the whole path would.
         for p in ["/v1/users/42/notes/7", "/simple/pkg/", "/index.html"] {
-            let req = |path: &str| Request {
-                method: "GET".into(),
-                host: "a.test".into(),
-                path: path.into(),
-                dest: "127.0.0.1:443".parse().unwrap(),
-            };
             let specs = |path: &str| -> Vec<String> {
-                http::collapse(&[req(path)])
+                http::collapse(&[get(path)])
+                    .0
                     .into_iter()
                     .map(|r| r.spec)
                     .collect()
             };
-            assert_eq!(specs(p), specs(&kept_path(p)), "{p}");
+            assert_eq!(specs(p), specs(&kept_path(p).unwrap()), "{p}");
         }
+    }
+
+    #[test]
+    fn odd_methods_and_credentials_in_paths_are_not_learned_as_they_are() {
+        let l = Learner::new([("BOT_TOKEN", &b"123456:AAHsecretvalue"[..])]);
+        let mut star = get("/v1/x");
+        star.method = "*".into();
+        l.request(star, []);
+        let mut long = get("/v1/x");
+        long.method = "X".repeat(60);
+        l.request(long, []);
+        l.request(get("/bot123456:AAHsecretvalue/sendMessage"), []);
+        let seen = l.seen();
+        assert_eq!(seen.unlearned, 2);
+        let paths: Vec<&str> = seen.requests.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/bot*"]);
+        assert_eq!(seen.credentials["BOT_TOKEN"].len(), 1);
+        assert!(!format!("{seen:?}{l:?}").contains("AAHsecretvalue"));
+        assert!(holds_credential(b"postgres://app:S3cr3t@db/x"));
+        assert!(!holds_credential(b"https://example.test/a@b"));
+        assert!(looks_like_credential("MYSQL_PWD") && looks_like_credential("SIGNING_PASSPHRASE"));
+    }
+
+    #[test]
+    fn writes_and_changes_that_did_not_happen_are_dropped() {
+        let dir = std::env::temp_dir().join(format!("sandlock-confirm-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("kept")).unwrap();
+        std::fs::create_dir_all(dir.join("failed")).unwrap();
+        let l = Learner::new([]);
+        l.file(Access::Change, dir.join("kept"), true);
+        l.file(Access::Change, dir.join("failed"), true);
+        l.file(Access::Read, dir.join("failed"), true);
+        std::fs::write(dir.join("kept/new"), "x").unwrap();
+        let mut seen = l.seen();
+        seen.confirm();
+        let u = |d: &str| seen.files.get(&dir.join(d)).copied();
+        assert!(u("kept").is_some_and(|u| u.change));
+        assert!(u("failed").is_some_and(|u| u.read && !u.change));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

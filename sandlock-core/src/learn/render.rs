@@ -2,10 +2,13 @@
 //! rules it was found to need, each with a comment saying what it was
 //! learned from, in the sections and keys `profile::schema` reads.
 //!
-//! Values are written by `toml_writer`, so a path or a host the workload
-//! chose is always a well-formed TOML string; comments carry workload
-//! text too, so every character that could end a comment line is
-//! replaced. Must never write a secret's value: a `--secret` is written
+//! A path or a host the workload chose is written as a one-line TOML basic
+//! string with everything but printable ASCII escaped (`\u202E`, `\n`),
+//! and in comments likewise (`\u{202e}`): a name cannot break a line,
+//! reorder what the reader sees, or reach the terminal that shows the
+//! profile. (Hand-written: `toml_writer` picks literal or multi-line
+//! strings where a value has quotes or newlines, and leaves non-ASCII as
+//! it is.) Must never write a secret's value: a `--secret` is written
 //! as its reference, an `--env` whose name looks like a credential as a
 //! comment without its value, and a credential seen in the environment as
 //! a commented `[secrets]` suggestion naming only the variable and hosts.
@@ -14,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use toml_writer::{ToTomlKey, ToTomlValue};
+use toml_writer::ToTomlKey;
 
 use super::files::{Grants as FileGrants, Rule as FileRule};
 use super::http::Rule as HttpRule;
@@ -50,6 +53,11 @@ pub(crate) struct Findings {
     pub authorized: Vec<String>,
     /// Observations left out because there were too many.
     pub dropped: usize,
+    /// Requests no rule could be learned for.
+    pub unlearned: usize,
+    /// The profile's own path, when a grant (given or learned) lets the
+    /// workload write it: said first.
+    pub self_writable: Option<PathBuf>,
 }
 
 /// One value of a key, with its comment.
@@ -107,21 +115,48 @@ struct Doc {
     secrets: Vec<(String, SecretTable)>,
 }
 
-/// Workload text made safe for a comment: one line, printable, bounded.
+/// The longest comment text kept.
+const COMMENT_LEN: usize = 160;
+
+/// Workload text made safe for a comment: one line of printable ASCII
+/// (anything else escaped as `\u{..}`), bounded.
 fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(160)
-        .collect();
-    if text.chars().count() > 160 {
-        out.push('…');
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.len() >= COMMENT_LEN {
+            out.push_str("...");
+            break;
+        }
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
     }
     out
 }
 
+/// `s` as a one-line TOML basic string, everything but printable ASCII
+/// escaped.
 fn quote(s: &str) -> String {
-    s.to_toml_value()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' ' => out.push(' '),
+            c if c.is_ascii_graphic() => out.push(c),
+            c if (c as u32) <= 0xFFFF => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn learned_from<'a>(what: &str, from: impl ExactSizeIterator<Item = &'a str>) -> String {
@@ -211,7 +246,7 @@ impl Doc {
         let Some((k, v)) = value.split_once('=') else {
             return;
         };
-        if looks_like_credential(k) {
+        if looks_like_credential(k) || super::holds_credential(v.as_bytes()) {
             self.env_notes.push(format!(
                 "--env {} was given; its value is left out (it looks like a credential: \
                  give it as a secret, see below)",
@@ -252,11 +287,16 @@ impl Doc {
                     let value = quote(r.path.to_str()?);
                     let from: Vec<String> =
                         r.from.iter().map(|p| p.display().to_string()).collect();
-                    let from = if from.len() == 1 && from[0] == r.path.display().to_string() {
+                    let mut from = if r.listed {
+                        "learned: listed (this grants reading every file below it)".to_string()
+                    } else if from.len() == 1 && from[0] == r.path.display().to_string() {
                         format!("learned: {what}")
                     } else {
                         learned_from(what, from.iter().map(String::as_str))
                     };
+                    if r.sensitive {
+                        from = format!("WARNING: sensitive; {from}");
+                    }
                     Some(Item {
                         value,
                         comment: Some(clean(&from)),
@@ -306,7 +346,12 @@ impl Doc {
             }
         }
         for r in &f.http {
-            let from = learned_from("", r.from.iter().map(String::as_str));
+            let what = if r.folded {
+                "(folded from many paths)"
+            } else {
+                ""
+            };
+            let from = learned_from(what, r.from.iter().map(String::as_str));
             self.set(
                 "http",
                 "allow",
@@ -329,7 +374,7 @@ impl Doc {
         for section in SECTIONS {
             let plain = self.sections.get(section);
             let has_tables = match *section {
-                "filesystem" => !f.files.unlisted.is_empty(),
+                "filesystem" => !f.files.unlisted.is_empty() || !f.files.unwritable.is_empty(),
                 "secrets" => !self.secrets.is_empty(),
                 "process" => !self.env.is_empty() || !self.env_notes.is_empty(),
                 _ => false,
@@ -340,6 +385,19 @@ impl Doc {
             let _ = writeln!(out, "\n[{section}]");
             if let Some(s) = plain {
                 write_keys(s, out);
+            }
+            if *section == "filesystem" && !f.files.unwritable.is_empty() {
+                let paths: Vec<String> = f
+                    .files
+                    .unwritable
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "# Written (or tried), but a profile never grants writing there: {}",
+                    clean(&paths.join(", "))
+                );
             }
             if *section == "filesystem" && !unlisted.is_empty() {
                 let _ = writeln!(
@@ -466,6 +524,13 @@ fn write_suggestions(f: &Findings, out: &mut String) {
             clean(&names.join(", "))
         );
     }
+    if f.unlearned > 0 {
+        let _ = writeln!(
+            out,
+            "\n# {} requests were not learned (a method or a path no rule can spell).",
+            f.unlearned
+        );
+    }
     if f.dropped > 0 {
         let _ = writeln!(
             out,
@@ -485,12 +550,20 @@ pub(crate) fn render(given: &Given<'_>, f: &Findings) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# sandlock profile learned from one run of: {}\n\
-         # (`sandlock run --learn`). It grants what that run was given and what it\n\
-         # was seen to need, and no more; each learned rule says what it was learned\n\
-         # from. Review it, then use it: sandlock run -p FILE -- CMD",
+        "# sandlock profile learned from one run of {} (`sandlock run --learn`).\n\
+         # It grants what that run was given and what it was seen to need, and no\n\
+         # more; each learned rule says what it was learned from. Review it, then\n\
+         # use it: sandlock run -p FILE -- CMD",
         clean(&f.command)
     );
+    if let Some(me) = &f.self_writable {
+        let _ = writeln!(
+            out,
+            "#\n# WARNING: a write grant below covers this profile ({}): the workload\n\
+             # could rewrite the profile it runs under. Keep the profile elsewhere.",
+            clean(&me.display().to_string())
+        );
+    }
     doc.write(f, &mut out);
     out
 }
@@ -525,12 +598,20 @@ mod tests {
             ("learn", "/tmp/x.toml".to_string()),
         ];
         let mut f = Findings {
-            command: "python3 app.py\n[evil]".into(),
+            command: "python3\n[evil]".into(),
             ..Findings::default()
         };
         f.files.read.push(FileRule {
             path: PathBuf::from("/usr"),
             from: [PathBuf::from("/usr/bin/x\"\n[pwn]")].into(),
+            listed: false,
+            sensitive: false,
+        });
+        f.files.read.push(FileRule {
+            path: PathBuf::from("/srv/a\"\n[http]\nallow = [\"* *\"]\u{202e}"),
+            from: BTreeSet::new(),
+            listed: true,
+            sensitive: true,
         });
         f.net.push((
             "db.test:5432".into(),
@@ -540,6 +621,7 @@ mod tests {
         f.http.push(HttpRule {
             spec: "GET api.test/v1/*".into(),
             from: ["GET /v1/a".to_string()].into(),
+            folded: false,
         });
         f.credentials
             .insert("API_TOKEN".into(), ["api.test".to_string()].into());
@@ -550,7 +632,24 @@ mod tests {
         assert_eq!(p.net.allow.len(), 1, "{text}");
         assert_eq!(p.net.hosts.len(), 1);
         assert_eq!(p.http.allow[0].spec, "GET api.test/v1/*");
-        assert_eq!(p.fs.read, [PathBuf::from("/usr")]);
+        assert_eq!(
+            p.fs.read,
+            [
+                PathBuf::from("/usr"),
+                PathBuf::from("/srv/a\"\n[http]\nallow = [\"* *\"]\u{202e}")
+            ]
+        );
+        // Every line is printable ASCII; the odd name is one escaped line.
+        assert!(
+            text.bytes()
+                .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""/srv/a\"\u000A[http]\u000Aallow = [\"* *\"]\u202E","#),
+            "{text}"
+        );
+        assert_eq!(p.http.allow.len(), 1, "{text}");
         assert!(p.fs.system_view);
         assert_eq!(p.process.env, [("MODE".to_string(), "fast".to_string())]);
         assert_eq!(p.secrets.len(), 1);

@@ -47,6 +47,14 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
             "--learn lets the run read every file, this one too; give the secret as env:VAR while learning",
         ));
     }
+    // Likewise the key of a CA of the user's own.
+    if let Some(ca) = &sb.policy.http.ca {
+        return Err(Error::invalid(
+            "--http-key",
+            &ca.key.display().to_string(),
+            "--learn lets the run read every file, this key too; learn with the ephemeral CA (no --http-ca/--http-key)",
+        ));
+    }
     let env = sb.ground.environment();
     let mut vars: Vec<(&str, &[u8])> = env
         .iter()
@@ -67,12 +75,22 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
         ground: sb.ground.clone(),
     };
     let mut output = wide.run_watched(argv, io, Some(&learner))?;
-    let seen = learner.seen();
-    let command: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let findings = findings(sb, &seen, learner.pinned().as_ref(), command.join(" "))?;
+    let mut seen = learner.seen();
+    seen.confirm();
+    // The program only: its arguments may hold what must not be written
+    // (a header with a token).
+    let command = match argv.len() {
+        1 => argv[0].to_string_lossy().into_owned(),
+        n => format!("{} (and {} arguments)", argv[0].to_string_lossy(), n - 1),
+    };
+    let mut findings = findings(sb, &seen, learner.pinned().as_ref(), command)?;
+    let writable = |p: &Path| {
+        findings.files.write.iter().any(|r| p.starts_with(&r.path))
+            || covered(sb).is_ok_and(|c| c.write.iter().any(|w| p.starts_with(w)))
+    };
+    if writable(target) {
+        findings.self_writable = Some(target.to_path_buf());
+    }
     let text = learn::render(&Given(&sb.policy.given), &findings);
     write_whole(target, &text).map_err(|e| {
         Error::setup(
@@ -81,6 +99,12 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
         )
     })?;
     if !sb.policy.report.quiet {
+        if findings.self_writable.is_some() {
+            eprintln!(
+                "sandlock: learned: warning: the profile grants writing {} itself: keep it elsewhere",
+                target.display()
+            );
+        }
         eprintln!(
             "sandlock: learned: {} read, {} write, {} network and {} HTTP rules written to {} \
              (the run exited {}); use it with: sandlock run -p {} -- ...",
@@ -119,8 +143,9 @@ fn write_whole(target: &Path, text: &str) -> std::io::Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = target.file_name().unwrap_or_default().to_string_lossy();
-    for attempt in 0..16u32 {
-        let tmp = dir.join(format!(".{name}.sandlock-{}-{attempt}", std::process::id()));
+    for _ in 0..16 {
+        // A name the workload (which may write here) cannot guess ahead.
+        let tmp = dir.join(format!(".{name}.sandlock-{}", crate::sys::random_hex(8)?));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -139,14 +164,44 @@ fn write_whole(target: &Path, text: &str) -> std::io::Result<()> {
         }
         return written;
     }
-    Err(std::io::Error::other("no free temporary name beside it"))
+    Err(std::io::Error::other(
+        "no free temporary name beside it; what is at the path now may be what the run wrote there",
+    ))
 }
 
-/// The given policy, opened so that one run shows what it needs.
+/// Top-level directories a learning run may not write: the kernel's
+/// (`/proc`, `/sys`, whose cgroup files would let it leave its limits),
+/// devices (the system view's, and `/dev/shm`, stay writable) and boot.
+const NOT_WIDENED_WRITE: [&str; 4] = ["proc", "sys", "dev", "boot"];
+/// Top-level directories a learning run may not read: `/proc` (it gets
+/// its own, as any run does) and `/dev` (block devices).
+const NOT_WIDENED_READ: [&str; 2] = ["proc", "dev"];
+
+/// The given policy, opened so that one run shows what it needs: every
+/// top-level directory readable and writable but the kernel's and the
+/// devices, every socket file, host, port and request reachable.
 fn widened(p: &Policy) -> Result<Policy> {
     let mut w = p.clone();
     w.report.learn = None;
-    w.fs.write.push(PathBuf::from("/"));
+    let top = std::fs::read_dir("/").map_err(|e| Error::setup("listing /", e))?;
+    for entry in top.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if !path.exists() {
+            continue;
+        }
+        if !NOT_WIDENED_READ.contains(&name.as_ref()) {
+            w.fs.read.push(path.clone());
+        }
+        if !NOT_WIDENED_WRITE.contains(&name.as_ref()) {
+            w.fs.write.push(path);
+        }
+    }
+    if Path::new("/dev/shm").is_dir() {
+        w.fs.write.push(PathBuf::from("/dev/shm"));
+    }
+    w.net.unix_allow.push(PathBuf::from("/"));
     w.net.allow.push(NetRule::parse("*")?);
     w.net.allow.push(NetRule::parse("udp://*")?);
     w.net.bind = PortSet::parse("1-65535", FLAG, "1-65535")?;
@@ -163,8 +218,7 @@ fn findings(
 ) -> Result<Findings> {
     let p = &sb.policy;
     let covered = covered(sb)?;
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let files = learn::collapse_files(&seen.files, &covered, home.as_deref());
+    let files = learn::collapse_files(&seen.files, &covered);
     let empty = Pinned::default();
     let pinned = pinned.unwrap_or(&empty);
     let egress = Egress::new(&p.net, &Pinned::for_policy_on(p, sb.ground.is_image())?);
@@ -175,24 +229,39 @@ fn findings(
         if egress.check(*proto, *dest).allowed() {
             continue;
         }
-        let host = match name_of(dest) {
-            Some(n) => {
-                used_names.insert(n.clone());
-                n
-            }
-            None if dest.is_ipv6() => format!("[{}]", dest.ip()),
-            None => dest.ip().to_string(),
-        };
         let scheme = if *proto == Proto::Udp { "udp://" } else { "" };
         let what = if *proto == Proto::Udp {
             "sent to"
         } else {
             "connect"
         };
-        net.push((
-            format!("{scheme}{host}:{}", dest.port()),
-            format!("{what} {dest}"),
-        ));
+        let ip = match dest {
+            SocketAddr::V6(_) => format!("[{}]", dest.ip()),
+            SocketAddr::V4(_) => dest.ip().to_string(),
+        };
+        let by_ip = format!("{scheme}{ip}:{}", dest.port());
+        let (spec, why) = match name_of(dest) {
+            // One name reached it: the rule names it, if it can.
+            learn::NameFor::One(n) => {
+                let spec = format!("{scheme}{n}:{}", dest.port());
+                match NetRule::parse(&spec) {
+                    Ok(_) => {
+                        used_names.insert(n);
+                        (spec, format!("{what} {dest}"))
+                    }
+                    Err(_) => (by_ip, format!("{what} {dest}")),
+                }
+            }
+            learn::NameFor::Several(names) => (
+                by_ip,
+                format!(
+                    "{what} {dest}, which these names all resolved to: {}",
+                    names.join(", ")
+                ),
+            ),
+            learn::NameFor::None => (by_ip, format!("{what} {dest}")),
+        };
+        net.push((spec, why));
     }
     let binds = seen
         .binds
@@ -214,7 +283,7 @@ fn findings(
         .collect();
     let requests = needed_requests(p, &egress, seen);
     used_names.extend(requests.iter().map(|r| r.host.clone()));
-    let http = learn::collapse_http(requests);
+    let (http, unlearned) = learn::collapse_http(requests);
     let resolvable = crate::dns::resolvable(p);
     let unused_names = seen
         .names
@@ -236,6 +305,8 @@ fn findings(
         credentials: seen.credentials.clone(),
         authorized,
         dropped: seen.dropped,
+        unlearned: unlearned.saturating_add(seen.unlearned),
+        self_writable: None,
     })
 }
 
@@ -280,8 +351,17 @@ fn covered(sb: &Sandbox) -> Result<Covered> {
         out.extend(v.iter().filter_map(|p| std::fs::canonicalize(p).ok()));
         out
     };
+    // The user's home and runtime directory, as given and resolved (a
+    // home may be a symlink, as /home -> /var/home).
+    let homes = ["HOME", "XDG_RUNTIME_DIR"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .collect();
     Ok(Covered {
         read: both(read),
         write: both(write),
+        homes: both(homes),
     })
 }

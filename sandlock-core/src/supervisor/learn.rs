@@ -10,7 +10,8 @@
 //! reviews), and hands every other call on to its usual handler.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::notif::{Notif, Reply};
@@ -38,6 +39,9 @@ enum How {
     Remove,
     /// Puts an entry at its name, whether or not one is there.
     Replace,
+    /// Is linked to a new name: its directory must allow it to be
+    /// referred to from elsewhere (Landlock's REFER), as for a rename.
+    LinkSource,
 }
 
 const CWD: i32 = libc::AT_FDCWD;
@@ -60,7 +64,7 @@ fn decode(nr: i64, a: [u64; 6]) -> Vec<Named> {
         libc::SYS_unlink | libc::SYS_rmdir => return vec![at(CWD, a[0], How::Remove)],
         libc::SYS_execve => return vec![at(CWD, a[0], How::Read)],
         libc::SYS_rename => return vec![at(CWD, a[0], How::Remove), at(CWD, a[1], How::Replace)],
-        libc::SYS_link => return vec![at(CWD, a[0], How::Read), at(CWD, a[1], How::Create)],
+        libc::SYS_link => return vec![at(CWD, a[0], How::LinkSource), at(CWD, a[1], How::Create)],
         libc::SYS_symlink => return vec![at(CWD, a[1], How::Create)],
         _ => {}
     }
@@ -77,7 +81,10 @@ fn decode(nr: i64, a: [u64; 6]) -> Vec<Named> {
                 at(int(2), a[3], How::Replace),
             ]
         }
-        libc::SYS_linkat => vec![at(int(0), a[1], How::Read), at(int(2), a[3], How::Create)],
+        libc::SYS_linkat => vec![
+            at(int(0), a[1], How::LinkSource),
+            at(int(2), a[3], How::Create),
+        ],
         libc::SYS_symlinkat => vec![at(int(1), a[2], How::Create)],
         _ => Vec::new(),
     }
@@ -113,73 +120,153 @@ fn only_learned(nr: i64) -> bool {
 }
 
 /// Tells `learner` what `n` names; `Some(CONTINUE)` for a call nothing
-/// else answers, `None` to hand it on.
+/// else answers, `None` to hand it on. The second name of a rename or a
+/// link counts only when the first exists (else the call fails).
 pub(super) fn observe(learner: &Learner, n: &Notif) -> Option<Reply> {
     let args = std::array::from_fn(|i| n.arg(i));
     for named in decode(n.nr(), args) {
-        record(learner, n, named);
+        if !record(learner, n, named) {
+            break;
+        }
     }
     only_learned(n.nr()).then_some(Reply::Continue)
 }
 
-fn record(learner: &Learner, n: &Notif, named: Named) {
+/// Records one named path; false when it does not exist.
+fn record(learner: &Learner, n: &Notif, named: Named) -> bool {
     let Ok(raw) = n.read_cstr(named.path, libc::PATH_MAX as usize) else {
-        return;
+        return false;
     };
-    let Some(found) = locate(n, named.dirfd, &raw) else {
-        return;
+    let Some(entry) = locate(n, named.dirfd, &raw) else {
+        return false;
     };
+    // What the name itself is (a symlink is not followed).
+    let here = std::fs::symlink_metadata(entry.path()).ok();
     match named.how {
-        How::Read if found.exists => learner.file(Access::Read, found.path, found.dir),
-        How::Read => {}
+        How::Read => {
+            let Some(target) = entry.resolved() else {
+                return false;
+            };
+            if target.is_file() {
+                interpreter(learner, &target);
+            }
+            let dir = target.is_dir();
+            learner.file(Access::Read, target, dir);
+            true
+        }
         // The kernel refuses these (EEXIST, ENOENT) before Landlock looks.
-        How::Create | How::Remove if found.exists == (named.how == How::Create) => {}
-        How::Create | How::Remove | How::Replace => {
-            learner.file(Access::Change, found.parent(), true)
+        How::Create if here.is_some() => true,
+        How::Remove | How::LinkSource if here.is_none() => false,
+        How::Create | How::Remove | How::Replace | How::LinkSource => {
+            learner.file(Access::Change, entry.parent, true);
+            true
         }
-        How::Open(flags) => {
-            if flags & libc::O_PATH != 0 {
-                return;
-            }
-            let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-            const TMPFILE: i32 = 0o2000_0000; // __O_TMPFILE, without O_DIRECTORY
-            if flags & TMPFILE != 0 {
-                learner.file(Access::Change, found.path, true);
-            } else if !found.exists && flags & libc::O_CREAT != 0 {
-                learner.file(Access::Change, found.parent(), true);
-            } else if found.exists && writes {
-                learner.file(Access::Write, found.path, found.dir);
-            } else if found.exists {
-                learner.file(Access::Read, found.path, found.dir);
-            }
-        }
+        How::Open(flags) => open(learner, &entry, here.is_some(), flags),
     }
 }
 
-/// A socket file bound at `path` (from the cwd): its directory changes.
+/// An open with `flags` of `entry` (which `exists` as a name).
+fn open(learner: &Learner, entry: &Entry, exists: bool, flags: i32) -> bool {
+    const TMPFILE: i32 = 0o2000_0000; // __O_TMPFILE, without O_DIRECTORY
+    if flags & libc::O_PATH != 0 {
+        return exists;
+    }
+    let nofollow = flags & libc::O_NOFOLLOW != 0;
+    let target = if nofollow {
+        exists.then(|| entry.path())
+    } else {
+        entry.resolved()
+    };
+    let creates = flags & libc::O_CREAT != 0;
+    let Some(target) = target else {
+        // Nothing there: only a create does anything (in the directory).
+        if creates && !exists {
+            learner.file(Access::Change, entry.parent.clone(), true);
+        }
+        return false;
+    };
+    let dir = target.is_dir();
+    if flags & TMPFILE != 0 {
+        if dir {
+            learner.file(Access::Change, target, true);
+        }
+        return true;
+    }
+    let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+    let refused = (creates && flags & libc::O_EXCL != 0)
+        || (flags & libc::O_DIRECTORY != 0 && !dir)
+        || (dir && writes);
+    match (refused, writes) {
+        (true, _) => {}
+        (false, true) => learner.file(Access::Write, target, false),
+        (false, false) => learner.file(Access::Read, target, dir),
+    }
+    true
+}
+
+/// A script's interpreter (`#!/path/to/interp`), which the kernel
+/// executes too: learned as read.
+fn interpreter(learner: &Learner, script: &Path) {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(script)
+    else {
+        return;
+    };
+    let len = f.read(&mut head).unwrap_or(0);
+    let Some(line) = head[..len].strip_prefix(b"#!") else {
+        return;
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
+    let Some(interp) = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .find(|w| !w.is_empty())
+    else {
+        return;
+    };
+    let interp = Path::new(std::ffi::OsStr::from_bytes(interp));
+    if let Ok(path) = std::fs::canonicalize(interp) {
+        learner.file(Access::Read, path, false);
+    }
+}
+
+/// A socket file bound at `path` (from the cwd): its directory changes,
+/// unless the name is taken (the bind fails).
 pub(super) fn socket_file(learner: &Learner, n: &Notif, path: &[u8]) {
-    if let Some(found) = locate(n, CWD, path) {
-        learner.file(Access::Change, found.parent(), true);
+    if let Some(entry) = locate(n, CWD, path) {
+        if std::fs::symlink_metadata(entry.path()).is_err() {
+            learner.file(Access::Change, entry.parent, true);
+        }
     }
 }
 
-/// A named path, resolved.
-struct Found {
-    path: PathBuf,
-    exists: bool,
-    dir: bool,
+/// A named path: its directory, canonical, and its last name as given
+/// (a symlink there is what the call meets, not where it leads).
+struct Entry {
+    parent: PathBuf,
+    name: OsString,
 }
 
-impl Found {
-    fn parent(&self) -> PathBuf {
-        self.path.parent().unwrap_or(Path::new("/")).to_path_buf()
+impl Entry {
+    fn path(&self) -> PathBuf {
+        self.parent.join(&self.name)
+    }
+
+    /// Where the name leads, symlinks followed; `None` when nothing is
+    /// there.
+    fn resolved(&self) -> Option<PathBuf> {
+        std::fs::canonicalize(self.path()).ok()
     }
 }
 
-/// `raw` as the workload names it from `dirfd`, made absolute and
-/// canonical (the part that exists; the rest appended as named). `None`
-/// for the workload's own `/proc` and what cannot be resolved.
-fn locate(n: &Notif, dirfd: i32, raw: &[u8]) -> Option<Found> {
+/// `raw` as the workload names it from `dirfd`: its directory made
+/// absolute and canonical, and its last name. `None` for the workload's
+/// own `/proc`, a directory that does not exist (the call fails), and
+/// what cannot be resolved.
+fn locate(n: &Notif, dirfd: i32, raw: &[u8]) -> Option<Entry> {
     if raw.is_empty() {
         return None;
     }
@@ -196,31 +283,21 @@ fn locate(n: &Notif, dirfd: i32, raw: &[u8]) -> Option<Found> {
     if joined.starts_with("/proc") || joined.starts_with("/dev/fd") {
         return None;
     }
-    if let Ok(path) = std::fs::canonicalize(&joined) {
-        let dir = path.is_dir();
-        return Some(Found {
-            path,
-            exists: true,
-            dir,
-        });
-    }
-    // Not there (yet): its deepest existing directory, canonical, and the
-    // rest of the path as named.
-    let mut rest = Vec::new();
-    let mut cur = joined.as_path();
-    while let (Some(parent), Some(name)) = (cur.parent(), cur.file_name()) {
-        rest.push(name.to_os_string());
-        if let Ok(base) = std::fs::canonicalize(parent) {
-            let path = rest.iter().rev().fold(base, |p, c| p.join(c));
-            return Some(Found {
-                path,
-                exists: false,
-                dir: false,
-            });
+    // `a/b/..` and `a/.`: the kernel's own walk; canonicalise it whole.
+    let last = joined.file_name().map(|n| n.to_os_string());
+    match last {
+        Some(name) => Some(Entry {
+            parent: std::fs::canonicalize(joined.parent()?).ok()?,
+            name,
+        }),
+        None => {
+            let full = std::fs::canonicalize(&joined).ok()?;
+            Some(Entry {
+                parent: full.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                name: full.file_name()?.to_os_string(),
+            })
         }
-        cur = parent;
     }
-    None
 }
 
 #[cfg(test)]
