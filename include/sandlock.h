@@ -25,11 +25,12 @@
  *     sandlock_run's `*out` likewise: the result, or NULL on failure. Free
  *     an error before reusing its variable, or it leaks.
  *   - Strings and bytes the library returns are borrowed: the caller never
- *     frees or modifies them. sandlock_version, sandlock_option_name and
- *     sandlock_result_limit return static strings (valid for the life of
- *     the process); sandlock_error_message's string lives until its error
- *     is freed; sandlock_result_stdout, _stderr and _cow point into the
- *     result and live until it is freed.
+ *     frees or modifies them. sandlock_version, sandlock_option_name,
+ *     sandlock_error_option and sandlock_result_limit return static
+ *     strings (valid for the life of the process); sandlock_error_message's
+ *     and sandlock_error_value's strings live until their error is freed;
+ *     sandlock_result_stdout, _stderr, _cow, _learned and _denial point
+ *     into the result and live until it is freed.
  *   - Arguments the caller passes (strings, argv, stdin bytes, builders,
  *     results, errors) are borrowed for the call only, except the object a
  *     _free function frees: the library copies what it keeps and holds no
@@ -95,9 +96,11 @@ typedef enum {
 // freed only when no other thread uses it.
 typedef struct sandlock_builder sandlock_builder;
 
-// An error: a code and a message. The caller that received it through
-// an `err` argument owns it and frees it once with `sandlock_error_free`
-// (never with `free`). It is read-only: several threads may read it.
+// An error: a code, a message and, when it concerns one policy option,
+// that option's name and the value refused. The caller that received it
+// through an `err` argument owns it and frees it once with
+// `sandlock_error_free` (never with `free`). It is read-only: several
+// threads may read it.
 typedef struct sandlock_error sandlock_error;
 
 // How a run ended. The caller that received it from `sandlock_run` owns
@@ -164,7 +167,10 @@ sandlock_code sandlock_builder_apply_profile(sandlock_builder *builder,
                                              sandlock_error **err);
 
 // Checks the options set so far against each other (what `sandlock_run`
-// does first), without running anything.
+// does first: the policy is built from a copy of the builder), without
+// running anything. The error names the option to change first
+// (`sandlock_error_option`), e.g. "http-ca" for "--http-ca needs
+// --http-key".
 //
 // Ownership: `builder` is borrowed for the call and left unchanged.
 // `*err` as for `sandlock_builder_set`: NULL on success, else an error
@@ -218,6 +224,33 @@ sandlock_code sandlock_error_code(const sandlock_error *err);
 // `err` is NULL or an error returned by this library and not yet freed.
 const char *sandlock_error_message(const sandlock_error *err);
 
+// The policy option the error concerns, without its dashes (e.g.
+// "http-ca" for "--http-ca needs --http-key", "net-allow" for a refused
+// `net-allow` value): for a refused value, its option; for options that
+// do not go together, the first one the message names. NULL when the
+// error concerns no one option (or `err` is NULL).
+//
+// Ownership: the string is static (one of `sandlock_option_name`'s,
+// valid for the life of the process, even after the error is freed):
+// the caller must not free or modify it. Any thread may call this.
+//
+// # Safety
+// `err` is NULL or an error returned by this library and not yet freed.
+const char *sandlock_error_option(const sandlock_error *err);
+
+// The value the error refused (e.g. "api.test:99999"), as given, when it
+// carries one; NULL otherwise (options that do not go together, an
+// error that is not about a value) or when `err` is NULL. A value with
+// a NUL in it is cut there.
+//
+// Ownership: the string is borrowed from the error: valid until
+// `sandlock_error_free`; the caller must not free or modify it. Any
+// thread may call this.
+//
+// # Safety
+// `err` is NULL or an error returned by this library and not yet freed.
+const char *sandlock_error_value(const sandlock_error *err);
+
 // Frees an error (and its message). NULL is ignored.
 //
 // Ownership: ends the caller's ownership; neither the error nor its
@@ -235,9 +268,11 @@ void sandlock_error_free(sandlock_error *err);
 // `stdin_data`: NULL lets the workload inherit the caller's stdin;
 // otherwise the workload reads `stdin_len` bytes from it, then end of
 // file. `capture`: non-zero captures the workload's stdout and stderr
-// (read them with `sandlock_result_stdout`/`_stderr`); zero lets it
-// inherit the caller's. sandlock's own messages (denials) always go to
-// the caller's stderr.
+// (read them with `sandlock_result_stdout`/`_stderr`) and keeps
+// sandlock's own lines about the run (`sandlock: denied ...`; read them
+// with `sandlock_result_denial_count`/`_denial`) instead of printing them
+// on the caller's stderr; zero lets the workload inherit the caller's
+// streams, and sandlock prints its lines on the caller's stderr.
 //
 // On `SANDLOCK_OK`, `*out` holds a result to free with
 // `sandlock_result_free`; otherwise `*out` is NULL and `*err` (when `err`
@@ -332,6 +367,33 @@ const char *sandlock_result_cow(const sandlock_result *result);
 // `result` is NULL or a live result.
 const char *sandlock_result_learned(const sandlock_result *result);
 
+// How many lines sandlock kept about the run (its denials, warnings and
+// limits reached, each one `sandlock: ...` as it would have printed it):
+// only a run with `capture` keeps them, and none with the `quiet` option;
+// 0 for NULL. Read each with `sandlock_result_denial`. At most 10,000
+// are kept, the last then saying how many more there were (the `audit`
+// file records every event). `result` is borrowed for the call only; any
+// thread may call this.
+//
+// # Safety
+// `result` is NULL or a live result.
+size_t sandlock_result_denial_count(const sandlock_result *result);
+
+// Line `index` (0 to `sandlock_result_denial_count() - 1`) of the lines
+// sandlock kept about the run, in the order they happened, as UTF-8
+// without a trailing newline (e.g. "sandlock: denied connect
+// 10.0.0.1:443 from pid 2 (curl): no --net-allow rule matches"); NULL
+// past the end or for NULL. A line is one event, but may hold a newline
+// (from a path the workload named).
+//
+// Ownership: the string is borrowed from the result: valid until
+// `sandlock_result_free`, and the caller must not free or modify it. Any
+// thread may call this.
+//
+// # Safety
+// `result` is NULL or a live result.
+const char *sandlock_result_denial(const sandlock_result *result, size_t index);
+
 // The workload's captured stdout: `*data` points to `*len` bytes owned
 // by the result (not NUL-terminated; empty unless the run captured).
 // Returns `SANDLOCK_ERR_NULL_ARGUMENT` when any pointer is NULL.
@@ -361,8 +423,8 @@ sandlock_code sandlock_result_stderr(const sandlock_result *result,
 // Frees a result (and the bytes its streams pointed to). NULL is ignored.
 //
 // Ownership: ends the caller's ownership; the result and every pointer
-// its accessors returned (`_stdout`, `_stderr`, `_cow`) are invalid
-// afterwards. Any thread, once no other thread reads the result.
+// its accessors returned (`_stdout`, `_stderr`, `_cow`, `_learned`,
+// `_denial`) are invalid afterwards. Any thread, once no other thread reads the result.
 //
 // # Safety
 // `result` is NULL or a result from `sandlock_run`, freed once.

@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy, unit tests, the
-# end-to-end suite through the real binary (as root and as uid 65534),
-# the C ABI (a C program compiled against include/sandlock.h, the header
-# checked against cbindgen), and the Python SDK's pytest suite.
+# Runs every check and test: formatting, the dependency policy (cargo
+# deny: licenses, duplicate crates, sources, advisories), clippy, unit
+# tests, the end-to-end suite through the real binary (as root and as
+# uid 65534), the C ABI (a C program compiled against
+# include/sandlock.h, the header checked against cbindgen), and the Python
+# SDK's pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 source scripts/clients.sh
 
 cargo fmt --all -- --check
+# The dependency policy (deny.toml): licenses, duplicate versions and
+# sources on every run, offline (the crates come from the registry, nothing
+# else is fetched); the RustSec advisories only where their database (a git
+# repository) can be fetched, and a loud note where it cannot.
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+    # A debug build: about 1 minute on 2 cores instead of 3 for the release
+    # profile (fat LTO), and the checks still take 2 s.
+    echo "installing cargo-deny $deny_version (debug build, about a minute)" >&2
+    cargo install --locked --debug --quiet --version "$deny_version" cargo-deny
+fi
+cargo fetch --locked --target x86_64-unknown-linux-gnu
+cargo deny --locked --offline check licenses bans sources
+if deny_db="$(timeout 300 cargo deny --locked fetch db 2>&1)"; then
+    cargo deny --locked check advisories
+else
+    echo "*** cargo deny: the advisory check was NOT run here: the RustSec advisory database could not be fetched (licenses, bans and sources were checked). The fetch said:" >&2
+    printf '%s\n' "$deny_db" | sed 's/^/***   /' >&2
+fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # `cargo test` builds sandlock-ffi only as an rlib; the C program's tests
 # link the .so and the .a, which a build makes.

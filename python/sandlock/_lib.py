@@ -7,6 +7,7 @@ hold policy logic: every option is parsed by the library.
 from __future__ import annotations
 
 import ctypes
+import importlib.machinery
 import os
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Optional
 
 from .errors import SandboxError
 
-LIB_NAME = "libsandlock_ffi.so"
+LIB_NAME = "libsandlock_ffi"
 
 # sandlock_code values (include/sandlock.h).
 OK = 0
@@ -54,10 +55,21 @@ _lib: Optional[ctypes.CDLL] = None
 
 
 def _path() -> str:
+    """$SANDLOCK_LIB, or the library shipped in the package: the build
+    (setuptools-rust) names it like an extension module,
+    libsandlock_ffi.cpython-311-x86_64-linux-gnu.so, or plain .so."""
     explicit = os.environ.get("SANDLOCK_LIB")
     if explicit:
         return explicit
-    return str(Path(__file__).resolve().parent / LIB_NAME)
+    here = Path(__file__).resolve().parent
+    names = [LIB_NAME + s for s in importlib.machinery.EXTENSION_SUFFIXES]
+    for name in names:
+        if (here / name).exists():
+            return str(here / name)
+    # Built for another interpreter's suffix: the library is the same C ABI.
+    for other in sorted(here.glob(LIB_NAME + "*.so")):
+        return str(other)
+    return str(here / names[0])
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -73,7 +85,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sandlock_option_kind": ([c.c_size_t], c.c_int),
         "sandlock_error_code": ([ErrorP], c.c_int),
         "sandlock_error_message": ([ErrorP], c.c_char_p),
+        "sandlock_error_option": ([ErrorP], c.c_char_p),
+        "sandlock_error_value": ([ErrorP], c.c_char_p),
         "sandlock_error_free": ([ErrorP], None),
+        "sandlock_version": ([], c.c_char_p),
         "sandlock_run": (
             [
                 BuilderP,
@@ -102,6 +117,8 @@ def _declare(lib: ctypes.CDLL) -> None:
             [ResultP, c.POINTER(c.POINTER(c.c_uint8)), c.POINTER(c.c_size_t)],
             c.c_int,
         ),
+        "sandlock_result_denial_count": ([ResultP], c.c_size_t),
+        "sandlock_result_denial": ([ResultP, c.c_size_t], c.c_char_p),
         "sandlock_result_free": ([ResultP], None),
     }
     for name, (args, ret) in sigs.items():
@@ -128,15 +145,51 @@ def lib() -> ctypes.CDLL:
         return _lib
 
 
+class Failure:
+    """What a sandlock_error said: its code, message, and the option and
+    value it concerns (None when it concerns no one option)."""
+
+    __slots__ = ("code", "message", "option", "value")
+
+    def __init__(
+        self, code: int, message: str, option: Optional[str], value: Optional[str]
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.option = option
+        self.value = value
+
+
+def _text(raw: Optional[bytes]) -> Optional[str]:
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def take_failure(err: "ctypes._Pointer[_Error]") -> Failure:
+    """What a sandlock_error says; the error is then freed."""
+    if not err:
+        return Failure(-1, "unknown error", None, None)
+    l = lib()
+    try:
+        return Failure(
+            l.sandlock_error_code(err),
+            _text(l.sandlock_error_message(err)) or "",
+            _text(l.sandlock_error_option(err)),
+            _text(l.sandlock_error_value(err)),
+        )
+    finally:
+        l.sandlock_error_free(err)
+
+
 def take_error(err: "ctypes._Pointer[_Error]") -> tuple[int, str]:
     """The code and message of a sandlock_error, which is then freed."""
-    if not err:
-        return (-1, "unknown error")
-    l = lib()
-    code = l.sandlock_error_code(err)
-    msg = l.sandlock_error_message(err)
-    l.sandlock_error_free(err)
-    return (code, msg.decode("utf-8", "replace") if msg else "")
+    f = take_failure(err)
+    return (f.code, f.message)
+
+
+def version() -> str:
+    """The loaded library's version (sandlock_version())."""
+    raw: bytes = lib().sandlock_version()
+    return raw.decode()
 
 
 def options() -> dict[str, int]:

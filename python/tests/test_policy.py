@@ -60,8 +60,8 @@ def test_switch_needs_a_bool() -> None:
 def test_options_that_need_each_other() -> None:
     with pytest.raises(PolicyError) as e:
         Sandbox(http_ca="/ca.pem")
-    assert str(e.value) == "--http-ca needs --http-key"
-    assert e.value.field is None
+    assert str(e.value) == "http_ca: --http-ca needs --http-key"
+    assert (e.value.field, e.value.option) == ("http_ca", "http-ca")
 
 
 def test_secret_needs_exactly_one_source() -> None:
@@ -151,7 +151,8 @@ def _with_lib(lib: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_sandlock_lib_names_the_library() -> None:
-    shipped = str(Path(sandlock.__file__).parent / "libsandlock_ffi.so")
+    shipped = _lib._path()
+    assert Path(shipped).parent == Path(sandlock.__file__).parent
     assert _with_lib(shipped).stdout == "loaded\n"
     out = _with_lib("/nonexistent/libsandlock_ffi.so").stdout
     assert out.startswith("cannot load the sandlock library /nonexistent/libsandlock_ffi.so: ")

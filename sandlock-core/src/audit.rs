@@ -1,5 +1,7 @@
-//! Denial reporting: one line per denial on sandlock's stderr, and, when
-//! asked, JSON lines in an audit file (denials and allowed connections).
+//! Denial reporting: one line per denial on sandlock's stderr (or, when
+//! the caller captures the workload's output, kept for the run's
+//! `Output::denials` instead), and, when asked, JSON lines in an audit
+//! file (denials and allowed connections).
 //!
 //! Owns the wording users see. It must never include anything the
 //! workload could use to learn a secret, and never block the supervisor on
@@ -51,6 +53,22 @@ pub struct Reporter {
     printed: Mutex<HashSet<String>>,
     /// With `--learn`: told what the workload does.
     learner: Option<Arc<Learner>>,
+    /// When the caller captures the workload's output (the C ABI, the
+    /// Python SDK): the lines that would go to stderr, kept for the run's
+    /// result instead. `None`: they are printed.
+    kept: Option<Mutex<Kept>>,
+}
+
+/// The most lines a run keeps for its result; past it they are counted
+/// (the audit file still records every event).
+const MAX_KEPT: usize = 10_000;
+
+/// Lines kept instead of printed.
+#[derive(Debug, Default)]
+struct Kept {
+    lines: Vec<String>,
+    /// Lines past [`MAX_KEPT`], not kept.
+    dropped: usize,
 }
 
 /// The audit file, for appending, created if missing.
@@ -97,7 +115,52 @@ impl Reporter {
             audit,
             printed: Mutex::default(),
             learner: None,
+            kept: None,
         })
+    }
+
+    /// The same reporter, keeping the lines it would print on stderr for
+    /// [`Reporter::take_lines`] when `keep` is true (the caller captures
+    /// the workload's output, so sandlock's own lines are not mixed into
+    /// the caller's stderr either). Lines never taken are printed when the
+    /// reporter is dropped: a run that fails still explains its denials.
+    pub(crate) fn keeping_lines(mut self, keep: bool) -> Reporter {
+        self.kept = keep.then(Mutex::default);
+        self
+    }
+
+    /// The lines kept so far (without their newlines), in order, and
+    /// forgets them; empty when lines are printed. Past [`MAX_KEPT`] a last
+    /// line says how many more there were.
+    pub(crate) fn take_lines(&self) -> Vec<String> {
+        let Some(kept) = &self.kept else {
+            return Vec::new();
+        };
+        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+        let Kept { mut lines, dropped } = std::mem::take(&mut *kept);
+        if dropped > 0 {
+            lines.push(format!(
+                "sandlock: {dropped} more lines not kept (--audit FILE records every event)"
+            ));
+        }
+        lines
+    }
+
+    /// One line of sandlock's own (no newline): kept, or printed on stderr.
+    fn say(&self, line: String) {
+        match &self.kept {
+            Some(kept) => {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.lines.len() < MAX_KEPT {
+                    kept.lines.push(line);
+                } else {
+                    kept.dropped += 1;
+                }
+            }
+            None => {
+                let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+            }
+        }
     }
 
     /// The same reporter, also telling `learner` (with `--learn`) what the
@@ -137,8 +200,7 @@ impl Reporter {
     /// file.
     pub fn limit(&self, action: &str, limit: crate::policy::Limit, value: &str) {
         if !self.quiet {
-            let line = format!("sandlock: {action}: {limit} limit {value} reached\n");
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            self.say(format!("sandlock: {action}: {limit} limit {value} reached"));
         }
         self.append(&serde_json::json!({
             "time": now(),
@@ -177,22 +239,19 @@ impl Reporter {
         if let (Some(word), false, true) = (word, self.quiet, print) {
             // pid 0: an event no one process caused (a DNS query).
             let line = if ev.pid == 0 {
-                format!(
-                    "sandlock: {word} {} {}: {}\n",
-                    ev.syscall, ev.target, ev.rule
-                )
+                format!("sandlock: {word} {} {}: {}", ev.syscall, ev.target, ev.rule)
             } else if own == ev.pid {
                 format!(
-                    "sandlock: {word} {} {} from pid {} ({}): {}\n",
+                    "sandlock: {word} {} {} from pid {} ({}): {}",
                     ev.syscall, ev.target, ev.pid, comm, ev.rule
                 )
             } else {
                 format!(
-                    "sandlock: {word} {} {} from pid {} ({}; host pid {}): {}\n",
+                    "sandlock: {word} {} {} from pid {} ({}; host pid {}): {}",
                     ev.syscall, ev.target, own, comm, ev.pid, ev.rule
                 )
             };
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            self.say(line);
         }
         if self.audit.is_some() {
             let json = serde_json::json!({
@@ -219,6 +278,20 @@ impl Reporter {
         line.push('\n');
         if let Some(Ok(mut f)) = self.audit.as_ref().map(|f| f.lock()) {
             let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+impl Drop for Reporter {
+    /// Kept lines no result took (the run failed, or ended before they
+    /// could be handed over) go to stderr, as they would have without
+    /// capture: no denial goes unexplained.
+    fn drop(&mut self) {
+        let lines = self.take_lines();
+        if !lines.is_empty() {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
 }
@@ -269,6 +342,69 @@ mod tests {
     }
 
     use super::*;
+
+    fn denial(target: &str) -> Event<'_> {
+        Event {
+            pid: 0,
+            syscall: "connect",
+            target,
+            verdict: Verdict::Deny,
+            rule: "no --net-allow rule matches",
+        }
+    }
+
+    #[test]
+    fn kept_lines_go_to_the_result_and_the_audit_file_still_gets_every_event() {
+        let dir = std::env::temp_dir().join(format!("sandlock-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let audit = dir.join("audit.jsonl");
+        let r = Reporter::new(false, Some(&audit))
+            .unwrap()
+            .keeping_lines(true);
+        r.record(&denial("10.0.0.1:443"));
+        r.record_once(&denial("10.0.0.2:53"));
+        r.record_once(&denial("10.0.0.2:53"));
+        r.limit("killed", crate::policy::Limit::Memory, "1M");
+        assert_eq!(
+            r.take_lines(),
+            [
+                "sandlock: denied connect 10.0.0.1:443: no --net-allow rule matches",
+                "sandlock: denied connect 10.0.0.2:53: no --net-allow rule matches",
+                "sandlock: killed: memory limit 1M reached",
+            ]
+        );
+        // Taken once: the next take (and the drop) has nothing left.
+        assert!(r.take_lines().is_empty());
+        drop(r);
+        let text = std::fs::read_to_string(&audit).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn printing_and_quiet_reporters_keep_nothing() {
+        // Twins: without keeping the lines go to stderr, and quiet has none.
+        let printing = Reporter::new(false, None).unwrap();
+        printing.record(&denial("10.0.0.1:443"));
+        assert!(printing.take_lines().is_empty());
+        let quiet = Reporter::new(true, None).unwrap().keeping_lines(true);
+        quiet.record(&denial("10.0.0.1:443"));
+        assert!(quiet.take_lines().is_empty());
+    }
+
+    #[test]
+    fn past_the_cap_lines_are_counted_not_kept() {
+        let r = Reporter::new(false, None).unwrap().keeping_lines(true);
+        for i in 0..MAX_KEPT + 3 {
+            r.record(&denial(&format!("10.0.0.1:{i}")));
+        }
+        let lines = r.take_lines();
+        assert_eq!(lines.len(), MAX_KEPT + 1);
+        assert_eq!(
+            lines[MAX_KEPT],
+            "sandlock: 3 more lines not kept (--audit FILE records every event)"
+        );
+    }
 
     #[test]
     fn identity_in_and_out_of_a_pid_namespace() {

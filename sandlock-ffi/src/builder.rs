@@ -150,7 +150,10 @@ pub unsafe extern "C" fn sandlock_builder_apply_profile(
 }
 
 /// Checks the options set so far against each other (what `sandlock_run`
-/// does first), without running anything.
+/// does first: the policy is built from a copy of the builder), without
+/// running anything. The error names the option to change first
+/// (`sandlock_error_option`), e.g. "http-ca" for "--http-ca needs
+/// --http-key".
 ///
 /// Ownership: `builder` is borrowed for the call and left unchanged.
 /// `*err` as for `sandlock_builder_set`: NULL on success, else an error
@@ -199,6 +202,11 @@ fn names() -> &'static [CString] {
             .map(|o| CString::new(o.name()).expect("option names have no NUL"))
             .collect()
     })
+}
+
+/// The static C name of option `index`, if there is one.
+pub(crate) fn option_cname(index: usize) -> Option<&'static CStr> {
+    names().get(index).map(CString::as_c_str)
 }
 
 /// How many policy options there are. Any thread may call this.

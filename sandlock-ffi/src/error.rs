@@ -6,9 +6,10 @@
 //! It must never put a secret's value in a message: messages come from
 //! sandlock-core's errors, which name secrets, never their values.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use sandlock_core::policy::OPTIONS;
 use sandlock_core::Error as CoreError;
 
 /// The status every fallible entry point returns; `SANDLOCK_OK` is 0.
@@ -39,13 +40,20 @@ pub enum sandlock_code {
     SANDLOCK_ERR_PANIC = 8,
 }
 
-/// An error: a code and a message. The caller that received it through
-/// an `err` argument owns it and frees it once with `sandlock_error_free`
-/// (never with `free`). It is read-only: several threads may read it.
+/// An error: a code, a message and, when it concerns one policy option,
+/// that option's name and the value refused. The caller that received it
+/// through an `err` argument owns it and frees it once with
+/// `sandlock_error_free` (never with `free`). It is read-only: several
+/// threads may read it.
 #[allow(non_camel_case_types)]
 pub struct sandlock_error {
     code: sandlock_code,
     message: CString,
+    /// The option the error names first (`http-ca` in `--http-ca needs
+    /// --http-key`): a static name from the option table.
+    option: Option<&'static CStr>,
+    /// The value refused, when the error carries one.
+    value: Option<CString>,
 }
 
 /// A failure inside the library, before it becomes a `sandlock_error`.
@@ -69,6 +77,23 @@ pub(crate) enum FfiError {
 }
 
 impl FfiError {
+    /// The option this error concerns, and the value it refused: from the
+    /// error's own fields where it has them, else the first `--option` its
+    /// message names (the cross-option checks name the one to change
+    /// first).
+    fn subject(&self) -> (Option<&'static CStr>, Option<&str>) {
+        let FfiError::Core(e) = self else {
+            return (None, None);
+        };
+        match e {
+            CoreError::InvalidValue { flag, value, .. } => (option_named(flag), Some(value)),
+            CoreError::File { flag, path, .. } => (option_named(flag), Some(path)),
+            CoreError::Resolve { flag, host, .. } => (option_named(flag), Some(host)),
+            CoreError::Usage(msg) => (first_option_in(msg), None),
+            _ => (None, None),
+        }
+    }
+
     fn code(&self) -> sandlock_code {
         use sandlock_code::*;
         match self {
@@ -87,6 +112,35 @@ impl FfiError {
             },
         }
     }
+}
+
+/// The option table's static name for `flag` (`--net-allow` or
+/// `net-allow`), if it is an option.
+fn option_named(flag: &str) -> Option<&'static CStr> {
+    let name = flag.strip_prefix("--").unwrap_or(flag);
+    let i = OPTIONS.iter().position(|o| o.name() == name)?;
+    crate::builder::option_cname(i)
+}
+
+/// The first `--option` in `text` that is a policy option.
+fn first_option_in(text: &str) -> Option<&'static CStr> {
+    text.match_indices("--").find_map(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '-') {
+            return None;
+        }
+        let rest = &text[i + 2..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(rest.len());
+        option_named(&rest[..end])
+    })
+}
+
+/// `text` as a C string: cut at a NUL (a value the caller gave may hold
+/// one) rather than lost.
+fn c_text(text: &str) -> CString {
+    CString::new(text.split('\0').next().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Runs `body`, the whole of an entry point, and reports its outcome: the
@@ -111,13 +165,12 @@ pub(crate) fn guard(
     };
     if !err.is_null() {
         let boxed = error.map_or(std::ptr::null_mut(), |e| {
-            // A message with a NUL in it (from a value the caller gave)
-            // is cut there rather than lost.
-            let text = e.to_string();
-            let text = text.split('\0').next().unwrap_or_default().to_owned();
+            let (option, value) = e.subject();
             Box::into_raw(Box::new(sandlock_error {
                 code,
-                message: CString::new(text).unwrap_or_default(),
+                message: c_text(&e.to_string()),
+                option,
+                value: value.map(c_text),
             }))
         });
         // SAFETY: `err` is not NULL, and the caller promises it points to
@@ -160,6 +213,47 @@ pub unsafe extern "C" fn sandlock_error_message(err: *const sandlock_error) -> *
     }
 }
 
+/// The policy option the error concerns, without its dashes (e.g.
+/// "http-ca" for "--http-ca needs --http-key", "net-allow" for a refused
+/// `net-allow` value): for a refused value, its option; for options that
+/// do not go together, the first one the message names. NULL when the
+/// error concerns no one option (or `err` is NULL).
+///
+/// Ownership: the string is static (one of `sandlock_option_name`'s,
+/// valid for the life of the process, even after the error is freed):
+/// the caller must not free or modify it. Any thread may call this.
+///
+/// # Safety
+/// `err` is NULL or an error returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_error_option(err: *const sandlock_error) -> *const c_char {
+    // SAFETY: the caller guarantees `err` is NULL or a live error.
+    match unsafe { err.as_ref() }.and_then(|e| e.option) {
+        Some(name) => name.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// The value the error refused (e.g. "api.test:99999"), as given, when it
+/// carries one; NULL otherwise (options that do not go together, an
+/// error that is not about a value) or when `err` is NULL. A value with
+/// a NUL in it is cut there.
+///
+/// Ownership: the string is borrowed from the error: valid until
+/// `sandlock_error_free`; the caller must not free or modify it. Any
+/// thread may call this.
+///
+/// # Safety
+/// `err` is NULL or an error returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_error_value(err: *const sandlock_error) -> *const c_char {
+    // SAFETY: the caller guarantees `err` is NULL or a live error.
+    match unsafe { err.as_ref() }.and_then(|e| e.value.as_ref()) {
+        Some(v) => v.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
 /// Frees an error (and its message). NULL is ignored.
 ///
 /// Ownership: ends the caller's ownership; neither the error nor its
@@ -196,6 +290,23 @@ mod tests {
             assert_eq!(msg, "internal error (panic): boom at the boundary");
             sandlock_error_free(err);
         }
+    }
+
+    #[test]
+    fn the_subject_is_the_first_option_a_usage_error_names() {
+        let name = |t: &str| first_option_in(t).map(|c| c.to_str().unwrap());
+        assert_eq!(name("--http-ca needs --http-key"), Some("http-ca"));
+        assert_eq!(
+            name("--on-exit and --cow-summary have no effect without a --cow directory"),
+            Some("on-exit")
+        );
+        // Not an option, or not a flag: the next one counts, or none.
+        assert_eq!(
+            name("--profile x or --no-such, then --quiet."),
+            Some("quiet")
+        );
+        assert_eq!(name("a--quiet"), None);
+        assert_eq!(name("nothing here"), None);
     }
 
     #[test]

@@ -34,12 +34,14 @@ pub use builder::{
     sandlock_option_count, sandlock_option_kind, sandlock_option_name,
 };
 pub use error::{
-    sandlock_code, sandlock_error, sandlock_error_code, sandlock_error_free, sandlock_error_message,
+    sandlock_code, sandlock_error, sandlock_error_code, sandlock_error_free,
+    sandlock_error_message, sandlock_error_option, sandlock_error_value,
 };
 pub use run::{
-    sandlock_result, sandlock_result_exit_code, sandlock_result_free, sandlock_result_signal,
-    sandlock_result_status, sandlock_result_stderr, sandlock_result_stdout,
-    sandlock_result_timed_out, sandlock_run,
+    sandlock_result, sandlock_result_cow, sandlock_result_denial, sandlock_result_denial_count,
+    sandlock_result_exit_code, sandlock_result_free, sandlock_result_learned,
+    sandlock_result_limit, sandlock_result_signal, sandlock_result_status, sandlock_result_stderr,
+    sandlock_result_stdout, sandlock_result_timed_out, sandlock_run,
 };
 
 /// The crate version, NUL-terminated, for `sandlock_version`.

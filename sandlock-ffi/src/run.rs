@@ -3,7 +3,8 @@
 //!
 //! This module turns C arguments into a core `Sandbox::run_with` call and
 //! nothing more; it must never decide policy (that is the builder's) nor
-//! print anything (sandlock-core prints denials on stderr itself).
+//! print anything (sandlock-core prints denials on stderr itself, or keeps
+//! them for the result when the run captures).
 
 use std::ffi::{c_char, c_int, CStr, OsString};
 use std::os::unix::ffi::OsStringExt;
@@ -23,6 +24,8 @@ pub struct sandlock_result {
     cow_json: std::ffi::CString,
     /// With `learn`: the profile written, NUL-terminated.
     learned: Option<std::ffi::CString>,
+    /// sandlock's own lines, kept when the run captured.
+    denials: Vec<std::ffi::CString>,
 }
 
 /// Runs `argv[0..argc]` (`argv[0]` is looked up in `PATH` as a shell
@@ -32,9 +35,11 @@ pub struct sandlock_result {
 /// `stdin_data`: NULL lets the workload inherit the caller's stdin;
 /// otherwise the workload reads `stdin_len` bytes from it, then end of
 /// file. `capture`: non-zero captures the workload's stdout and stderr
-/// (read them with `sandlock_result_stdout`/`_stderr`); zero lets it
-/// inherit the caller's. sandlock's own messages (denials) always go to
-/// the caller's stderr.
+/// (read them with `sandlock_result_stdout`/`_stderr`) and keeps
+/// sandlock's own lines about the run (`sandlock: denied ...`; read them
+/// with `sandlock_result_denial_count`/`_denial`) instead of printing them
+/// on the caller's stderr; zero lets the workload inherit the caller's
+/// streams, and sandlock prints its lines on the caller's stderr.
 ///
 /// On `SANDLOCK_OK`, `*out` holds a result to free with
 /// `sandlock_result_free`; otherwise `*out` is NULL and `*err` (when `err`
@@ -124,10 +129,18 @@ pub unsafe extern "C" fn sandlock_run(
             .learned
             .as_deref()
             .and_then(|t| std::ffi::CString::new(t).ok());
+        // Lines hold no NUL (they are formatted from paths and names);
+        // one that did would be shown with it escaped, not lost.
+        let denials = output
+            .denials
+            .iter()
+            .map(|l| std::ffi::CString::new(l.replace('\0', "\\0")).unwrap_or_default())
+            .collect();
         let boxed = Box::into_raw(Box::new(sandlock_result {
             output,
             cow_json,
             learned,
+            denials,
         }));
         // SAFETY: checked not NULL above; the caller guarantees it is
         // writable.
@@ -260,6 +273,46 @@ pub unsafe extern "C" fn sandlock_result_learned(result: *const sandlock_result)
         .map_or(std::ptr::null(), |t| t.as_ptr())
 }
 
+/// How many lines sandlock kept about the run (its denials, warnings and
+/// limits reached, each one `sandlock: ...` as it would have printed it):
+/// only a run with `capture` keeps them, and none with the `quiet` option;
+/// 0 for NULL. Read each with `sandlock_result_denial`. At most 10,000
+/// are kept, the last then saying how many more there were (the `audit`
+/// file records every event). `result` is borrowed for the call only; any
+/// thread may call this.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_denial_count(result: *const sandlock_result) -> usize {
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    unsafe { result.as_ref() }.map_or(0, |r| r.denials.len())
+}
+
+/// Line `index` (0 to `sandlock_result_denial_count() - 1`) of the lines
+/// sandlock kept about the run, in the order they happened, as UTF-8
+/// without a trailing newline (e.g. "sandlock: denied connect
+/// 10.0.0.1:443 from pid 2 (curl): no --net-allow rule matches"); NULL
+/// past the end or for NULL. A line is one event, but may hold a newline
+/// (from a path the workload named).
+///
+/// Ownership: the string is borrowed from the result: valid until
+/// `sandlock_result_free`, and the caller must not free or modify it. Any
+/// thread may call this.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn sandlock_result_denial(
+    result: *const sandlock_result,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: the caller guarantees `result` is NULL or live.
+    unsafe { result.as_ref() }
+        .and_then(|r| r.denials.get(index))
+        .map_or(std::ptr::null(), |l| l.as_ptr())
+}
+
 /// Points `*data` and `*len` at `bytes` (valid while the result lives).
 ///
 /// # Safety
@@ -328,8 +381,8 @@ pub unsafe extern "C" fn sandlock_result_stderr(
 /// Frees a result (and the bytes its streams pointed to). NULL is ignored.
 ///
 /// Ownership: ends the caller's ownership; the result and every pointer
-/// its accessors returned (`_stdout`, `_stderr`, `_cow`) are invalid
-/// afterwards. Any thread, once no other thread reads the result.
+/// its accessors returned (`_stdout`, `_stderr`, `_cow`, `_learned`,
+/// `_denial`) are invalid afterwards. Any thread, once no other thread reads the result.
 ///
 /// # Safety
 /// `result` is NULL or a result from `sandlock_run`, freed once.

@@ -11,7 +11,7 @@ mod common;
 
 use std::ptr;
 
-use common::{c, take, Builder, TempDir};
+use common::{c, take, take_all, Builder, Said, TempDir};
 use sandlock_ffi::sandlock_code::*;
 use sandlock_ffi::*;
 
@@ -121,6 +121,207 @@ fn check_reports_options_that_need_each_other() {
     // SAFETY: NULL is allowed.
     let code = unsafe { sandlock_builder_check(ptr::null(), ptr::null_mut()) };
     assert_eq!(code, SANDLOCK_ERR_NULL_ARGUMENT);
+}
+
+/// `sandlock_builder_set`'s code and what its error says.
+fn set_said(b: &Builder, option: &str, value: &str) -> (sandlock_code, Option<Said>) {
+    let (o, v) = (c(option), c(value));
+    let mut err = ptr::null_mut();
+    // SAFETY: a live builder, NUL-terminated strings, a writable err.
+    let code = unsafe { sandlock_builder_set(b.0, o.as_ptr(), v.as_ptr(), &mut err) };
+    (code, take_all(err))
+}
+
+/// `sandlock_builder_check`'s code and what its error says.
+fn check_said(b: &Builder) -> (sandlock_code, Option<Said>) {
+    let mut err = ptr::null_mut();
+    // SAFETY: a live builder, a writable err.
+    let code = unsafe { sandlock_builder_check(b.0, &mut err) };
+    (code, take_all(err))
+}
+
+fn said(message: &str, option: Option<&str>, value: Option<&str>) -> Option<Said> {
+    Some(Said {
+        message: message.into(),
+        option: option.map(Into::into),
+        value: value.map(Into::into),
+    })
+}
+
+#[test]
+fn errors_name_the_option_and_the_value_they_refused() {
+    let b = Builder::new();
+    let (code, e) = set_said(&b, "net-allow", "api.test:99999");
+    assert_eq!(code, SANDLOCK_ERR_INVALID_VALUE);
+    let e = e.unwrap();
+    assert_eq!(
+        (e.option.as_deref(), e.value.as_deref()),
+        (Some("net-allow"), Some("api.test:99999"))
+    );
+    // The option's name is the table's static string.
+    let mut err = ptr::null_mut();
+    let (o, v) = (c("quiet"), c("maybe"));
+    // SAFETY: a live builder, NUL-terminated strings, a writable err.
+    unsafe { sandlock_builder_set(b.0, o.as_ptr(), v.as_ptr(), &mut err) };
+    // SAFETY: a live error; the option string outlives it.
+    let name = unsafe { sandlock_error_option(err) };
+    // SAFETY: freed once.
+    unsafe { sandlock_error_free(err) };
+    let i = sandlock_core::policy::OPTIONS
+        .iter()
+        .position(|o| o.name() == "quiet")
+        .unwrap();
+    assert_eq!(name, sandlock_option_name(i));
+    // Twins: an unknown option and a malformed argument concern no option.
+    let (code, e) = set_said(&b, "net-alow", "x");
+    assert_eq!(code, SANDLOCK_ERR_INVALID_OPTION);
+    assert_eq!(
+        e,
+        said(
+            "no such option 'net-alow' (see sandlock_option_name)",
+            None,
+            None
+        )
+    );
+    // SAFETY: NULL is allowed.
+    unsafe {
+        assert!(sandlock_error_option(ptr::null()).is_null());
+        assert!(sandlock_error_value(ptr::null()).is_null());
+    }
+}
+
+#[test]
+fn check_names_the_first_option_of_a_cross_option_error() {
+    let b = Builder::new().with(&[("http-ca", "/ca.pem")]);
+    assert_eq!(
+        check_said(&b),
+        (
+            SANDLOCK_ERR_POLICY,
+            said("--http-ca needs --http-key", Some("http-ca"), None)
+        )
+    );
+    let b = Builder::new().with(&[("http-key", "/key.pem")]);
+    assert_eq!(
+        check_said(&b).1,
+        said("--http-key needs --http-ca", Some("http-key"), None)
+    );
+    let b = Builder::new().with(&[("secret-headers", "T=authorization")]);
+    let (code, e) = check_said(&b);
+    assert_eq!(code, SANDLOCK_ERR_INVALID_VALUE);
+    let e = e.unwrap();
+    assert_eq!(
+        (e.option.as_deref(), e.value.as_deref()),
+        (Some("secret-headers"), Some("T=..."))
+    );
+    let b = Builder::new().with(&[
+        ("http-allow", "GET api.test/x"),
+        ("http-bypass", "*.api.test"),
+    ]);
+    let e = check_said(&b).1.unwrap();
+    assert_eq!(
+        (e.option.as_deref(), e.value.as_deref()),
+        (Some("http-bypass"), Some("*.api.test"))
+    );
+    // Twin: the same options, completed, check clean.
+    let b = Builder::new().with(&[
+        ("http-ca", "/ca.pem"),
+        ("http-key", "/key.pem"),
+        ("http-allow", "GET api.test/x"),
+    ]);
+    assert_eq!(check_said(&b), (SANDLOCK_OK, None));
+}
+
+/// A command that tries to open an inet socket: refused (and reported)
+/// without `net-allow`.
+const OPENS_A_SOCKET: &[&str] = &[
+    "/usr/bin/python3",
+    "-c",
+    "import socket\ntry: socket.socket()\nexcept OSError: pass",
+];
+
+#[test]
+fn a_captured_run_keeps_sandlocks_lines_on_the_result() {
+    let b = Builder::new();
+    let (code, msg, r) = b.run(OPENS_A_SOCKET, None, true);
+    assert_eq!((code, msg), (SANDLOCK_OK, None));
+    assert_eq!(r.exit_code(), 0);
+    let lines = r.denials();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("sandlock: denied socket AF_INET SOCK_STREAM from pid "),
+        "{lines:?}"
+    );
+    assert!(!lines[0].ends_with('\n'));
+    // Never in the workload's own stderr.
+    assert!(!String::from_utf8_lossy(&r.stderr()).contains("sandlock:"));
+    // SAFETY: a live result; past the end is NULL.
+    assert!(unsafe { sandlock_result_denial(r.0, 1) }.is_null());
+}
+
+#[test]
+fn quiet_and_clean_runs_keep_no_lines() {
+    // Twins of the test above: quiet says nothing, and a run nothing
+    // refused has nothing to say.
+    let quiet = Builder::new().with(&[("quiet", "true")]);
+    let (code, _, r) = quiet.run(OPENS_A_SOCKET, None, true);
+    assert_eq!((code, r.exit_code()), (SANDLOCK_OK, 0));
+    assert!(r.denials().is_empty());
+    let (code, _, r) = Builder::new().run(&["true"], None, true);
+    assert_eq!((code, r.exit_code()), (SANDLOCK_OK, 0));
+    assert!(r.denials().is_empty());
+    // SAFETY: NULL is allowed.
+    unsafe {
+        assert_eq!(sandlock_result_denial_count(ptr::null()), 0);
+        assert!(sandlock_result_denial(ptr::null(), 0).is_null());
+    }
+}
+
+/// Set in the child process of the test below.
+const CHILD: &str = "SANDLOCK_FFI_TEST_CHILD";
+
+#[test]
+fn uncaptured_and_captured_runs_as_the_callers_stderr_sees_them() {
+    if let Some(capture) = std::env::var_os(CHILD) {
+        // The child: one run, uncaptured (0) or captured (1); its kept
+        // lines on stdout.
+        let capture = capture == "1";
+        let (code, _, r) = Builder::new().run(OPENS_A_SOCKET, None, capture);
+        assert_eq!((code, r.exit_code()), (SANDLOCK_OK, 0));
+        println!("kept {:?}", r.denials());
+        return;
+    }
+    let child = |capture: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "uncaptured_and_captured_runs_as_the_callers_stderr_sees_them",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, capture)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Uncaptured (the CLI's way): the line is on the caller's stderr and
+    // the result keeps none.
+    let (stdout, stderr) = child("0");
+    assert!(stdout.contains("kept []"), "{stdout}");
+    assert!(
+        stderr.contains("sandlock: denied socket AF_INET SOCK_STREAM"),
+        "{stderr}"
+    );
+    // Captured: on the result, and not on the caller's stderr.
+    let (stdout, stderr) = child("1");
+    assert!(
+        stdout.contains("kept [\"sandlock: denied socket AF_INET SOCK_STREAM"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("sandlock:"), "{stderr}");
 }
 
 #[test]

@@ -78,7 +78,7 @@ both!(learning_keeps_cgroups_and_proc_out_of_reach, |ctx| {
         fs::read_to_string(format!("{out_dir}/ok.txt")).unwrap(),
         "twin"
     );
-    assert_eq!(writes(&text), [out_dir.clone()], "{text}");
+    assert_eq!(writes(&text), [out_dir], "{text}");
 });
 
 const FAILING: &str = r#"import os, sys

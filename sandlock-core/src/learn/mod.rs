@@ -53,9 +53,7 @@ fn kept_path(path: &str) -> Option<String> {
     }
     let mut kept = &path[..cut];
     while kept.len() > MAX_PATH_LEN {
-        let Some(i) = kept.trim_end_matches('/').rfind('/').filter(|&i| i > 0) else {
-            return None;
-        };
+        let i = kept.trim_end_matches('/').rfind('/').filter(|&i| i > 0)?;
         kept = &kept[..=i];
     }
     Some(kept.to_string())

@@ -81,6 +81,7 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
     // (a header with a token).
     let command = match argv.len() {
         1 => argv[0].to_string_lossy().into_owned(),
+        2 => format!("{} (and 1 argument)", argv[0].to_string_lossy()),
         n => format!("{} (and {} arguments)", argv[0].to_string_lossy(), n - 1),
     };
     let mut findings = findings(sb, &seen, learner.pinned().as_ref(), command)?;

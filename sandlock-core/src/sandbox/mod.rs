@@ -156,7 +156,8 @@ impl Sandbox {
                 self.policy.report.audit.as_deref(),
                 self.ground.is_image(),
             )?
-            .watched_by(learner.cloned()),
+            .watched_by(learner.cloned())
+            .keeping_lines(io.capture),
         );
         if let Some(l) = learner {
             l.pins(pinned.clone());
@@ -450,6 +451,7 @@ impl Sandbox {
             stderr,
             cow,
             learned: None,
+            denials: reporter.take_lines(),
         })
     }
 

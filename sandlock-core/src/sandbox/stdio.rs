@@ -4,8 +4,9 @@
 //!
 //! stdin is a unix socket pair, not a pipe, so that feeding a workload
 //! that stops reading can never raise SIGPIPE in the caller's process.
-//! sandlock's own messages (denials) stay on sandlock's stderr and are
-//! never mixed into the captured streams.
+//! sandlock's own denial lines are never mixed into the captured streams:
+//! without capture they go to sandlock's stderr, with it they are kept in
+//! [`Output::denials`].
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -19,7 +20,9 @@ pub struct Stdio {
     /// Bytes to feed the workload's stdin, which then ends; `None`
     /// inherits sandlock's stdin.
     pub stdin: Option<Vec<u8>>,
-    /// Capture stdout and stderr instead of inheriting sandlock's.
+    /// Capture stdout and stderr instead of inheriting sandlock's; and
+    /// keep sandlock's own denial lines in [`Output::denials`] instead of
+    /// printing them on sandlock's stderr.
     pub capture: bool,
 }
 
@@ -36,6 +39,12 @@ pub struct Output {
     pub cow: Vec<crate::cow::Report>,
     /// With `--learn`: the profile written, as text.
     pub learned: Option<String>,
+    /// When captured: sandlock's own lines about the run (`sandlock:
+    /// denied ...`, `sandlock: warning: ...`, a limit reached), in order and
+    /// without newlines, that it prints on stderr when not capturing;
+    /// empty with `--quiet` or without capture. At most 10,000 are kept,
+    /// then one line counts the rest (`--audit` records every event).
+    pub denials: Vec<String>,
 }
 
 impl Output {

@@ -116,6 +116,24 @@ impl Result {
     }
 }
 
+impl Result {
+    /// sandlock's own lines the run kept (`sandlock_result_denial`).
+    pub fn denials(&self) -> Vec<String> {
+        // SAFETY: NULL or a live result.
+        let n = unsafe { sandlock_result_denial_count(self.0) };
+        (0..n)
+            .map(|i| {
+                // SAFETY: a live result and an index below the count: a
+                // NUL-terminated string the result owns.
+                unsafe { CStr::from_ptr(sandlock_result_denial(self.0, i)) }
+                    .to_str()
+                    .expect("denial lines are UTF-8")
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
 impl Drop for Result {
     fn drop(&mut self) {
         // SAFETY: NULL or our result, freed once.
@@ -139,6 +157,36 @@ pub fn take(err: *mut sandlock_error) -> Option<String> {
             .into_owned();
         sandlock_error_free(err);
         Some(msg)
+    }
+}
+
+/// What an error says: its message, option and value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Said {
+    pub message: String,
+    pub option: Option<String>,
+    pub value: Option<String>,
+}
+
+/// The error's message, option and value, freeing it.
+pub fn take_all(err: *mut sandlock_error) -> Option<Said> {
+    if err.is_null() {
+        return None;
+    }
+    let text = |p: *const std::ffi::c_char| {
+        // SAFETY: NULL or a NUL-terminated string the error owns (or a
+        // static one).
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    };
+    // SAFETY: a live error from the library, freed once here.
+    unsafe {
+        let said = Said {
+            message: text(sandlock_error_message(err)).unwrap_or_default(),
+            option: text(sandlock_error_option(err)),
+            value: text(sandlock_error_value(err)),
+        };
+        sandlock_error_free(err);
+        Some(said)
     }
 }
 
@@ -166,6 +214,42 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Checks that the committed generated file at `path` is `fresh`; with
+/// `SANDLOCK_BLESS` set, writes `fresh` there instead. A stale file fails
+/// with the lines that differ and `bless`, the command that regenerates it.
+pub fn check_generated(path: &Path, fresh: &str, bless: &str) {
+    if std::env::var_os("SANDLOCK_BLESS").is_some() {
+        std::fs::write(path, fresh).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed != fresh {
+        panic!(
+            "{} is stale; regenerate it with\n  {bless}\n\
+             differences (- committed, + generated):\n{}",
+            path.display(),
+            diff_lines(&committed, fresh).join("\n")
+        );
+    }
+}
+
+/// The lines only one side has, in order: enough to see what changed.
+pub fn diff_lines(old: &str, new: &str) -> Vec<String> {
+    let old: Vec<&str> = old.lines().collect();
+    let new: Vec<&str> = new.lines().collect();
+    let mut out: Vec<String> = old
+        .iter()
+        .filter(|l| !new.contains(l))
+        .map(|l| format!("- {l}"))
+        .collect();
+    out.extend(
+        new.iter()
+            .filter(|l| !old.contains(l))
+            .map(|l| format!("+ {l}")),
+    );
+    out
 }
 
 /// The workspace's root directory.
