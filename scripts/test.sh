@@ -46,7 +46,9 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 venv="$target/pyvenv"
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
-SANDLOCK_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check ./python
+# With its [test] extra: pytest, and mypy to type-check code against the
+# generated stub.
+SANDLOCK_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check "./python[test]"
 # From / so that the package under test is the installed one, not ./python.
 (cd / && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
 if [ "$(id -u)" -eq 0 ]; then
