@@ -15,8 +15,11 @@
 //! may be multithreaded). It never execs and never touches the workload.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+
+use crate::network::SockAddr;
 
 /// `SO_NETNS_COOKIE` (Linux 5.14): the namespace a socket belongs to.
 const SO_NETNS_COOKIE: libc::c_int = 71;
@@ -402,10 +405,11 @@ fn add_route(msg: &[u8; 36]) -> i32 {
     }
 }
 
-/// A server socket on port 53 of every address. Async-signal-safe.
+/// A server socket on port 53 of every address. Async-signal-safe (the
+/// address is encoded without allocating).
 fn server(family: i32, ty: i32) -> RawFd {
-    // SAFETY: socket, setsockopt and bind on a socket we own, with zeroed
-    // sockaddrs of the right size.
+    // SAFETY: socket, setsockopt and bind on a socket we own, which stays
+    // open while it is borrowed for the bind.
     unsafe {
         let s = libc::socket(family, ty | libc::SOCK_CLOEXEC, 0);
         if s < 0 {
@@ -414,18 +418,11 @@ fn server(family: i32, ty: i32) -> RawFd {
         let one: libc::c_int = 1;
         let opt =
             |level, name| libc::setsockopt(s, level, name, (&one as *const libc::c_int).cast(), 4);
-        let r = if family == libc::AF_INET {
+        let any = if family == libc::AF_INET {
             if ty == libc::SOCK_DGRAM {
                 opt(libc::IPPROTO_IP, libc::IP_PKTINFO);
             }
-            let mut a: libc::sockaddr_in = std::mem::zeroed();
-            a.sin_family = libc::AF_INET as libc::sa_family_t;
-            a.sin_port = 53u16.to_be();
-            libc::bind(
-                s,
-                (&a as *const libc::sockaddr_in).cast(),
-                std::mem::size_of_val(&a) as u32,
-            )
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         } else {
             opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
             if ty == libc::SOCK_DGRAM {
@@ -435,16 +432,12 @@ fn server(family: i32, ty: i32) -> RawFd {
                 // the route that makes every address local is not enough.
                 opt(libc::IPPROTO_IPV6, IPV6_FREEBIND);
             }
-            let mut a: libc::sockaddr_in6 = std::mem::zeroed();
-            a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            a.sin6_port = 53u16.to_be();
-            libc::bind(
-                s,
-                (&a as *const libc::sockaddr_in6).cast(),
-                std::mem::size_of_val(&a) as u32,
-            )
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         };
-        if r != 0 || (ty == libc::SOCK_STREAM && libc::listen(s, 64) != 0) {
+        let bound = SockAddr::from(SocketAddr::new(any, 53))
+            .encode()
+            .bind(BorrowedFd::borrow_raw(s));
+        if bound.is_err() || (ty == libc::SOCK_STREAM && libc::listen(s, 64) != 0) {
             libc::close(s);
             return -1;
         }

@@ -17,7 +17,7 @@ use ipnet::{IpNet, Ipv4Net};
 
 pub use allow::{Decision, Egress, Pinned};
 pub use learned::Learned;
-pub use sockaddr::{encode as encode_sockaddr, SockAddr};
+pub use sockaddr::{local_addr, Inet, Raw, SockAddr, Unix, UnixPath, Unspec, Wire};
 
 /// Folds the spellings of one address into one: IPv4-mapped IPv6 becomes
 /// IPv4, and the unspecified addresses (which the kernel connects to the

@@ -37,10 +37,10 @@ pub(super) fn udp_socket(sup: &Supervisor, n: &Notif, family: i32, raw_type: i32
 }
 
 /// The DNS destination in `addr`, when the interceptor runs.
-pub(super) fn dns_dest(sup: &Supervisor, addr: &[u8]) -> Option<SocketAddr> {
+pub(super) fn dns_dest(sup: &Supervisor, addr: &SockAddr) -> Option<SocketAddr> {
     let dns = sup.dns.as_ref()?;
-    match SockAddr::decode(addr) {
-        SockAddr::Inet(dest) if dest.port() == DNS_PORT && dns.available() => Some(dest),
+    match addr {
+        SockAddr::Inet(a) if a.port() == DNS_PORT && dns.available() => Some(a.dest()),
         _ => None,
     }
 }

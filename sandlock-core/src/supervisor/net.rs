@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,9 @@ use super::notif::{Notif, Reply};
 pub(super) use super::unix::Dest;
 use super::{unix, Supervisor};
 use crate::audit::{Event, Verdict};
-use crate::network::{Decision, SockAddr};
+use crate::network::{local_addr, Decision, SockAddr, Unix, Wire};
 use crate::policy::Proto;
 use crate::sys::creds::WorkloadRights;
-
-/// Largest socket address the kernel accepts (sizeof sockaddr_storage).
-const MAX_ADDR: usize = 128;
 
 /// What kind of socket an fd is, read from the supervisor's duplicate.
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +40,9 @@ impl Kind {
     /// capability could change, so every inet connect saves a getsockopt
     /// (about 1 us here). Only for connect: a unix sequenced-packet send
     /// ignores its address and would go out with the supervisor's rights.
-    fn of_connect(sock: &OwnedFd, addr: &[u8]) -> io::Result<Kind> {
-        let domain = match SockAddr::decode(addr) {
-            SockAddr::Inet(SocketAddr::V4(_)) => libc::AF_INET,
-            SockAddr::Inet(SocketAddr::V6(_)) => libc::AF_INET6,
+    fn of_connect(sock: &OwnedFd, addr: &SockAddr) -> io::Result<Kind> {
+        let domain = match addr {
+            SockAddr::Inet(a) => a.family(),
             _ => return Kind::of(sock),
         };
         Ok(Kind {
@@ -202,13 +198,16 @@ pub fn socket(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     }
 }
 
-/// Reads a socket address argument (`len` as the kernel would take it).
-pub(super) fn read_addr(n: &Notif, ptr: u64, len: u64) -> Result<Vec<u8>, Reply> {
+/// Reads a socket address argument (`len` as the kernel would take it)
+/// from the workload's memory, once, and decodes it: every later step
+/// works on this value, and the kernel gets its encoding.
+pub(super) fn read_addr(n: &Notif, ptr: u64, len: u64) -> Result<SockAddr, Reply> {
     let len = len as u32 as usize;
-    if len > MAX_ADDR {
+    if len > SockAddr::MAX_LEN {
         return Err(Reply::Errno(libc::EINVAL));
     }
-    n.read(ptr, len).map_err(|_| Reply::Errno(libc::EFAULT))
+    let bytes = n.read(ptr, len).map_err(|_| Reply::Errno(libc::EFAULT))?;
+    SockAddr::decode(&bytes).ok_or(Reply::Errno(libc::EINVAL))
 }
 
 pub(super) fn dup_socket(n: &Notif, fd: i32) -> Result<(OwnedFd, Kind), Reply> {
@@ -218,78 +217,108 @@ pub(super) fn dup_socket(n: &Notif, fd: i32) -> Result<(OwnedFd, Kind), Reply> {
 }
 
 /// [`dup_socket`] for a connect to `addr` (see [`Kind::of_connect`]).
-fn dup_socket_to(n: &Notif, fd: i32, addr: &[u8]) -> Result<(OwnedFd, Kind), Reply> {
+fn dup_socket_to(n: &Notif, fd: i32, addr: &SockAddr) -> Result<(OwnedFd, Kind), Reply> {
     let sock = n.dup_fd(fd).map_err(|_| Reply::Errno(libc::EBADF))?;
     let kind = Kind::of_connect(&sock, addr).map_err(|e| Reply::from_io(&e))?;
     Ok((sock, kind))
 }
 
 /// Decides whether `addr` may be the destination of a `syscall` on a
-/// socket of `kind`, and returns what to give the kernel: the same bytes,
-/// or, for a unix path, the supervisor's handle of the socket it names.
+/// socket of `kind`, and returns what to give the kernel: the same
+/// address, or, for a unix path, the supervisor's handle of the socket it
+/// names.
 pub(super) fn decide_dest(
     sup: &Supervisor,
     n: &Notif,
     syscall: &str,
     kind: Kind,
-    addr: Vec<u8>,
+    addr: SockAddr,
 ) -> Result<Dest, Reply> {
-    match SockAddr::decode(&addr) {
+    if let Some(dest) = inet_dest(&addr, kind, syscall) {
+        decide_inet(sup, n, syscall, kind, dest)?;
+        return Ok(Dest::plain(addr));
+    }
+    match &addr {
+        // A unix address for another family's socket: the kernel refuses
+        // it (EAFNOSUPPORT or EINVAL) without looking at the path.
+        SockAddr::Unix(Unix::Path(path)) if kind.domain == libc::AF_UNIX => {
+            unix::path_dest(sup, n, syscall, path)
+        }
+        // An abstract name is connected by the notify thread, which
+        // Landlock scopes like the workload; an unnamed address is the
+        // kernel's to refuse. Everything else is handed to the kernel as
+        // is; it rejects a family that does not match the socket.
+        _ => Ok(Dest::plain(addr)),
+    }
+}
+
+/// The inet destination the kernel takes `addr` for, on a socket of
+/// `kind`, when a `syscall` names it.
+fn inet_dest(addr: &SockAddr, kind: Kind, syscall: &str) -> Option<SocketAddr> {
+    match addr {
         // The address family stands for the socket's: the kernel refuses
         // an address of another family than the socket's.
-        SockAddr::Inet(dest) => {
-            let Some(proto) = kind.proto() else {
+        SockAddr::Inet(a) => Some(a.dest()),
+        // A UDP send on an AF_INET socket reads AF_UNSPEC as AF_INET
+        // (udp_sendmsg); a connect dissolves the association instead, and
+        // an AF_INET6 socket's send ignores it.
+        SockAddr::Unspec(u)
+            if syscall != "connect"
+                && kind.domain == libc::AF_INET
+                && kind.ty == libc::SOCK_DGRAM =>
+        {
+            u.as_inet().map(|a| a.dest())
+        }
+        _ => None,
+    }
+}
+
+/// Decides the inet destination `dest` of a `syscall` on a socket of
+/// `kind`: Ok when the allowlist names it.
+fn decide_inet(
+    sup: &Supervisor,
+    n: &Notif,
+    syscall: &str,
+    kind: Kind,
+    dest: SocketAddr,
+) -> Result<(), Reply> {
+    let Some(proto) = kind.proto() else {
+        report(
+            sup,
+            n,
+            syscall,
+            &dest.to_string(),
+            Verdict::Deny,
+            "socket type not allowed",
+        );
+        return Err(Reply::Errno(libc::EACCES));
+    };
+    let target = target_text(proto, dest);
+    if let Some(why) = intercepted_elsewhere(sup, syscall, proto, dest) {
+        report(sup, n, syscall, &target, Verdict::Deny, why);
+        return Err(Reply::Errno(libc::EACCES));
+    }
+    match sup.egress.check(proto, dest) {
+        Decision::Allow(rule) => {
+            if let Some(l) = sup.reporter.learner() {
+                l.connect(proto, dest);
+            }
+            if sup.reporter.wants_allows() {
                 report(
                     sup,
                     n,
                     syscall,
-                    &dest.to_string(),
-                    Verdict::Deny,
-                    "socket type not allowed",
+                    &target,
+                    Verdict::Allow,
+                    &format!("--net-allow {rule}"),
                 );
-                return Err(Reply::Errno(libc::EACCES));
-            };
-            let target = target_text(proto, dest);
-            if let Some(why) = intercepted_elsewhere(sup, syscall, proto, dest) {
-                report(sup, n, syscall, &target, Verdict::Deny, why);
-                return Err(Reply::Errno(libc::EACCES));
             }
-            match sup.egress.check(proto, dest) {
-                Decision::Allow(rule) => {
-                    if let Some(l) = sup.reporter.learner() {
-                        l.connect(proto, dest);
-                    }
-                    if sup.reporter.wants_allows() {
-                        report(
-                            sup,
-                            n,
-                            syscall,
-                            &target,
-                            Verdict::Allow,
-                            &format!("--net-allow {rule}"),
-                        );
-                    }
-                    Ok(Dest::plain(addr))
-                }
-                Decision::Deny(why) => {
-                    report(sup, n, syscall, &target, Verdict::Deny, why);
-                    Err(Reply::Errno(libc::EACCES))
-                }
-            }
+            Ok(())
         }
-        // A unix address for another family's socket: the kernel refuses
-        // it (EAFNOSUPPORT or EINVAL) without looking at the path.
-        SockAddr::Unix(_) if kind.domain != libc::AF_UNIX => Ok(Dest::plain(addr)),
-        SockAddr::Unix(sun_path) => match unix::path_of(&sun_path) {
-            Some(path) if !path.is_empty() => unix::path_dest(sup, n, syscall, path),
-            // An abstract name is connected by the notify thread, which
-            // Landlock scopes like the workload; an unnamed address is
-            // the kernel's to refuse.
-            _ => Ok(Dest::plain(addr)),
-        },
-        // Everything else is handed to the kernel as is; it rejects a
-        // family that does not match the socket.
-        _ => Ok(Dest::plain(addr)),
+        Decision::Deny(why) => {
+            report(sup, n, syscall, &target, Verdict::Deny, why);
+            Err(Reply::Errno(libc::EACCES))
+        }
     }
 }
 
@@ -339,22 +368,22 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
             if kind.stream() && is_blocking(&sock) {
                 return Ok(connect_blocking(sup, n, sock, dest, false));
             }
-            return Ok(raw_connect(false, &sock, &dest.addr));
+            return Ok(raw_connect(false, &sock, &dest.addr.encode()));
         }
-        if let (Some(proxy), SockAddr::Inet(dest)) = (&sup.proxy, SockAddr::decode(&addr)) {
-            if kind.stream() && proxy.intercepts(dest.port()) {
-                return Ok(super::redirect::connect(sup, n, proxy, sock, dest));
+        if let (Some(proxy), SockAddr::Inet(a)) = (&sup.proxy, &addr) {
+            if kind.stream() && proxy.intercepts(a.port()) {
+                return Ok(super::redirect::connect(sup, n, proxy, sock, a.dest()));
             }
         }
-        let abstract_name = unix::is_abstract(&addr).then(|| addr.clone());
+        let scoped = matches!(addr, SockAddr::Unix(Unix::Abstract(_))).then(|| addr.clone());
         let dest = decide_dest(sup, n, "connect", kind, addr)?;
         let rights = kind.needs_rights(sup.as_workload);
         let reply = if kind.connect_may_wait() && is_blocking(&sock) {
             connect_blocking(sup, n, sock, dest, rights)
         } else {
-            raw_connect(rights, &sock, &dest.addr)
+            raw_connect(rights, &sock, &dest.addr.encode())
         };
-        if let Some(name) = abstract_name {
+        if let Some(name) = scoped {
             unix::report_scoped(sup, n, "connect", &name, reply);
         }
         Ok(reply)
@@ -366,12 +395,17 @@ pub fn connect(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 /// when `as_workload` holds (see [`Kind::needs_rights`]): a supervisor
 /// started as root must not lend it a netlink multicast group, a socket
 /// file's permissions or any other check that a capability passes.
-pub(super) fn raw_connect(as_workload: bool, sock: &OwnedFd, addr: &[u8]) -> Reply {
-    as_workload_do(as_workload, || {
-        // SAFETY: `addr` is our own buffer of the length passed.
-        let r = unsafe { libc::connect(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) };
-        r as isize
-    })
+pub(super) fn raw_connect(as_workload: bool, sock: &OwnedFd, addr: &Wire) -> Reply {
+    as_workload_call(as_workload, || addr.connect(sock.as_fd()))
+}
+
+/// Runs `f` (a call that returns nothing) with the workload's rights when
+/// `as_workload` holds; 0 or its error as a reply.
+fn as_workload_call(as_workload: bool, f: impl FnOnce() -> io::Result<()>) -> Reply {
+    match WorkloadRights::run(as_workload, f) {
+        Ok(()) => Reply::Value(0),
+        Err(e) => Reply::from_io(&e),
+    }
 }
 
 /// Runs the raw call `f` (a -1 return sets errno) with the workload's
@@ -408,7 +442,7 @@ pub(super) fn connect_blocking(
     dest: Dest,
     rights: bool,
 ) -> Reply {
-    let addr = &dest.addr;
+    let addr = &dest.addr.encode();
     let Ok(saved) = send_timeout(&sock) else {
         return raw_connect(rights, &sock, addr);
     };
@@ -515,38 +549,54 @@ fn set_send_timeout(sock: &OwnedFd, d: Duration) -> io::Result<()> {
     Ok(())
 }
 
+/// bind(2). On a unix socket Landlock decides where a socket file may be
+/// made, so the kernel performs it; on any other, the supervisor binds its
+/// duplicate to the address it decided on (a port checked against
+/// `--net-allow-bind`), so a swapped address cannot bind another port.
 pub fn bind(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let addr = read_addr(n, n.arg(1), n.arg(2))?;
-        let local = match SockAddr::decode(&addr) {
-            SockAddr::Inet(local) => local,
-            // Unix paths: Landlock decides where a socket file may be made.
-            SockAddr::Unix(sun_path) => {
-                if let (Some(l), Some(path)) = (sup.reporter.learner(), unix::path_of(&sun_path)) {
-                    super::learn::socket_file(l, n, path);
+        if let (Some(l), SockAddr::Unix(Unix::Path(p))) = (sup.reporter.learner(), &addr) {
+            super::learn::socket_file(l, n, p.path());
+        }
+        let (sock, kind) = dup_socket(n, n.int(0))?;
+        if let Some(local) = bound_to(&addr, kind) {
+            if let (Some(l), true) = (sup.reporter.learner(), local.port() != 0) {
+                l.bind(local.port());
+            }
+            if local.port() != 0 {
+                if let Decision::Deny(why) = sup.egress.check_bind(local.port()) {
+                    report(sup, n, "bind", &local.to_string(), Verdict::Deny, why);
+                    return Err(Reply::Errno(libc::EACCES));
                 }
-                return Ok(Reply::Continue);
-            }
-            _ => return Ok(Reply::Continue),
-        };
-        if let (Some(l), true) = (sup.reporter.learner(), local.port() != 0) {
-            l.bind(local.port());
-        }
-        if local.port() != 0 {
-            if let Decision::Deny(why) = sup.egress.check_bind(local.port()) {
-                report(sup, n, "bind", &local.to_string(), Verdict::Deny, why);
-                return Err(Reply::Errno(libc::EACCES));
             }
         }
-        let (sock, _) = dup_socket(n, n.int(0))?;
-        Ok(as_workload_do(sup.as_workload, || {
-            // SAFETY: `addr` is our own buffer of the length passed.
-            let r =
-                unsafe { libc::bind(sock.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) };
-            r as isize
+        if kind.domain == libc::AF_UNIX {
+            // Whatever address the kernel reads now, it binds a unix
+            // socket: Landlock's to decide.
+            return Ok(Reply::Continue);
+        }
+        let wire = addr.encode();
+        Ok(as_workload_call(sup.as_workload, || {
+            wire.bind(sock.as_fd())
         }))
     };
     run().unwrap_or_else(|r| r)
+}
+
+/// The inet address whose port a bind of `addr` on a socket of `kind`
+/// must be allowed: an inet address (whatever the socket), or an
+/// AF_UNSPEC one that an AF_INET socket binds as AF_INET (inet_bind: with
+/// the wildcard address only; it refuses any other).
+fn bound_to(addr: &SockAddr, kind: Kind) -> Option<SocketAddr> {
+    match addr {
+        SockAddr::Inet(a) => Some(a.dest()),
+        SockAddr::Unspec(u) if kind.domain == libc::AF_INET => u
+            .as_inet()
+            .filter(|a| a.spelled().ip().is_unspecified())
+            .map(|a| a.dest()),
+        _ => None,
+    }
 }
 
 pub fn listen(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
@@ -580,22 +630,83 @@ pub fn listen(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
 }
 
 fn local_port(sock: &OwnedFd) -> io::Result<u16> {
-    // SAFETY: sockaddr_storage is plain old data.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getsockname writes at most `len` bytes into `ss`.
-    if unsafe {
-        libc::getsockname(
-            sock.as_raw_fd(),
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
+    Ok(local_addr(sock.as_fd())?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(domain: i32, ty: i32) -> Kind {
+        Kind { ty, domain }
     }
-    // sin_port and sin6_port sit at the same offset.
-    let raw = (&ss as *const libc::sockaddr_storage).cast::<u8>();
-    // SAFETY: reading two bytes inside the local sockaddr_storage.
-    Ok(u16::from_be_bytes(unsafe { [*raw.add(2), *raw.add(3)] }))
+
+    fn addr(family: i32, port: u16, ip: [u8; 4], len: usize) -> SockAddr {
+        let mut b = vec![0u8; len.max(16)];
+        b[..2].copy_from_slice(&(family as u16).to_ne_bytes());
+        b[2..4].copy_from_slice(&port.to_be_bytes());
+        b[4..8].copy_from_slice(&ip);
+        b.truncate(len);
+        SockAddr::decode(&b).expect("short enough")
+    }
+
+    #[test]
+    fn the_destination_the_kernel_takes() {
+        let udp4 = kind(libc::AF_INET, libc::SOCK_DGRAM);
+        let udp6 = kind(libc::AF_INET6, libc::SOCK_DGRAM);
+        let tcp4 = kind(libc::AF_INET, libc::SOCK_STREAM);
+        let unix = kind(libc::AF_UNIX, libc::SOCK_DGRAM);
+        let dest: SocketAddr = "10.0.0.1:53".parse().unwrap();
+        // An inet address is decided whatever the socket: a socket of
+        // another family refuses it anyway.
+        let inet = addr(libc::AF_INET, 53, [10, 0, 0, 1], 16);
+        for k in [udp4, udp6, tcp4, unix] {
+            assert_eq!(inet_dest(&inet, k, "sendto"), Some(dest));
+            assert_eq!(inet_dest(&inet, k, "connect"), Some(dest));
+        }
+        // AF_UNSPEC: a UDP send on an AF_INET socket reads it as AF_INET.
+        let unspec = addr(libc::AF_UNSPEC, 53, [10, 0, 0, 1], 16);
+        assert_eq!(inet_dest(&unspec, udp4, "sendto"), Some(dest));
+        assert_eq!(inet_dest(&unspec, udp4, "sendmmsg"), Some(dest));
+        for (k, syscall) in [
+            (udp4, "connect"),
+            (udp6, "sendto"),
+            (tcp4, "sendto"),
+            (unix, "sendmsg"),
+        ] {
+            assert_eq!(inet_dest(&unspec, k, syscall), None, "{syscall}");
+        }
+        // Too short for a sockaddr_in: the kernel refuses it.
+        let short = addr(libc::AF_UNSPEC, 53, [10, 0, 0, 1], 15);
+        assert_eq!(inet_dest(&short, udp4, "sendto"), None);
+        // Unix, other families and malformed addresses name no inet host.
+        let mut path = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        path.extend_from_slice(b"/run/x.sock\0");
+        let netlink = addr(libc::AF_NETLINK, 0, [0; 4], 12);
+        let malformed = addr(libc::AF_INET, 53, [10, 0, 0, 1], 7);
+        for a in [SockAddr::decode(&path).unwrap(), netlink, malformed] {
+            assert_eq!(inet_dest(&a, udp4, "sendto"), None, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_port_a_bind_takes() {
+        let udp4 = kind(libc::AF_INET, libc::SOCK_DGRAM);
+        let udp6 = kind(libc::AF_INET6, libc::SOCK_DGRAM);
+        let unix = kind(libc::AF_UNIX, libc::SOCK_STREAM);
+        let port = |a: &SockAddr, k| bound_to(a, k).map(|a| a.port());
+        let inet = addr(libc::AF_INET, 8080, [0; 4], 16);
+        assert_eq!(port(&inet, udp4), Some(8080));
+        assert_eq!(port(&inet, unix), Some(8080));
+        // AF_UNSPEC binds as AF_INET on an AF_INET socket, to the
+        // wildcard address only.
+        let any = addr(libc::AF_UNSPEC, 8080, [0; 4], 16);
+        assert_eq!(port(&any, udp4), Some(8080));
+        assert_eq!(port(&any, udp6), None);
+        assert_eq!(port(&any, unix), None);
+        let lo = addr(libc::AF_UNSPEC, 8080, [127, 0, 0, 1], 16);
+        assert_eq!(port(&lo, udp4), None);
+        let short = addr(libc::AF_UNSPEC, 8080, [0; 4], 8);
+        assert_eq!(port(&short, udp4), None);
+    }
 }

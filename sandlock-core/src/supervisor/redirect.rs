@@ -5,17 +5,16 @@
 //! socket's real local address, before the connect is issued, so the proxy
 //! always finds it.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-
-use nix::sys::socket::{getsockname, SockaddrStorage};
 
 use super::net::{connect_blocking, is_blocking, raw_connect, report, sockopt, Dest};
 use super::notif::{Notif, Reply};
 use super::Supervisor;
 use crate::audit::Verdict;
-use crate::network::{encode_sockaddr, Decision};
+use crate::network::{local_addr, Decision, SockAddr};
 use crate::policy::Proto;
 use crate::proxy::{Original, Proxy};
 
@@ -57,7 +56,7 @@ pub(super) fn connect(
     let to = proxy.listener_for(family);
     let local = match local_for(&sock, to) {
         Ok(l) => l,
-        Err(e) => return Reply::Errno(e as i32),
+        Err(e) => return Reply::from_io(&e),
     };
     if !proxy
         .redirects()
@@ -65,11 +64,11 @@ pub(super) fn connect(
     {
         return Reply::Errno(libc::EAGAIN);
     }
-    let addr = encode_sockaddr(to);
+    let to = SockAddr::from(to);
     let reply = if is_blocking(&sock) {
-        connect_blocking(sup, n, sock, Dest::plain(addr), false)
+        connect_blocking(sup, n, sock, Dest::plain(to), false)
     } else {
-        raw_connect(false, &sock, &addr)
+        raw_connect(false, &sock, &to.encode())
     };
     if matches!(reply, Reply::Errno(e) if e != libc::EINPROGRESS) {
         proxy.redirects().forget(local);
@@ -80,9 +79,8 @@ pub(super) fn connect(
 /// The local address the socket will have once connected to `to`: bound
 /// now to the loopback address (port chosen by the kernel) when it is not
 /// bound yet, so the key is final before the proxy can accept.
-fn local_for(sock: &OwnedFd, to: SocketAddr) -> nix::Result<SocketAddr> {
-    let fd = sock.as_raw_fd();
-    let current = to_std(&getsockname::<SockaddrStorage>(fd)?)?;
+fn local_for(sock: &OwnedFd, to: SocketAddr) -> io::Result<SocketAddr> {
+    let current = local_addr(sock.as_fd())?;
     if current.port() != 0 {
         // Bound by the workload: a wildcard address becomes the one the
         // kernel picks for a loopback destination, the destination's own.
@@ -98,21 +96,8 @@ fn local_for(sock: &OwnedFd, to: SocketAddr) -> nix::Result<SocketAddr> {
         }
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
     };
-    let bind_to = encode_sockaddr(SocketAddr::new(loopback, 0));
-    // SAFETY: `bind_to` is our own buffer of the length passed.
-    let r = unsafe { libc::bind(fd, bind_to.as_ptr().cast(), bind_to.len() as u32) };
-    if r != 0 {
-        return Err(nix::Error::last());
-    }
-    to_std(&getsockname::<SockaddrStorage>(fd)?)
-}
-
-fn to_std(a: &SockaddrStorage) -> nix::Result<SocketAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Ok(SocketAddr::from((v4.ip(), v4.port())));
-    }
-    if let Some(v6) = a.as_sockaddr_in6() {
-        return Ok(SocketAddr::from((v6.ip(), v6.port())));
-    }
-    Err(nix::Error::EAFNOSUPPORT)
+    SockAddr::from(SocketAddr::new(loopback, 0))
+        .encode()
+        .bind(sock.as_fd())?;
+    local_addr(sock.as_fd())
 }

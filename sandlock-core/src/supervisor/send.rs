@@ -16,6 +16,7 @@ use super::dns;
 use super::net::{decide_dest, dup_socket, is_blocking, read_addr, Dest, Kind};
 use super::notif::{Notif, Reply};
 use super::{unix, Supervisor};
+use crate::network::{SockAddr, Unix};
 use crate::sys::creds::WorkloadRights;
 
 /// Most ancillary data copied for one message.
@@ -69,7 +70,8 @@ fn send_message(
             if (kind.ignores_send_dest() && !fastopen) || to_interceptor {
                 name
             } else {
-                abstract_name = unix::is_abstract(&name.addr).then(|| name.addr.clone());
+                abstract_name = matches!(name.addr, SockAddr::Unix(Unix::Abstract(_)))
+                    .then(|| name.addr.clone());
                 decide_dest(sup, n, syscall, kind, name.addr)?
             },
         );
@@ -110,10 +112,6 @@ fn send_error(n: &Notif, e: &io::Error, flags: i32) -> Reply {
     Reply::from_io(e)
 }
 
-fn einval() -> io::Error {
-    io::Error::from_raw_os_error(libc::EINVAL)
-}
-
 /// sendmsg(2) of the supervisor's copy, with the workload's rights. Never
 /// raises SIGPIPE in the supervisor, and never sends with MSG_ZEROCOPY:
 /// the kernel would read the pages after the call returned, when the
@@ -124,12 +122,14 @@ fn sendmsg_raw(sock: &OwnedFd, msg: &mut Message, flags: i32) -> io::Result<usiz
         iov_base: msg.data.as_mut_ptr().cast(),
         iov_len: msg.data.len(),
     };
+    let name = msg.name.as_ref().map(|d| d.addr.encode());
     // SAFETY: msghdr is plain old data; every pointer set below refers to
-    // buffers owned by `msg` that outlive the sendmsg call.
+    // `name` or to buffers owned by `msg`, which outlive the sendmsg call
+    // (the kernel only reads msg_name).
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-    if let Some(name) = &mut msg.name {
-        hdr.msg_name = name.addr.as_mut_ptr().cast();
-        hdr.msg_namelen = u32::try_from(name.addr.len()).map_err(|_| einval())?;
+    if let Some(name) = &name {
+        hdr.msg_name = name.as_ptr().cast_mut().cast();
+        hdr.msg_namelen = name.socklen();
     }
     hdr.msg_iov = &mut iov;
     hdr.msg_iovlen = 1;
@@ -152,7 +152,7 @@ fn route(
     syscall: &str,
     sock: OwnedFd,
     kind: Kind,
-    name: Option<&[u8]>,
+    name: Option<&SockAddr>,
     flags: i32,
 ) -> Result<OwnedFd, Reply> {
     let addressed = !kind.stream() || flags & libc::MSG_FASTOPEN != 0;
@@ -220,8 +220,8 @@ fn read_msghdr(n: &Notif, addr: u64, kind: Kind) -> Result<Message, Reply> {
     let name = if hdr.msg_name.is_null() || hdr.msg_namelen == 0 {
         None
     } else {
-        let bytes = read_addr(n, hdr.msg_name as u64, u64::from(hdr.msg_namelen))?;
-        Some(Dest::plain(bytes))
+        let addr = read_addr(n, hdr.msg_name as u64, u64::from(hdr.msg_namelen))?;
+        Some(Dest::plain(addr))
     };
     let data = read_iov(n, hdr.msg_iov as u64, hdr.msg_iovlen, data_cap(kind))?;
     let (control, held) = if hdr.msg_control.is_null() || hdr.msg_controllen == 0 {
@@ -346,7 +346,7 @@ pub fn sendmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
         if !n.still_valid() {
             return Ok(Reply::Done);
         }
-        let name = msg.name.as_ref().map(|d| d.addr.as_slice());
+        let name = msg.name.as_ref().map(|d| &d.addr);
         let sock = route(sup, n, "sendmsg", sock, kind, name, n.int(2))?;
         let sent = send_message(sup, n, "sendmsg", &sock, kind, msg, n.int(2))?;
         Ok(finish_send(sup, n, sock, sent, n.int(2)))
@@ -378,7 +378,7 @@ pub fn sendmmsg(sup: &Arc<Supervisor>, n: &Notif) -> Reply {
                         "sendmmsg",
                         sock.try_clone().map_err(|e| Reply::from_io(&e))?,
                         kind,
-                        msg.name.as_ref().map(|d| d.addr.as_slice()),
+                        msg.name.as_ref().map(|d| &d.addr),
                         flags,
                     )?;
                 }

@@ -26,54 +26,38 @@ use super::place::Where;
 use super::resolve::{Base, Start};
 use super::Supervisor;
 use crate::audit::Verdict;
+use crate::network::{SockAddr, Unix, UnixPath};
 use crate::sys::creds::WorkloadRights;
 
 /// Why a socket file is refused.
 const WHY: &str = "a socket file outside the write grants needs --unix-allow";
 
-/// A destination to give the kernel: the supervisor's own bytes, and the
-/// handle a rewritten unix path points at (alive until the call is done).
+/// A destination to give the kernel: the decided address (the
+/// workload's, or for a unix path the supervisor's handle of the socket it
+/// names), and that handle (alive until the call is done).
 #[derive(Debug)]
 pub(super) struct Dest {
-    pub addr: Vec<u8>,
+    pub addr: SockAddr,
     _pin: Option<OwnedFd>,
 }
 
 impl Dest {
     /// `addr` as it is.
-    pub(super) fn plain(addr: Vec<u8>) -> Dest {
+    pub(super) fn plain(addr: SockAddr) -> Dest {
         Dest { addr, _pin: None }
     }
 }
 
-/// The path in a `sockaddr_un`'s `sun_path` bytes: up to the first NUL,
-/// as the kernel reads it. Empty for an unnamed address; `None` for an
-/// abstract name (a leading NUL).
-pub(super) fn path_of(sun_path: &[u8]) -> Option<&[u8]> {
-    if sun_path.first() == Some(&0) {
-        return None;
-    }
-    let end = sun_path
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(sun_path.len());
-    sun_path.get(..end)
-}
-
-/// True when `addr` is an AF_UNIX address with an abstract name.
-pub(super) fn is_abstract(addr: &[u8]) -> bool {
-    addr.len() > 2 && u16::from_ne_bytes([addr[0], addr[1]]) == libc::AF_UNIX as u16 && addr[2] == 0
-}
-
-/// Decides a connect or send to the socket file `path` (non-empty, as the
+/// Decides a connect or send to the socket file `addr` names (as the
 /// workload wrote it) and returns the address to give the kernel instead.
 pub(super) fn path_dest(
     sup: &Supervisor,
     n: &Notif,
     syscall: &str,
-    path: &[u8],
+    addr: &UnixPath,
 ) -> Result<Dest, Reply> {
-    let shown = format!("unix:{}", String::from_utf8_lossy(path));
+    let path = addr.path();
+    let shown = addr.to_string();
     let start =
         Start::new(n, Base(libc::AT_FDCWD), path, &sup.root).map_err(|e| Reply::from_io(&e))?;
     let found = WorkloadRights::run(sup.as_workload, || {
@@ -112,9 +96,7 @@ pub(super) fn path_dest(
         );
     }
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let mut addr = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
-    addr.extend_from_slice(link.as_bytes());
-    addr.push(0);
+    let addr = SockAddr::unix_path(link.as_bytes()).ok_or(Reply::Errno(libc::ENAMETOOLONG))?;
     Ok(Dest {
         addr,
         _pin: Some(fd),
@@ -123,40 +105,22 @@ pub(super) fn path_dest(
 
 /// Reports a connect or send to an abstract name that the kernel refused
 /// because it lives outside the sandbox (Landlock's scope answers EPERM).
-pub(super) fn report_scoped(sup: &Supervisor, n: &Notif, syscall: &str, addr: &[u8], reply: Reply) {
-    if reply != Reply::Errno(libc::EPERM) || !is_abstract(addr) {
+pub(super) fn report_scoped(
+    sup: &Supervisor,
+    n: &Notif,
+    syscall: &str,
+    addr: &SockAddr,
+    reply: Reply,
+) {
+    if reply != Reply::Errno(libc::EPERM) || !matches!(addr, SockAddr::Unix(Unix::Abstract(_))) {
         return;
     }
-    let name = String::from_utf8_lossy(addr.get(3..).unwrap_or_default());
-    let name = name.trim_end_matches('\0');
     report(
         sup,
         n,
         syscall,
-        &format!("unix:@{name}"),
+        &addr.to_string(),
         Verdict::Deny,
         "abstract unix sockets outside the sandbox are scoped",
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_names_and_abstract() {
-        assert_eq!(path_of(b"/run/x.sock\0junk"), Some(&b"/run/x.sock"[..]));
-        assert_eq!(path_of(b"rel"), Some(&b"rel"[..]));
-        assert_eq!(path_of(b""), Some(&b""[..]));
-        assert_eq!(path_of(b"\0abstract"), None);
-        let mut a = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
-        a.extend_from_slice(b"\0name");
-        assert!(is_abstract(&a));
-        assert!(!is_abstract(&a[..2]));
-        a[2] = b'/';
-        assert!(!is_abstract(&a));
-        let mut inet = (libc::AF_INET as u16).to_ne_bytes().to_vec();
-        inet.extend_from_slice(&[0; 14]);
-        assert!(!is_abstract(&inet));
-    }
 }
