@@ -20,6 +20,7 @@
 // arithmetic step on them is checked, saturating or provably bounded.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+mod bind;
 mod cmsg;
 mod dns;
 mod learn;
@@ -298,8 +299,8 @@ impl Supervisor {
         match nr {
             libc::SYS_socket => net::socket(self, n),
             libc::SYS_connect => net::connect(self, n),
-            libc::SYS_bind => net::bind(self, n),
-            libc::SYS_listen => net::listen(self, n),
+            libc::SYS_bind => bind::bind(self, n),
+            libc::SYS_listen => bind::listen(self, n),
             libc::SYS_sendto => send::sendto(self, n),
             libc::SYS_sendmsg => send::sendmsg(self, n),
             libc::SYS_sendmmsg => send::sendmmsg(self, n),
