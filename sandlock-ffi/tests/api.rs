@@ -510,8 +510,8 @@ fn run_reports_a_missing_command() {
 #[test]
 fn run_reports_a_policy_error_before_running() {
     let dir = TempDir::new("policy");
-    let marker = dir.path("ran");
-    let b = Builder::new().with(&[("http-key", "/key.pem"), ("fs-write", &dir.path(""))]);
+    let marker = dir.join("ran");
+    let b = Builder::new().with(&[("http-key", "/key.pem"), ("fs-write", &dir.join(""))]);
     let (code, msg, r) = b.run(&["sh", "-c", &format!("touch {marker}")], None, true);
     assert_eq!(code, SANDLOCK_ERR_POLICY);
     assert_eq!(msg.as_deref(), Some("--http-key needs --http-ca"));
@@ -582,15 +582,15 @@ fn run_reports_a_timeout() {
 #[test]
 fn run_confines_reads_to_the_allowlist() {
     let dir = TempDir::new("fs");
-    std::fs::create_dir_all(dir.path("granted")).unwrap();
-    std::fs::create_dir_all(dir.path("other")).unwrap();
-    std::fs::write(dir.path("granted/f"), "granted bytes").unwrap();
-    std::fs::write(dir.path("other/f"), "other bytes").unwrap();
-    let b = Builder::new().with(&[("quiet", "true"), ("fs-read", &dir.path("granted"))]);
-    let (code, _, r) = b.run(&["cat", &dir.path("granted/f")], None, true);
+    std::fs::create_dir_all(dir.join("granted")).unwrap();
+    std::fs::create_dir_all(dir.join("other")).unwrap();
+    std::fs::write(dir.join("granted/f"), "granted bytes").unwrap();
+    std::fs::write(dir.join("other/f"), "other bytes").unwrap();
+    let b = Builder::new().with(&[("quiet", "true"), ("fs-read", &dir.join("granted"))]);
+    let (code, _, r) = b.run(&["cat", &dir.join("granted/f")], None, true);
     assert_eq!(code, SANDLOCK_OK);
     assert_eq!((r.exit_code(), r.stdout()), (0, b"granted bytes".to_vec()));
-    let (code, _, r) = b.run(&["cat", &dir.path("other/f")], None, true);
+    let (code, _, r) = b.run(&["cat", &dir.join("other/f")], None, true);
     assert_eq!(code, SANDLOCK_OK);
     assert_eq!(r.exit_code(), 1);
     assert!(r.stdout().is_empty());

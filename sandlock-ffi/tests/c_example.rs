@@ -23,7 +23,7 @@ fn example(dir: &TempDir) -> PathBuf {
         "no .so in {} (run `cargo build -p sandlock-ffi` first; scripts/test.sh does)",
         lib.display()
     );
-    let exe = dir.0.join("run");
+    let exe = dir.path().join("run");
     compile_example(
         &exe,
         &[
@@ -40,16 +40,16 @@ fn example(dir: &TempDir) -> PathBuf {
 fn c_example_prints_the_confined_commands_output_and_exits_with_its_status() {
     let dir = TempDir::new("cexample");
     let exe = example(&dir);
-    std::fs::create_dir_all(dir.0.join("data")).unwrap();
-    std::fs::create_dir_all(dir.0.join("other")).unwrap();
-    std::fs::write(dir.0.join("data/report.txt"), "quarterly numbers\n").unwrap();
-    std::fs::write(dir.0.join("other/secret.txt"), "not for the sandbox\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    std::fs::write(dir.path().join("data/report.txt"), "quarterly numbers\n").unwrap();
+    std::fs::write(dir.path().join("other/secret.txt"), "not for the sandbox\n").unwrap();
 
     let ok = Ran::of(
         Command::new(&exe)
-            .arg(dir.path("data"))
+            .arg(dir.join("data"))
             .arg("cat")
-            .arg(dir.path("data/report.txt")),
+            .arg(dir.join("data/report.txt")),
     );
     assert_eq!(ok.code, Some(0), "{ok}");
     assert_eq!(ok.stdout, "quarterly numbers\n", "{ok}");
@@ -58,9 +58,9 @@ fn c_example_prints_the_confined_commands_output_and_exits_with_its_status() {
     // A file outside DIR is refused: cat's own error, cat's exit status.
     let refused = Ran::of(
         Command::new(&exe)
-            .arg(dir.path("data"))
+            .arg(dir.join("data"))
             .arg("cat")
-            .arg(dir.path("other/secret.txt")),
+            .arg(dir.join("other/secret.txt")),
     );
     assert_eq!(refused.code, Some(1), "{refused}");
     assert_eq!(refused.stdout, "", "{refused}");
@@ -71,7 +71,7 @@ fn c_example_prints_the_confined_commands_output_and_exits_with_its_status() {
 fn c_example_prints_sandlock_runs_error_naming_a_missing_path_and_fails() {
     let dir = TempDir::new("cexample-missing");
     let exe = example(&dir);
-    let missing = dir.path("no-such-dir");
+    let missing = dir.join("no-such-dir");
     let ran = Ran::of(
         Command::new(&exe)
             .arg(&missing)
@@ -95,7 +95,7 @@ fn c_example_prints_a_missing_commands_error_and_fails() {
     let exe = example(&dir);
     let ran = Ran::of(
         Command::new(&exe)
-            .arg(dir.path(""))
+            .arg(dir.join(""))
             .arg("sandlock-no-such-command"),
     );
     assert_eq!(ran.code, Some(1), "{ran}");

@@ -46,7 +46,7 @@ enum Link {
 fn compile(dir: &TempDir, link: Link) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let lib = lib_dir();
-    let exe = dir.0.join("sandbox");
+    let exe = dir.path().join("sandbox");
     let mut cc = Command::new("cc");
     cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&exe)
@@ -97,16 +97,16 @@ fn compile(dir: &TempDir, link: Link) -> PathBuf {
 fn compile_and_run(link: Link) {
     let dir = TempDir::new("cprog");
     let exe = compile(&dir, link);
-    std::fs::create_dir_all(dir.0.join("granted")).unwrap();
-    std::fs::create_dir_all(dir.0.join("other")).unwrap();
-    std::fs::write(dir.0.join("granted/file"), "granted bytes").unwrap();
-    std::fs::write(dir.0.join("other/file"), "other bytes").unwrap();
+    std::fs::create_dir_all(dir.path().join("granted")).unwrap();
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    std::fs::write(dir.path().join("granted/file"), "granted bytes").unwrap();
+    std::fs::write(dir.path().join("other/file"), "other bytes").unwrap();
     // Two servers: both listen, only one is allowlisted, so a refusal
     // can only come from the sandbox.
     let (allowed, denied) = (greeter(), greeter());
     let out = Command::new(&exe)
-        .arg(dir.0.join("granted"))
-        .arg(dir.0.join("other"))
+        .arg(dir.path().join("granted"))
+        .arg(dir.path().join("other"))
         .arg(allowed.to_string())
         .arg(denied.to_string())
         .output()

@@ -104,7 +104,7 @@ fn demo_fails_loudly_when_a_step_does_not_show_what_it_claims() {
     // A "sandlock" that runs the command unconfined: the first step reads
     // the secret, which the demo must not call a refusal.
     let dir = TempDir::new("demo-fake");
-    let fake = dir.0.join("sandlock");
+    let fake = dir.path().join("sandlock");
     std::fs::write(
         &fake,
         "#!/bin/sh\n\

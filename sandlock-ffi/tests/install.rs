@@ -76,18 +76,18 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> String {
 /// Runs the example as a user would: once reading a granted file (its
 /// bytes, exit 0), once with a missing path (the error, exit 1).
 fn run_example_twice(exe: &Path, dir: &TempDir) {
-    std::fs::create_dir_all(dir.0.join("data")).unwrap();
-    std::fs::write(dir.0.join("data/report.txt"), "installed and linked\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/report.txt"), "installed and linked\n").unwrap();
     let ok = Ran::of(
         Command::new(exe)
-            .arg(dir.path("data"))
+            .arg(dir.join("data"))
             .arg("cat")
-            .arg(dir.path("data/report.txt")),
+            .arg(dir.join("data/report.txt")),
     );
     assert_eq!(ok.code, Some(0), "{ok}");
     assert_eq!(ok.stdout, "installed and linked\n", "{ok}");
 
-    let missing = dir.path("missing");
+    let missing = dir.join("missing");
     let bad = Ran::of(Command::new(exe).arg(&missing).arg("true"));
     assert_eq!(bad.code, Some(1), "{bad}");
     assert!(
@@ -112,7 +112,7 @@ fn needed(exe: &Path) -> String {
 #[test]
 fn install_into_a_prefix_then_the_c_example_builds_with_pkg_config() {
     let dir = TempDir::new("install");
-    let prefix: PathBuf = dir.0.join("prefix");
+    let prefix: PathBuf = dir.path().join("prefix");
     let ran = install(&[("PREFIX", &prefix)]);
     assert_eq!(ran.code, Some(0), "{ran}");
     for rel in INSTALLED {
@@ -155,7 +155,7 @@ fn install_into_a_prefix_then_the_c_example_builds_with_pkg_config() {
         .map(str::to_owned)
         .collect();
     flags.push(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
-    let shared = dir.0.join("run-shared");
+    let shared = dir.path().join("run-shared");
     compile_example(&shared, &flags);
     assert!(
         needed(&shared).contains("libsandlock_ffi.so"),
@@ -177,7 +177,7 @@ fn install_into_a_prefix_then_the_c_example_builds_with_pkg_config() {
             .filter(|f| *f != "-lsandlock_ffi")
             .map(str::to_owned),
     );
-    let fixed = dir.0.join("run-static");
+    let fixed = dir.path().join("run-static");
     compile_example(&fixed, &flags);
     assert!(
         !needed(&fixed).contains("libsandlock_ffi"),
@@ -190,7 +190,7 @@ fn install_into_a_prefix_then_the_c_example_builds_with_pkg_config() {
 #[test]
 fn install_with_destdir_stages_the_files_and_names_the_final_prefix() {
     let dir = TempDir::new("install-destdir");
-    let stage = dir.0.join("stage");
+    let stage = dir.path().join("stage");
     let prefix = Path::new("/opt/sandlock-install-test");
     let ran = install(&[("DESTDIR", &stage), ("PREFIX", prefix)]);
     assert_eq!(ran.code, Some(0), "{ran}");
@@ -233,8 +233,8 @@ fn install_refuses_a_relative_prefix() {
 #[test]
 fn install_names_a_missing_build_output_and_installs_nothing() {
     let dir = TempDir::new("install-missing");
-    let prefix = dir.0.join("prefix");
-    let empty = dir.0.join("empty-target");
+    let prefix = dir.path().join("prefix");
+    let empty = dir.path().join("empty-target");
     std::fs::create_dir_all(&empty).unwrap();
     let ran = install(&[("PREFIX", &prefix), ("CARGO_TARGET_DIR", &empty)]);
     assert_eq!(ran.code, Some(1), "{ran}");

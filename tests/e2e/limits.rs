@@ -209,16 +209,18 @@ both!(memory_256m_kills_a_1gib_allocation_and_says_so, |ctx| {
     );
     let text = std::fs::read_to_string(&audit)
         .unwrap_or_else(|e| panic!("no audit file {audit}: {e}\n{}", out.dump()));
-    let limits: Vec<Json> = text
+    let limits: Vec<Value> = text
         .lines()
-        .map(|l| parse_json(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .filter(|v| v.get("event").and_then(Json::as_str) == Some("limit"))
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+        })
+        .filter(|v| v.get("event").and_then(Value::as_str) == Some("limit"))
         .collect();
     assert!(
         limits.iter().any(|v| {
-            v.get("limit").and_then(Json::as_str) == Some("memory")
-                && v.get("action").and_then(Json::as_str) == Some("killed")
-                && v.get("value").and_then(Json::as_str) == Some("256M")
+            v.get("limit").and_then(Value::as_str) == Some("memory")
+                && v.get("action").and_then(Value::as_str) == Some("killed")
+                && v.get("value").and_then(Value::as_str) == Some("256M")
         }),
         "no memory limit record in the audit log:\n{text}"
     );

@@ -601,7 +601,8 @@ both!(audit_log_appends_json_lines, |ctx| {
     );
     let mut recs = Vec::new();
     for l in &lines[1..] {
-        let v = parse_json(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\n{text}"));
+        let v: Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}\n{text}"));
         for k in [
             "time", "pid", "host_pid", "comm", "syscall", "target", "verdict", "rule",
         ] {
@@ -609,34 +610,34 @@ both!(audit_log_appends_json_lines, |ctx| {
         }
         recs.push(v);
     }
-    let pid_matches = |v: &Json| match v.get("pid") {
-        Some(Json::Num(n)) => *n == pid,
-        Some(Json::Str(s)) => s.parse::<f64>().ok() == Some(pid),
+    let pid_matches = |v: &Value| match v.get("pid") {
+        Some(Value::Number(n)) => n.as_f64() == Some(pid),
+        Some(Value::String(s)) => s.parse::<f64>().ok() == Some(pid),
         _ => false,
     };
     let find = |verdict: &str, target: String| {
         recs.iter()
             .find(|v| {
-                v.get("verdict").and_then(Json::as_str) == Some(verdict)
-                    && v.get("syscall").and_then(Json::as_str) == Some("connect")
-                    && v.get("target").and_then(Json::as_str) == Some(target.as_str())
+                v.get("verdict").and_then(Value::as_str) == Some(verdict)
+                    && v.get("syscall").and_then(Value::as_str) == Some("connect")
+                    && v.get("target").and_then(Value::as_str) == Some(target.as_str())
             })
             .cloned()
     };
     let deny = find("deny", format!("127.0.0.1:{}", other.port()))
         .unwrap_or_else(|| panic!("no deny record for the denied connect:\n{text}"));
     assert!(pid_matches(&deny), "pid mismatch in {deny:?}");
-    assert_eq!(deny.get("comm").and_then(Json::as_str), Some("python3"));
+    assert_eq!(deny.get("comm").and_then(Value::as_str), Some("python3"));
     let allow_rec = find("allow", format!("127.0.0.1:{}", allowed.port()))
         .unwrap_or_else(|| panic!("no allow record for the allowed connect:\n{text}"));
     assert!(pid_matches(&allow_rec), "pid mismatch in {allow_rec:?}");
-    let rule_s = allow_rec.get("rule").and_then(Json::as_str).unwrap_or("");
+    let rule_s = allow_rec.get("rule").and_then(Value::as_str).unwrap_or("");
     assert!(
         rule_s.contains(&allowed.port_s()),
         "allow record does not name the rule: {allow_rec:?}"
     );
     for v in &recs {
-        let verdict = v.get("verdict").and_then(Json::as_str).unwrap_or("");
+        let verdict = v.get("verdict").and_then(Value::as_str).unwrap_or("");
         assert!(
             verdict == "deny" || verdict == "allow",
             "bad verdict in {v:?}"
@@ -729,3 +730,56 @@ both!(
         assert_eq!(srv.accepted(), 1, "only the TCP connect arrives");
     }
 );
+
+both!(an_unspec_address_is_decided_as_the_kernel_reads_it, |ctx| {
+    // A UDP send on an AF_INET socket, and a bind of one to the wildcard
+    // address, read an AF_UNSPEC address as AF_INET (udp_sendmsg,
+    // inet_bind): the attack spells a denied destination, and a port
+    // outside --net-allow-bind, with family 0. Twin: the same spelling of
+    // the allowed destination and port goes through. The udp:// rule keeps
+    // UDP sockets out of the DNS interceptor's namespace.
+    let good = UdpServer::start("127.0.0.1");
+    let bad = UdpServer::start("127.0.0.1");
+    let (open, closed) = (free_port(), free_port());
+    let script = "import ctypes, errno, socket, struct, sys\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  def unspec(ip, port):\n\
+                  \x20   return struct.pack('=H', 0) + struct.pack('>H', port) + socket.inet_aton(ip) + bytes(8)\n\
+                  def show(what, r):\n\
+                  \x20   print(what, 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()])\n\
+                  for name, port in [('good', sys.argv[1]), ('bad', sys.argv[2])]:\n\
+                  \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  \x20   a = unspec('127.0.0.1', int(port))\n\
+                  \x20   show('send-' + name, libc.sendto(s.fileno(), name.encode(), len(name), 0, a, len(a)))\n\
+                  for name, port in [('open', sys.argv[3]), ('closed', sys.argv[4])]:\n\
+                  \x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  \x20   a = unspec('0.0.0.0', int(port))\n\
+                  \x20   show('bind-' + name, libc.bind(s.fileno(), a, len(a)))\n";
+    let rule = format!("udp://127.0.0.1:{}", good.port_s());
+    let out = ctx.sl(run_args(
+        &["--net-allow", &rule, "--net-allow-bind", &open.to_string()],
+        &[
+            PYTHON,
+            "-I",
+            "-c",
+            script,
+            &good.port_s(),
+            &bad.port_s(),
+            &open.to_string(),
+            &closed.to_string(),
+        ],
+    ));
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "send-good ok\nsend-bad EACCES\nbind-open ok\nbind-closed EACCES\n",
+        "{}",
+        out.dump()
+    );
+    assert_eq!(good.received(), vec!["good".to_string()]);
+    assert!(
+        bad.received().is_empty(),
+        "denied server got {:?}",
+        bad.received()
+    );
+});

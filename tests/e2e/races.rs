@@ -130,6 +130,42 @@ both!(toctou_family_flip_never_reaches_denied_tcp, |ctx| {
     );
 });
 
+both!(toctou_family_flip_never_binds_denied_udp_port, |ctx| {
+    // The attack: the address of a UDP bind flips between a unix path
+    // (which sandlock leaves to the kernel on a unix socket) and a port
+    // outside --net-allow-bind; no Landlock rule covers UDP ports, so a
+    // bind the kernel re-read would take it. The udp:// rule keeps UDP
+    // sockets out of the DNS interceptor's namespace.
+    let port = free_port().to_string();
+    let n = TOCTOU_ITERATIONS.to_string();
+    let flip = |extra: &[&str]| {
+        let mut args = vec!["-q", "--net-allow", "udp://127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        let out = run_cmd(
+            ctx.command(fixture_args(
+                &args,
+                "familyflip",
+                &["127.0.0.1", &port, &n, "bind"],
+            )),
+            None,
+            Duration::from_secs(90),
+        );
+        out.expect_code(0);
+        let (ok, eacces, afnosupport) = parse_counts(&out);
+        (ok, eacces, afnosupport, out)
+    };
+    let (ok, eacces, afnosupport, out) = flip(&[]);
+    assert_eq!(ok, 0, "a bind took the denied port\n{}", out.dump());
+    assert!(
+        eacces > 0 && afnosupport > 0,
+        "both spellings must have been tried\n{}",
+        out.dump()
+    );
+    // Twin: with the port allowed, the inet spelling binds.
+    let (ok, _, _, out) = flip(&["--net-allow-bind", &port]);
+    assert!(ok > 0, "no bind succeeded\n{}", out.dump());
+});
+
 both!(toctou_sockaddr_flip_never_reaches_denied_udp, |ctx| {
     let allowed = UdpServer::start("127.0.0.1");
     let denied = UdpServer::start("127.0.0.1");

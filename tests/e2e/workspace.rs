@@ -324,7 +324,7 @@ both!(json_summary_lists_the_changes_and_the_result, |ctx| {
         .lines()
         .find(|l| l.starts_with('{'))
         .unwrap_or_else(|| panic!("no JSON line\n{}", out.dump()));
-    let j = parse_json(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let j: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     let list = |k: &str| format!("{:?}", j.get(k).unwrap());
     assert_eq!(
         j.get("dir").and_then(|d| d.as_str()),

@@ -190,31 +190,11 @@ pub fn take_all(err: *mut sandlock_error) -> Option<Said> {
     }
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("sandlock-ffi-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("create the test directory");
-        TempDir(p)
-    }
-    pub fn path(&self, rel: &str) -> String {
-        self.0
-            .join(rel)
-            .to_str()
-            .expect("test paths are UTF-8")
-            .to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The end-to-end tests' scratch directory (one type for every test crate).
+#[path = "../../../tests/e2e/common/tempdir.rs"]
+mod tempdir;
+#[allow(unused_imports)] // not every test crate makes one
+pub use tempdir::TempDir;
 
 /// Checks that the committed generated file at `path` is `fresh`; with
 /// `SANDLOCK_BLESS` set, writes `fresh` there instead. A stale file fails

@@ -1,6 +1,11 @@
 //! Loopback TCP and UDP servers run by the tests, counting what reaches them.
 
-use super::*;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Loopback servers

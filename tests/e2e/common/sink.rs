@@ -4,8 +4,10 @@
 //! patterns occur in it, so a GiB can be checked byte for byte without
 //! being stored anywhere.
 
+use std::process::{Command, Stdio};
+
 use super::tls::{headers_of, Upstream};
-use super::*;
+use super::{fixdir, Value, PYTHON};
 
 /// What bigbody.py makes for a size and a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,13 +94,15 @@ impl Upstream {
         self.events("sink")
             .iter()
             .map(|e| {
-                let s = |k: &str| e.get(k).and_then(Json::as_str).unwrap_or("").to_string();
-                let n = |v: Option<&Json>| match v {
-                    Some(Json::Num(n)) => *n as u64,
-                    other => panic!("not a number: {other:?}"),
+                let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let n = |v: Option<&Value>| {
+                    v.and_then(Value::as_u64)
+                        .unwrap_or_else(|| panic!("not a number: {v:?}"))
                 };
                 let counts = match e.get("counts") {
-                    Some(Json::Obj(m)) => m.iter().map(|(k, v)| (k.clone(), n(Some(v)))).collect(),
+                    Some(Value::Object(m)) => {
+                        m.iter().map(|(k, v)| (k.clone(), n(Some(v)))).collect()
+                    }
                     other => panic!("sink without counts: {other:?}"),
                 };
                 Sunk {

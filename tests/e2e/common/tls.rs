@@ -11,7 +11,15 @@
 //!   ::1, killed on drop. Its JSON-lines log holds every byte each
 //!   connection delivered and every request it parsed.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{fixdir, TempDir, Value, FIXTURE_SRC, PYTHON};
 
 // ---------------------------------------------------------------------------
 // openssl CLI
@@ -206,33 +214,13 @@ pub fn tls_files() -> &'static TlsFiles {
 // base64 (the upstream log's encoding)
 // ---------------------------------------------------------------------------
 
+/// Standard base64 with padding (Python's `base64.b64encode`, an HTTP
+/// Basic credential) decoded; panics, naming the input, when it is not.
 pub fn b64decode(s: &str) -> Vec<u8> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s.as_bytes() {
-        if c == b'=' {
-            break;
-        }
-        let v = val(c).unwrap_or_else(|| panic!("bad base64 byte {c:?} in {s:?}"));
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_else(|e| panic!("bad base64 ({e}) in {s:?}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -342,12 +330,12 @@ impl Upstream {
 
     /// The log as parsed JSON lines (waits 150ms first so that what is in
     /// flight is logged too).
-    pub fn entries(&self) -> Vec<Json> {
+    pub fn entries(&self) -> Vec<Value> {
         thread::sleep(Duration::from_millis(150));
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| parse_json(l).unwrap_or_else(|e| panic!("bad log line {l:?}: {e}")))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad log line {l:?}: {e}")))
             .collect()
     }
 
@@ -355,9 +343,9 @@ impl Upstream {
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.entries()
             .iter()
-            .filter(|e| e.get("event").and_then(Json::as_str) == Some("request"))
+            .filter(|e| e.get("event").and_then(Value::as_str) == Some("request"))
             .map(|e| {
-                let s = |k: &str| e.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+                let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                 SeenRequest {
                     conn: conn_of(e),
                     method: s("method"),
@@ -380,7 +368,7 @@ impl Upstream {
     pub fn raw_by_conn(&self) -> BTreeMap<u64, Vec<u8>> {
         let mut m: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         for e in self.entries() {
-            if let Some(b) = e.get("raw_b64").and_then(Json::as_str) {
+            if let Some(b) = e.get("raw_b64").and_then(Value::as_str) {
                 m.entry(conn_of(&e)).or_default().extend(b64decode(b));
             }
         }
@@ -393,10 +381,10 @@ impl Upstream {
     }
 
     /// The log entries with "event" == `ev`.
-    pub fn events(&self, ev: &str) -> Vec<Json> {
+    pub fn events(&self, ev: &str) -> Vec<Value> {
         self.entries()
             .into_iter()
-            .filter(|e| e.get("event").and_then(Json::as_str) == Some(ev))
+            .filter(|e| e.get("event").and_then(Value::as_str) == Some(ev))
             .collect()
     }
 
@@ -413,12 +401,12 @@ impl Upstream {
 }
 
 /// The `headers` ([[name, value], ...]) of a log entry.
-pub(super) fn headers_of(e: &Json) -> Vec<(String, String)> {
+pub(super) fn headers_of(e: &Value) -> Vec<(String, String)> {
     match e.get("headers") {
-        Some(Json::Arr(hs)) => hs
+        Some(Value::Array(hs)) => hs
             .iter()
             .map(|h| match h {
-                Json::Arr(kv) if kv.len() == 2 => (
+                Value::Array(kv) if kv.len() == 2 => (
                     kv[0].as_str().unwrap_or("").to_string(),
                     kv[1].as_str().unwrap_or("").to_string(),
                 ),
@@ -429,11 +417,10 @@ pub(super) fn headers_of(e: &Json) -> Vec<(String, String)> {
     }
 }
 
-fn conn_of(e: &Json) -> u64 {
-    match e.get("conn") {
-        Some(Json::Num(n)) => *n as u64,
-        other => panic!("log line without conn: {other:?}"),
-    }
+fn conn_of(e: &Value) -> u64 {
+    e.get("conn")
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("log line without conn: {:?}", e.get("conn")))
 }
 
 impl Drop for Upstream {

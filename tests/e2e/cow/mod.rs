@@ -102,9 +102,9 @@ fn run_with_host_action(p: &Project, extra: &[&str], script: &str, host: impl Fn
 
 /// The strings of JSON array `key` of `j`.
 #[track_caller]
-fn strs(j: &Json, key: &str) -> Vec<String> {
+fn strs(j: &Value, key: &str) -> Vec<String> {
     match j.get(key) {
-        Some(Json::Arr(a)) => a
+        Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().expect("a string").to_string())
             .collect(),
@@ -114,20 +114,30 @@ fn strs(j: &Json, key: &str) -> Vec<String> {
 
 /// Every line of `stderr`, each parsed as one JSON object.
 #[track_caller]
-fn json_lines(out: &Out) -> Vec<Json> {
+fn json_lines(out: &Out) -> Vec<Value> {
     out.stderr
         .lines()
-        .map(|l| parse_json(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{}", out.dump())))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{}", out.dump())))
         .collect()
 }
 
 /// Asserts one report object: its keys, its lists and what became of it.
 #[track_caller]
-fn check_report(j: &Json, dir: &str, layer: &str, lists: [&[&str]; 5], action: &str, result: &str) {
-    let Json::Obj(m) = j else {
+fn check_report(
+    j: &Value,
+    dir: &str,
+    layer: &str,
+    lists: [&[&str]; 5],
+    action: &str,
+    result: &str,
+) {
+    let Value::Object(m) = j else {
         panic!("not an object: {j:?}")
     };
-    let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+    // sorted here: serde_json keeps document order when a dependency
+    // turns on its preserve_order feature
+    let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
+    keys.sort_unstable();
     assert_eq!(
         keys,
         [
@@ -144,8 +154,8 @@ fn check_report(j: &Json, dir: &str, layer: &str, lists: [&[&str]; 5], action: &
         ],
         "{j:?}"
     );
-    assert_eq!(j.get("dir").and_then(Json::as_str), Some(dir), "{j:?}");
-    assert_eq!(j.get("layer").and_then(Json::as_str), Some(layer), "{j:?}");
+    assert_eq!(j.get("dir").and_then(Value::as_str), Some(dir), "{j:?}");
+    assert_eq!(j.get("layer").and_then(Value::as_str), Some(layer), "{j:?}");
     for (key, want) in ["added", "changed", "deleted", "conflicts", "skipped"]
         .iter()
         .zip(lists)
@@ -153,16 +163,16 @@ fn check_report(j: &Json, dir: &str, layer: &str, lists: [&[&str]; 5], action: &
         assert_eq!(strs(j, key), want, "{key} of {j:?}");
     }
     assert_eq!(
-        j.get("action").and_then(Json::as_str),
+        j.get("action").and_then(Value::as_str),
         Some(action),
         "{j:?}"
     );
     assert_eq!(
-        j.get("result").and_then(Json::as_str),
+        j.get("result").and_then(Value::as_str),
         Some(result),
         "{j:?}"
     );
-    assert_eq!(j.get("error"), Some(&Json::Null), "{j:?}");
+    assert_eq!(j.get("error"), Some(&Value::Null), "{j:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -17,9 +17,13 @@ both!(https_get_allowed_reaches_upstream_with_host, |ctx| {
     out.expect_code(0);
     let r = resp1(&out);
     let doc = echo_doc(&r, &c);
-    assert_eq!(doc.get("method").and_then(Json::as_str), Some("GET"), "{c}");
     assert_eq!(
-        doc.get("path").and_then(Json::as_str),
+        doc.get("method").and_then(Value::as_str),
+        Some("GET"),
+        "{c}"
+    );
+    assert_eq!(
+        doc.get("path").and_then(Value::as_str),
         Some("/echo/hello?x=1"),
         "{c}"
     );
@@ -38,12 +42,12 @@ both!(https_get_allowed_reaches_upstream_with_host, |ctx| {
     let tls = s.up.events("tls");
     assert!(!tls.is_empty(), "{c}");
     assert_eq!(
-        tls[0].get("sni").and_then(Json::as_str),
+        tls[0].get("sni").and_then(Value::as_str),
         Some("api.test"),
         "{c}"
     );
     assert_eq!(
-        tls[0].get("alpn").and_then(Json::as_str),
+        tls[0].get("alpn").and_then(Value::as_str),
         Some("http/1.1"),
         "{c}"
     );

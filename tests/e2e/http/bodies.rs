@@ -40,7 +40,7 @@ both!(https_post_body_bytes_arrive_exactly, |ctx| {
     let c = s.dump(&out);
     out.expect_code(0);
     let doc = echo_doc(&resp1(&out), &c);
-    let echoed = b64decode(doc.get("body_b64").and_then(Json::as_str).unwrap());
+    let echoed = b64decode(doc.get("body_b64").and_then(Value::as_str).unwrap());
     assert!(
         echoed == body,
         "echoed body differs ({} bytes)\n{c}",
@@ -84,7 +84,7 @@ both!(https_post_body_bytes_arrive_exactly, |ctx| {
     let c = s.dump(&out);
     out.expect_code(0);
     let doc = echo_doc(&resp1(&out), &c);
-    let echoed = b64decode(doc.get("body_b64").and_then(Json::as_str).unwrap());
+    let echoed = b64decode(doc.get("body_b64").and_then(Value::as_str).unwrap());
     assert!(
         echoed == body,
         "chunked body differs ({} bytes)\n{c}",

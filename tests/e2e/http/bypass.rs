@@ -77,7 +77,7 @@ both!(https_bypass_follows_the_destination_not_the_sni, |ctx| {
     let tls = other.events("tls");
     assert_eq!(tls.len(), 1, "{c}");
     assert_eq!(
-        tls[0].get("sni").and_then(Json::as_str),
+        tls[0].get("sni").and_then(Value::as_str),
         Some("other.test"),
         "{c}"
     );

@@ -23,9 +23,9 @@ both!(python_urllib_strict_verification_through_proxy, |ctx| {
     out.expect_code(0);
     let (status, body) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
     assert_eq!(status, "status 200", "{c}");
-    let doc = parse_json(body).unwrap_or_else(|e| panic!("{e}\n{c}"));
+    let doc: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}\n{c}"));
     assert_eq!(
-        doc.get("path").and_then(Json::as_str),
+        doc.get("path").and_then(Value::as_str),
         Some("/echo/py"),
         "{c}"
     );
@@ -89,7 +89,7 @@ both!(https_ipv6_loopback_upstream, |ctx| {
     let peers: Vec<String> =
         s.up.events("accept")
             .iter()
-            .filter_map(|e| e.get("peer").and_then(Json::as_str).map(str::to_string))
+            .filter_map(|e| e.get("peer").and_then(Value::as_str).map(str::to_string))
             .collect();
     assert!(
         !peers.is_empty() && peers.iter().all(|p| p.starts_with("::1:")),
@@ -119,9 +119,9 @@ both!(python_requests_through_proxy, |ctx| {
     out.expect_code(0);
     let (status, body) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
     assert_eq!(status, "status 200", "{c}");
-    let doc = parse_json(body).unwrap_or_else(|e| panic!("{e}\n{c}"));
+    let doc: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}\n{c}"));
     assert_eq!(
-        doc.get("path").and_then(Json::as_str),
+        doc.get("path").and_then(Value::as_str),
         Some("/echo/requests"),
         "{c}"
     );

@@ -280,16 +280,17 @@ fn assert_explained(line: &str, out: &Out, ctx: &str) {
 
 /// The /echo JSON document of a response body.
 #[track_caller]
-fn echo_doc(r: &Resp, ctx: &str) -> Json {
+fn echo_doc(r: &Resp, ctx: &str) -> Value {
     assert_eq!(r.code, 200, "{r:?}\n{ctx}");
-    parse_json(&r.body).unwrap_or_else(|e| panic!("echo body is not JSON ({e}): {r:?}\n{ctx}"))
+    serde_json::from_str(&r.body)
+        .unwrap_or_else(|e| panic!("echo body is not JSON ({e}): {r:?}\n{ctx}"))
 }
 
 /// Header `name` of an /echo document.
-fn echo_header(doc: &Json, name: &str) -> Option<String> {
+fn echo_header(doc: &Value, name: &str) -> Option<String> {
     match doc.get("headers") {
-        Some(Json::Arr(hs)) => hs.iter().find_map(|h| match h {
-            Json::Arr(kv) if kv.len() == 2 && kv[0].as_str()?.eq_ignore_ascii_case(name) => {
+        Some(Value::Array(hs)) => hs.iter().find_map(|h| match h {
+            Value::Array(kv) if kv.len() == 2 && kv[0].as_str()?.eq_ignore_ascii_case(name) => {
                 kv[1].as_str().map(str::to_string)
             }
             _ => None,

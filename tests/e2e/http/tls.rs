@@ -62,7 +62,7 @@ both!(
         out.expect_code(0);
         let doc = echo_doc(&resp1(&out), &c);
         assert_eq!(
-            doc.get("path").and_then(Json::as_str),
+            doc.get("path").and_then(Value::as_str),
             Some("/echo/x"),
             "{c}"
         );
@@ -178,7 +178,7 @@ both!(https_clienthello_split_into_one_byte_segments, |ctx| {
     let tls = s.up.events("tls");
     assert_eq!(tls.len(), 1, "{c}");
     assert_eq!(
-        tls[0].get("sni").and_then(Json::as_str),
+        tls[0].get("sni").and_then(Value::as_str),
         Some("api.test"),
         "{c}"
     );
