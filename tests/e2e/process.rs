@@ -92,9 +92,22 @@ both!(timeout_kills_tree_with_124, |ctx| {
 
 /// Starts `sh -c script` in the sandbox with -w DIR, waits for DIR/ready.
 fn spawn_until_ready(ctx: &Ctx, d: &TempDir, script: &str) -> std::process::Child {
+    spawn_with_until_ready(ctx, d, &[], script)
+}
+
+/// [`spawn_until_ready`] with more flags.
+fn spawn_with_until_ready(
+    ctx: &Ctx,
+    d: &TempDir,
+    flags: &[&str],
+    script: &str,
+) -> std::process::Child {
     let ready = d.join("ready");
+    let dir = d.s();
+    let mut all = vec!["-w", dir.as_str()];
+    all.extend(flags);
     let child = ctx
-        .command(run_args(&["-w", &d.s()], &["/bin/sh", "-c", script]))
+        .command(run_args(&all, &["/bin/sh", "-c", script]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -109,13 +122,17 @@ fn spawn_until_ready(ctx: &Ctx, d: &TempDir, script: &str) -> std::process::Chil
 }
 
 fn forwarding(ctx: Ctx, sig: &str) {
+    forwarding_with(ctx, sig, &[]);
+}
+
+fn forwarding_with(ctx: Ctx, sig: &str, flags: &[&str]) {
     let d = TempDir::new("sigfwd");
     let marker = d.join("marker");
     let ready = d.join("ready");
     let script = format!(
         "trap 'echo got-{sig} > {marker}; exit 42' {sig}; echo > {ready}; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; exit 9"
     );
-    let mut child = spawn_until_ready(&ctx, &d, &script);
+    let mut child = spawn_with_until_ready(&ctx, &d, flags, &script);
     send_signal(child.id(), sig);
     let st = wait_limit(&mut child, Duration::from_secs(10))
         .expect("sandlock did not exit after the signal");
@@ -140,6 +157,23 @@ both!(sigint_forwarded_to_workload, |ctx| {
 
 both!(sighup_forwarded_to_workload, |ctx| {
     forwarding(ctx, "HUP");
+});
+
+// With an HTTP rule the proxy's threads run beside the supervisor: they
+// were started with Ctrl-C unblocked and took it (the default action
+// ended sandlock, status 130) until every thread of a run inherited the
+// blocked mask.
+both!(sigint_forwarded_to_workload_with_the_proxy_running, |ctx| {
+    forwarding_with(
+        ctx,
+        "INT",
+        &[
+            "--add-host",
+            "a.test:127.0.0.1",
+            "--http-allow",
+            "GET a.test/*",
+        ],
+    );
 });
 
 both!(supervisor_sigkill_kills_whole_tree, |ctx| {

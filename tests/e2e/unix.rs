@@ -149,9 +149,11 @@ both!(sockets_under_a_write_grant_need_no_flag, |ctx| {
 both!(abstract_names_outside_the_sandbox_are_out_of_reach, |ctx| {
     let name = format!("sandlock-e2e-abstract-{}-{}", std::process::id(), ctx.uid());
     let service = HostService::abstract_name(&name);
+    // The sandbox's own name is unique too: abstract names are per network
+    // namespace, and the variants of this test run side by side.
     let ops = vec![
         format!("abstract,{name}"),
-        "own:ownunix,@own-abstract".into(),
+        format!("own:ownunix,@own-{name}"),
     ];
     let out = ctx.sl(reach_args(&[], &ops));
     out.expect_code(0)

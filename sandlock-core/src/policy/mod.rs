@@ -29,7 +29,7 @@ pub use http::{
 };
 pub use limits::{CpuShare, Limit, Limits, Size};
 pub use net::{parse_dns_server, AddHost, HostPattern, NetRule, Proto};
-pub use options::{option, Group, Kind, OptionInfo, OPTIONS};
+pub use options::{option, Group, How, Kind, OptionInfo, ProfileKey, OPTIONS};
 pub use ports::PortSet;
 
 /// Everything a sandbox is allowed to do. Built by the CLI, profiles, the C

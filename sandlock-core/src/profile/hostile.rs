@@ -8,7 +8,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::schema::{self, Cx, Sink, KEYS};
+use super::schema::{self, keys, Cx, Sink};
 use crate::policy::PolicyBuilder;
 use crate::{Error, Result};
 
@@ -164,8 +164,7 @@ fn profile_text() -> impl Strategy<Value = String> {
         "\\[[a-z.]{0,12}\\]",
     ];
     let key = prop_oneof![
-        prop::sample::select(KEYS.iter().map(|k| k.key).collect::<Vec<_>>())
-            .prop_map(str::to_string),
+        prop::sample::select(keys().map(|k| k.key).collect::<Vec<_>>()).prop_map(str::to_string),
         prop::sample::select(vec![
             "source",
             "hosts",

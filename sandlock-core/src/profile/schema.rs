@@ -1,7 +1,8 @@
 //! The profile schema: which TOML key sets which policy option, and the
 //! walk that feeds a parsed profile to a [`Sink`] (the policy builder).
 //!
-//! Owns: the table of sections and keys ([`KEYS`]), type checks, path
+//! Owns: the sections, the walk over their keys (each option's key is in
+//! the one option table: [`keys`]), type checks, path
 //! resolution relative to the profile's directory, and the shape of
 //! `[secrets.NAME]` tables. Every value goes to the builder under its
 //! `sandlock run` option name, so a profile accepts and refuses exactly what
@@ -31,23 +32,10 @@ impl Sink for crate::policy::PolicyBuilder {
     }
 }
 
-/// How a key's values are read, beyond the option's [`Kind`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum How {
-    /// A string passed on as it is (for a switch: `true`/`false` as they are).
-    Text,
-    /// A path: `~/` is the user's home, a relative path is relative to the
-    /// profile's directory.
-    Path,
-    /// Seconds or ports: a TOML number or a string.
-    Number,
-    /// A switch named for the default (`system-view = false` sets
-    /// `no-system-view`).
-    Inverted,
-}
+pub(crate) use crate::policy::How;
 
 /// One profile key: `[section] key` sets `option`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyDef {
     pub section: &'static str,
     pub key: &'static str,
@@ -55,56 +43,19 @@ pub(crate) struct KeyDef {
     pub how: How,
 }
 
-macro_rules! keys {
-    ($($section:literal $key:literal => $option:literal $how:ident),* $(,)?) => {
-        /// Every plain key of every section. `[process] env` (a table) and
-        /// `[secrets]` (one table per secret, plus `on-misuse`) are read
-        /// by their own code.
-        pub(crate) const KEYS: &[KeyDef] = &[$(KeyDef {
-            section: $section, key: $key, option: $option, how: How::$how
-        }),*];
-    };
-}
-
-keys! {
-    "filesystem" "read" => "fs-read" Path,
-    "filesystem" "write" => "fs-write" Path,
-    "filesystem" "system-view" => "no-system-view" Inverted,
-    "filesystem" "home" => "home" Path,
-    "network" "allow" => "net-allow" Text,
-    "network" "add-host" => "add-host" Text,
-    "network" "dns-server" => "dns-server" Text,
-    "network" "allow-bind" => "net-allow-bind" Number,
-    "network" "unix-allow" => "unix-allow" Path,
-    "http" "allow" => "http-allow" Text,
-    "http" "deny" => "http-deny" Text,
-    "http" "ports" => "http-port" Number,
-    "http" "timeout" => "http-timeout" Number,
-    "tls" "bypass" => "http-bypass" Text,
-    "tls" "ca" => "http-ca" Path,
-    "tls" "key" => "http-key" Path,
-    "tls" "ca-out" => "http-ca-out" Path,
-    "tls" "upstream-ca" => "upstream-ca" Path,
-    "tls" "inject-ca" => "http-inject-ca" Path,
-    "tls" "default-bundles" => "no-default-bundles" Inverted,
-    "tls" "ca-env" => "no-ca-env" Inverted,
-    "tls" "trust-host-cas" => "trust-host-cas" Text,
-    "process" "clean-env" => "clean-env" Text,
-    "process" "cwd" => "cwd" Path,
-    "process" "timeout" => "timeout" Number,
-    "process" "keep-caps" => "keep-caps" Text,
-    "process" "quiet" => "quiet" Text,
-    "process" "audit" => "audit" Path,
-    "process" "learn" => "learn" Path,
-    "limits" "memory" => "memory" Number,
-    "limits" "pids" => "pids" Number,
-    "limits" "cpu" => "cpu" Number,
-    "limits" "open-files" => "open-files" Number,
-    "limits" "file-size" => "file-size" Number,
-    "limits" "disk" => "disk" Number,
-    "cow" "dirs" => "cow" Path,
-    "cow" "on-exit" => "on-exit" Text,
-    "cow" "summary" => "cow-summary" Text,
+/// Every plain key of every section, from the one option table
+/// (`policy::OPTIONS`, each option's `profile`). `[process] env` (a table)
+/// and `[secrets]` (one table per secret, plus `on-misuse`) are read by
+/// their own code.
+pub(crate) fn keys() -> impl Iterator<Item = KeyDef> {
+    crate::policy::OPTIONS.iter().filter_map(|o| {
+        o.profile.map(|k| KeyDef {
+            section: k.section,
+            key: k.key,
+            option: o.name(),
+            how: k.how,
+        })
+    })
 }
 
 /// The sections, in the order the README documents them.
@@ -205,9 +156,8 @@ fn plain_section(cx: &Cx, section: &str, table: &DeTable, sink: &mut dyn Sink) -
             env_table(cx, &dotted, v, sink)?;
             continue;
         }
-        let Some(def) = KEYS.iter().find(|d| d.section == section && d.key == key) else {
-            let known: Vec<&str> = KEYS
-                .iter()
+        let Some(def) = keys().find(|d| d.section == section && d.key == key) else {
+            let known: Vec<&str> = keys()
                 .filter(|d| d.section == section)
                 .map(|d| d.key)
                 .chain((section == "process").then_some("env"))
@@ -219,7 +169,7 @@ fn plain_section(cx: &Cx, section: &str, table: &DeTable, sink: &mut dyn Sink) -
                 format!("unknown key (expected one of {})", known.join(", ")),
             ));
         };
-        key_value(cx, def, &dotted, v, sink)?;
+        key_value(cx, &def, &dotted, v, sink)?;
     }
     Ok(())
 }

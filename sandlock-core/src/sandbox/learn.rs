@@ -33,28 +33,7 @@ const FLAG: &str = "--learn";
 /// Runs `argv` watched and writes the profile it needs to `target`.
 pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> Result<Output> {
     check_target(target)?;
-    // The widened policy grants the whole filesystem, so a secret read
-    // from a file would be readable by the workload too.
-    if let Some(s) = sb
-        .policy
-        .secrets
-        .iter()
-        .find(|s| matches!(s.source, crate::secrets::Source::File(_)))
-    {
-        return Err(Error::invalid(
-            "--secret",
-            &s.spec,
-            "--learn lets the run read every file, this one too; give the secret as env:VAR while learning",
-        ));
-    }
-    // Likewise the key of a CA of the user's own.
-    if let Some(ca) = &sb.policy.http.ca {
-        return Err(Error::invalid(
-            "--http-key",
-            &ca.key.display().to_string(),
-            "--learn lets the run read every file, this key too; learn with the ephemeral CA (no --http-ca/--http-key)",
-        ));
-    }
+    refuse_readable_inputs(&sb.policy)?;
     let env = sb.ground.environment();
     let mut vars: Vec<(&str, &[u8])> = env
         .iter()
@@ -67,6 +46,7 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
+    // A given secret's variable is the placeholder's already.
     let given_secrets: Vec<&str> = sb.policy.secrets.iter().map(|s| s.name.as_str()).collect();
     vars.retain(|(k, _)| !given_secrets.contains(k));
     let learner = Arc::new(Learner::new(vars));
@@ -84,14 +64,7 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
         2 => format!("{} (and 1 argument)", argv[0].to_string_lossy()),
         n => format!("{} (and {} arguments)", argv[0].to_string_lossy(), n - 1),
     };
-    let mut findings = findings(sb, &seen, learner.pinned().as_ref(), command)?;
-    let writable = |p: &Path| {
-        findings.files.write.iter().any(|r| p.starts_with(&r.path))
-            || covered(sb).is_ok_and(|c| c.write.iter().any(|w| p.starts_with(w)))
-    };
-    if writable(target) {
-        findings.self_writable = Some(target.to_path_buf());
-    }
+    let findings = findings(sb, &seen, learner.pinned().as_ref(), command, target)?;
     let text = learn::render(&Given(&sb.policy.given), &findings);
     write_whole(target, &text).map_err(|e| {
         Error::setup(
@@ -100,26 +73,55 @@ pub(super) fn run(sb: &Sandbox, target: &Path, argv: &[OsString], io: Stdio) -> 
         )
     })?;
     if !sb.policy.report.quiet {
-        if findings.self_writable.is_some() {
-            eprintln!(
-                "sandlock: learned: warning: the profile grants writing {} itself: keep it elsewhere",
-                target.display()
-            );
-        }
-        eprintln!(
-            "sandlock: learned: {} read, {} write, {} network and {} HTTP rules written to {} \
-             (the run exited {}); use it with: sandlock run -p {} -- ...",
-            findings.files.read.len(),
-            findings.files.write.len(),
-            findings.net.len() + findings.binds.len() + findings.unix.len(),
-            findings.http.len(),
-            target.display(),
-            output.outcome.code(),
-            target.display(),
-        );
+        say_written(&findings, target, output.outcome.code());
     }
     output.learned = Some(text);
     Ok(output)
+}
+
+/// Refuses what the widened policy would let the workload read that it
+/// must never: a secret read from a file, the key of a CA of the user's
+/// own.
+fn refuse_readable_inputs(p: &Policy) -> Result<()> {
+    let file_secret = p
+        .secrets
+        .iter()
+        .find(|s| matches!(s.source, crate::secrets::Source::File(_)));
+    if let Some(s) = file_secret {
+        return Err(Error::invalid(
+            "--secret",
+            &s.spec,
+            "--learn lets the run read every file, this one too; give the secret as env:VAR while learning",
+        ));
+    }
+    if let Some(ca) = &p.http.ca {
+        return Err(Error::invalid(
+            "--http-key",
+            &ca.key.display().to_string(),
+            "--learn lets the run read every file, this key too; learn with the ephemeral CA (no --http-ca/--http-key)",
+        ));
+    }
+    Ok(())
+}
+
+/// What was written, on stderr.
+fn say_written(f: &Findings, target: &Path, status: i32) {
+    if f.self_writable.is_some() {
+        eprintln!(
+            "sandlock: learned: warning: the profile grants writing {} itself: keep it elsewhere",
+            target.display()
+        );
+    }
+    eprintln!(
+        "sandlock: learned: {} read, {} write, {} network and {} HTTP rules written to {} \
+         (the run exited {status}); use it with: sandlock run -p {} -- ...",
+        f.files.read.len(),
+        f.files.write.len(),
+        f.net.len() + f.binds.len() + f.unix.len(),
+        f.http.len(),
+        target.display(),
+        target.display(),
+    );
 }
 
 /// The profile can be written where asked: its directory exists, and it
@@ -216,54 +218,18 @@ fn findings(
     seen: &Seen,
     pinned: Option<&Pinned>,
     command: String,
+    target: &Path,
 ) -> Result<Findings> {
     let p = &sb.policy;
     let covered = covered(sb)?;
     let files = learn::collapse_files(&seen.files, &covered);
+    let self_writable = (files.write.iter().any(|r| target.starts_with(&r.path))
+        || covered.write.iter().any(|w| target.starts_with(w)))
+    .then(|| target.to_path_buf());
     let empty = Pinned::default();
     let pinned = pinned.unwrap_or(&empty);
     let egress = Egress::new(&p.net, &Pinned::for_policy_on(p, sb.ground.is_image())?);
-    let name_of = |dest: &SocketAddr| learn::name_for(seen, pinned, dest.ip());
-    let mut used_names = BTreeSet::new();
-    let mut net = Vec::new();
-    for (proto, dest) in &seen.connects {
-        if egress.check(*proto, *dest).allowed() {
-            continue;
-        }
-        let scheme = if *proto == Proto::Udp { "udp://" } else { "" };
-        let what = if *proto == Proto::Udp {
-            "sent to"
-        } else {
-            "connect"
-        };
-        let ip = match dest {
-            SocketAddr::V6(_) => format!("[{}]", dest.ip()),
-            SocketAddr::V4(_) => dest.ip().to_string(),
-        };
-        let by_ip = format!("{scheme}{ip}:{}", dest.port());
-        let (spec, why) = match name_of(dest) {
-            // One name reached it: the rule names it, if it can.
-            learn::NameFor::One(n) => {
-                let spec = format!("{scheme}{n}:{}", dest.port());
-                match NetRule::parse(&spec) {
-                    Ok(_) => {
-                        used_names.insert(n);
-                        (spec, format!("{what} {dest}"))
-                    }
-                    Err(_) => (by_ip, format!("{what} {dest}")),
-                }
-            }
-            learn::NameFor::Several(names) => (
-                by_ip,
-                format!(
-                    "{what} {dest}, which these names all resolved to: {}",
-                    names.join(", ")
-                ),
-            ),
-            learn::NameFor::None => (by_ip, format!("{what} {dest}")),
-        };
-        net.push((spec, why));
-    }
+    let (net, mut used_names) = net_rules(seen, pinned, &egress);
     let binds = seen
         .binds
         .iter()
@@ -307,8 +273,59 @@ fn findings(
         authorized,
         dropped: seen.dropped,
         unlearned: unlearned.saturating_add(seen.unlearned),
-        self_writable: None,
+        self_writable,
     })
+}
+
+/// The `[network] allow` entries for the connections and datagrams the
+/// given policy does not allow, and the names they use.
+fn net_rules(
+    seen: &Seen,
+    pinned: &Pinned,
+    egress: &Egress,
+) -> (Vec<(String, String)>, BTreeSet<String>) {
+    let name_of = |dest: &SocketAddr| learn::name_for(seen, pinned, dest.ip());
+    let mut used_names = BTreeSet::new();
+    let mut net = Vec::new();
+    for (proto, dest) in &seen.connects {
+        if egress.check(*proto, *dest).allowed() {
+            continue;
+        }
+        let scheme = if *proto == Proto::Udp { "udp://" } else { "" };
+        let what = if *proto == Proto::Udp {
+            "sent to"
+        } else {
+            "connect"
+        };
+        let ip = match dest {
+            SocketAddr::V6(_) => format!("[{}]", dest.ip()),
+            SocketAddr::V4(_) => dest.ip().to_string(),
+        };
+        let by_ip = format!("{scheme}{ip}:{}", dest.port());
+        let (spec, why) = match name_of(dest) {
+            // One name reached it: the rule names it, if it can.
+            learn::NameFor::One(n) => {
+                let spec = format!("{scheme}{n}:{}", dest.port());
+                match NetRule::parse(&spec) {
+                    Ok(_) => {
+                        used_names.insert(n);
+                        (spec, format!("{what} {dest}"))
+                    }
+                    Err(_) => (by_ip, format!("{what} {dest}")),
+                }
+            }
+            learn::NameFor::Several(names) => (
+                by_ip,
+                format!(
+                    "{what} {dest}, which these names all resolved to: {}",
+                    names.join(", ")
+                ),
+            ),
+            learn::NameFor::None => (by_ip, format!("{what} {dest}")),
+        };
+        net.push((spec, why));
+    }
+    (net, used_names)
 }
 
 /// The requests a profile must allow by rule: with the given policy

@@ -141,6 +141,24 @@ impl Sandbox {
                 status: 125,
             });
         };
+        // Forwarded signals are read from a signalfd while the workload
+        // runs; the caller's mask comes back when the run ends (the library
+        // may be called from a program that wants its Ctrl-C back). They
+        // are blocked before anything else: every thread the run starts
+        // (the proxy's, the /etc walk) inherits the mask, so none takes a
+        // Ctrl-C meant for the workload, and one that arrives the moment
+        // the workload starts is queued, not lost (to a caller that
+        // ignores SIGINT, as a shell's background job does, it would be).
+        let mut mask = SigSet::empty();
+        for s in FORWARDED {
+            mask.add(*s);
+        }
+        let old_mask = mask
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
+        let _restore = RestoreMask(old_mask);
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
         // Limits no mechanism here can enforce stop the run before
@@ -378,20 +396,6 @@ impl Sandbox {
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok()),
         );
-
-        let mut mask = SigSet::empty();
-        for s in FORWARDED {
-            mask.add(*s);
-        }
-        // Forwarded signals are read from a signalfd while the workload
-        // runs; the caller's mask comes back when the run ends (the library
-        // may be called from a program that wants its Ctrl-C back).
-        let old_mask = mask
-            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-            .map_err(|e| Error::setup("sigprocmask", std::io::Error::from(e)))?;
-        let _restore = RestoreMask(old_mask);
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
 
         let mut write_roots = self.policy.fs.write.clone();
         write_roots.extend(self.policy.fs.home.iter().cloned());
