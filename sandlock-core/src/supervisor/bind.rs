@@ -105,20 +105,8 @@ fn local_port(sock: &OwnedFd) -> io::Result<u16> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::net::tests::{addr, kind};
     use super::*;
-
-    fn kind(domain: i32, ty: i32) -> Kind {
-        Kind { ty, domain }
-    }
-
-    fn addr(family: i32, port: u16, ip: [u8; 4], len: usize) -> SockAddr {
-        let mut b = vec![0u8; len.max(16)];
-        b[..2].copy_from_slice(&(family as u16).to_ne_bytes());
-        b[2..4].copy_from_slice(&port.to_be_bytes());
-        b[4..8].copy_from_slice(&ip);
-        b.truncate(len);
-        SockAddr::decode(&b).expect("short enough")
-    }
 
     #[test]
     fn the_port_a_bind_takes() {

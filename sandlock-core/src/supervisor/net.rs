@@ -550,14 +550,16 @@ fn set_send_timeout(sock: &OwnedFd, d: Duration) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn kind(domain: i32, ty: i32) -> Kind {
+    /// A socket of `domain` and `ty`, as the supervisor reads one.
+    pub(in crate::supervisor) fn kind(domain: i32, ty: i32) -> Kind {
         Kind { ty, domain }
     }
 
-    fn addr(family: i32, port: u16, ip: [u8; 4], len: usize) -> SockAddr {
+    /// An inet-shaped address of `family`, cut to `len` bytes.
+    pub(in crate::supervisor) fn addr(family: i32, port: u16, ip: [u8; 4], len: usize) -> SockAddr {
         let mut b = vec![0u8; len.max(16)];
         b[..2].copy_from_slice(&(family as u16).to_ne_bytes());
         b[2..4].copy_from_slice(&port.to_be_bytes());
