@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 use super::h1::HEAD_LIMIT;
 use super::respond::Body;
 use super::serve::Conn;
+use super::trace::Stage;
 use super::upstream::BoxError;
 
 /// Receive window of one stream: at most this much of a request body waits
@@ -118,6 +119,10 @@ fn report(conn: &Conn, e: &::h2::Error) {
 
 /// One request and its response.
 async fn stream(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+    if let Some(s) = &conn.stamps {
+        s.begin();
+        s.mark(Stage::Parsed);
+    }
     let expect_continue = req
         .headers()
         .get(header::EXPECT)
@@ -165,6 +170,9 @@ async fn stream(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
         Ok(tx) if !end => send_body(tx, body).await,
         Ok(_) => {}
         Err(_) => respond.send_reset(Reason::INTERNAL_ERROR),
+    }
+    if let Some(s) = &conn.stamps {
+        s.finish();
     }
 }
 

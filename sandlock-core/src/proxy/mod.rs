@@ -22,6 +22,7 @@ mod respond;
 mod response;
 mod serve;
 mod substitute;
+mod trace;
 mod transfer;
 mod upgrade;
 mod upstream;
@@ -70,6 +71,8 @@ pub(crate) struct Shared {
     /// the workload's TMPDIR).
     spool_dir: Arc<std::path::Path>,
     slots: Arc<tokio::sync::Semaphore>,
+    /// The per-request timing trace, when `SANDLOCK_PROXY_TRACE` asks for one.
+    tracer: Option<Arc<trace::Tracer>>,
 }
 
 /// Which destinations HTTP rules make reachable on the intercepted ports:
@@ -165,6 +168,7 @@ impl Proxy {
             .build()
             .map_err(|e| Error::setup("starting the proxy runtime", e))?;
         let redirects = Arc::new(Redirects::default());
+        let tracer = trace::Tracer::from_env()?;
         let shared = Arc::new(Shared {
             acl: acl::Acl::new(http),
             pinned: pinned.clone(),
@@ -181,6 +185,7 @@ impl Proxy {
                 .unwrap_or(crate::policy::DEFAULT_UPSTREAM_TIMEOUT),
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             spool_dir: Arc::from(std::env::temp_dir().as_path()),
+            tracer,
         });
         let (v4, v6) = runtime.block_on(async {
             let v4 = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;

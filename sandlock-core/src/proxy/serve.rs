@@ -13,6 +13,7 @@ use super::acl::Verdict;
 use super::h1::HEAD_LIMIT;
 use super::respond::{allowed, refuse, Body, Described};
 use super::substitute::{Applied, Plan};
+use super::trace::Stage;
 use super::upstream::{Failure, Pool, ReqBody, Target};
 use super::{response, upgrade, Original, Shared};
 use crate::network::canonical_ip;
@@ -36,6 +37,8 @@ pub(super) struct Conn {
     /// The secrets this connection may carry, decided once from its TLS
     /// name and destination (plaintext connections decide per request).
     plan: Option<Arc<Plan>>,
+    /// This connection's request stamps, when tracing.
+    pub(super) stamps: Option<Arc<super::trace::Stamps>>,
 }
 
 /// Serves HTTP/1.1 (or HTTP/2 when `h2`) on `io` until the client leaves.
@@ -61,12 +64,20 @@ where
         .map(Arc::new),
         _ => None,
     };
+    let stamps = shared
+        .tracer
+        .as_ref()
+        .map(|t| t.request(if h2 { "h2" } else { "h1" }));
     let conn = Arc::new(Conn {
-        pool: Pool::new(Target {
-            addr: orig.dest,
-            tls: tls_name,
-            h2,
-        }),
+        pool: Pool::new(
+            Target {
+                addr: orig.dest,
+                tls: tls_name,
+                h2,
+            },
+            stamps.clone(),
+        ),
+        stamps,
         shared,
         orig,
         side,
@@ -80,6 +91,13 @@ where
 }
 
 impl Conn {
+    /// Stamps `stage` of the current request, when tracing.
+    pub(super) fn mark(&self, stage: Stage) {
+        if let Some(s) = &self.stamps {
+            s.mark(stage);
+        }
+    }
+
     fn scheme(&self) -> &'static str {
         match self.side {
             Side::Plain => "http",
@@ -264,6 +282,7 @@ impl Conn {
                 rule.as_deref().unwrap_or("no --http-deny rule matches"),
             ),
         }
+        self.mark(Stage::Checked);
         if let Some(l) = self.shared.reporter.learner() {
             let req_seen = crate::learn::Request {
                 method: req.method().as_str().to_string(),
@@ -304,6 +323,7 @@ impl Conn {
         } else {
             self.pool.send(&self.shared, req, &authority).await
         };
+        self.mark(Stage::Answered);
         match result {
             Ok(resp) => match response::pass_on(&self.shared, resp, ws_key.as_ref(), head).await {
                 Ok(resp) => resp,

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
+use super::trace::{Stamps, Traced};
 use super::Shared;
 use crate::{Error, Result};
 
@@ -170,14 +171,17 @@ enum Sender {
 /// The upstream connections of one downstream connection.
 pub(super) struct Pool {
     target: Target,
+    /// The downstream connection's request stamps, when tracing.
+    stamps: Option<Arc<Stamps>>,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
     h1: Mutex<Vec<http1::SendRequest<ReqBody>>>,
 }
 
 impl Pool {
-    pub(super) fn new(target: Target) -> Pool {
+    pub(super) fn new(target: Target, stamps: Option<Arc<Stamps>>) -> Pool {
         Pool {
             target,
+            stamps,
             h2: Mutex::new(None),
             h1: Mutex::new(Vec::new()),
         }
@@ -206,7 +210,7 @@ impl Pool {
         let want_h2 = self.target.h2 && needs_h2(&req);
         let sender = match self.idle(want_h2) {
             Some(s) => s,
-            None => dial(shared, &self.target, !want_h2).await?,
+            None => dial(shared, &self.target, self.stamps.clone(), !want_h2).await?,
         };
         let scheme = if self.target.tls.is_some() {
             "https"
@@ -242,7 +246,7 @@ impl Pool {
         req: Request<ReqBody>,
         authority: &str,
     ) -> std::result::Result<Response<Incoming>, Failure> {
-        let Sender::H1(mut s) = dial(shared, &self.target, true).await? else {
+        let Sender::H1(mut s) = dial(shared, &self.target, self.stamps.clone(), true).await? else {
             return Err(Failure::Bad(
                 "upstream refused HTTP/1.1 for an upgrade".into(),
             ));
@@ -302,6 +306,7 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 async fn dial(
     shared: &Shared,
     target: &Target,
+    stamps: Option<Arc<Stamps>>,
     h1_only: bool,
 ) -> std::result::Result<Sender, Failure> {
     let tcp = match tokio::time::timeout(shared.timeout, TcpStream::connect(target.addr)).await {
@@ -315,6 +320,7 @@ async fn dial(
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
+    let tcp = Traced::new(tcp, stamps);
     let Some(name) = &target.tls else {
         return h1_handshake(TokioIo::new(tcp)).await;
     };

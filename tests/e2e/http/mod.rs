@@ -26,7 +26,8 @@
 //! upstream, trailers), `clients` (urllib, requests, git, IPv6), `reach`
 //! (which ports are intercepted, UDP to them), `malformed` (431, 400,
 //! smuggling, 504, garbage, upstream resets), `paths` (encoded separators),
-//! `upgrade` (only a completed WebSocket handshake becomes a tunnel).
+//! `upgrade` (only a completed WebSocket handshake becomes a tunnel), `trace`
+//! (the per-request timing trace holds times only).
 
 mod acl;
 mod bodies;
@@ -37,6 +38,7 @@ mod malformed;
 mod paths;
 mod reach;
 mod tls;
+mod trace;
 mod upgrade;
 
 use crate::common::git::*;

@@ -25,6 +25,7 @@ pub(crate) use self::head::HEAD_LIMIT;
 use self::head::{Framing, Refusal};
 use self::write::Asked;
 use super::serve::Conn;
+use super::trace::{Stage, Stamps};
 
 /// How long an idle keep-alive connection waits for its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -57,7 +58,7 @@ where
             // thousand of them stay small.
             r.buf = BytesMut::new();
         }
-        let head = match read_head(&mut r).await {
+        let head = match read_head(&mut r, conn.stamps.as_deref()).await {
             Ok(Some(h)) => h,
             Ok(None) => return,
             Err(refusal) => {
@@ -118,13 +119,25 @@ enum Next {
 
 /// Reads the next request head: `None` when the client closed (or went
 /// idle too long) between requests.
-async fn read_head<R: AsyncRead + Unpin>(r: &mut Reader<R>) -> Result<Option<head::Head>, Refusal> {
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut Reader<R>,
+    stamps: Option<&Stamps>,
+) -> Result<Option<head::Head>, Refusal> {
     let mut deadline = None;
+    let mut begun = false;
     loop {
         if !r.buf.is_empty() {
+            if let Some(s) = stamps.filter(|_| !begun) {
+                s.begin();
+                begun = true;
+            }
             if let Some(end) = head::head_end(&r.buf)? {
                 let raw = r.buf.split_to(end);
-                return head::parse(&raw).map(Some);
+                let head = head::parse(&raw).map(Some);
+                if let Some(s) = stamps {
+                    s.mark(Stage::Parsed);
+                }
+                return head;
             }
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
         }
@@ -228,7 +241,11 @@ where
     let body_done = matches!(pumped, Some(Ok(())));
     let upgrade = (websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS)
         .then(|| hyper::upgrade::on(&mut resp));
-    match write::response(wr, resp, &asked).await {
+    let written = write::response(wr, resp, &asked).await;
+    if let Some(s) = &conn.stamps {
+        s.finish();
+    }
+    match written {
         Ok(_) if upgrade.is_some() && body_done => Next::Upgraded(upgrade.expect("checked")),
         Ok(true) if body_done => Next::Continue,
         _ => Next::Close,
