@@ -173,9 +173,10 @@ L="$WORK/logs"    # one file per run
 mkdir -p "$PKI" "$NGX" "$WWW" "$SBD" "$L"
 NGINX_PID=""
 MEM_PID=""
+BG_PIDS=() # helpers (relays) stopped on exit
 cleanup() {
     exec 4>&- 2>/dev/null || true
-    for p in "$MEM_PID" "$NGINX_PID"; do
+    for p in "$MEM_PID" "$NGINX_PID" "${BG_PIDS[@]}"; do
         if [[ -n "$p" ]]; then kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
     done
     if [[ "${KEEP_WORK:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -361,6 +362,7 @@ fi
 # sandboxed CMD...: run CMD under sandlock with a fresh CA file
 sandboxed() { rm -f "$SBD/ca.pem"; timeout -k 5 $((DURATION + 60)) "${CPIN[@]}" "${SB[@]}" -- "$@"; }
 
+source "$BENCH/http/relay.sh"
 want seq && source "$BENCH/http/seq.sh"
 want git && source "$BENCH/http/git.sh"
 
@@ -393,7 +395,9 @@ wrk_errors() { grep -h 'Socket errors' "$@" 2>/dev/null | sed 's/^ *//' | sort |
 if want wrk; then
 metric ka "keep-alive HTTPS requests/s (wrk -t1 -c16)" "req/s" min_ratio 0.5
 metric close "new HTTPS connections/s (wrk -t1 -c16, Connection: close)" "conn/s" min_ratio 0.3
+metric ka_floor "  reference: through a generic TLS-terminating relay (socat + OpenSSL)" "req/s" ref_ratio 0
 metric lat "median latency, keep-alive (wrk -t1 -c1, 50%)" "us" max_diff 250
+relay_start tls
 
 for ((i = 1; i <= REPS; i++)); do
     for m in ka close lat; do
@@ -405,6 +409,16 @@ for ((i = 1; i <= REPS; i++)); do
             sample "$m" direct "$(wrk_value "$m" "$f")"
         else
             tail_of "$f"; die "direct wrk ($m) failed"
+        fi
+        if [[ "$m" == ka ]]; then
+            sample ka_floor direct "$(wrk_value "$m" "$f")"
+            f="$L/wrk-$m-$i-relay.out"
+            if timeout -k 5 $((DURATION + 30)) "${CPIN[@]}" "${WRK[@]}" -H 'Host: bench.test' \
+                "https://127.0.0.1:$RELAY_PORT/" >"$f" 2>&1 && wrk_ok "$m" "$f"; then
+                sample ka_floor sandbox "$(wrk_value "$m" "$f")"
+            else
+                tail_of "$f"; failed "wrk ($m) through the TLS relay, rep $i"
+            fi
         fi
         ((SANDBOX_OK)) || continue
         f="$L/wrk-$m-$i-sandbox.out"
@@ -465,14 +479,24 @@ dl_ok() {
 }
 if want dl; then
 metric dl "64 MiB HTTPS download (curl)" "MiB/s" min_ratio 0.85
+metric dl_floor "  reference: through a generic TLS-terminating relay (socat + OpenSSL; HTTP/1.1, it offers no ALPN)" "MiB/s" ref_ratio 0
+relay_start tls
 for ((i = 1; i <= REPS * DL_PER_REP; i++)); do
     f="$L/dl-$i-direct.out"
     log "download $i/$((REPS * DL_PER_REP)): direct"
     if timeout -k 5 90 "${CPIN[@]}" "${CURL_DIRECT[@]}" "${CURL_W[@]}" "https://bench.test:$PORT/64m.bin" >"$f" 2>&1 &&
         v="$(dl_ok "$f")"; then
         sample dl direct "$v"
+        sample dl_floor direct "$v"
     else
         tail_of "$f"; die "direct download failed"
+    fi
+    f="$L/dl-$i-relay.out"
+    if timeout -k 5 90 "${CPIN[@]}" "${CURL_DIRECT[@]}" --resolve "bench.test:$RELAY_PORT:127.0.0.1" "${CURL_W[@]}" \
+        "https://bench.test:$RELAY_PORT/64m.bin" >"$f" 2>&1 && v="$(dl_ok "$f")"; then
+        sample dl_floor sandbox "$v"
+    else
+        tail_of "$f"; failed "download $i through the TLS relay"
     fi
     ((SANDBOX_OK)) || continue
     f="$L/dl-$i-sandbox.out"

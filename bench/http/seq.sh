@@ -24,15 +24,6 @@ SEQ_FMT='T %{time_total} %{http_version}\n'
 SEQ_PROTOS=(h2 h1)
 seq_flag() { [[ "$1" == h1 ]] && echo --http1.1 || echo --http2; }
 
-if ! command -v socat >/dev/null 2>&1; then
-    log "installing socat (the relay floor)"
-    SUDO=""
-    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq socat >/dev/null ||
-        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq socat >/dev/null; }
-    command -v socat >/dev/null 2>&1 || die "no socat after install"
-fi
-
 for p in "${SEQ_PROTOS[@]}"; do
     metric "seq_$p" "sequential keep-alive GET, added time per request, $p (curl, $SEQ_N URLs)" "us" max_diff 100
     metric "seq_floor_$p" "  floor: the same through a plain TCP relay (socat), $p" "us" ref_diff 0
@@ -51,17 +42,7 @@ print(round(statistics.median(float(r[1]) * 1e6 for r in rows[1:]), 1))
 EOF
 }
 
-# The relay: a port of its own in front of nginx's.
-RELAY_PORT="$(free_port)"
-socat "TCP-LISTEN:$RELAY_PORT,bind=127.0.0.1,fork,reuseaddr,nodelay" "TCP:127.0.0.1:$PORT,nodelay" \
-    >"$L/socat.log" 2>&1 &
-RELAY_PID=$!
-trap 'kill "$RELAY_PID" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 100); do
-    "${CURL_DIRECT[@]}" --resolve "bench.test:$RELAY_PORT:127.0.0.1" -o /dev/null \
-        "https://bench.test:$RELAY_PORT/" 2>/dev/null && break
-    sleep 0.05
-done
+relay_start plain
 
 # seq_measure FILE CMD...: runs CMD (output to FILE), prints its value
 seq_measure() {
@@ -118,4 +99,3 @@ if ((SANDBOX_OK)); then
         fi
     done
 fi
-kill "$RELAY_PID" 2>/dev/null || true

@@ -31,8 +31,7 @@ UP_SINK_PID=$!
 for _ in $(seq 100); do [[ -s "$WORK/upsink/port" ]] && break; sleep 0.05; done
 UPORT="$(cat "$WORK/upsink/port" 2>/dev/null || true)"
 [[ "$UPORT" =~ ^[0-9]+$ ]] || { tail_of "$L/upload-sink.log"; die "upload_sink.py did not start"; }
-# on exit: stop the sink, then http.sh's own cleanup
-trap 'kill "$UP_SINK_PID" 2>/dev/null || true; cleanup' EXIT
+BG_PIDS+=("$UP_SINK_PID") # stopped by http.sh's cleanup
 
 sb_cmd UP_SB 'PUT bench.test/upload' "$UPORT"
 # CA SIZE URL DIR [CURL ARGS...], $TOKEN the token (DIR holds bigbody.py).
