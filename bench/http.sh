@@ -174,11 +174,13 @@ mkdir -p "$PKI" "$NGX" "$WWW" "$SBD" "$L"
 NGINX_PID=""
 MEM_PID=""
 BG_PIDS=() # helpers (relays) stopped on exit
+BG_CLEAN=() # directories outside WORK removed on exit
 cleanup() {
     exec 4>&- 2>/dev/null || true
     for p in "$MEM_PID" "$NGINX_PID" "${BG_PIDS[@]}"; do
         if [[ -n "$p" ]]; then kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
     done
+    if ((${#BG_CLEAN[@]})); then rm -rf "${BG_CLEAN[@]}"; fi
     if [[ "${KEEP_WORK:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT

@@ -2,7 +2,13 @@
 # HTTPS of a repository of GIT_FILES small files in GIT_DIRS directories,
 # served by nginx as static files ("dumb" HTTP: git fetches every loose
 # object with a request of its own, a few in parallel), timed whole,
-# direct against under sandlock (and under PEER when given).
+# direct against under sandlock (and under PEER when given), beside the
+# same clone under sandlock with --net-allow alone (no HTTP rule: git's TLS
+# goes to nginx untouched), which separates the sandbox's own share (its
+# file-system traps) from the proxy's. Clones go to a tmpfs (/dev/shm when
+# there is one): on ext4, creating thousands of files right after deleting
+# the previous clone's runs into the inode allocator's scan of recently
+# deleted inodes, which made direct clones vary from 0.8 s to 4.8 s here.
 #
 # The repository is built here: one commit, files of 200-600 random bytes,
 # objects left loose (no gc), `git update-server-info` for the dumb
@@ -24,12 +30,23 @@ GIT_BIN=/usr/bin/git
 [[ -x "$GIT_BIN" ]] || die "no git"
 
 metric git "git clone over HTTPS (dumb HTTP), $GIT_FILES files" "s" max_ratio 1.3
+metric git_net "  reference: under sandlock with --net-allow only (no proxy: TLS end to end)" "s" ref_ratio 0
 [[ -n "${PEER:-}" ]] && metric git_peer "  peer sandbox ($(basename "$PEER"))" "s" ref_ratio 0
 
 GIT_HOME="$WORK/git-home" # empty: no user configuration
 GIT_CLONES="$WORK/clones" # granted read-write to the sandbox
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+    GIT_CLONES="$(mktemp -d /dev/shm/sandlock-bench-clones.XXXXXX)"
+    BG_CLEAN+=("$GIT_CLONES")
+fi
 mkdir -p "$GIT_HOME" "$GIT_CLONES"
-GIT_ENV=(env -i PATH=/usr/bin:/bin HOME="$GIT_HOME" GIT_CONFIG_NOSYSTEM=1 LC_ALL=C)
+# An identity given, so git never looks up the machine's name for one (its
+# reflog entry): outside a sandbox that lookup went to a DNS server this
+# machine cannot reach and stalled direct clones for seconds; inside, the
+# DNS interceptor refuses it at once.
+GIT_ENV=(env -i PATH=/usr/bin:/bin HOME="$GIT_HOME" GIT_CONFIG_NOSYSTEM=1 LC_ALL=C
+    GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@bench.test
+    GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@bench.test)
 
 log "building a $GIT_FILES-file repository for the clone"
 (
@@ -48,9 +65,7 @@ for i in range(files):
 EOF
     "${GIT_ENV[@]}" "$GIT_BIN" init -q -b main .
     "${GIT_ENV[@]}" "$GIT_BIN" add -A
-    "${GIT_ENV[@]}" GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@bench.test \
-        GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@bench.test \
-        "$GIT_BIN" commit -q -m bench
+    "${GIT_ENV[@]}" "$GIT_BIN" commit -q -m bench
     cp -r .git "$WWW/repo.git"
     "${GIT_ENV[@]}" "$GIT_BIN" -C "$WWW/repo.git" config core.bare true
     "${GIT_ENV[@]}" "$GIT_BIN" -C "$WWW/repo.git" update-server-info
@@ -86,22 +101,48 @@ git_run() {
     return 1
 }
 GIT_CLONE=("$GIT_BIN" clone -q "$GIT_URL")
+# An untimed clone first: the freshly written repository into the page
+# cache, nginx's file handles warm (the first clone ran up to 4x slower).
+sync
+"${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" \
+    clone -q "$GIT_URL" "$GIT_CLONES/warm" >"$L/git-warm.log" 2>&1 || { tail_of "$L/git-warm.log"; die "git clone failed"; }
+rm -rf "$GIT_CLONES/warm"
 for ((i = 1; i <= REPS; i++)); do
     log "git clone rep $i/$REPS: direct, sandlock${PEER:+, peer}"
     git_run git direct "$i" "${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" \
         "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" clone -q "$GIT_URL" ||
         die "direct git clone failed"
-    [[ -n "${PEER:-}" ]] && sample git_peer direct "$(grep -P '^git\tdirect\t' "$SAMPLES" | tail -n1 | cut -f3)"
+    last="$(grep -P '^git\tdirect\t' "$SAMPLES" | tail -n1 | cut -f3)"
+    sample git_net direct "$last"
+    [[ -n "${PEER:-}" ]] && sample git_peer direct "$last"
     if ((SANDBOX_OK)); then
         git_run git sandbox "$i" "${SB[@]}" -w "$GIT_CLONES" -- "${GIT_ENV[@]}" "${GIT_CLONE[@]}" ||
             failed "git clone under sandlock, rep $i"
     fi
+    git_run git_net net "$i" "$SANDLOCK" run --net-allow "127.0.0.1:$PORT" -r "$PKI" -w "$GIT_CLONES" -- \
+        "${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" \
+        "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" clone -q "$GIT_URL" ||
+        failed "git clone under sandlock --net-allow, rep $i"
     if [[ -n "${PEER:-}" ]]; then
         peer_cmd PC "$PORT" "$GIT_CLONES"
         git_run git_peer peer "$i" "${PC[@]}" "${GIT_ENV[@]}" "${PEER_GIT_CA[@]}" "${GIT_CLONE[@]}" ||
             failed "git clone under the peer, rep $i"
     fi
 done
+
+# What a clone asks of the file system: every read-only open traps to the
+# supervisor in a sandbox with virtual files (/etc/hosts, the spliced
+# trust bundles), so their number says what the sandbox's share costs.
+if command -v strace >/dev/null 2>&1; then
+    rm -rf "$GIT_CLONES/counted"
+    if "${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" strace -f -c -o "$L/git-strace.txt" -e trace=openat,open \
+        "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" clone -q "$GIT_URL" "$GIT_CLONES/counted" \
+        >"$L/git-strace.log" 2>&1; then
+        diag "git clone: opens (calls, failed) a direct clone makes (strace -f -c)" \
+            "$(awk '$NF == "openat" || $NF == "open" { c += $(NF-2); e += ($(NF-1) ~ /^[0-9]+$/ ? $(NF-1) : 0) } END { print c ", " e }' "$L/git-strace.txt")"
+    fi
+    rm -rf "$GIT_CLONES/counted"
+fi
 
 # One traced clone: how many requests a clone makes, and their stages.
 if ((SANDBOX_OK)); then
