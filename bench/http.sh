@@ -361,6 +361,39 @@ if [[ "$DIRECT_ONLY" != 1 ]]; then
         failed "sandbox preflight (curl through the proxy) failed; every sandboxed measurement is skipped"
     fi
 fi
+# ---------------------------------------------------------------- peer
+# PEER=/path: the peer sandbox, multikernel's sandlock (0.8.6 measured),
+# which has no --add-host and resolves a rule's host with the host's own
+# resolver (at start and again for every upstream connection), so it runs
+# in a private mount namespace whose /etc/hosts maps bench.test to
+# loopback (this needs root). Its proxy trusts the host's roots through
+# SSL_CERT_FILE in its own environment (the private root here); the
+# workload trusts the proxy's CA through --http-inject-ca, which adds it to
+# the system bundle as the workload reads it (zero-config, as sandlock's).
+PEER_CURL_CA=() # nothing: the injected bundle is curl's default
+PEER_GIT_CA=()  # nothing: the injected bundle is git's default
+if [[ -n "${PEER:-}" ]]; then
+    [[ -x "$PEER" ]] || die "no peer binary at PEER=$PEER"
+    [[ $(id -u) -eq 0 ]] || die "PEER needs root (a private /etc/hosts for bench.test)"
+    printf '127.0.0.1 localhost\n127.0.0.1 bench.test\n' >"$WORK/peer-hosts"
+    diag "peer sandbox" "$("$PEER" --version 2>&1 | head -n1)"
+fi
+# peer_cmd ARRAY PORT [DIR]: ARRAY becomes the prefix that runs a command
+# under the peer, GET bench.test/* allowed on PORT, DIR writable
+peer_cmd() {
+    local -n pc="$1"
+    pc=(unshare -m --propagation private sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$WORK/peer-hosts"
+        env SSL_CERT_FILE="$PKI/root.pem" "$PEER" run
+        -r /usr -r /lib -r /lib64 -r /bin -r /etc -r "$SBD" -w /dev/null
+        --http-allow 'GET bench.test/*' --http-port "$2"
+        --http-inject-ca /etc/ssl/certs/ca-certificates.crt
+        --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt)
+    [[ -z "${3:-}" ]] || pc+=(-w "$3" -r "$WORK")
+    # This machine's shells export CA variables; the workload must use
+    # the bundle the peer injects into.
+    pc+=(-- env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u GIT_SSL_CAINFO -u REQUESTS_CA_BUNDLE)
+}
+
 # sandboxed CMD...: run CMD under sandlock with a fresh CA file
 sandboxed() { rm -f "$SBD/ca.pem"; timeout -k 5 $((DURATION + 60)) "${CPIN[@]}" "${SB[@]}" -- "$@"; }
 
