@@ -81,6 +81,33 @@ fn rewrite_self(n: &Notif, base: Base, path: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A path relative to the workload's cwd spelt through the cwd's procfs
+/// link, `/proc/TID/cwd/PATH`: one lookup by the supervisor then starts
+/// where the workload's would (the kernel jumps to the link's target and
+/// goes on from there through `..` and symlinks alike), without opening
+/// and closing the cwd first. Trapped opens are most often relative (git
+/// reads its objects so), and on these machines each syscall saved is a
+/// measurable share of the trap. `None` for an absolute path, a dirfd, a
+/// path whose procfs self-reference `rewrite_self` must see, or one that
+/// would outgrow `PATH_MAX` with the prefix: [`Start::new`] handles those.
+fn through_proc_cwd(tid: i32, base: Base, path: &[u8]) -> Option<CString> {
+    if base.0 != libc::AT_FDCWD || path.is_empty() || path.first() == Some(&b'/') {
+        return None;
+    }
+    let first = path
+        .split(|&b| b == b'/')
+        .find(|c| !c.is_empty() && *c != b".");
+    if first.is_some_and(|c| c == b"self" || c == b"thread-self") {
+        return None;
+    }
+    let mut out = format!("/proc/{tid}/cwd/").into_bytes();
+    if out.len().checked_add(path.len())? >= libc::PATH_MAX as usize {
+        return None;
+    }
+    out.extend_from_slice(path);
+    CString::new(out).ok()
+}
+
 /// Where the workload's absolute paths start.
 #[derive(Debug, Clone)]
 pub(super) enum Root {
@@ -150,6 +177,12 @@ impl Start {
     /// virtual file?): an absolute path is resolved in the supervisor's
     /// namespace, which names the same files outside `/proc`.
     pub(super) fn for_identity(n: &Notif, base: Base, path: &[u8]) -> io::Result<Start> {
+        if let Some(path) = through_proc_cwd(n.pid, base, path) {
+            return Ok(Start {
+                dir: Dir::Here,
+                path,
+            });
+        }
         Start::new(n, base, path, &Root::Shared)
     }
 
@@ -212,5 +245,43 @@ impl Start {
         };
         let st = sys::fstatat(self.dirfd(), &self.path, flags)?;
         Ok((st.st_dev, st.st_ino))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via(path: &[u8]) -> Option<Vec<u8>> {
+        through_proc_cwd(42, Base(libc::AT_FDCWD), path).map(|c| c.into_bytes())
+    }
+
+    #[test]
+    fn relative_paths_go_through_the_cwd_link() {
+        assert_eq!(
+            via(b"objects/ab/cd").unwrap(),
+            b"/proc/42/cwd/objects/ab/cd"
+        );
+        assert_eq!(via(b"../x").unwrap(), b"/proc/42/cwd/../x");
+        assert_eq!(via(b".").unwrap(), b"/proc/42/cwd/.");
+        assert_eq!(via(b"./selfish").unwrap(), b"/proc/42/cwd/./selfish");
+    }
+
+    #[test]
+    fn others_are_left_to_the_general_path() {
+        assert_eq!(via(b"/etc/hosts"), None);
+        assert_eq!(via(b""), None);
+        assert_eq!(via(b"self/fd/3"), None);
+        assert_eq!(via(b".//thread-self/x"), None);
+        assert_eq!(via(b"a\0b"), None, "a NUL cannot be passed on");
+        assert_eq!(through_proc_cwd(42, Base(3), b"x"), None);
+    }
+
+    #[test]
+    fn a_path_too_long_with_the_prefix_is_left_alone() {
+        let fits = vec![b'a'; libc::PATH_MAX as usize - "/proc/42/cwd/".len() - 1];
+        assert!(via(&fits).is_some());
+        let long = vec![b'a'; fits.len() + 1];
+        assert_eq!(via(&long), None);
     }
 }

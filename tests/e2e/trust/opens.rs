@@ -57,6 +57,14 @@ both!(every_spelling_of_the_system_bundle_is_spliced, |ctx| {
             "./certs/../certs/ca-certificates.crt",
         ],
         &["open", "cwd-open", "certs/ca-certificates.crt"],
+        &[
+            "open",
+            "cwd-dotdot",
+            "../ssl/certs/../certs/ca-certificates.crt",
+        ],
+        &["chdir", "/usr/lib/ssl"],
+        &["open", "cwd-symlinked-dir", "certs/ca-certificates.crt"],
+        &["open", "cwd-symlink", "cert.pem"],
         &["open", "other", NOT_A_BUNDLE],
         &["openat", "other-dirfd", "/usr/lib/ssl", "openssl.cnf"],
     ];
