@@ -16,7 +16,12 @@
 # bench.test through http.curloptResolve; sandboxed ones get neither: the
 # name comes from --add-host and the trust from the CA sandlock splices into
 # the system bundle git opens (zero-config trust, so the run also proves the
-# interception). Every git runs with a plain environment and an empty HOME
+# interception). Two floors run beside them: the direct clone with the
+# calls sandlock traps sent to a minimal C supervisor that answers CONTINUE
+# at once (bench/trap_floor.c: read-only opens, as with any network flag;
+# and the lookups by path too, as with an HTTP rule), which is what the
+# kernel's mechanism alone costs this clone, whatever the supervisor does.
+# Every git runs with a plain environment and an empty HOME
 # (no ~/.gitconfig of the machine's). Each clone is checked: the files of
 # its work tree and the commit it checked out.
 #
@@ -31,6 +36,8 @@ GIT_BIN=/usr/bin/git
 
 metric git "git clone over HTTPS (dumb HTTP), $GIT_FILES files" "s" max_ratio 1.3
 metric git_net "  reference: under sandlock with --net-allow only (no proxy: TLS end to end)" "s" ref_ratio 0
+metric git_floor "  floor: direct, its opens and lookups by path trapped and answered CONTINUE (bench/trap_floor.c open+stat)" "s" ref_ratio 0
+metric git_nfloor "  floor: direct, its read-only opens trapped and answered CONTINUE (bench/trap_floor.c open)" "s" ref_ratio 0
 [[ -n "${PEER:-}" ]] && metric git_peer "  peer sandbox ($(basename "$PEER"))" "s" ref_ratio 0
 
 GIT_HOME="$WORK/git-home" # empty: no user configuration
@@ -101,6 +108,9 @@ git_run() {
     return 1
 }
 GIT_CLONE=("$GIT_BIN" clone -q "$GIT_URL")
+TRAP_FLOOR="$WORK/trap_floor"
+cc -O2 -o "$TRAP_FLOOR" "$BENCH/trap_floor.c" -lpthread 2>"$L/trap_floor-cc.log" ||
+    { tail_of "$L/trap_floor-cc.log"; die "cannot compile bench/trap_floor.c"; }
 # An untimed clone first: the freshly written repository into the page
 # cache, nginx's file handles warm (the first clone ran up to 4x slower).
 sync
@@ -114,6 +124,8 @@ for ((i = 1; i <= REPS; i++)); do
         die "direct git clone failed"
     last="$(grep -P '^git\tdirect\t' "$SAMPLES" | tail -n1 | cut -f3)"
     sample git_net direct "$last"
+    sample git_floor direct "$last"
+    sample git_nfloor direct "$last"
     [[ -n "${PEER:-}" ]] && sample git_peer direct "$last"
     if ((SANDBOX_OK)); then
         git_run git sandbox "$i" "${SB[@]}" -w "$GIT_CLONES" -- "${GIT_ENV[@]}" "${GIT_CLONE[@]}" ||
@@ -123,6 +135,13 @@ for ((i = 1; i <= REPS; i++)); do
         "${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" \
         "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" clone -q "$GIT_URL" ||
         failed "git clone under sandlock --net-allow, rep $i"
+    for floor in open+stat open; do
+        m=git_floor
+        [[ "$floor" == open ]] && m=git_nfloor
+        git_run "$m" "floor-$floor" "$i" "${GIT_ENV[@]}" GIT_SSL_CAINFO="$PKI/root.pem" "$TRAP_FLOOR" "$floor" \
+            "$GIT_BIN" -c "http.curloptResolve=bench.test:$PORT:127.0.0.1" clone -q "$GIT_URL" ||
+            failed "git clone under bench/trap_floor.c $floor, rep $i"
+    done
     if [[ -n "${PEER:-}" ]]; then
         peer_cmd PC "$PORT" "$GIT_CLONES"
         git_run git_peer peer "$i" "${PC[@]}" "${GIT_ENV[@]}" "${PEER_GIT_CA[@]}" "${GIT_CLONE[@]}" ||
