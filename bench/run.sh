@@ -155,8 +155,12 @@ if ((start_fail > 0)); then
 fi
 
 # ---------------------------------------------------------------- 2. trapped open
-# --add-host turns on the virtual /etc/hosts: every open-family call traps.
-HOSTS=(--add-host x.test:127.0.0.1)
+# --add-host turns on the virtual /etc/hosts. In the workload's own mount
+# namespace it is a read-only bind and nothing traps; with the host's /proc
+# granted (no namespaces) the supervisor serves it and every read-only
+# open traps: these rows measure that trap.
+HOSTS=(--add-host x.test:127.0.0.1 -r /proc)
+HOSTS_MOUNT=(--add-host x.test:127.0.0.1)
 log "trapped open: open+close /etc/passwd"
 pair "open+close /etc/passwd (trapped)" "us/op" 1000 diff 10 \
     -- "$BIN/open_loop" 20000 /etc/passwd \
@@ -165,6 +169,10 @@ log "trapped open: open+read+close /etc/hosts (virtual file in the sandbox)"
 pair "open+read+close /etc/hosts (virtual; issue-4 bound)" "us/op" 1000 diff 100 \
     -- "$BIN/open_loop" 20000 /etc/hosts read \
     --- "${SB[@]}" "${HOSTS[@]}" -- "$BIN/open_loop" 20000 /etc/hosts read
+log "untrapped open: open+read+close /etc/hosts (a read-only bind in the sandbox's namespace)"
+pair "open+read+close /etc/hosts (bound in the namespace, no trap)" "us/op" 1000 diff 100 \
+    -- "$BIN/open_loop" 20000 /etc/hosts read \
+    --- "${SB[@]}" "${HOSTS_MOUNT[@]}" -- "$BIN/open_loop" 20000 /etc/hosts read
 
 # The CA spliced into the Debian bundle (any HTTP rule turns it on): the
 # bundle is a sealed memfd holding the real content and the sandbox CA.

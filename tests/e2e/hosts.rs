@@ -241,3 +241,58 @@ both!(add_host_resolves_with_getent_and_python, |ctx| {
     out.expect_code(0);
     assert!(out.probe("gethostbyname").is_err(), "{}", out.dump());
 });
+
+/// What the workload finds of /etc/hosts: whether it is a mount (and its
+/// first mount option), whether it holds `mnt.sandlock.test`, and what
+/// writing it and unmounting it return.
+const HOSTS_MOUNT_PROBE: &str = "import ctypes, errno\n\
+m = [l.split() for l in open('/proc/self/mountinfo') if l.split()[4] == '/etc/hosts']\n\
+print('mount', m[0][5].split(',')[0] if m else 'none')\n\
+print('table', 'mnt.sandlock.test' in open('/etc/hosts').read())\n\
+try:\n\
+\x20   with open('/etc/hosts', 'a') as f: f.write('x\\n')\n\
+\x20   print('write ok')\n\
+except OSError as e: print('write', errno.errorcode[e.errno])\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+r = libc.umount2(b'/etc/hosts', 2)\n\
+print('umount', 'ok' if r == 0 else errno.errorcode[ctypes.get_errno()])\n\
+print('after', 'mnt.sandlock.test' in open('/etc/hosts').read())\n";
+
+both!(
+    etc_hosts_is_a_read_only_mount_when_it_is_the_only_virtual_file,
+    |ctx| {
+        // A network flag without an HTTP rule: the sandbox's /etc/hosts is a
+        // read-only bind in its own mount namespace, so no open traps for it.
+        // The attacks: write the table, unmount it to reach the host's file.
+        let real = std::fs::read("/etc/hosts").unwrap();
+        let pin = ["--add-host", "mnt.sandlock.test:127.0.0.7"];
+        let probe = ["/usr/bin/python3", "-I", "-c", HOSTS_MOUNT_PROBE];
+        let bound = "mount ro\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
+        let out = ctx.sl(run_args(&pin, &probe));
+        out.expect_code(0);
+        assert_eq!(out.stdout, bound, "{}", out.dump());
+        let out = ctx.sl(run_args(
+            &[&pin[..], &["--net-allow", "127.0.0.1:9"]].concat(),
+            &probe,
+        ));
+        out.expect_code(0);
+        assert_eq!(out.stdout, bound, "{}", out.dump());
+
+        // twins: where the workload has no mount namespace of its own (the
+        // host's /proc granted) or an HTTP rule makes the trust bundles
+        // virtual too, the same table is served through the open trap
+        let trapped = "mount none\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
+        let out = ctx.sl(run_args(&[&pin[..], &["-r", "/proc"]].concat(), &probe));
+        out.expect_code(0);
+        assert_eq!(out.stdout, trapped, "{}", out.dump());
+        let http = ["--http-allow", "GET mnt.sandlock.test/*"];
+        let out = ctx.sl(run_args(&[&pin[..], &http].concat(), &probe));
+        out.expect_code(0);
+        assert_eq!(out.stdout, trapped, "{}", out.dump());
+        assert_eq!(
+            std::fs::read("/etc/hosts").unwrap(),
+            real,
+            "the host's /etc/hosts changed"
+        );
+    }
+);

@@ -74,11 +74,14 @@ fn run(l: &Launch<'_>) -> ! {
     }
     // The supervisor finishes the ruleset while this process starts; wait
     // for it before enforcing. EOF means it failed or died: never go on.
-    let mut ready = 0u8;
+    let mut byte = 0u8;
     // SAFETY: reads one byte into a local.
-    if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut ready as *mut u8).cast(), 1) } != 1 {
+    if unsafe { libc::read(p.rules_ready.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) } != 1 {
         fail(Stage::Landlock, libc::ECANCELED);
     }
+    let Some(ready) = super::Ready::from_byte(byte) else {
+        fail(Stage::Landlock, libc::EPROTO);
+    };
     // The overlays of --cow were mounted after this process entered its
     // cwd: enter it again, so that it is the overlay and not the host's
     // directory underneath.
@@ -88,10 +91,16 @@ fn run(l: &Launch<'_>) -> ! {
             fail(Stage::Cwd, errno());
         }
     }
-    // 'p': the supervisor mounted the workload's own /proc (see `ns`),
-    // which only the workload itself can name for its rule.
-    if ready == super::RULES_READY_WITH_PROC {
+    // The supervisor mounted the workload's own /proc (see `ns`), which
+    // only the workload itself can name for its rule.
+    if ready.proc {
         if let Err(e) = super::ns::grant_proc(p.ruleset.as_raw_fd(), p.proc_access) {
+            fail(Stage::Namespaces, e);
+        }
+    }
+    // The same for the sandbox's /etc/hosts, bound in the namespace.
+    if ready.hosts {
+        if let Err(e) = super::hosts::grant(p.ruleset.as_raw_fd()) {
             fail(Stage::Namespaces, e);
         }
     }
@@ -110,7 +119,13 @@ fn run(l: &Launch<'_>) -> ! {
     {
         fail(Stage::Landlock, errno());
     }
-    let listener = install_filter(&p.bpf).unwrap_or_else(|e| fail(Stage::Seccomp, e));
+    // /etc/hosts bound in the namespace: no open needs to trap for it.
+    let bpf = match (ready.hosts, &p.bpf_hosts_bound) {
+        (false, _) => &p.bpf,
+        (true, Some(light)) => light,
+        (true, None) => fail(Stage::Seccomp, libc::EPROTO),
+    };
+    let listener = install_filter(bpf).unwrap_or_else(|e| fail(Stage::Seccomp, e));
     // The listener is close-on-exec; the reaper's table (shared until
     // exec) keeps it for the supervisor.
     Report::NotifyFd(listener).send(rep);

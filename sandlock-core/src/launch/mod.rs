@@ -23,6 +23,7 @@
 
 mod child;
 mod etc;
+pub mod hosts;
 mod landlock;
 pub mod mounts;
 pub mod ns;
@@ -42,11 +43,40 @@ use nix::unistd::Pid;
 pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
 
-/// The byte on `rules_ready` when every rule is in.
-pub const RULES_READY: u8 = b'r';
-/// The same, and the workload's own /proc is mounted: the workload adds
-/// its rule.
-pub const RULES_READY_WITH_PROC: u8 = b'p';
+/// What the supervisor tells the workload, in the one byte on
+/// `rules_ready`, once every rule is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    /// The workload's own /proc is mounted: the workload adds its rule.
+    pub proc: bool,
+    /// `/etc/hosts` is a mount of the workload's namespace (see
+    /// [`hosts`]): the workload installs [`Prepared::bpf_hosts_bound`].
+    pub hosts: bool,
+}
+
+impl Ready {
+    /// The byte that carries it.
+    pub fn byte(self) -> u8 {
+        match (self.proc, self.hosts) {
+            (false, false) => b'r',
+            (true, false) => b'p',
+            (false, true) => b'h',
+            (true, true) => b'P',
+        }
+    }
+
+    /// The message a byte carries; `None` for any other byte.
+    pub fn from_byte(b: u8) -> Option<Ready> {
+        let (proc, hosts) = match b {
+            b'r' => (false, false),
+            b'p' => (true, false),
+            b'h' => (false, true),
+            b'P' => (true, true),
+            _ => return None,
+        };
+        Some(Ready { proc, hosts })
+    }
+}
 
 /// Everything the child needs, allocated before fork.
 pub struct Prepared {
@@ -68,6 +98,12 @@ pub struct Prepared {
     pub rules_ready: OwnedFd,
     /// The seccomp program.
     pub bpf: Vec<libc::sock_filter>,
+    /// The program when `/etc/hosts` is a mount of the workload's
+    /// namespace: the same without the open trap that only served it.
+    pub bpf_hosts_bound: Option<Vec<libc::sock_filter>>,
+    /// The sandbox's `/etc/hosts`, to bind in the workload's namespace
+    /// when it gets one.
+    pub hosts: Option<hosts::HostsFile>,
     /// Drop every capability before exec.
     pub drop_caps: bool,
     /// The private directory; the reaper removes it if the supervisor dies.
@@ -297,7 +333,11 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
             )
         })?,
         scratch: vec![0u8; 64 * 1024],
-        plan: ns::Plan::new(prepared.proc, prepared.mounts.clone()),
+        plan: ns::Plan::new(
+            prepared.proc,
+            prepared.mounts.clone(),
+            prepared.hosts.clone(),
+        ),
         prepared,
     };
     // SAFETY: after fork the child runs `reaper::run`, which makes only
@@ -329,6 +369,33 @@ pub fn spawn(prepared: Prepared, supervisor_only: &[std::os::fd::RawFd]) -> Resu
                 plan,
                 reports: File::from(report_rd),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ready;
+
+    #[test]
+    fn every_ready_message_has_a_byte_of_its_own() {
+        let all = [(false, false), (true, false), (false, true), (true, true)];
+        let mut bytes = Vec::new();
+        for (proc, hosts) in all {
+            let r = Ready { proc, hosts };
+            assert_eq!(Ready::from_byte(r.byte()), Some(r));
+            bytes.push(r.byte());
+        }
+        bytes.sort_unstable();
+        bytes.dedup();
+        assert_eq!(bytes.len(), 4);
+    }
+
+    #[test]
+    fn any_other_byte_is_no_message() {
+        let known = [b'r', b'p', b'h', b'P'];
+        for b in 0..=u8::MAX {
+            assert_eq!(Ready::from_byte(b).is_some(), known.contains(&b), "{b}");
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Plan {
     proc: bool,
     /// New namespaces and these mounts (`--disk`, `--cow`).
     mounts: super::mounts::Mounts,
+    /// The sandbox's `/etc/hosts`, bound in the namespace when there is
+    /// one (with a /proc of its own: the table is staged on `/proc`).
+    hosts: Option<super::hosts::HostsFile>,
     uid_map: Line,
     gid_map: Line,
     /// Where the process's command line lies in memory (`arg_start`,
@@ -108,13 +111,18 @@ impl Plan {
     /// `proc` when the workload is to get a /proc of its own, `mounts`
     /// to make in its mount namespace (with neither, it shares the host's
     /// pid and mount namespaces).
-    pub fn new(proc: bool, mounts: super::mounts::Mounts) -> Plan {
+    pub fn new(
+        proc: bool,
+        mounts: super::mounts::Mounts,
+        hosts: Option<super::hosts::HostsFile>,
+    ) -> Plan {
         // SAFETY: getters with no failure mode.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         Plan {
             user: !crate::sys::creds::can_mount(),
             proc,
             mounts,
+            hosts: hosts.filter(|_| proc),
             uid_map: Line::identity(uid),
             gid_map: Line::identity(gid),
             argv: std::fs::read_to_string("/proc/self/stat")
@@ -126,6 +134,12 @@ impl Plan {
     /// True when the reaper is to start in namespaces of its own.
     pub fn namespaces(&self) -> bool {
         self.proc || self.mounts.any()
+    }
+
+    /// True when the helper binds the sandbox's `/etc/hosts` (in
+    /// namespaces of the workload's own).
+    pub fn binds_hosts(&self) -> bool {
+        self.hosts.is_some()
     }
 
     fn clone_flags(&self) -> libc::c_ulong {
@@ -305,7 +319,7 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
     };
     restore_signals(&saved);
     let code = code?;
-    if !(0..=5).contains(&code) {
+    if !(0..=7).contains(&code) {
         // The helper died mid-way: its child may still run in our memory,
         // on that stack, until the reaper's end takes it down. Never
         // unmap it under that child.
@@ -326,6 +340,9 @@ pub fn make_proc(reaper: libc::pid_t, reaper_fd: RawFd, plan: &Plan) -> std::io:
         )),
         6 => Err(std::io::Error::other(
             "cannot cover the container runtime's own directories in the sandbox",
+        )),
+        7 => Err(std::io::Error::other(
+            "cannot bind the sandbox's /etc/hosts over the host's in its mount namespace",
         )),
         _ => Err(std::io::Error::other("the /proc helper died")),
     }
@@ -430,9 +447,10 @@ fn wait_code(pid: libc::pid_t) -> libc::c_int {
 
 /// In a process of the new namespaces: mounts become slaves (nothing
 /// mounted here reaches the host), then the fresh procfs and the private
-/// directory's tmpfs and the copy-on-write overlays, as planned. 0: /proc
-/// mounted; 1: no procfs; 2: the mounts could not be made slaves; 4: no
-/// tmpfs; 5: no overlay.
+/// directory's tmpfs and the copy-on-write overlays, and the sandbox's
+/// `/etc/hosts`, as planned. 0: /proc mounted; 1: no procfs; 2: the
+/// mounts could not be made slaves; 4: no tmpfs; 5: no overlay; 6: a
+/// concealed path not covered; 7: `/etc/hosts` not bound.
 fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     // SAFETY: mount with static C strings and NULL data.
     let slave = unsafe {
@@ -450,6 +468,10 @@ fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     let mounted = plan.mounts.mount();
     if mounted != 0 {
         return mounted;
+    }
+    // Before the procfs: the table is staged on /proc.
+    if plan.hosts.as_ref().is_some_and(|h| !h.bind()) {
+        return 7;
     }
     let proc = plan.proc && mount_proc();
     // After /proc: a procfs hidden here may be what let it be mounted.
@@ -539,7 +561,7 @@ pub enum ProcView {
 /// launch gets it: a child cloned into the namespaces waits while
 /// [`make_proc`] maps its ids and mounts its /proc.
 pub fn probe() -> ProcView {
-    let plan = Plan::new(true, super::mounts::Mounts::default());
+    let plan = Plan::new(true, super::mounts::Mounts::default(), None);
     let mut pipe = [-1; 2];
     // SAFETY: pipe2 writes two fds into our local array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

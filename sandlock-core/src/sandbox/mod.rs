@@ -240,6 +240,7 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
+        let hosts_mount = self.hosts_mount(&files, proxy.is_some(), learner.is_some(), &pinned)?;
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
         if let Some(l) = learner {
@@ -316,6 +317,13 @@ impl Sandbox {
                 .map_err(|e| Error::setup("landlock ruleset", e))?,
             rules_ready: ready_rd,
             bpf: launch::seccomp::program(spec),
+            bpf_hosts_bound: hosts_mount.is_some().then(|| {
+                launch::seccomp::program(FilterSpec {
+                    trap_open: false,
+                    ..spec
+                })
+            }),
+            hosts: hosts_mount,
             drop_caps: !self.policy.process.keep_caps,
             tmpdir: tmp_path.clone(),
             proc: self.policy.fs.own_proc(),
@@ -373,11 +381,13 @@ impl Sandbox {
                 });
             }
         };
-        let byte = if with_proc {
-            launch::RULES_READY_WITH_PROC
-        } else {
-            launch::RULES_READY
-        };
+        // The helper bound /etc/hosts wherever it ran with one planned (a
+        // failure to bind stopped the run above).
+        let byte = launch::Ready {
+            proc: with_proc,
+            hosts: spawned.own_pid_ns && spawned.plan.binds_hosts(),
+        }
+        .byte();
         let _ = nix::unistd::write(&ready_wr, &[byte]);
         drop(ready_wr);
         let streams = plumbing.start();
@@ -478,6 +488,28 @@ impl Sandbox {
                 None
             }
         }
+    }
+
+    /// The sandbox's `/etc/hosts` as a mount of the workload's namespace,
+    /// when it is the only virtual file (a network flag, no HTTP rule, no
+    /// learning: those trap opens anyway), the workload gets a /proc of
+    /// its own (the table is staged there) and the host has a regular
+    /// `/etc/hosts` to bind over. `None`: served through the open trap.
+    fn hosts_mount(
+        &self,
+        files: &[VirtualFile],
+        proxy: bool,
+        learning: bool,
+        pinned: &Pinned,
+    ) -> Result<Option<launch::hosts::HostsFile>> {
+        let only_hosts = files.len() == 1 && !proxy && !learning;
+        let host_file = std::fs::metadata("/etc/hosts").is_ok_and(|m| m.is_file());
+        if !only_hosts || !host_file || !self.policy.fs.own_proc() || self.ground.is_image() {
+            return Ok(None);
+        }
+        launch::hosts::HostsFile::new(pinned.hosts_file())
+            .map(Some)
+            .map_err(|e| Error::setup("the sandbox's /etc/hosts", e))
     }
 
     /// Mounts the workload's own /proc when the reaper came up in
