@@ -7,11 +7,15 @@
 # (the first one carries the TLS handshake), in microseconds. Once over
 # HTTP/2 (curl's choice) and once with --http1.1.
 #
-# Beside direct and sandlock, two reference rows in the same sitting:
+# Beside direct and sandlock, reference rows in the same sitting:
 #   - the floor: the same curl through socat, a plain userspace TCP relay
 #     (TLS end to end, nothing read): what any extra process in the path
 #     costs on this machine, two more loopback sends and wake-ups per
 #     request. The proxy cannot cost less than that.
+#   - the same through socat terminating TLS (relay.sh's `tls`): what
+#     decrypting and re-encrypting each request and response adds, the
+#     work every MITM proxy does. socat offers no ALPN, so this row is
+#     HTTP/1.1 whatever curl asks for.
 #   - with PEER=/path, the peer sandbox's binary (see peer_cmd in http.sh).
 # Then one traced run per protocol (SANDLOCK_PROXY_TRACE, see
 # sandlock-core/src/proxy/trace.rs): the median moment of each stage of a
@@ -27,6 +31,7 @@ seq_flag() { [[ "$1" == h1 ]] && echo --http1.1 || echo --http2; }
 for p in "${SEQ_PROTOS[@]}"; do
     metric "seq_$p" "sequential keep-alive GET, added time per request, $p (curl, $SEQ_N URLs)" "us" max_diff 100
     metric "seq_floor_$p" "  floor: the same through a plain TCP relay (socat), $p" "us" ref_diff 0
+    metric "seq_tls_$p" "  floor: through a TLS-terminating relay (socat + OpenSSL; HTTP/1.1, no ALPN), $p" "us" ref_diff 0
     [[ -n "${PEER:-}" ]] && metric "seq_peer_$p" "  peer sandbox ($(basename "$PEER")), $p" "us" ref_diff 0
 done
 
@@ -43,6 +48,9 @@ EOF
 }
 
 relay_start plain
+SEQ_PLAIN_PORT="$RELAY_PORT"
+relay_start tls
+SEQ_TLS_PORT="$RELAY_PORT"
 
 # seq_measure FILE CMD...: runs CMD (output to FILE), prints its value
 seq_measure() {
@@ -58,14 +66,18 @@ for ((i = 1; i <= REPS; i++)); do
         log "sequential GETs ($p) rep $i/$REPS: direct, relay, sandlock${PEER:+, peer}"
         v="$(seq_measure "$L/seq-$p-$i-direct.out" "${CURL_DIRECT[@]}" "$fl" -o /dev/null -w "$SEQ_FMT" \
             "https://bench.test:$PORT/?[1-$SEQ_N]")" || die "direct sequential GETs ($p) failed"
-        for m in "seq_$p" "seq_floor_$p" ${PEER:+"seq_peer_$p"}; do sample "$m" direct "$v"; done
-        if v="$(seq_measure "$L/seq-$p-$i-relay.out" "${CURL_DIRECT[@]}" \
-            --resolve "bench.test:$RELAY_PORT:127.0.0.1" "$fl" -o /dev/null -w "$SEQ_FMT" \
-            "https://bench.test:$RELAY_PORT/?[1-$SEQ_N]")"; then
-            sample "seq_floor_$p" sandbox "$v"
-        else
-            failed "sequential GETs ($p) through the relay, rep $i"
-        fi
+        for m in "seq_$p" "seq_floor_$p" "seq_tls_$p" ${PEER:+"seq_peer_$p"}; do sample "$m" direct "$v"; done
+        for relay in plain tls; do
+            m="seq_floor_$p" rp="$SEQ_PLAIN_PORT"
+            [[ "$relay" == tls ]] && m="seq_tls_$p" rp="$SEQ_TLS_PORT"
+            if v="$(seq_measure "$L/seq-$p-$i-relay-$relay.out" "${CURL_DIRECT[@]}" \
+                --resolve "bench.test:$rp:127.0.0.1" "$fl" -o /dev/null -w "$SEQ_FMT" \
+                "https://bench.test:$rp/?[1-$SEQ_N]")"; then
+                sample "$m" sandbox "$v"
+            else
+                failed "sequential GETs ($p) through the $relay relay, rep $i"
+            fi
+        done
         if ((SANDBOX_OK)) && v="$(seq_measure "$L/seq-$p-$i-sandbox.out" "${SB[@]}" -- \
             env -u SSL_CERT_FILE -u CURL_CA_BUNDLE "${SEQ_CURL[@]}" "$fl" "https://bench.test:$PORT/?[1-$SEQ_N]")"; then
             sample "seq_$p" sandbox "$v"

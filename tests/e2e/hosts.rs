@@ -289,6 +289,17 @@ both!(
         let out = ctx.sl(run_args(&[&pin[..], &http].concat(), &probe));
         out.expect_code(0);
         assert_eq!(out.stdout, trapped, "{}", out.dump());
+        // a grant to write /etc keeps its meaning: no bind there either
+        // (this probe only reads, so the host's file is never written)
+        let read_only = "m = [l.split() for l in open('/proc/self/mountinfo') if l.split()[4] == '/etc/hosts']\n\
+print('mount', m[0][5].split(',')[0] if m else 'none')\n\
+print('table', 'mnt.sandlock.test' in open('/etc/hosts').read())\n";
+        let out = ctx.sl(run_args(
+            &[&pin[..], &["-w", "/etc"]].concat(),
+            &["/usr/bin/python3", "-I", "-c", read_only],
+        ));
+        out.expect_code(0);
+        assert_eq!(out.stdout, "mount none\ntable True\n", "{}", out.dump());
         assert_eq!(
             std::fs::read("/etc/hosts").unwrap(),
             real,

@@ -51,7 +51,8 @@ impl HostsFile {
     /// In the namespace, after its mounts became slaves and before the
     /// workload's procfs is mounted: stages the table on a tmpfs over
     /// `/proc`, binds it read-only over `/etc/hosts`, and uncovers
-    /// `/proc`. False on any failure, with nothing of it left mounted.
+    /// `/proc`. False on any failure: the run then stops (what was
+    /// mounted goes with the namespace).
     pub(super) fn bind(&self) -> bool {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         // SAFETY: mount with C strings prepared before the fork.
@@ -70,8 +71,9 @@ impl HostsFile {
         let bound = self.write_staged() && bind_read_only();
         // SAFETY: umount2 with a static C string. The bound file keeps
         // the tmpfs alive; only its mount on /proc goes.
-        unsafe { libc::umount2(STAGE.as_ptr(), libc::MNT_DETACH) };
-        bound
+        let unstaged = unsafe { libc::umount2(STAGE.as_ptr(), libc::MNT_DETACH) } == 0;
+        // A staging tmpfs left on /proc would be writable: the run stops.
+        bound && unstaged
     }
 
     /// Writes the table to the staged file, mode 0444.

@@ -507,6 +507,24 @@ impl Sandbox {
         if !only_hosts || !host_file || !self.policy.fs.own_proc() || self.ground.is_image() {
             return Ok(None);
         }
+        // A grant that lets the workload write /etc/hosts (`-w /etc`,
+        // `--cow /etc`) keeps its meaning: writes reach the file it names,
+        // reads are served through the trap.
+        let spellings = |p: &Path| {
+            [
+                p.to_path_buf(),
+                std::fs::canonicalize(p).unwrap_or_default(),
+            ]
+        };
+        let hosts = spellings(Path::new("/etc/hosts"));
+        let fs = &self.policy.fs;
+        let writable = fs.write.iter().chain(&self.policy.cow.dirs);
+        if writable
+            .flat_map(|w| spellings(w))
+            .any(|w| !w.as_os_str().is_empty() && hosts.iter().any(|h| h.starts_with(&w)))
+        {
+            return Ok(None);
+        }
         launch::hosts::HostsFile::new(pinned.hosts_file())
             .map(Some)
             .map_err(|e| Error::setup("the sandbox's /etc/hosts", e))
