@@ -258,52 +258,51 @@ r = libc.umount2(b'/etc/hosts', 2)\n\
 print('umount', 'ok' if r == 0 else errno.errorcode[ctypes.get_errno()])\n\
 print('after', 'mnt.sandlock.test' in open('/etc/hosts').read())\n";
 
-both!(
-    etc_hosts_is_a_read_only_mount_when_it_is_the_only_virtual_file,
-    |ctx| {
-        // A network flag without an HTTP rule: the sandbox's /etc/hosts is a
-        // read-only bind in its own mount namespace, so no open traps for it.
-        // The attacks: write the table, unmount it to reach the host's file.
-        let real = std::fs::read("/etc/hosts").unwrap();
-        let pin = ["--add-host", "mnt.sandlock.test:127.0.0.7"];
-        let probe = ["/usr/bin/python3", "-I", "-c", HOSTS_MOUNT_PROBE];
-        let bound = "mount ro\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
-        let out = ctx.sl(run_args(&pin, &probe));
-        out.expect_code(0);
-        assert_eq!(out.stdout, bound, "{}", out.dump());
-        let out = ctx.sl(run_args(
-            &[&pin[..], &["--net-allow", "127.0.0.1:9"]].concat(),
-            &probe,
-        ));
-        out.expect_code(0);
-        assert_eq!(out.stdout, bound, "{}", out.dump());
+both!(etc_hosts_is_a_read_only_mount_of_the_sandbox, |ctx| {
+    // Any network flag: the sandbox's /etc/hosts is a read-only bind in
+    // its own mount namespace (with no other virtual file, no open traps
+    // at all; with an HTTP rule the bundles keep the trap and an open of
+    // /etc/hosts is answered CONTINUE). The attacks: write the table,
+    // unmount it to reach the host's file.
+    let real = std::fs::read("/etc/hosts").unwrap();
+    let pin = ["--add-host", "mnt.sandlock.test:127.0.0.7"];
+    let probe = ["/usr/bin/python3", "-I", "-c", HOSTS_MOUNT_PROBE];
+    let bound = "mount ro\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
+    let out = ctx.sl(run_args(&pin, &probe));
+    out.expect_code(0);
+    assert_eq!(out.stdout, bound, "{}", out.dump());
+    let out = ctx.sl(run_args(
+        &[&pin[..], &["--net-allow", "127.0.0.1:9"]].concat(),
+        &probe,
+    ));
+    out.expect_code(0);
+    assert_eq!(out.stdout, bound, "{}", out.dump());
+    let http = ["--http-allow", "GET mnt.sandlock.test/*"];
+    let out = ctx.sl(run_args(&[&pin[..], &http].concat(), &probe));
+    out.expect_code(0);
+    assert_eq!(out.stdout, bound, "{}", out.dump());
 
-        // twins: where the workload has no mount namespace of its own (the
-        // host's /proc granted) or an HTTP rule makes the trust bundles
-        // virtual too, the same table is served through the open trap
-        let trapped = "mount none\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
-        let out = ctx.sl(run_args(&[&pin[..], &["-r", "/proc"]].concat(), &probe));
-        out.expect_code(0);
-        assert_eq!(out.stdout, trapped, "{}", out.dump());
-        let http = ["--http-allow", "GET mnt.sandlock.test/*"];
-        let out = ctx.sl(run_args(&[&pin[..], &http].concat(), &probe));
-        out.expect_code(0);
-        assert_eq!(out.stdout, trapped, "{}", out.dump());
-        // a grant to write /etc keeps its meaning: no bind there either
-        // (this probe only reads, so the host's file is never written)
-        let read_only = "m = [l.split() for l in open('/proc/self/mountinfo') if l.split()[4] == '/etc/hosts']\n\
+    // twin: where the workload has no mount namespace of its own (the
+    // host's /proc granted), the same table is served through the trap
+    let trapped = "mount none\ntable True\nwrite EACCES\numount EPERM\nafter True\n";
+    let out = ctx.sl(run_args(&[&pin[..], &["-r", "/proc"]].concat(), &probe));
+    out.expect_code(0);
+    assert_eq!(out.stdout, trapped, "{}", out.dump());
+    // a grant to write /etc keeps its meaning: no bind there either
+    // (this probe only reads, so the host's file is never written)
+    let read_only =
+        "m = [l.split() for l in open('/proc/self/mountinfo') if l.split()[4] == '/etc/hosts']\n\
 print('mount', m[0][5].split(',')[0] if m else 'none')\n\
 print('table', 'mnt.sandlock.test' in open('/etc/hosts').read())\n";
-        let out = ctx.sl(run_args(
-            &[&pin[..], &["-w", "/etc"]].concat(),
-            &["/usr/bin/python3", "-I", "-c", read_only],
-        ));
-        out.expect_code(0);
-        assert_eq!(out.stdout, "mount none\ntable True\n", "{}", out.dump());
-        assert_eq!(
-            std::fs::read("/etc/hosts").unwrap(),
-            real,
-            "the host's /etc/hosts changed"
-        );
-    }
-);
+    let out = ctx.sl(run_args(
+        &[&pin[..], &["-w", "/etc"]].concat(),
+        &["/usr/bin/python3", "-I", "-c", read_only],
+    ));
+    out.expect_code(0);
+    assert_eq!(out.stdout, "mount none\ntable True\n", "{}", out.dump());
+    assert_eq!(
+        std::fs::read("/etc/hosts").unwrap(),
+        real,
+        "the host's /etc/hosts changed"
+    );
+});

@@ -7,11 +7,13 @@
 //! virtual file is `/etc/hosts` (a network flag, no HTTP rule) then pays a
 //! notification round trip per open: a git clone of 2,000 files makes
 //! 12,800 of them. As a mount, the kernel serves the table and no open
-//! traps. Where the workload gets no namespaces of its own, or a grant
-//! lets it write `/etc/hosts` (which must keep reaching the file it
-//! names), the supervisor serves the same table through the open trap as
-//! before (the workload learns which from the ready byte, see
-//! [`super::Ready`]).
+//! traps; with an HTTP rule the trust bundles keep the trap, and an open
+//! of `/etc/hosts` is answered CONTINUE instead of with a fresh memfd
+//! (4.5 against 46 µs). Where the workload gets no namespaces of its
+//! own, or a grant lets it write `/etc/hosts` (which must keep reaching
+//! the file it names), the supervisor serves the same table through the
+//! open trap as before (the workload learns which from the ready byte,
+//! see [`super::Ready`]).
 //!
 //! Owns the table's bytes and the tmpfs options, prepared before the
 //! fork, and the raw mounts made in the namespace. Must never allocate in

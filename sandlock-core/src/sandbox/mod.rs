@@ -35,7 +35,7 @@ use crate::{Error, Policy, Result};
 use self::cow::RunCow;
 pub use self::ground::Ground;
 use self::limits::RunLimits;
-use self::prepare::{check_inherited_stdio, cstring, finish_ruleset};
+use self::prepare::{check_inherited_stdio, cstring, finish_ruleset, hosts_mount, HOSTS};
 use self::private::Private;
 use self::stdio::Plumbing;
 pub use self::stdio::{Output, Stdio};
@@ -236,11 +236,16 @@ impl Sandbox {
         let mut files = Vec::new();
         if net.virtual_hosts() || proxy.is_some() {
             files.push(
-                VirtualFile::new("/etc/hosts", &pinned.hosts_file())
+                VirtualFile::new(HOSTS, &pinned.hosts_file())
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
-        let hosts_mount = self.hosts_mount(&files, proxy.is_some(), learner.is_some(), &pinned)?;
+        let hosts_mount = hosts_mount(
+            &self.policy,
+            self.ground.is_image(),
+            !files.is_empty() && learner.is_none(),
+            &pinned,
+        )?;
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
         if let Some(l) = learner {
@@ -319,7 +324,7 @@ impl Sandbox {
             bpf: launch::seccomp::program(spec),
             bpf_hosts_bound: hosts_mount.is_some().then(|| {
                 launch::seccomp::program(FilterSpec {
-                    trap_open: false,
+                    trap_open: !files.is_empty_but(Path::new(HOSTS)),
                     ..spec
                 })
             }),
@@ -383,9 +388,10 @@ impl Sandbox {
         };
         // The helper bound /etc/hosts wherever it ran with one planned (a
         // failure to bind stopped the run above).
+        let hosts_bound = spawned.own_pid_ns && spawned.plan.binds_hosts();
         let byte = launch::Ready {
             proc: with_proc,
-            hosts: spawned.own_pid_ns && spawned.plan.binds_hosts(),
+            hosts: hosts_bound,
         }
         .byte();
         let _ = nix::unistd::write(&ready_wr, &[byte]);
@@ -421,7 +427,12 @@ impl Sandbox {
             as_workload: !self.policy.process.keep_caps,
             kernel_checks_truncate: ruleset.checks_truncate(),
             egress,
-            files,
+            // The mount serves the bound /etc/hosts: the supervisor answers
+            // its opens CONTINUE (one trap, no copy) where others trap.
+            files: match hosts_bound {
+                true => files.without(Path::new(HOSTS)),
+                false => files,
+            },
             writable,
             reporter: Arc::clone(&reporter),
             proxy,
@@ -488,46 +499,6 @@ impl Sandbox {
                 None
             }
         }
-    }
-
-    /// The sandbox's `/etc/hosts` as a mount of the workload's namespace,
-    /// when it is the only virtual file (a network flag, no HTTP rule, no
-    /// learning: those trap opens anyway), the workload gets a /proc of
-    /// its own (the table is staged there) and the host has a regular
-    /// `/etc/hosts` to bind over. `None`: served through the open trap.
-    fn hosts_mount(
-        &self,
-        files: &[VirtualFile],
-        proxy: bool,
-        learning: bool,
-        pinned: &Pinned,
-    ) -> Result<Option<launch::hosts::HostsFile>> {
-        let only_hosts = files.len() == 1 && !proxy && !learning;
-        let host_file = std::fs::metadata("/etc/hosts").is_ok_and(|m| m.is_file());
-        if !only_hosts || !host_file || !self.policy.fs.own_proc() || self.ground.is_image() {
-            return Ok(None);
-        }
-        // A grant that lets the workload write /etc/hosts (`-w /etc`,
-        // `--cow /etc`) keeps its meaning: writes reach the file it names,
-        // reads are served through the trap.
-        let spellings = |p: &Path| {
-            [
-                p.to_path_buf(),
-                std::fs::canonicalize(p).unwrap_or_default(),
-            ]
-        };
-        let hosts = spellings(Path::new("/etc/hosts"));
-        let fs = &self.policy.fs;
-        let writable = fs.write.iter().chain(&self.policy.cow.dirs);
-        if writable
-            .flat_map(|w| spellings(w))
-            .any(|w| !w.as_os_str().is_empty() && hosts.iter().any(|h| h.starts_with(&w)))
-        {
-            return Ok(None);
-        }
-        launch::hosts::HostsFile::new(pinned.hosts_file())
-            .map(Some)
-            .map_err(|e| Error::setup("the sandbox's /etc/hosts", e))
     }
 
     /// Mounts the workload's own /proc when the reaper came up in

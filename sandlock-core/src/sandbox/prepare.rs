@@ -1,13 +1,19 @@
 //! Preparing a run: the private directory,
-//! the rest of the Landlock ruleset, and a check of what the workload
-//! inherits on stdin, stdout and stderr.
+//! the rest of the Landlock ruleset, a check of what the workload
+//! inherits on stdin, stdout and stderr, and whether its `/etc/hosts` is
+//! a mount of its namespace.
 
 use std::ffi::CString;
+use std::path::Path;
 
 use super::private::Private;
 use crate::launch::{self, LandlockRuleset};
+use crate::network::Pinned;
 use crate::policy::FsPolicy;
-use crate::{Error, Result};
+use crate::{Error, Policy, Result};
+
+/// The one path every network flag makes virtual.
+pub(super) const HOSTS: &str = "/etc/hosts";
 
 pub(super) fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| {
@@ -88,4 +94,43 @@ pub(super) fn finish_ruleset(
     ruleset
         .allow(private.reach(), true)
         .map_err(|e| Error::setup("landlock rule for the private directory", e))
+}
+
+/// The sandbox's `/etc/hosts` as a mount of the workload's namespace,
+/// when it is `virtual` (a network flag, and not `--learn`, which traps
+/// every open anyway), the workload gets a /proc of its own (the table is
+/// staged there), the ground is the host's (not an image) and the host
+/// has a regular `/etc/hosts` to bind over. `None`: the supervisor serves
+/// it.
+pub(super) fn hosts_mount(
+    policy: &Policy,
+    image: bool,
+    virtual_hosts: bool,
+    pinned: &Pinned,
+) -> Result<Option<launch::hosts::HostsFile>> {
+    let host_file = std::fs::metadata(HOSTS).is_ok_and(|m| m.is_file());
+    if !virtual_hosts || !host_file || !policy.fs.own_proc() || image {
+        return Ok(None);
+    }
+    // A grant that lets the workload write /etc/hosts (`-w /etc`, `--cow
+    // /etc`) keeps its meaning: writes reach the file it names, reads are
+    // served by the supervisor.
+    let spellings = |p: &Path| {
+        [
+            p.to_path_buf(),
+            std::fs::canonicalize(p).unwrap_or_default(),
+        ]
+    };
+    let hosts = spellings(Path::new(HOSTS));
+    let mut writable = policy.fs.write.iter().chain(&policy.cow.dirs);
+    if writable.any(|w| {
+        spellings(w)
+            .iter()
+            .any(|w| !w.as_os_str().is_empty() && hosts.iter().any(|h| h.starts_with(w)))
+    }) {
+        return Ok(None);
+    }
+    launch::hosts::HostsFile::new(pinned.hosts_file())
+        .map(Some)
+        .map_err(|e| Error::setup("the sandbox's /etc/hosts", e))
 }

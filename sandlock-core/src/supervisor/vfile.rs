@@ -216,6 +216,28 @@ impl Virtuals {
         self.files.is_empty() && self.splices.is_empty()
     }
 
+    /// True when no open would need looking at once the fixed file
+    /// `path` is served some other way (see [`Virtuals::without`]).
+    pub fn is_empty_but(&self, path: &Path) -> bool {
+        self.files.iter().all(|f| f.path == path) && self.splices.is_empty()
+    }
+
+    /// These files without the fixed file `path`, which the workload's
+    /// mount namespace serves instead (its `/etc/hosts`): an open of it
+    /// is then answered CONTINUE and reaches the mount.
+    pub fn without(mut self, path: &Path) -> Virtuals {
+        self.files.retain(|f| f.path != path);
+        self.names = self
+            .files
+            .iter()
+            .filter_map(|f| match &f.place {
+                Place::InDir { name, .. } => Some(name.clone()),
+                Place::Inode(..) => None,
+            })
+            .collect();
+        self
+    }
+
     /// True when a file exists only in the sandbox, so lookups by path
     /// (stat, access) must be trapped to find it.
     pub fn has_sandbox_only(&self) -> bool {
@@ -307,5 +329,42 @@ impl Virtuals {
             found.insert(id, Arc::clone(&file));
         }
         Ok(Some(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn virtuals(files: Vec<VirtualFile>) -> Virtuals {
+        Virtuals::new(files, Vec::new(), Arc::new(ReadableRoots::new(Vec::new())))
+    }
+
+    #[test]
+    fn a_file_served_elsewhere_leaves_the_others() {
+        let dir = std::env::temp_dir();
+        let hosts = VirtualFile::new("/etc/hosts", b"127.0.0.1 a\n").unwrap();
+        let id = id_of(Path::new("/etc/hosts")).unwrap();
+        let only = dir.join("sandlock-vfile-test-no-such-file.pem");
+        let only = VirtualFile::new(only.to_str().unwrap(), b"ca").unwrap();
+        let v = virtuals(vec![hosts, only]);
+        let hosts = Path::new("/etc/hosts");
+        assert!(!v.is_empty_but(hosts), "another file is still served");
+        assert!(v.by_inode(id).is_some());
+        let v = v.without(hosts);
+        assert!(v.by_inode(id).is_none(), "its opens go to the mount");
+        assert!(v.has_sandbox_only());
+        assert!(!v.is_empty());
+    }
+
+    #[test]
+    fn hosts_alone_served_elsewhere_leaves_nothing() {
+        let hosts = Path::new("/etc/hosts");
+        let v = virtuals(vec![VirtualFile::new("/etc/hosts", b"x").unwrap()]);
+        assert!(v.is_empty_but(hosts));
+        assert!(!v.is_empty());
+        let v = v.without(hosts);
+        assert!(v.is_empty());
+        assert!(!v.has_sandbox_only());
     }
 }
