@@ -2,10 +2,12 @@
  * filter, and passing a listener between processes. */
 #ifndef SANDLOCK_BENCH_NOTIFY_H
 #define SANDLOCK_BENCH_NOTIFY_H
+#include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -31,6 +33,23 @@ static inline int trap_one(long nr) {
     struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+}
+
+/* Answers every notification on listener `fd` with CONTINUE, the cheapest
+ * answer, counting them in `*counted` unless it is NULL; returns when the
+ * listener fails for another reason than EINTR or ENOENT. */
+static inline void serve_continue(int fd, long *counted) {
+    for (;;) {
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+            if (errno == EINTR || errno == ENOENT) continue;
+            return;
+        }
+        if (counted) __atomic_add_fetch(counted, 1, __ATOMIC_RELAXED);
+        struct seccomp_notif_resp resp = { .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+        ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
 }
 
 /* Sends `fd` over the unix socket `sock` (SCM_RIGHTS, one byte of data). */

@@ -30,18 +30,7 @@ static int listener = -1;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
-static void serve(int fd) {
-    for (;;) {
-        struct seccomp_notif req;
-        memset(&req, 0, sizeof req);
-        if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
-            if (errno == EINTR || errno == ENOENT) continue;
-            return;
-        }
-        struct seccomp_notif_resp resp = { .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
-        ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
-    }
-}
+static void serve(int fd) { serve_continue(fd, NULL); }
 
 /* One iteration of the timed loop: a trapped getppid, or an open+close of
  * /etc/passwd whose openat is trapped. */

@@ -39,72 +39,50 @@
 
 static long trapped;
 
-/* Answers every notification with CONTINUE until the listener has no
- * task left to send one. */
 static void *serve(void *arg) {
-    int fd = *(int *)arg;
-    for (;;) {
-        struct seccomp_notif req;
-        memset(&req, 0, sizeof req);
-        if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
-            if (errno == EINTR || errno == ENOENT) continue;
-            return NULL;
-        }
-        __atomic_add_fetch(&trapped, 1, __ATOMIC_RELAXED);
-        struct seccomp_notif_resp resp = { .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
-        ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
-    }
+    serve_continue(*(int *)arg, &trapped);
+    return NULL;
+}
+
+/* Appends to `code` at `*n`: call `nr` notifies unless the low 32 bits of
+ * its argument `arg` have a bit of `mask` set (a flag that makes it no
+ * read, or AT_EMPTY_PATH); other calls go on to the next block with the
+ * call number loaded. */
+static void notify_unless(struct sock_filter *code, int *n, long nr, int arg, unsigned mask) {
+    struct sock_filter block[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg)),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, mask, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+    };
+    for (size_t i = 0; i < sizeof block / sizeof block[0]; i++) code[(*n)++] = block[i];
 }
 
 /* Installs the filter on the calling thread and returns its listener. */
 static int install(int with_stat) {
-    enum { NOTIFY = SECCOMP_RET_USER_NOTIF, ALLOW = SECCOMP_RET_ALLOW };
-    /* Each checked call jumps to a block that loads one argument's low 32
-     * bits and notifies unless `mask` has a bit set in it. */
     struct sock_filter code[64];
     int n = 0;
 #define S(op, val) (code[n++] = (struct sock_filter)BPF_STMT(op, val))
 #define J(op, val, t, f) (code[n++] = (struct sock_filter)BPF_JUMP(op, val, t, f))
     S(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
     J(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    S(BPF_RET | BPF_K, ALLOW);
-    S(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    /* open: flags in arg 1; openat: flags in arg 2. */
-    J(BPF_JMP | BPF_JEQ | BPF_K, SYS_open, 0, 4);
-    S(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1));
-    J(BPF_JMP | BPF_JSET | BPF_K, NOT_A_READ, 0, 1);
-    S(BPF_RET | BPF_K, ALLOW);
-    S(BPF_RET | BPF_K, NOTIFY); /* reached from the JSET above: a read */
-    /* From here the accumulator may hold an argument: reload nr per test. */
-    S(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    J(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 4);
-    S(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2));
-    J(BPF_JMP | BPF_JSET | BPF_K, NOT_A_READ, 0, 1);
-    S(BPF_RET | BPF_K, ALLOW);
-    S(BPF_RET | BPF_K, NOTIFY);
+    S(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    notify_unless(code, &n, SYS_open, 1, NOT_A_READ);
+    notify_unless(code, &n, SYS_openat, 2, NOT_A_READ);
     if (with_stat) {
         static const long plain[] = { SYS_stat, SYS_lstat, SYS_access, SYS_faccessat,
                                       SYS_faccessat2, SYS_getxattr, SYS_lgetxattr,
                                       SYS_listxattr, SYS_llistxattr };
-        S(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
         for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
             J(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)plain[i], 0, 1);
-            S(BPF_RET | BPF_K, NOTIFY);
+            S(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
         }
-        /* newfstatat: flags in arg 3; statx: flags in arg 2. */
-        J(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 0, 4);
-        S(BPF_LD | BPF_W | BPF_ABS, ARG_LO(3));
-        J(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
-        S(BPF_RET | BPF_K, ALLOW);
-        S(BPF_RET | BPF_K, NOTIFY);
-        S(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-        J(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 0, 4);
-        S(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2));
-        J(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
-        S(BPF_RET | BPF_K, ALLOW);
-        S(BPF_RET | BPF_K, NOTIFY);
+        notify_unless(code, &n, SYS_newfstatat, 3, AT_EMPTY_PATH);
+        notify_unless(code, &n, SYS_statx, 2, AT_EMPTY_PATH);
     }
-    S(BPF_RET | BPF_K, ALLOW);
+    S(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 #undef S
 #undef J
     struct sock_fprog prog = { .len = (unsigned short)n, .filter = code };

@@ -240,12 +240,6 @@ impl Sandbox {
                     .map_err(|e| Error::setup("virtual /etc/hosts", e))?,
             );
         }
-        let hosts_mount = hosts_mount(
-            &self.policy,
-            self.ground.is_image(),
-            !files.is_empty() && learner.is_none(),
-            &pinned,
-        )?;
         let mut private = Private::new()?;
         let tmp_path = private.root().to_path_buf();
         if let Some(l) = learner {
@@ -263,6 +257,28 @@ impl Sandbox {
             &self.policy.cow,
             tmp_path.parent().unwrap_or(Path::new("/")),
             &granted,
+        )?;
+        // Where the workload can create or replace names, spelled both as
+        // granted and as resolved (a grant may be a symlink).
+        let mut writable: Vec<PathBuf> = grants
+            .write
+            .iter()
+            .chain(std::iter::once(&tmp_path))
+            .chain(cow.dirs())
+            .cloned()
+            .collect();
+        writable.extend(
+            writable
+                .clone()
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok()),
+        );
+        let hosts_mount = hosts_mount(
+            &self.policy,
+            self.ground.is_image(),
+            !files.is_empty() && learner.is_none(),
+            &writable,
+            &pinned,
         )?;
         roots.push(tmp_path.clone());
         let readable = Arc::new(ReadableRoots::new(roots));
@@ -397,21 +413,6 @@ impl Sandbox {
         let _ = nix::unistd::write(&ready_wr, &[byte]);
         drop(ready_wr);
         let streams = plumbing.start();
-        // Where the workload can create or replace names, spelled both as
-        // granted and as resolved (a grant may be a symlink).
-        let mut writable: Vec<PathBuf> = grants
-            .write
-            .iter()
-            .chain(std::iter::once(&tmp_path))
-            .chain(cow.dirs())
-            .cloned()
-            .collect();
-        writable.extend(
-            writable
-                .clone()
-                .iter()
-                .filter_map(|p| std::fs::canonicalize(p).ok()),
-        );
 
         let mut write_roots = self.policy.fs.write.clone();
         write_roots.extend(self.policy.fs.home.iter().cloned());

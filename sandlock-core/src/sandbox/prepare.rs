@@ -4,7 +4,7 @@
 //! a mount of its namespace.
 
 use std::ffi::CString;
-use std::path::Path;
+use std::path::PathBuf;
 
 use super::private::Private;
 use crate::launch::{self, LandlockRuleset};
@@ -99,13 +99,14 @@ pub(super) fn finish_ruleset(
 /// The sandbox's `/etc/hosts` as a mount of the workload's namespace,
 /// when it is `virtual` (a network flag, and not `--learn`, which traps
 /// every open anyway), the workload gets a /proc of its own (the table is
-/// staged there), the ground is the host's (not an image) and the host
-/// has a regular `/etc/hosts` to bind over. `None`: the supervisor serves
-/// it.
+/// staged there), the ground is the host's (not an image), the host has a
+/// regular `/etc/hosts` to bind over, and nothing `writable` (as granted
+/// and as resolved) holds it. `None`: the supervisor serves it.
 pub(super) fn hosts_mount(
     policy: &Policy,
     image: bool,
     virtual_hosts: bool,
+    writable: &[PathBuf],
     pinned: &Pinned,
 ) -> Result<Option<launch::hosts::HostsFile>> {
     let host_file = std::fs::metadata(HOSTS).is_ok_and(|m| m.is_file());
@@ -115,19 +116,14 @@ pub(super) fn hosts_mount(
     // A grant that lets the workload write /etc/hosts (`-w /etc`, `--cow
     // /etc`) keeps its meaning: writes reach the file it names, reads are
     // served by the supervisor.
-    let spellings = |p: &Path| {
-        [
-            p.to_path_buf(),
-            std::fs::canonicalize(p).unwrap_or_default(),
-        ]
-    };
-    let hosts = spellings(Path::new(HOSTS));
-    let mut writable = policy.fs.write.iter().chain(&policy.cow.dirs);
-    if writable.any(|w| {
-        spellings(w)
-            .iter()
-            .any(|w| !w.as_os_str().is_empty() && hosts.iter().any(|h| h.starts_with(w)))
-    }) {
+    let hosts = [
+        PathBuf::from(HOSTS),
+        std::fs::canonicalize(HOSTS).unwrap_or_default(),
+    ];
+    if writable
+        .iter()
+        .any(|w| hosts.iter().any(|h| h.starts_with(w)))
+    {
         return Ok(None);
     }
     launch::hosts::HostsFile::new(pinned.hosts_file())
