@@ -8,8 +8,12 @@
 # Environment knobs (all optional):
 #   REPS=7             repetitions of each in-process microbenchmark (median taken)
 #   STARTUP_RUNS=300   hyperfine runs per command for the startup benchmark
-#   SKIP_BUILD=1       do not run cargo build (use the existing release binary)
-#   SANDLOCK=/path     benchmark this binary instead of target/release/sandlock
+#   SKIP_BUILD=1       do not run cargo build (use the existing release binaries)
+#   SANDLOCK=/path     benchmark this binary instead of the static release build
+#                      that scripts/install.sh installs
+#                      (target/x86_64-unknown-linux-gnu/release/sandlock); the
+#                      start-up rows add the dynamic target/release/sandlock
+#                      when it exists
 #   BENCH_MD=/path     also write the summary table as Markdown to this file
 #
 # Exit status: 0 when everything ran (even if a target is missed: this is a
@@ -41,12 +45,13 @@ command -v cc >/dev/null 2>&1 || die "no C compiler after install"
 command -v hyperfine >/dev/null 2>&1 || die "no hyperfine after install"
 
 # ---------------------------------------------------------------- build
+DYNAMIC="$ROOT/target/release/sandlock"
 if [[ -z "${SANDLOCK:-}" ]]; then
     if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-        log "cargo build --release -p sandlock-cli"
-        (cd "$ROOT" && cargo build --release -p sandlock-cli) >&2
+        log "cargo build --release -p sandlock-cli; cargo build-static --release"
+        (cd "$ROOT" && cargo build --release -p sandlock-cli && cargo build-static --release) >&2
     fi
-    SANDLOCK="$ROOT/target/release/sandlock"
+    SANDLOCK="$ROOT/target/x86_64-unknown-linux-gnu/release/sandlock"
 fi
 [[ -x "$SANDLOCK" ]] || die "no sandlock binary at $SANDLOCK"
 
@@ -130,24 +135,34 @@ for _ in 1 2 3; do "$SANDLOCK" run -- /bin/true && { ok=1; break; }; done
 ((ok)) || die "sandlock run -- /bin/true failed 3 times in a row"
 # -i: a failing run must not abort the whole report; failures are counted
 # from the exported exit codes and make the script exit non-zero at the end.
+# The dynamic build (`cargo build`, `cargo install`) beside the static one,
+# when it is there and is not the binary under test.
+dynamic=()
+if [[ -x "$DYNAMIC" && "$DYNAMIC" != "$SANDLOCK" ]]; then
+    dynamic=(-n dynamic "$DYNAMIC run -- /bin/true")
+fi
 hyperfine -N -i --warmup 20 --runs "$STARTUP_RUNS" --style none \
     --export-json "$WORK/startup.json" \
     -n bare '/bin/true' \
     -n sandlock "$SANDLOCK run -- /bin/true" \
+    "${dynamic[@]}" \
     -n floor-one "$BIN/launch_floor -- /bin/true" \
     -n floor-entries "$BIN/launch_floor per-entry -- /bin/true" >&2
-read -r start_bare start_sand start_fail floor_one floor_entries < <(python3 - "$WORK/startup.json" <<'EOF'
+read -r start_bare start_sand start_fail floor_one floor_entries start_dynamic < <(python3 - "$WORK/startup.json" <<'EOF'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 fails = sum(1 for c in res["sandlock"].get("exit_codes", []) if c != 0)
-ms = lambda name: res[name]["median"] * 1e3
-print(ms("bare"), ms("sandlock"), fails, ms("floor-one"), ms("floor-entries"))
+ms = lambda name: res[name]["median"] * 1e3 if name in res else "-"
+print(ms("bare"), ms("sandlock"), fails, ms("floor-one"), ms("floor-entries"), ms("dynamic"))
 EOF
 )
 [[ -n "${start_fail:-}" ]] || die "could not parse hyperfine results"
 printf 'startup: sandlock run -- /bin/true\tms\t%s\t%s\tdiff\t1.5\n' "$start_bare" "$start_sand" >>"$RESULTS"
 # The same start in minimal C (bench/launch_floor.c): what any
 # implementation of the prescribed mechanism pays on this machine.
+if [[ "$start_dynamic" != - ]]; then
+    printf '%s\t%s\t%s\n' "startup: the dynamic build (target/release/sandlock) run -- /bin/true" ms "$start_dynamic" >>"$DIAG"
+fi
 printf '%s\t%s\t%s\n' "startup floor: launch_floor -- /bin/true, /etc as one rule (no sandlock)" ms "$floor_one" >>"$DIAG"
 printf '%s\t%s\t%s\n' "startup floor: launch_floor per-entry -- /bin/true, /etc entry by entry as for root (no sandlock)" ms "$floor_entries" >>"$DIAG"
 if ((start_fail > 0)); then

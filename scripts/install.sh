@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds sandlock (release) and installs it under PREFIX:
-#   bin/sandlock                  the command line
+#   bin/sandlock                  the command line (statically linked)
 #   bin/sandlock-oci              the OCI runtime (statically linked)
 #   lib/libsandlock_ffi.so, .a    the C ABI
 #   include/sandlock.h            its header
@@ -103,19 +103,19 @@ if [ "$skip_build" != 1 ]; then
         fi
     fi
     echo "install.sh: building sandlock $version ($profile profile; a first build takes several minutes)"
-    build=(cargo build "${cargo_profile[@]}" --locked -p sandlock-cli -p sandlock-ffi)
+    build=(cargo build "${cargo_profile[@]}" --locked -p sandlock-ffi)
     "${build[@]}" || die "'${build[*]}' failed (its errors are above)"
-    # The static OCI runtime (see .cargo/config.toml).
-    build=(cargo build-oci "${cargo_profile[@]}" --locked)
+    # The static command line and OCI runtime (see .cargo/config.toml).
+    build=(cargo build-static "${cargo_profile[@]}" --locked)
     "${build[@]}" || die "'${build[*]}' failed (its errors are above)"
 fi
 
-oci_target="$target/x86_64-unknown-linux-gnu/$dir"
+static="$target/x86_64-unknown-linux-gnu/$dir"
 built="$target/$dir"
-for f in "$built/sandlock" "$built/libsandlock_ffi.so" "$built/libsandlock_ffi.a" "$oci_target/sandlock-oci"; do
+for f in "$static/sandlock" "$built/libsandlock_ffi.so" "$built/libsandlock_ffi.a" "$static/sandlock-oci"; do
     if [ ! -f "$f" ]; then
         if [ "$skip_build" = 1 ]; then
-            die "$f is missing: build it first (cargo build ${cargo_profile[*]} -p sandlock-cli -p sandlock-ffi; cargo build-oci ${cargo_profile[*]}), or unset SANDLOCK_INSTALL_SKIP_BUILD"
+            die "$f is missing: build it first (cargo build ${cargo_profile[*]} -p sandlock-ffi; cargo build-static ${cargo_profile[*]}), or unset SANDLOCK_INSTALL_SKIP_BUILD"
         fi
         die "$f is missing after the build (is CARGO_TARGET_DIR=$target where cargo builds?)"
     fi
@@ -126,8 +126,8 @@ put() {
     install -D -m "$1" "$2" "$dest$3"
     echo "installed $dest$3"
 }
-put 0755 "$built/sandlock" /bin/sandlock
-put 0755 "$oci_target/sandlock-oci" /bin/sandlock-oci
+put 0755 "$static/sandlock" /bin/sandlock
+put 0755 "$static/sandlock-oci" /bin/sandlock-oci
 put 0755 "$built/libsandlock_ffi.so" /lib/libsandlock_ffi.so
 put 0644 "$built/libsandlock_ffi.a" /lib/libsandlock_ffi.a
 put 0644 include/sandlock.h /include/sandlock.h
@@ -142,17 +142,17 @@ put 0644 "$pc" /lib/pkgconfig/sandlock.pc
 # same definitions as its --help.
 gen="$(mktemp -d)"
 trap 'rm -f "$pc"; rm -rf "$gen"' EXIT
-"$built/sandlock" man >"$gen/sandlock.1"
+"$static/sandlock" man >"$gen/sandlock.1"
 put 0644 "$gen/sandlock.1" /share/man/man1/sandlock.1
 for cmd in run check profile cow completions; do
-    "$built/sandlock" man "$cmd" >"$gen/sandlock-$cmd.1"
+    "$static/sandlock" man "$cmd" >"$gen/sandlock-$cmd.1"
     put 0644 "$gen/sandlock-$cmd.1" "/share/man/man1/sandlock-$cmd.1"
 done
-"$built/sandlock" completions bash >"$gen/bash"
+"$static/sandlock" completions bash >"$gen/bash"
 put 0644 "$gen/bash" /share/bash-completion/completions/sandlock
-"$built/sandlock" completions zsh >"$gen/zsh"
+"$static/sandlock" completions zsh >"$gen/zsh"
 put 0644 "$gen/zsh" /share/zsh/site-functions/_sandlock
-"$built/sandlock" completions fish >"$gen/fish"
+"$static/sandlock" completions fish >"$gen/fish"
 put 0644 "$gen/fish" /share/fish/vendor_completions.d/sandlock.fish
 
 # A system-wide library is found by the loader once its cache knows it.

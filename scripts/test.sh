@@ -34,16 +34,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # `cargo test` builds sandlock-ffi only as an rlib; the C program's tests
 # link the .so and the .a, which a build makes.
 cargo build --workspace --locked
-# sandlock-oci's static build, the one containers run (see .cargo/config.toml).
-cargo build-oci --locked
-cargo test --workspace --locked -- --test-threads=2
+# The static builds of sandlock and sandlock-oci, the ones scripts/install.sh
+# installs (see .cargo/config.toml): the end-to-end suite runs that sandlock.
+cargo build-static --locked
+root="$(pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+SANDLOCK_E2E_BIN="$target/x86_64-unknown-linux-gnu/debug/sandlock" \
+    cargo test --workspace --locked -- --test-threads=2
 
 # The Python SDK: `pip install ./python` into a venv under the target dir
 # (its build step reuses the debug build above), then its pytest suite, as
 # root and, like the end-to-end suite, as uid 65534.
-root="$(pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-case "$target" in /*) ;; *) target="$root/$target" ;; esac
 venv="$target/pyvenv"
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
 # With its [test] extra: pytest, and mypy to type-check code against the

@@ -6,7 +6,7 @@
 //! shared and static, and runs. Bad settings fail with a message.
 //!
 //! Needs what scripts/test.sh builds first: `cargo build --workspace` and
-//! `cargo build-oci` (the static sandlock-oci).
+//! `cargo build-static` (the static sandlock and sandlock-oci).
 
 // Test helpers report a failure by panicking: unwrap says "this must hold"
 // (clippy's allow-unwrap-in-tests covers #[test] functions, not helpers).

@@ -220,3 +220,33 @@ both!(
         );
     }
 );
+
+/// True when the ELF file at `path` names a program interpreter (a
+/// dynamic loader): a `PT_INTERP` entry among its program headers.
+fn has_interpreter(path: &str) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut head = [0u8; 64];
+    f.read_exact(&mut head).unwrap();
+    assert_eq!(&head[..5], b"\x7fELF\x02", "{path}: not a 64-bit ELF");
+    let phoff = u64::from_le_bytes(head[0x20..0x28].try_into().unwrap());
+    let phentsize = u64::from(u16::from_le_bytes([head[0x36], head[0x37]]));
+    let phnum = u16::from_le_bytes([head[0x38], head[0x39]]);
+    (0..u64::from(phnum)).any(|i| {
+        let mut p_type = [0u8; 4];
+        f.seek(SeekFrom::Start(phoff + i * phentsize)).unwrap();
+        f.read_exact(&mut p_type).unwrap();
+        u32::from_le_bytes(p_type) == 3 // PT_INTERP
+    })
+}
+
+#[test]
+fn the_suite_runs_the_static_build_when_told_to() {
+    // scripts/test.sh points SANDLOCK_E2E_BIN at `cargo build-static`'s
+    // sandlock, the one scripts/install.sh installs: it has no loader.
+    if std::env::var_os("SANDLOCK_E2E_BIN").is_some() {
+        assert!(!has_interpreter(&SANDLOCK), "{} is dynamic", *SANDLOCK);
+    }
+    // twin: the one Cargo builds for the tests is dynamic
+    assert!(has_interpreter(env!("CARGO_BIN_EXE_sandlock")));
+}

@@ -184,6 +184,54 @@ both!(kernel_internals_stay_covered, |ctx| {
     assert!(host.lines().count() > 1000);
 });
 
+both!(hardware_directories_are_one_empty_read_only_tmpfs, |ctx| {
+    // One tmpfs is mounted on the first of these and bound on the rest:
+    // every one must still be empty, and read-only in its mount flags.
+    if !ctx.own_proc() {
+        return;
+    }
+    let dirs: Vec<&str> = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/scsi",
+        "/proc/bus",
+        "/proc/irq",
+        "/proc/driver",
+        "/proc/sys/fs/binfmt_misc",
+    ]
+    .into_iter()
+    .filter(|d| std::path::Path::new(d).is_dir())
+    .collect();
+    assert!(dirs.len() >= 2, "this machine covers fewer than two");
+    let script = "import os, sys\n\
+        mounts = {}\n\
+        for line in open('/proc/self/mountinfo'):\n\
+        \x20   f = line.split()\n\
+        \x20   sep = f.index('-')\n\
+        \x20   mounts[f[4]] = (f[5].split(',')[0], f[sep + 1])\n\
+        for d in sys.argv[1:]:\n\
+        \x20   try:\n\
+        \x20       open(d + '/x', 'w')\n\
+        \x20       w = 'written'\n\
+        \x20   except OSError as e:\n\
+        \x20       w = e.strerror\n\
+        \x20   print(d, len(os.listdir(d)), *mounts.get(d, ('-', '-')), w)\n";
+    let mut cmd = vec![PYTHON, "-I", "-c", script];
+    cmd.extend(&dirs);
+    let out = ctx.sl(run_args(&[], &cmd));
+    out.expect_code(0);
+    let want: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("{d} 0 ro tmpfs Read-only file system"))
+        .collect();
+    assert_eq!(out.stdout_lines(), want, "{}", out.dump());
+    // twin: the host's own /proc/irq lists its interrupts
+    let host = std::fs::read_dir("/proc/irq")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(host > 0, "the host's /proc/irq is empty");
+});
+
 both!(the_reaper_keeps_its_memory_environment_and_fds, |ctx| {
     // pid 1 is the reaper: a copy of the supervisor, which holds the
     // secret's real value and was started with its source variable.

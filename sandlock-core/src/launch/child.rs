@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use nix::unistd::Pid;
 
-use super::{Prepared, Report, Stage};
+use super::{errno, Prepared, Report, Stage};
 
 /// What the child reads, prepared by the reaper before the clone.
 pub(super) struct Launch<'a> {
@@ -144,12 +144,6 @@ fn run(l: &Launch<'_>) -> ! {
             126
         })
     }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
 }
 
 /// A NULL-terminated array of pointers to `v`'s strings.

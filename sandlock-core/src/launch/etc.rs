@@ -1,7 +1,8 @@
 //! The walk of `/etc` that keeps its secrets out of the system view when
-//! file permissions alone would not (sandlock run as root): which entries
-//! may be granted, and which directories must be granted entry by entry
-//! because something below them may not.
+//! file permissions alone would not (sandlock run as root): whether it is
+//! needed at all, which entries may be granted, and which directories
+//! must be granted entry by entry because something below them may not.
+//! It runs on a thread of its own from the start of a run ([`EtcWalk`]).
 //!
 //! Left out: the named [`ETC_SECRETS`](crate::policy::fs::ETC_SECRETS),
 //! every file that is not world-readable (mode & 0o004 == 0) and every
@@ -12,40 +13,150 @@
 //!
 //! Cost is start-up time, so the walk makes the fewest syscalls it can:
 //! directories are opened relative to their parent and listed with
-//! `getdents64` into one buffer (their mode comes from the `fstat` of the
-//! open directory, not a stat by name), files get one `fstatat`, and
-//! symlinks none: Landlock checks a link's target, which must be granted
-//! in its own right.
+//! `getdents64` into one buffer, allocated once per walk (their mode comes
+//! from the `fstat` of the open directory, not a stat by name), files get
+//! one `fstatat`, and symlinks none: Landlock checks a link's target,
+//! which must be granted in its own right.
 //!
 //! Must never grant a directory whole unless every entry below it, at any
 //! depth, was listed and found harmless; an entry that cannot be examined
 //! counts as a secret.
 
 use std::ffi::{CStr, CString, OsStr};
+use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::landlock::Entry;
-use crate::policy::fs as fspol;
+use crate::policy::{fs as fspol, FsPolicy};
+use crate::{Error, Result};
 
 const DT_DIR: u8 = 4;
 const DT_LNK: u8 = 10;
 const DT_UNKNOWN: u8 = 0;
 
+/// The walk of `/etc`, on a thread of its own from the start of a run to
+/// the moment its rules are made: whether `/etc` may be granted whole,
+/// and the directories to grant entry by entry.
+#[derive(Debug)]
+pub struct EtcWalk(std::thread::JoinHandle<(bool, EntryDirs)>);
+
+/// Directories granted entry by entry, each with its harmless entries.
+pub(super) type EntryDirs = Vec<(PathBuf, Vec<Entry>)>;
+
+impl EtcWalk {
+    /// Starts the walk when the system view grants `/etc` (on an image's
+    /// ground, only when it is no symlink) and file permissions alone do
+    /// not keep its secrets from the workload; `None` when no walk is
+    /// needed. Started first thing, so that the rest of the preparation
+    /// and the launch hide its cost.
+    pub fn start(policy: &FsPolicy, image: bool) -> Result<Option<EtcWalk>> {
+        let needed = policy.system_view
+            && !(image && super::landlock::through_symlink(Path::new("/etc")))
+            && !secrets_out_of_reach();
+        needed.then(EtcWalk::spawn).transpose()
+    }
+
+    /// Starts the walk, unconditionally.
+    pub(super) fn spawn() -> Result<EtcWalk> {
+        std::thread::Builder::new()
+            .name("sandlock-etc".into())
+            .spawn(|| {
+                let mut entries = Vec::new();
+                let whole = walk(Path::new("/etc"), &mut entries);
+                (whole, entries)
+            })
+            .map(EtcWalk)
+            .map_err(|e| Error::setup("walking /etc", e))
+    }
+
+    /// Waits for the walk and takes its result.
+    pub(super) fn join(self) -> Result<(bool, EntryDirs)> {
+        self.0
+            .join()
+            .map_err(|_| Error::setup("walking /etc", std::io::Error::other("the walk panicked")))
+    }
+}
+
+/// True when file permissions alone already keep every `/etc` secret
+/// away from this process (and so from the workload, which runs with the
+/// same ids, no capabilities and no_new_privs). Then `/etc` is granted
+/// with one rule instead of one per entry, which is most of the cost of
+/// starting a sandbox. Root, or a member of a group that can read a
+/// secret, gets the entry-by-entry view.
+pub(super) fn secrets_out_of_reach() -> bool {
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    fspol::ETC_SECRETS
+        .iter()
+        .all(|pattern| match pattern.split_once('*') {
+            None => unreachable_path(Path::new(pattern)),
+            Some((prefix, suffix)) => {
+                let (dir, stem) = prefix.rsplit_once('/').unwrap_or(("/", prefix));
+                let Ok(entries) = fs::read_dir(dir) else {
+                    return true;
+                };
+                entries.flatten().all(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    !(name.starts_with(stem) && name.ends_with(suffix))
+                        || unreachable_path(&e.path())
+                })
+            }
+        })
+}
+
+/// A file nobody here may read, or a directory nobody here may search,
+/// or nothing at all.
+fn unreachable_path(p: &Path) -> bool {
+    let Ok(meta) = fs::symlink_metadata(p) else {
+        return true;
+    };
+    let mode = if meta.is_dir() {
+        libc::X_OK
+    } else {
+        libc::R_OK
+    };
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: valid C string; faccessat only reads it.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) != 0 }
+}
+
 /// Walks `dir`: returns true when nothing below it had to be left out
 /// (the caller grants it whole); otherwise every directory that must be
 /// granted entry by entry is in `out` with its harmless entries.
-pub(super) fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) -> bool {
+pub(super) fn walk(dir: &Path, out: &mut EntryDirs) -> bool {
     let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };
     match open_dir(libc::AT_FDCWD, &c) {
         // Unlistable (only for a non-root walker): nothing in it is known
         // to be harmless, so none of it is granted.
-        Ok((fd, _)) => walk_fd(&fd, dir, out),
+        Ok((fd, _)) => Walker {
+            out,
+            buf: vec![0; LISTING],
+        }
+        .dir(&fd, dir),
         Err(_) => false,
     }
+}
+
+/// Bytes of one `getdents64` call: most directories of `/etc` list in
+/// one. Allocated once per walk, so a directory costs no fresh memory
+/// (on these machines a page touched for the first time costs ~10 us).
+const LISTING: usize = 32 * 1024;
+
+/// One walk's state: the directories to grant entry by entry, and the
+/// buffer every listing reuses (a listing is taken in whole before the
+/// walk descends).
+struct Walker<'a> {
+    out: &'a mut EntryDirs,
+    buf: Vec<u8>,
 }
 
 /// Opens directory `name` below `at` (never through a symlink) and
@@ -63,66 +174,63 @@ fn open_dir(at: RawFd, name: &CStr) -> std::io::Result<(OwnedFd, u32)> {
     Ok((fd, st.st_mode))
 }
 
-fn walk_fd(fd: &OwnedFd, dir: &Path, out: &mut Vec<(PathBuf, Vec<Entry>)>) -> bool {
-    let Ok(names) = list(fd) else {
-        return false;
-    };
-    let mut granted = Vec::new();
-    let mut whole = true;
-    for (name, d_type) in names {
-        if d_type == DT_LNK {
-            continue;
-        }
-        let path = dir.join(OsStr::from_bytes(name.as_bytes()));
-        if path.to_str().is_none_or(fspol::is_etc_secret) {
-            whole = false;
-            continue;
-        }
-        let is_dir = match harmless(fd, &name, d_type, &path, out) {
-            Some(is_dir) => is_dir,
-            None => {
+impl Walker<'_> {
+    /// Walks the open directory `fd` (named `dir`); true when it may be
+    /// granted whole.
+    fn dir(&mut self, fd: &OwnedFd, dir: &Path) -> bool {
+        let Ok(names) = list(fd, &mut self.buf) else {
+            return false;
+        };
+        let mut granted = Vec::new();
+        let mut whole = true;
+        for (name, d_type) in names {
+            if d_type == DT_LNK {
+                continue;
+            }
+            let path = dir.join(OsStr::from_bytes(name.as_bytes()));
+            if path.to_str().is_none_or(fspol::is_etc_secret) {
                 whole = false;
                 continue;
             }
-        };
-        granted.push(Entry {
-            name: OsStr::from_bytes(name.as_bytes()).to_owned(),
-            is_dir,
-        });
+            let is_dir = match self.harmless(fd, &name, d_type, &path) {
+                Some(is_dir) => is_dir,
+                None => {
+                    whole = false;
+                    continue;
+                }
+            };
+            granted.push(Entry {
+                name: OsStr::from_bytes(name.as_bytes()).to_owned(),
+                is_dir,
+            });
+        }
+        if !whole {
+            self.out.push((dir.to_path_buf(), granted));
+        }
+        whole
     }
-    if !whole {
-        out.push((dir.to_path_buf(), granted));
-    }
-    whole
-}
 
-/// Examines entry `name` of the directory `fd`: `Some(is_dir)` when it may
-/// be granted whole, `None` when it (or something below it) may not. A
-/// directory below is walked, its own entry-by-entry grants put in `out`.
-fn harmless(
-    fd: &OwnedFd,
-    name: &CStr,
-    d_type: u8,
-    path: &Path,
-    out: &mut Vec<(PathBuf, Vec<Entry>)>,
-) -> Option<bool> {
-    if d_type == DT_DIR {
-        let (child, mode) = open_dir(fd.as_raw_fd(), name).ok()?;
-        return (mode & 0o001 != 0 && walk_fd(&child, path, out)).then_some(true);
-    }
-    let st = crate::sys::fstatat(fd.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).ok()?;
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFLNK => None, // a listing that said otherwise: be safe
-        libc::S_IFDIR if d_type == DT_UNKNOWN => harmless(fd, name, DT_DIR, path, out),
-        libc::S_IFDIR => None,
-        _ => (st.st_mode & 0o004 != 0).then_some(false),
+    /// Examines entry `name` of the directory `fd`: `Some(is_dir)` when it may
+    /// be granted whole, `None` when it (or something below it) may not. A
+    /// directory below is walked, its own entry-by-entry grants put in `out`.
+    fn harmless(&mut self, fd: &OwnedFd, name: &CStr, d_type: u8, path: &Path) -> Option<bool> {
+        if d_type == DT_DIR {
+            let (child, mode) = open_dir(fd.as_raw_fd(), name).ok()?;
+            return (mode & 0o001 != 0 && self.dir(&child, path)).then_some(true);
+        }
+        let st = crate::sys::fstatat(fd.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW).ok()?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => None, // a listing that said otherwise: be safe
+            libc::S_IFDIR if d_type == DT_UNKNOWN => self.harmless(fd, name, DT_DIR, path),
+            libc::S_IFDIR => None,
+            _ => (st.st_mode & 0o004 != 0).then_some(false),
+        }
     }
 }
 
 /// The entries of the directory `fd` (name, `d_type`), `.` and `..` left
-/// out, read with `getdents64` until the end.
-fn list(fd: &OwnedFd) -> std::io::Result<Vec<(CString, u8)>> {
-    let mut buf = vec![0u8; 32 * 1024];
+/// out, read with `getdents64` into `buf` until the end.
+fn list(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Vec<(CString, u8)>> {
     let mut names = Vec::new();
     loop {
         // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
@@ -207,7 +315,7 @@ mod tests {
         want.sort();
         let c = CString::new("/etc").expect("no NUL");
         let (fd, _) = open_dir(libc::AT_FDCWD, &c).expect("open /etc");
-        let mut got: Vec<Vec<u8>> = list(&fd)
+        let mut got: Vec<Vec<u8>> = list(&fd, &mut [0; LISTING])
             .expect("list")
             .into_iter()
             .map(|(n, _)| n.into_bytes())

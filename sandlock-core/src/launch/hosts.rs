@@ -128,17 +128,7 @@ pub fn grant(ruleset: RawFd) -> Result<(), i32> {
 /// Binds the staged file over `/etc/hosts` and makes that mount
 /// read-only; on failure nothing stays bound.
 fn bind_read_only() -> bool {
-    // SAFETY: mount with static C strings and NULL data.
-    let bound = unsafe {
-        libc::mount(
-            STAGED.as_ptr(),
-            TARGET.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if bound != 0 {
+    if super::mounts::bind(STAGED, TARGET).is_err() {
         return false;
     }
     let flags = libc::MS_BIND

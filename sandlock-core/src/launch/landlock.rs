@@ -12,7 +12,8 @@ use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope, ABI,
 };
 
-use crate::policy::{fs as fspol, FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
+use super::etc::{secrets_out_of_reach, EtcWalk};
+use crate::policy::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 use crate::{Error, Result};
 
 /// The Landlock ABI version this kernel offers (0: Landlock unavailable).
@@ -45,11 +46,6 @@ fn abi_of(v: i32) -> ABI {
     }
 }
 
-/// The walk of `/etc` (see `etc.rs`), running on its own thread while the
-/// sandbox is prepared and launched: whether `/etc` may be granted whole,
-/// and the directories to grant entry by entry.
-type EtcWalk = std::thread::JoinHandle<(bool, Vec<(PathBuf, Vec<Entry>)>)>;
-
 /// Paths the ruleset grants, split by access, after expanding the system
 /// view.
 #[derive(Debug, Default)]
@@ -73,20 +69,21 @@ pub struct Grants {
 impl Grants {
     /// Waits for the walk of `/etc`, if one is under way, and takes its
     /// result in. Its cost (one listing per directory and a stat per file
-    /// of `/etc`, about 2 ms on these machines) is thus spent while the
-    /// rest of the sandbox is prepared and the workload starts.
-    pub fn settle(&mut self) -> Result<()> {
+    /// of `/etc`, about 1.5 ms on these machines) is thus spent while the
+    /// rest of the sandbox is prepared and the workload starts. Returns
+    /// `/etc` when this call found it may be granted whole (added to
+    /// `read`), for a caller whose rules for `read` are made already.
+    pub fn settle(&mut self) -> Result<Option<PathBuf>> {
         let Some(walk) = self.etc.take() else {
-            return Ok(());
+            return Ok(None);
         };
-        let (whole, entries) = walk
-            .join()
-            .map_err(|_| Error::setup("walking /etc", io::Error::other("the walk panicked")))?;
-        if whole {
-            self.read.push(PathBuf::from("/etc"));
-        }
+        let (whole, entries) = walk.join()?;
         self.read_entries = entries;
-        Ok(())
+        let etc = PathBuf::from("/etc");
+        if whole {
+            self.read.push(etc.clone());
+        }
+        Ok(whole.then_some(etc))
     }
 
     /// Every path the workload may read below (the private temp dir
@@ -126,7 +123,9 @@ pub struct Entry {
 
 /// Expands the policy into concrete paths (the private temp dir is added
 /// separately). User paths must exist; system paths that do not exist on
-/// this machine are skipped.
+/// this machine are skipped. `etc` is the walk of `/etc` when the caller
+/// started it early ([`EtcWalk::start`]); without one, this starts it
+/// where it is needed.
 ///
 /// On a container image's ground (`image`, see [`crate::Ground`]) no grant
 /// may reach through a symlink, since the image placed it (`/lib32 -> /`
@@ -134,7 +133,7 @@ pub struct Entry {
 /// goes through one is refused, and a system directory that is one is
 /// left out (the usr merge's `/lib -> usr/lib` is granted as part of
 /// `/usr`).
-pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
+pub fn grants(policy: &FsPolicy, image: bool, mut etc: Option<EtcWalk>) -> Result<Grants> {
     let mut g = Grants {
         no_symlinks: image,
         ..Grants::default()
@@ -145,15 +144,10 @@ pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
                 continue;
             }
             if *dir == "/etc" && !secrets_out_of_reach() {
-                let walk = std::thread::Builder::new()
-                    .name("sandlock-etc".into())
-                    .spawn(|| {
-                        let mut entries = Vec::new();
-                        let whole = super::etc::walk(Path::new("/etc"), &mut entries);
-                        (whole, entries)
-                    })
-                    .map_err(|e| Error::setup("walking /etc", e))?;
-                g.etc = Some(walk);
+                g.etc = Some(match etc.take() {
+                    Some(walk) => walk,
+                    None => EtcWalk::spawn()?,
+                });
             } else if Path::new(dir).exists() {
                 g.read.push(PathBuf::from(dir));
             }
@@ -216,57 +210,9 @@ pub fn grants(policy: &FsPolicy, image: bool) -> Result<Grants> {
 }
 
 /// Does resolving `p` meet a symlink (its last component included)?
-fn through_symlink(p: &Path) -> bool {
+pub(super) fn through_symlink(p: &Path) -> bool {
     matches!(open_path(None, p.as_os_str().as_bytes(), true),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP))
-}
-
-/// True when file permissions alone already keep every `/etc` secret
-/// away from this process (and so from the workload, which runs with the
-/// same ids, no capabilities and no_new_privs). Then `/etc` is granted
-/// with one rule instead of one per entry, which is most of the cost of
-/// starting a sandbox. Root, or a member of a group that can read a
-/// secret, gets the entry-by-entry view.
-fn secrets_out_of_reach() -> bool {
-    // SAFETY: geteuid has no failure mode.
-    if unsafe { libc::geteuid() } == 0 {
-        return false;
-    }
-    fspol::ETC_SECRETS
-        .iter()
-        .all(|pattern| match pattern.split_once('*') {
-            None => unreachable_path(Path::new(pattern)),
-            Some((prefix, suffix)) => {
-                let (dir, stem) = prefix.rsplit_once('/').unwrap_or(("/", prefix));
-                let Ok(entries) = fs::read_dir(dir) else {
-                    return true;
-                };
-                entries.flatten().all(|e| {
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    !(name.starts_with(stem) && name.ends_with(suffix))
-                        || unreachable_path(&e.path())
-                })
-            }
-        })
-}
-
-/// A file nobody here may read, or a directory nobody here may search,
-/// or nothing at all.
-fn unreachable_path(p: &Path) -> bool {
-    let Ok(meta) = fs::symlink_metadata(p) else {
-        return true;
-    };
-    let mode = if meta.is_dir() {
-        libc::X_OK
-    } else {
-        libc::R_OK
-    };
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: valid C string; faccessat only reads it.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) != 0 }
 }
 
 /// A Landlock ruleset under construction, as its fd. The `landlock`
@@ -387,7 +333,7 @@ impl LandlockRuleset {
 
     /// [`LandlockRuleset::allow`], refusing a symlink anywhere in `path`
     /// when `no_symlinks`.
-    fn allow_path(&self, path: &Path, write: bool, no_symlinks: bool) -> io::Result<()> {
+    pub fn allow_path(&self, path: &Path, write: bool, no_symlinks: bool) -> io::Result<()> {
         let parent = open_path(None, path.as_os_str().as_bytes(), no_symlinks)?;
         let st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&parent))?;
         self.add(
@@ -431,8 +377,9 @@ impl LandlockRuleset {
             .map_err(|e| Error::setup("landlock rules for /etc", e))
     }
 
-    /// Applies every grant of `g` except the entry-by-entry ones (see
-    /// [`LandlockRuleset::allow_entries_part`]).
+    /// Applies the grants of `g.read` and `g.write`: not the
+    /// entry-by-entry ones (see [`LandlockRuleset::allow_entries_part`]
+    /// and [`LandlockRuleset::allow_listings`]).
     pub fn allow_paths(&self, g: &Grants) -> Result<()> {
         for (list, write) in [(&g.read, false), (&g.write, true)] {
             for p in list {
@@ -440,6 +387,11 @@ impl LandlockRuleset {
                     .map_err(|e| Error::setup(format!("landlock rule for {}", p.display()), e))?;
             }
         }
+        Ok(())
+    }
+
+    /// Grants listing each directory `g` grants entry by entry.
+    pub fn allow_listings(&self, g: &Grants) -> Result<()> {
         // Listing is granted on every directory walked entry by entry, so
         // `ls /etc` and dirfd-relative opens work; file contents below stay
         // governed by the per-entry rules (names of secrets are visible,
@@ -658,9 +610,9 @@ mod tests {
             read_entries: out,
             ..Grants::default()
         };
-        let paths = rs.allow_paths(&g);
+        let listings = rs.allow_listings(&g);
         let _ = fs::remove_dir_all(&root);
         got.expect("entries of a removed directory are skipped");
-        paths.expect("listing of a removed directory is skipped");
+        listings.expect("listing of a removed directory is skipped");
     }
 }

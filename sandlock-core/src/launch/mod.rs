@@ -27,6 +27,7 @@ pub mod hosts;
 mod landlock;
 pub mod mounts;
 pub mod ns;
+mod procfs;
 mod reaper;
 mod rmtree;
 pub mod seccomp;
@@ -40,8 +41,17 @@ use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
+pub use self::etc::EtcWalk;
 pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
+
+/// The calling thread's errno (EIO if there is none), for the raw
+/// syscalls made after a fork.
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
 
 /// What the supervisor tells the workload, in the one byte on
 /// `rules_ready`, once every rule is in.

@@ -185,6 +185,25 @@ impl Mounts {
     }
 }
 
+/// Binds `source` on `path`; the errno on failure.
+pub(super) fn bind(source: &std::ffi::CStr, path: &std::ffi::CStr) -> Result<(), i32> {
+    // SAFETY: mount with C strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(super::errno())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

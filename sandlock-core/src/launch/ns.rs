@@ -7,9 +7,10 @@
 //! reaper, and the host-wide files programs read (cpuinfo, meminfo,
 //! `sys/...`); never a host process. Entries that tell about the kernel
 //! rather than the sandbox (kcore, kallsyms, keys, kmsg, sysrq-trigger,
-//! ...) are covered with an empty file or directory. Landlock grants the
-//! new /proc read-only (no execute), added by the workload itself after
-//! the mount: a rule made earlier would name the host's procfs.
+//! ...) are covered with an empty file or directory (see `procfs`).
+//! Landlock grants the new /proc read-only (no execute), added by the
+//! workload itself after the mount: a rule made earlier would name the
+//! host's procfs.
 //!
 //! Where the kernel refuses the namespaces (no unprivileged user
 //! namespaces, or a container whose /proc is partly masked), the reaper
@@ -24,41 +25,9 @@
 
 use std::os::fd::RawFd;
 
+use super::errno;
+use super::procfs::{cover, mount_proc};
 use super::stack::ChildStack;
-
-/// Entries of the fresh procfs that are covered with `/dev/null`: they
-/// describe the kernel (its memory, symbols, log, keys, timers), not the
-/// sandbox. Missing ones are skipped.
-const MASKED_FILES: &[&std::ffi::CStr] = &[
-    c"/proc/kcore",
-    c"/proc/kallsyms",
-    c"/proc/keys",
-    c"/proc/key-users",
-    c"/proc/kmsg",
-    c"/proc/sysrq-trigger",
-    c"/proc/timer_list",
-    c"/proc/sched_debug",
-    c"/proc/latency_stats",
-    c"/proc/kpagecount",
-    c"/proc/kpageflags",
-    c"/proc/kpagecgroup",
-    c"/proc/vmallocinfo",
-    c"/proc/slabinfo",
-    c"/proc/pagetypeinfo",
-    c"/proc/config.gz",
-];
-
-/// Directories of the fresh procfs covered with an empty read-only tmpfs
-/// (hardware and firmware interfaces).
-const MASKED_DIRS: &[&std::ffi::CStr] = &[
-    c"/proc/acpi",
-    c"/proc/asound",
-    c"/proc/scsi",
-    c"/proc/bus",
-    c"/proc/irq",
-    c"/proc/driver",
-    c"/proc/sys/fs/binfmt_misc",
-];
 
 /// What the reaper is to set up, decided and formatted before the fork.
 #[derive(Debug, Clone)]
@@ -484,63 +453,6 @@ fn mount_in_namespace(plan: &Plan) -> libc::c_int {
     }
 }
 
-/// Mounts the fresh procfs, read-only, and covers what it must not show;
-/// on any failure nothing stays mounted and the workload gets no /proc.
-///
-/// Read-only in the kernel's sense, not only in Landlock's: a workload
-/// whose write grant covers /proc (`-w /`) that runs as the real uid 0
-/// (root in a container) could otherwise write host-wide sysctls such as
-/// `kernel/core_pattern`, which the kernel checks by uid alone.
-fn mount_proc() -> bool {
-    let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: mount with static C strings and NULL data.
-    if unsafe {
-        libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            flags,
-            std::ptr::null(),
-        )
-    } != 0
-    {
-        return false;
-    }
-    let covered =
-        MASKED_FILES.iter().all(|p| cover(p, false)) && MASKED_DIRS.iter().all(|p| cover(p, true));
-    if !covered {
-        // SAFETY: umount2 with a static C string.
-        unsafe { libc::umount2(c"/proc".as_ptr(), libc::MNT_DETACH) };
-    }
-    covered
-}
-
-/// Covers `path` with /dev/null (a file) or an empty read-only tmpfs (a
-/// directory). A path this kernel does not have needs nothing.
-fn cover(path: &std::ffi::CStr, dir: bool) -> bool {
-    // SAFETY: mount with static C strings.
-    let r = unsafe {
-        if dir {
-            libc::mount(
-                c"none".as_ptr(),
-                path.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                c"size=0,mode=0555".as_ptr().cast(),
-            )
-        } else {
-            libc::mount(
-                c"/dev/null".as_ptr(),
-                path.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        }
-    };
-    r == 0 || errno() == libc::ENOENT
-}
-
 /// What this machine gives a workload, found the way a launch does it:
 /// a child forked into the namespaces mounts its /proc and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -642,12 +554,6 @@ pub fn parent_gone(expected: libc::pid_t, report: RawFd) -> bool {
     // SAFETY: one pollfd on the stack; zero timeout.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & libc::POLLERR != 0
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]

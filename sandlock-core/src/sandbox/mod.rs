@@ -35,7 +35,7 @@ use crate::{Error, Policy, Result};
 use self::cow::RunCow;
 pub use self::ground::Ground;
 use self::limits::RunLimits;
-use self::prepare::{check_inherited_stdio, cstring, finish_ruleset, hosts_mount, HOSTS};
+use self::prepare::{base_rules, check_inherited_stdio, cstring, etc_rules, hosts_mount, HOSTS};
 use self::private::Private;
 use self::stdio::Plumbing;
 pub use self::stdio::{Output, Stdio};
@@ -159,6 +159,10 @@ impl Sandbox {
         let _restore = RestoreMask(old_mask);
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::setup("signalfd", std::io::Error::from(e)))?;
+        // The walk of /etc (as root) runs on while everything else is
+        // prepared; only the rules, secrets and the trust splicing need
+        // its result.
+        let etc = launch::EtcWalk::start(&self.policy.fs, self.ground.is_image())?;
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
         // Limits no mechanism here can enforce stop the run before
@@ -180,10 +184,7 @@ impl Sandbox {
         if let Some(l) = learner {
             l.pins(pinned.clone());
         }
-        // The walk of /etc (as root) runs on while the rest is prepared;
-        // only secrets and the trust splicing need its result before the
-        // workload starts.
-        let mut grants = launch::grants(&self.policy.fs, self.ground.is_image())?;
+        let mut grants = launch::grants(&self.policy.fs, self.ground.is_image(), etc)?;
         for p in &net.unix_allow {
             if let Err(e) = std::fs::metadata(p) {
                 return Err(Error::invalid(
@@ -360,26 +361,41 @@ impl Sandbox {
         supervisor_only.push(std::os::fd::AsRawFd::as_raw_fd(&ready_wr));
         // The notify thread forks the reaper, so the workload's Landlock
         // domain nests in the thread's abstract-socket scope (ABI 6).
-        let (notify, spawned) = NotifyThread::start(ruleset.scoped(), move || {
-            launch::spawn(prepared, &supervisor_only)
-        })
-        .map_err(|e| Error::setup("starting the notify thread", e))?;
-        let mut spawned = match spawned {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = std::fs::remove_dir(&tmp_path);
+        // Meanwhile this thread, which would only wait, makes the private
+        // directory and the rules that need no walk, unless a tmpfs of the
+        // sandbox's mount namespace (`--disk`) is to hold the directory:
+        // that needs the reaper. /etc's rules come last, after the mounts
+        // (its walk is the longest step of a start as root).
+        let early = self.policy.limits.disk.is_none();
+        let started = NotifyThread::start(
+            ruleset.scoped(),
+            move || launch::spawn(prepared, &supervisor_only),
+            || early.then(|| base_rules(&ruleset, &grants, &private, &self.policy.fs)),
+        );
+        let (notify, mut spawned, rules) = match started {
+            Ok((Ok((notify, Ok(spawned))), rules)) => (notify, spawned, rules),
+            Ok((Ok((_, Err(e))), _)) => {
+                private.discard();
                 return Err(e);
             }
-        };
-        let ready = self.own_proc(&spawned).and_then(|with_proc| {
-            limits.started(&spawned, &reporter)?;
-            cow.started(&spawned, &ruleset)?;
-            if self.policy.limits.disk.is_some() {
-                private.covered_for(spawned.reaper.as_raw());
+            Ok((Err(e), _)) | Err(e) => {
+                private.discard();
+                return Err(Error::setup("starting the notify thread", e));
             }
-            finish_ruleset(&ruleset, &mut grants, &private, &self.policy.fs)?;
-            Ok(with_proc)
-        });
+        };
+        let ready = rules
+            .unwrap_or(Ok(()))
+            .and_then(|()| self.own_proc(&spawned))
+            .and_then(|with_proc| {
+                limits.started(&spawned, &reporter)?;
+                cow.started(&spawned, &ruleset)?;
+                if !early {
+                    private.covered_for(spawned.reaper.as_raw());
+                    base_rules(&ruleset, &grants, &private, &self.policy.fs)?;
+                }
+                etc_rules(&ruleset, &mut grants)?;
+                Ok(with_proc)
+            });
         let with_proc = match ready {
             Ok(with_proc) => with_proc,
             Err(e) => {

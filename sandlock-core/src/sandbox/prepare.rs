@@ -59,41 +59,46 @@ pub(super) fn check_inherited_stdio(net: &crate::policy::NetPolicy) -> Result<()
     Ok(())
 }
 
-/// Creates the private directory (see [`Private::create`])
-/// and puts every rule into the ruleset: hundreds when `/etc` is granted
-/// entry by entry (root), shared with a helper thread then; a handful
-/// otherwise.
-pub(super) fn finish_ruleset(
+/// Creates the private directory (see [`Private::create`]) and makes
+/// the rules that need neither the walk of `/etc` nor the reaper: while
+/// the notify thread forks the reaper, or, with `--disk`, once the tmpfs
+/// that holds the directory is mounted.
+pub(super) fn base_rules(
     ruleset: &LandlockRuleset,
-    grants: &mut launch::Grants,
+    grants: &launch::Grants,
     private: &Private,
     fs: &FsPolicy,
 ) -> Result<()> {
-    grants.settle()?;
-    let grants = &*grants;
-    let mkdir = || private.create(fs);
-    if grants.many_rules() {
-        std::thread::scope(|scope| -> Result<()> {
-            let helper = scope.spawn(|| {
-                mkdir()?;
-                ruleset.allow_entries_part(grants, 1, 2)
-            });
-            let mine = ruleset
-                .allow_paths(grants)
-                .and_then(|()| ruleset.allow_entries_part(grants, 0, 2));
-            helper.join().map_err(|_| {
-                Error::setup("landlock", std::io::Error::other("rule builder panicked"))
-            })??;
-            mine
-        })?;
-    } else {
-        mkdir()?;
-        ruleset.allow_paths(grants)?;
-        ruleset.allow_entries_part(grants, 0, 1)?;
-    }
+    private.create(fs)?;
+    ruleset.allow_paths(grants)?;
     ruleset
         .allow(private.reach(), true)
         .map_err(|e| Error::setup("landlock rule for the private directory", e))
+}
+
+/// The rules of `/etc` once its walk (as root) is over: `/etc` whole, or
+/// its entries one by one, hundreds of rules shared with a helper thread.
+/// Made after the workload's /proc is mounted, so that the mounts overlap
+/// the walk instead of following it.
+pub(super) fn etc_rules(ruleset: &LandlockRuleset, grants: &mut launch::Grants) -> Result<()> {
+    if let Some(whole) = grants.settle()? {
+        ruleset
+            .allow_path(&whole, false, grants.no_symlinks)
+            .map_err(|e| Error::setup(format!("landlock rule for {}", whole.display()), e))?;
+    }
+    let grants = &*grants;
+    ruleset.allow_listings(grants)?;
+    if !grants.many_rules() {
+        return ruleset.allow_entries_part(grants, 0, 1);
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        let helper = scope.spawn(|| ruleset.allow_entries_part(grants, 1, 2));
+        let mine = ruleset.allow_entries_part(grants, 0, 2);
+        helper.join().map_err(|_| {
+            Error::setup("landlock", std::io::Error::other("rule builder panicked"))
+        })??;
+        mine
+    })
 }
 
 /// The sandbox's `/etc/hosts` as a mount of the workload's namespace,

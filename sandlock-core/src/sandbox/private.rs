@@ -75,6 +75,13 @@ impl Private {
         self.covered.as_deref().unwrap_or(&self.root)
     }
 
+    /// Removes the root with everything in it, for a run that stops
+    /// before its workload started (a root never made is nothing to
+    /// remove). Links are removed, never followed.
+    pub(super) fn discard(&self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+
     /// The root: granted read-write, removed at the end.
     pub(super) fn root(&self) -> &Path {
         &self.root
@@ -228,6 +235,14 @@ mod tests {
         assert_eq!(in_config, vec![std::ffi::OsString::from("gh")]);
         // A second create of the same root fails: nothing is reused.
         assert!(private.create(&fs).is_err());
+        // Discarded (a launch that failed after it was made): the root
+        // goes with its links, and what they name stays.
+        private.discard();
+        assert!(!private.root().exists());
+        assert!(user.join(".gitconfig").is_file() && user.join(".config/gh").is_dir());
+        // A root never made: nothing to do, nothing else touched.
+        private.discard();
+        assert!(user.join(".gitconfig").is_file());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

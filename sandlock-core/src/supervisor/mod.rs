@@ -149,11 +149,15 @@ pub struct NotifyThread {
 
 impl NotifyThread {
     /// Starts the thread, scopes it when `scope` holds, and runs `launch`
-    /// (the fork) on it; returns once `launch` has.
-    pub fn start<T: Send + 'static>(
+    /// (the fork) on it while the calling thread runs `meanwhile`;
+    /// returns once both have. `meanwhile` runs whenever the thread
+    /// started, whatever `launch` then does: its result is returned even
+    /// when the launch failed, so the caller can undo its work.
+    pub fn start<T: Send + 'static, U>(
         scope: bool,
         launch: impl FnOnce() -> T + Send + 'static,
-    ) -> std::io::Result<(NotifyThread, T)> {
+        meanwhile: impl FnOnce() -> U,
+    ) -> std::io::Result<(std::io::Result<(NotifyThread, T)>, U)> {
         let (config, configs) = std::sync::mpsc::channel::<Config>();
         let (done, launched) = std::sync::mpsc::sync_channel::<std::io::Result<T>>(1);
         std::thread::Builder::new()
@@ -181,10 +185,15 @@ impl NotifyThread {
                 // parent thread die.
                 while configs.recv().is_ok() {}
             })?;
-        let launched = launched
-            .recv()
-            .map_err(|_| std::io::Error::other("the notify thread ended before the launch"))??;
-        Ok((NotifyThread { config }, launched))
+        let also = meanwhile();
+        let launched = match launched.recv() {
+            Ok(Ok(t)) => Ok((NotifyThread { config }, t)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other(
+                "the notify thread ended before the launch",
+            )),
+        };
+        Ok((launched, also))
     }
 
     /// Hands the thread its configuration: it answers notifications from

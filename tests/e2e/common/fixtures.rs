@@ -129,7 +129,7 @@ pub fn sandlock_for_nobody() -> String {
     COPY.get_or_init(|| {
         let f = FIXTURES.get_or_init(build_fixtures);
         let to = f.dir.join("sandlock");
-        fs::copy(SANDLOCK, &to).expect("copy the sandlock binary");
+        fs::copy(&*SANDLOCK, &to).expect("copy the sandlock binary");
         fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
         to.display().to_string()
     })

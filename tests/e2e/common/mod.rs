@@ -44,7 +44,21 @@ pub use tempdir::TempDir;
 
 use std::time::Duration;
 
-pub const SANDLOCK: &str = env!("CARGO_BIN_EXE_sandlock");
+/// The sandlock binary under test: `$SANDLOCK_E2E_BIN` when set
+/// (scripts/test.sh points it at the static build that scripts/install.sh
+/// installs, see .cargo/config.toml), else the one Cargo built for the
+/// tests.
+pub static SANDLOCK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| match std::env::var("SANDLOCK_E2E_BIN") {
+        Ok(bin) => {
+            assert!(
+                std::path::Path::new(&bin).is_file(),
+                "SANDLOCK_E2E_BIN={bin} is missing: build it with `cargo build-static`"
+            );
+            bin
+        }
+        Err(_) => env!("CARGO_BIN_EXE_sandlock").to_string(),
+    });
 pub const NOBODY: u32 = 65534;
 pub const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const PYTHON: &str = "/usr/bin/python3";

@@ -21,10 +21,10 @@ use crate::common::*;
 /// One container run's limit; a run here takes about a second.
 pub const LIMIT: Duration = Duration::from_secs(90);
 
-/// The runtime under test: the static build (`cargo build-oci`, which
-/// scripts/test.sh runs first) of the same profile as `sandlock`.
+/// The runtime under test: the static build (`cargo build-static`, which
+/// scripts/test.sh runs first) of the same profile as the tests.
 pub fn oci_bin() -> String {
-    let profile_dir = Path::new(SANDLOCK).parent().unwrap();
+    let profile_dir = Path::new(env!("CARGO_BIN_EXE_sandlock")).parent().unwrap();
     let p = profile_dir
         .parent()
         .unwrap()
@@ -33,7 +33,7 @@ pub fn oci_bin() -> String {
         .join("sandlock-oci");
     assert!(
         p.is_file(),
-        "{} is missing: build it with `cargo build-oci` (scripts/test.sh does)",
+        "{} is missing: build it with `cargo build-static` (scripts/test.sh does)",
         p.display()
     );
     p.to_str().unwrap().to_string()

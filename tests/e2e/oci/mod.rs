@@ -11,7 +11,7 @@
 //!
 //! Needs root (the engines run rootful here), podman, containerd, runc and
 //! busybox-static (scripts/deps.sh installs them) and sandlock-oci's
-//! static build (`cargo build-oci`, which scripts/test.sh runs first). Where any is missing, a test fails and says what; it never
+//! static build (`cargo build-static`, which scripts/test.sh runs first). Where any is missing, a test fails and says what; it never
 //! passes without running.
 
 mod engines;
