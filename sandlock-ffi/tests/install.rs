@@ -239,7 +239,9 @@ fn install_names_a_missing_build_output_and_installs_nothing() {
     let ran = install(&[("PREFIX", &prefix), ("CARGO_TARGET_DIR", &empty)]);
     assert_eq!(ran.code, Some(1), "{ran}");
     let profile_dir = lib_dir();
+    // The first output checked: the static sandlock (`cargo build-static`).
     let missing = empty
+        .join("x86_64-unknown-linux-gnu")
         .join(profile_dir.file_name().unwrap())
         .join("sandlock");
     assert!(
