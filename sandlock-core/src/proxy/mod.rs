@@ -161,8 +161,15 @@ impl Proxy {
         let upstream = Arc::new(upstream::Tls::new(&http.upstream_ca, roots)?);
         let ca_pem = authority.cert_pem().to_string();
         let ca_der = authority.cert_der().to_vec();
+        // One worker: a request's tasks (the client's connection, its
+        // stream, the upstream connection) wake one another several times
+        // per request, and with a second worker tokio hands those wake-ups
+        // across threads (a futex and a cross-CPU wake-up each, tens of us
+        // on these VMs): an HTTP/2 request spent 55 us in the proxy with
+        // two workers, 31 with one, at the same throughput (BENCHMARKS.md).
+        // Blocking work (the spool's reads) goes to the blocking pool.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("sandlock-proxy")
             .enable_all()
             .build()
