@@ -222,13 +222,16 @@ both!(
 );
 
 /// True when the ELF file at `path` names a program interpreter (a
-/// dynamic loader): a `PT_INTERP` entry among its program headers.
+/// dynamic loader): a `PT_INTERP` entry among its program headers. Every
+/// sandlock is position-independent (`ET_DYN`), static or not: a
+/// fixed-address build would lose ASLR in the supervisor.
 fn has_interpreter(path: &str) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).unwrap();
     let mut head = [0u8; 64];
     f.read_exact(&mut head).unwrap();
     assert_eq!(&head[..5], b"\x7fELF\x02", "{path}: not a 64-bit ELF");
+    assert_eq!(head[16..18], [3, 0], "{path}: not position-independent");
     let phoff = u64::from_le_bytes(head[0x20..0x28].try_into().unwrap());
     let phentsize = u64::from(u16::from_le_bytes([head[0x36], head[0x37]]));
     let phnum = u16::from_le_bytes([head[0x38], head[0x39]]);

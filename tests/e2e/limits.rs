@@ -335,6 +335,33 @@ both!(open_files_16_ends_in_emfile, |ctx| {
         .expect_ok("opened", "100");
 });
 
+both!(open_files_16_holds_when_sandlock_inherits_many_fds, |ctx| {
+    // A library's caller may hold dozens of fds when it starts a sandbox;
+    // the workload starts without them, within its limit. The limit goes
+    // on after the workload's own setup opens (its /proc rule, the
+    // listener): set before them, with fds 3..30 taken, they met EMFILE.
+    let _shared = shared();
+    let redirects: String = (3..=30).map(|fd| format!("{fd}</dev/null ")).collect();
+    let script = format!("exec {redirects}; exec \"$0\" \"$@\"");
+    let bin = ctx.sandlock_bin();
+    let run = |limit: &str| {
+        // bash: dash takes single-digit fds only.
+        let mut cmd = ctx.wrapper("/bin/bash");
+        cmd.args(["-c", &script, &bin])
+            .args(limit_args(&["--open-files", limit], &["open,100"]));
+        run_cmd(cmd, None, RUN_LIMIT)
+    };
+    run("16")
+        .expect_code(0)
+        .expect_err("open", "EMFILE")
+        .expect_ok("opened", "13");
+    // Twin: a generous limit lets all 100 open.
+    run("256")
+        .expect_code(0)
+        .expect_ok("open", "")
+        .expect_ok("opened", "100");
+});
+
 both!(file_size_1m_refuses_a_write_past_it, |ctx| {
     let _shared = shared();
     let two = (2 * MIB).to_string();

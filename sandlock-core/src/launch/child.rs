@@ -56,16 +56,6 @@ fn run(l: &Launch<'_>) -> ! {
             fail(Stage::Cwd, errno());
         }
     }
-    for &(resource, value) in &p.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
-        // SAFETY: setrlimit reads one rlimit from the stack.
-        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
-            fail(Stage::Limits, errno());
-        }
-    }
     if p.drop_caps {
         private_ipc();
         if let Err(e) = drop_capabilities() {
@@ -130,6 +120,21 @@ fn run(l: &Launch<'_>) -> ! {
     // exec) keeps it for the supervisor.
     Report::NotifyFd(listener).send(rep);
     close_strays_on_exec();
+    // The limits last: this process shares the reaper's fd table, which
+    // holds whatever the supervisor had open when it forked (a library's
+    // caller may hold dozens). Set earlier, an `--open-files` limit below
+    // that count would make the opens above fail with EMFILE; the exec
+    // closes those inherited fds, so the workload starts within it.
+    for &(resource, value) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads one rlimit from the stack.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            fail(Stage::Limits, errno());
+        }
+    }
     let (argv, envp) = (l.argv, l.envp);
     // SAFETY: all three pointers are NULL-terminated arrays of valid C
     // strings that live until execve replaces this image.

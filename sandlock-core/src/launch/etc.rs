@@ -2,7 +2,7 @@
 //! file permissions alone would not (sandlock run as root): whether it is
 //! needed at all, which entries may be granted, and which directories
 //! must be granted entry by entry because something below them may not.
-//! It runs on a thread of its own from the start of a run ([`EtcWalk`]).
+//! It runs on a thread of its own from the start of a run ([`EtcPlan`]).
 //!
 //! Left out: the named [`ETC_SECRETS`](crate::policy::fs::ETC_SECRETS),
 //! every file that is not world-readable (mode & 0o004 == 0) and every
@@ -36,30 +36,55 @@ const DT_DIR: u8 = 4;
 const DT_LNK: u8 = 10;
 const DT_UNKNOWN: u8 = 0;
 
+/// How the system view grants `/etc`, decided once as a run begins:
+/// whole, when file permissions alone keep its secrets from the workload;
+/// otherwise entry by entry, after a walk that runs on a thread of its
+/// own meanwhile. Only [`EtcPlan::start`] makes one, so a grant of `/etc`
+/// whole always comes from that check.
+#[derive(Debug)]
+pub struct EtcPlan(Plan);
+
+#[derive(Debug)]
+enum Plan {
+    Whole,
+    Walk(EtcWalk),
+}
+
+impl EtcPlan {
+    /// The plan for `/etc`, the walk started when one is needed (first
+    /// thing in a run, so that the rest of the preparation and the launch
+    /// hide its cost); `None` when the system view does not grant `/etc`
+    /// (no system view; on an image's ground, `/etc` is a symlink).
+    pub fn start(policy: &FsPolicy, image: bool) -> Result<Option<EtcPlan>> {
+        if !policy.system_view || (image && super::landlock::through_symlink(Path::new("/etc"))) {
+            return Ok(None);
+        }
+        if secrets_out_of_reach() {
+            return Ok(Some(EtcPlan(Plan::Whole)));
+        }
+        EtcWalk::spawn().map(|w| Some(EtcPlan(Plan::Walk(w))))
+    }
+
+    /// The walk under way, or `None` when `/etc` is granted whole.
+    pub(super) fn walk(self) -> Option<EtcWalk> {
+        match self.0 {
+            Plan::Whole => None,
+            Plan::Walk(w) => Some(w),
+        }
+    }
+}
+
 /// The walk of `/etc`, on a thread of its own from the start of a run to
 /// the moment its rules are made: whether `/etc` may be granted whole,
 /// and the directories to grant entry by entry.
 #[derive(Debug)]
-pub struct EtcWalk(std::thread::JoinHandle<(bool, EntryDirs)>);
+pub(super) struct EtcWalk(std::thread::JoinHandle<(bool, EntryDirs)>);
 
 /// Directories granted entry by entry, each with its harmless entries.
 pub(super) type EntryDirs = Vec<(PathBuf, Vec<Entry>)>;
 
 impl EtcWalk {
-    /// Starts the walk when the system view grants `/etc` (on an image's
-    /// ground, only when it is no symlink) and file permissions alone do
-    /// not keep its secrets from the workload; `None` when no walk is
-    /// needed. Started first thing, so that the rest of the preparation
-    /// and the launch hide its cost.
-    pub fn start(policy: &FsPolicy, image: bool) -> Result<Option<EtcWalk>> {
-        let needed = policy.system_view
-            && !(image && super::landlock::through_symlink(Path::new("/etc")))
-            && !secrets_out_of_reach();
-        needed.then(EtcWalk::spawn).transpose()
-    }
-
-    /// Starts the walk, unconditionally.
-    pub(super) fn spawn() -> Result<EtcWalk> {
+    fn spawn() -> Result<EtcWalk> {
         std::thread::Builder::new()
             .name("sandlock-etc".into())
             .spawn(|| {
@@ -85,7 +110,7 @@ impl EtcWalk {
 /// with one rule instead of one per entry, which is most of the cost of
 /// starting a sandbox. Root, or a member of a group that can read a
 /// secret, gets the entry-by-entry view.
-pub(super) fn secrets_out_of_reach() -> bool {
+fn secrets_out_of_reach() -> bool {
     // SAFETY: geteuid has no failure mode.
     if unsafe { libc::geteuid() } == 0 {
         return false;

@@ -12,7 +12,7 @@ use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope, ABI,
 };
 
-use super::etc::{secrets_out_of_reach, EtcWalk};
+use super::etc::{EtcPlan, EtcWalk};
 use crate::policy::{FsPolicy, SYSTEM_READ_DIRS, SYSTEM_RW_DEVICES};
 use crate::{Error, Result};
 
@@ -123,9 +123,9 @@ pub struct Entry {
 
 /// Expands the policy into concrete paths (the private temp dir is added
 /// separately). User paths must exist; system paths that do not exist on
-/// this machine are skipped. `etc` is the walk of `/etc` when the caller
-/// started it early ([`EtcWalk::start`]); without one, this starts it
-/// where it is needed.
+/// this machine are skipped. `/etc` is granted as `etc` says
+/// ([`EtcPlan::start`], made first thing in a run); without a plan it is
+/// not granted at all.
 ///
 /// On a container image's ground (`image`, see [`crate::Ground`]) no grant
 /// may reach through a symlink, since the image placed it (`/lib32 -> /`
@@ -133,7 +133,7 @@ pub struct Entry {
 /// goes through one is refused, and a system directory that is one is
 /// left out (the usr merge's `/lib -> usr/lib` is granted as part of
 /// `/usr`).
-pub fn grants(policy: &FsPolicy, image: bool, mut etc: Option<EtcWalk>) -> Result<Grants> {
+pub fn grants(policy: &FsPolicy, image: bool, mut etc: Option<EtcPlan>) -> Result<Grants> {
     let mut g = Grants {
         no_symlinks: image,
         ..Grants::default()
@@ -143,11 +143,12 @@ pub fn grants(policy: &FsPolicy, image: bool, mut etc: Option<EtcWalk>) -> Resul
             if image && through_symlink(Path::new(dir)) {
                 continue;
             }
-            if *dir == "/etc" && !secrets_out_of_reach() {
-                g.etc = Some(match etc.take() {
-                    Some(walk) => walk,
-                    None => EtcWalk::spawn()?,
-                });
+            if *dir == "/etc" {
+                match etc.take().map(EtcPlan::walk) {
+                    Some(Some(walk)) => g.etc = Some(walk),
+                    Some(None) if Path::new(dir).exists() => g.read.push(PathBuf::from(dir)),
+                    _ => {}
+                }
             } else if Path::new(dir).exists() {
                 g.read.push(PathBuf::from(dir));
             }

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
-pub use self::etc::EtcWalk;
+pub use self::etc::EtcPlan;
 pub use self::landlock::{abi_version, grants, scope_abstract_unix, Grants, LandlockRuleset};
 use crate::{Error, Result};
 

@@ -360,7 +360,8 @@ fn needed_requests<'s>(p: &Policy, egress: &Egress, seen: &'s Seen) -> Vec<&'s l
 /// both spellings of each grant (as given, and resolved).
 fn covered(sb: &Sandbox) -> Result<Covered> {
     let p = &sb.policy;
-    let mut g = crate::launch::grants(&p.fs, sb.ground.is_image(), None)?;
+    let image = sb.ground.is_image();
+    let mut g = crate::launch::grants(&p.fs, image, crate::launch::EtcPlan::start(&p.fs, image)?)?;
     let read = g.readable_roots()?;
     let mut write: Vec<PathBuf> = g.write.clone();
     write.extend(p.cow.dirs.iter().cloned());

@@ -162,7 +162,7 @@ impl Sandbox {
         // The walk of /etc (as root) runs on while everything else is
         // prepared; only the rules, secrets and the trust splicing need
         // its result.
-        let etc = launch::EtcWalk::start(&self.policy.fs, self.ground.is_image())?;
+        let etc = launch::EtcPlan::start(&self.policy.fs, self.ground.is_image())?;
         let net = &self.policy.net;
         let ruleset = LandlockRuleset::create()?;
         // Limits no mechanism here can enforce stop the run before
@@ -317,9 +317,7 @@ impl Sandbox {
             conceal: self.ground.concealed()?,
         };
         let (rlimits, cgroup_procs) = limits.for_launch()?;
-        if mounts.tmpfs.is_some() {
-            private.create_mount_point()?;
-        }
+        let disk_mount = mounts.tmpfs.is_some();
         let prepared = Prepared {
             exec_path,
             argv: argv
@@ -366,11 +364,15 @@ impl Sandbox {
         // sandbox's mount namespace (`--disk`) is to hold the directory:
         // that needs the reaper. /etc's rules come last, after the mounts
         // (its walk is the longest step of a start as root).
-        let early = self.policy.limits.disk.is_none();
+        // The tmpfs's mount point, made last: nothing returns early
+        // between it and the start, whose failures remove it.
+        if disk_mount {
+            private.create_mount_point()?;
+        }
         let started = NotifyThread::start(
             ruleset.scoped(),
             move || launch::spawn(prepared, &supervisor_only),
-            || early.then(|| base_rules(&ruleset, &grants, &private, &self.policy.fs)),
+            || (!disk_mount).then(|| base_rules(&ruleset, &grants, &private, &self.policy.fs)),
         );
         let (notify, mut spawned, rules) = match started {
             Ok((Ok((notify, Ok(spawned))), rules)) => (notify, spawned, rules),
@@ -389,7 +391,7 @@ impl Sandbox {
             .and_then(|with_proc| {
                 limits.started(&spawned, &reporter)?;
                 cow.started(&spawned, &ruleset)?;
-                if !early {
+                if disk_mount {
                     private.covered_for(spawned.reaper.as_raw());
                     base_rules(&ruleset, &grants, &private, &self.policy.fs)?;
                 }

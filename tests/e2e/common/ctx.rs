@@ -98,14 +98,15 @@ impl Ctx {
 
     /// A `Command` for `program` (which starts sandlock itself: a shell,
     /// a pty driver) as this context's user, with a plain environment
-    /// (PATH, LANG, HOME=/nonexistent), cwd "/" and SIGINT and SIGQUIT at
-    /// their default action, as a user's terminal has them (a test process
-    /// started as a shell's background job inherits them ignored, and a
-    /// workload's `trap ... INT` cannot undo that); [`Ctx::command`]
+    /// (PATH, LANG, HOME=/nonexistent), cwd "/" and SIGINT, SIGQUIT and
+    /// SIGHUP at their default action, as a user's terminal has them (a
+    /// test process started as a shell's background job, or under nohup,
+    /// inherits them ignored, and a workload's `trap ... INT` cannot undo
+    /// that); [`Ctx::command`]
     /// builds on it. `env` execs `program`: the child's pid is its own.
     pub fn wrapper(&self, program: &str) -> Command {
         let mut cmd = Command::new("/usr/bin/env");
-        cmd.args(["--default-signal=INT,QUIT", program]);
+        cmd.args(["--default-signal=INT,QUIT,HUP", program]);
         cmd.env_clear()
             .env("PATH", PATH_ENV)
             .env("HOME", "/nonexistent")
