@@ -357,6 +357,11 @@ impl Sandbox {
         // hundred for root's /etc); the workload waits for `ready_wr`.
         let mut supervisor_only = plumbing.parent_fds();
         supervisor_only.push(std::os::fd::AsRawFd::as_raw_fd(&ready_wr));
+        // The tmpfs's mount point, made last: nothing returns early
+        // between it and the start, whose failures remove it.
+        if disk_mount {
+            private.create_mount_point()?;
+        }
         // The notify thread forks the reaper, so the workload's Landlock
         // domain nests in the thread's abstract-socket scope (ABI 6).
         // Meanwhile this thread, which would only wait, makes the private
@@ -364,11 +369,6 @@ impl Sandbox {
         // sandbox's mount namespace (`--disk`) is to hold the directory:
         // that needs the reaper. /etc's rules come last, after the mounts
         // (its walk is the longest step of a start as root).
-        // The tmpfs's mount point, made last: nothing returns early
-        // between it and the start, whose failures remove it.
-        if disk_mount {
-            private.create_mount_point()?;
-        }
         let started = NotifyThread::start(
             ruleset.scoped(),
             move || launch::spawn(prepared, &supervisor_only),
