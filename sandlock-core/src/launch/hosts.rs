@@ -111,18 +111,8 @@ impl HostsFile {
 /// (as root, `/etc` is granted entry by entry), and only a process of the
 /// namespace can name the mounted one.
 pub fn grant(ruleset: RawFd) -> Result<(), i32> {
-    // SAFETY: open with a static C string; the fd is closed below.
-    let fd = unsafe { libc::open(TARGET.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO));
-    }
     let read = landlock::BitFlags::<landlock::AccessFs>::from(landlock::AccessFs::ReadFile).bits();
-    let r = super::landlock::add_rule(ruleset, fd, read);
-    // SAFETY: closing the fd opened above.
-    unsafe { libc::close(fd) };
-    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    super::landlock::grant_path(ruleset, TARGET, 0, read)
 }
 
 /// Binds the staged file over `/etc/hosts` and makes that mount

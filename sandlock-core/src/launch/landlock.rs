@@ -262,6 +262,27 @@ pub(super) fn add_rule(ruleset: RawFd, parent: RawFd, access: u64) -> io::Result
     Ok(())
 }
 
+/// In the workload, after the fork: grants `access` below `path`, opened
+/// `O_PATH` with `flags`, in `ruleset`; the errno on failure. For what
+/// only a process of the workload's namespaces can name (its /proc, its
+/// bound `/etc/hosts`). Raw syscalls only, no allocation.
+pub(super) fn grant_path(
+    ruleset: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    access: u64,
+) -> Result<(), i32> {
+    // SAFETY: a C string that outlives the call; the fd is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
+    if fd < 0 {
+        return Err(super::errno());
+    }
+    let r = add_rule(ruleset, fd, access);
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 impl LandlockRuleset {
     /// Creates the ruleset. Refuses to go on when the kernel has no
     /// Landlock: sandlock never runs a workload unconfined.

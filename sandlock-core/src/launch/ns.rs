@@ -521,20 +521,7 @@ pub fn probe() -> ProcView {
 /// In the workload, after the supervisor's rules are in and before
 /// `landlock_restrict_self`: grants the fresh /proc with `access`.
 pub fn grant_proc(ruleset: RawFd, access: u64) -> Result<(), i32> {
-    // SAFETY: a static C string; the fd is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc".as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
-    let r = super::landlock::add_rule(ruleset, fd, access);
-    // SAFETY: closing the fd opened above.
-    unsafe { libc::close(fd) };
-    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    super::landlock::grant_path(ruleset, c"/proc", libc::O_DIRECTORY, access)
 }
 
 /// True when the parent that forked this reaper is gone. In new pid

@@ -114,8 +114,10 @@ pub(super) fn hosts_mount(
     writable: &[PathBuf],
     pinned: &Pinned,
 ) -> Result<Option<launch::hosts::HostsFile>> {
-    let host_file = std::fs::metadata(HOSTS).is_ok_and(|m| m.is_file());
-    if !virtual_hosts || !host_file || !policy.fs.own_proc() || image {
+    if !virtual_hosts || !policy.fs.own_proc() || image {
+        return Ok(None);
+    }
+    if !std::fs::metadata(HOSTS).is_ok_and(|m| m.is_file()) {
         return Ok(None);
     }
     // A grant that lets the workload write /etc/hosts (`-w /etc`, `--cow
