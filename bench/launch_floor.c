@@ -1,4 +1,4 @@
-/* launch_floor [per-entry] -- CMD [ARGS...]: the floor, on this machine, for
+/* launch_floor [per-entry] [ns] -- CMD [ARGS...]: the floor, on this machine, for
  * starting a workload the way the issue prescribes, without sandlock: a
  * private temp dir, a Landlock ruleset for the system view (/usr, /lib*,
  * /bin, /sbin, /etc, the rw devices, the temp dir), one fork, and in the
@@ -9,7 +9,10 @@
  * running as root, where file modes do not keep them out: every entry that
  * is not world-readable, at any depth, stays out, and the directories that
  * hold one are granted entry by entry); otherwise /etc is one rule (as
- * sandlock does when modes already hide the secrets). Written
+ * sandlock does when modes already hide the secrets). With "ns", the child
+ * is cloned into a mount and a pid namespace of its own (and, when not
+ * root, a user namespace mapping only the caller), makes its mounts
+ * private and mounts its own /proc, as sandlock's workload gets. Written
  * in C with raw syscalls: no runtime, no allocator, no policy parsing. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -18,10 +21,12 @@
 #include <fnmatch.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -145,11 +150,47 @@ static void drop_caps(void) {
     syscall(SYS_capset, &h, d);
 }
 
+/* Writes `text` to `path` (an id map or setgroups); 0 on success. */
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* In the cloned child: become root of the user namespace (when one was
+ * made), make every mount private and mount this pid namespace's /proc. */
+static int settle_namespaces(uid_t uid, gid_t gid) {
+    if (uid != 0) {
+        char map[64];
+        snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
+        if (write_file("/proc/self/uid_map", map) != 0) return -1;
+        if (write_file("/proc/self/setgroups", "deny") != 0) return -1;
+        snprintf(map, sizeof map, "0 %u 1\n", (unsigned)gid);
+        if (write_file("/proc/self/gid_map", map) != 0) return -1;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
+    return mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/* fork(), or with `ns` a clone into namespaces of the child's own. */
+static pid_t spawn(int ns) {
+    if (!ns) return fork();
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | SIGCHLD;
+    if (geteuid() != 0) flags |= CLONE_NEWUSER;
+    return (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+}
+
 int main(int argc, char **argv) {
-    int per_entry = argc > 1 && !strcmp(argv[1], "per-entry");
-    int i = per_entry ? 2 : 1;
+    int i = 1, per_entry = 0, ns = 0;
+    for (; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "per-entry")) per_entry = 1;
+        else if (!strcmp(argv[i], "ns")) ns = 1;
+        else break;
+    }
     if (i >= argc || strcmp(argv[i], "--") || i + 1 >= argc) {
-        fprintf(stderr, "usage: %s [per-entry] -- CMD [ARGS...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [per-entry] [ns] -- CMD [ARGS...]\n", argv[0]);
         return 2;
     }
     char **cmd = &argv[i + 1];
@@ -170,9 +211,12 @@ int main(int argc, char **argv) {
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) { perror("socketpair"); return 125; }
-    pid_t child = fork();
-    if (child < 0) { perror("fork"); return 125; }
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    pid_t child = spawn(ns);
+    if (child < 0) { perror(ns ? "clone" : "fork"); return 125; }
     if (child == 0) {
+        if (ns && settle_namespaces(uid, gid) != 0) _exit(125);
         drop_caps();
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
             syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) _exit(125);

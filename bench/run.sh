@@ -147,13 +147,14 @@ hyperfine -N -i --warmup 20 --runs "$STARTUP_RUNS" --style none \
     -n sandlock "$SANDLOCK run -- /bin/true" \
     "${dynamic[@]}" \
     -n floor-one "$BIN/launch_floor -- /bin/true" \
-    -n floor-entries "$BIN/launch_floor per-entry -- /bin/true" >&2
-read -r start_bare start_sand start_fail floor_one floor_entries start_dynamic < <(python3 - "$WORK/startup.json" <<'EOF'
+    -n floor-entries "$BIN/launch_floor per-entry -- /bin/true" \
+    -n floor-ns "$BIN/launch_floor per-entry ns -- /bin/true" >&2
+read -r start_bare start_sand start_fail floor_one floor_entries floor_ns start_dynamic < <(python3 - "$WORK/startup.json" <<'EOF'
 import json, sys
 res = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 fails = sum(1 for c in res["sandlock"].get("exit_codes", []) if c != 0)
 ms = lambda name: res[name]["median"] * 1e3 if name in res else "-"
-print(ms("bare"), ms("sandlock"), fails, ms("floor-one"), ms("floor-entries"), ms("dynamic"))
+print(ms("bare"), ms("sandlock"), fails, ms("floor-one"), ms("floor-entries"), ms("floor-ns"), ms("dynamic"))
 EOF
 )
 [[ -n "${start_fail:-}" ]] || die "could not parse hyperfine results"
@@ -165,6 +166,7 @@ if [[ "$start_dynamic" != - ]]; then
 fi
 printf '%s\t%s\t%s\n' "startup floor: launch_floor -- /bin/true, /etc as one rule (no sandlock)" ms "$floor_one" >>"$DIAG"
 printf '%s\t%s\t%s\n' "startup floor: launch_floor per-entry -- /bin/true, /etc entry by entry as for root (no sandlock)" ms "$floor_entries" >>"$DIAG"
+printf '%s\t%s\t%s\n' "startup floor: launch_floor per-entry ns -- /bin/true, the same in mount and pid namespaces with their own /proc, as sandlock's workload (no sandlock)" ms "$floor_ns" >>"$DIAG"
 if ((start_fail > 0)); then
     FAILED_RUNS+=("startup: $start_fail of $STARTUP_RUNS 'sandlock run -- /bin/true' runs exited non-zero")
 fi

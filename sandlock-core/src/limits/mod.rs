@@ -101,6 +101,18 @@ pub struct Host {
 impl Host {
     /// This process's host.
     pub fn detect() -> Host {
+        Host::probe(true)
+    }
+
+    /// What `limits` needs to know of this host: the cgroup sites only
+    /// when a limit a cgroup enforces (memory, pids, cpu) is set. Finding
+    /// them reads /proc/self/mountinfo and a dozen cgroup files, which
+    /// a run without those limits should not pay for at every start.
+    pub fn detect_for(limits: &Limits) -> Host {
+        Host::probe(limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some())
+    }
+
+    fn probe(cgroups: bool) -> Host {
         let hard = |r| {
             let mut lim = libc::rlimit {
                 rlim_cur: 0,
@@ -115,7 +127,11 @@ impl Host {
         // SAFETY: geteuid has no failure mode.
         let root = unsafe { libc::geteuid() } == 0;
         Host {
-            sites: cgroup::detect(),
+            sites: if cgroups {
+                cgroup::detect()
+            } else {
+                Vec::new()
+            },
             user_ns: !root,
             hard: [
                 hard(libc::RLIMIT_NOFILE),
@@ -268,7 +284,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Plans `limits` on this host and makes the groups.
     pub fn new(limits: &Limits) -> Result<Prepared> {
-        let host = Host::detect();
+        let host = Host::detect_for(limits);
         let plan = plan(limits, &host)?;
         let cgroup_limits: Vec<&Site> = plan
             .0
@@ -357,6 +373,23 @@ mod tests {
             l.set(flag, k, v).unwrap();
         }
         l
+    }
+
+    #[test]
+    fn cgroups_are_probed_only_for_the_limits_a_cgroup_enforces() {
+        let without = limits(&[("open-files", "64"), ("file-size", "1M"), ("disk", "64M")]);
+        assert!(Host::detect_for(&Limits::default()).sites.is_empty());
+        assert!(Host::detect_for(&without).sites.is_empty());
+        // The twin: each of memory, pids and cpu finds what a full
+        // probe finds (on a host with writable cgroups, some sites).
+        let all = Host::detect().sites.len();
+        for (name, value) in [("memory", "256M"), ("pids", "64"), ("cpu", "0.5")] {
+            assert_eq!(
+                Host::detect_for(&limits(&[(name, value)])).sites.len(),
+                all,
+                "{name}"
+            );
+        }
     }
 
     fn host(sites: Vec<Site>, user_ns: bool) -> Host {
