@@ -83,6 +83,16 @@ impl Mechanism {
     }
 }
 
+/// The cgroup controller that can enforce `limit`, if one can.
+fn controller(limit: Limit) -> Option<Controller> {
+    match limit {
+        Limit::Memory => Some(Controller::Memory),
+        Limit::Pids => Some(Controller::Pids),
+        Limit::Cpu => Some(Controller::Cpu),
+        Limit::OpenFiles | Limit::FileSize | Limit::Disk => None,
+    }
+}
+
 /// What the host offers, as far as limits go.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -109,7 +119,11 @@ impl Host {
     /// them reads /proc/self/mountinfo and a dozen cgroup files, which
     /// a run without those limits should not pay for at every start.
     pub fn detect_for(limits: &Limits) -> Host {
-        Host::probe(limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some())
+        Host::probe(
+            Limit::ALL
+                .iter()
+                .any(|&l| controller(l).is_some() && limits.shown(l).is_some()),
+        )
     }
 
     fn probe(cgroups: bool) -> Host {
@@ -290,14 +304,7 @@ impl Prepared {
             .0
             .iter()
             .filter(|(_, m)| matches!(m, Mechanism::CgroupV1 | Mechanism::CgroupV2))
-            .filter_map(|(l, _)| {
-                let c = match l {
-                    Limit::Memory => Controller::Memory,
-                    Limit::Pids => Controller::Pids,
-                    _ => Controller::Cpu,
-                };
-                host.site(c)
-            })
+            .filter_map(|(l, _)| controller(*l).and_then(|c| host.site(c)))
             .collect();
         let groups = if cgroup_limits.is_empty() {
             None
