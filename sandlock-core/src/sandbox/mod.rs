@@ -406,7 +406,7 @@ impl Sandbox {
                 drop(ready_wr);
                 let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
                 let _ = nix::sys::wait::waitpid(spawned.reaper, None);
-                let _ = std::fs::remove_dir_all(&tmp_path);
+                private.discard();
                 // A workload that failed on its own ended the reaper, and
                 // with it whatever this step was doing in its namespaces
                 // (joining them, writing its id maps: the errors vary with
@@ -473,7 +473,7 @@ impl Sandbox {
             let _ = nix::sys::signal::kill(spawned.reaper, Signal::SIGUSR1);
             let _ = nix::sys::wait::waitpid(spawned.reaper, None);
         }
-        let _ = std::fs::remove_dir_all(&tmp_path);
+        private.discard();
         if result.is_ok() {
             // The reaper reported only after the tree was gone and exits
             // right after; by now it is normally a zombie. Reap it: the

@@ -75,9 +75,9 @@ impl Private {
         self.covered.as_deref().unwrap_or(&self.root)
     }
 
-    /// Removes the root with everything in it, for a run that stops
-    /// before its workload started (a root never made is nothing to
-    /// remove). Links are removed, never followed.
+    /// Removes the root with everything in it: at the end of a run, or
+    /// when a run stops before its workload started (a root never made
+    /// is nothing to remove). Links are removed, never followed.
     pub(super) fn discard(&self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
