@@ -23,6 +23,7 @@ mod badinput;
 mod cli_help;
 mod command;
 mod cow;
+mod denials;
 mod dns;
 mod etc_view;
 mod fs;
